@@ -1,0 +1,183 @@
+"""The one ABR interface: batch-first policies over arrays of sessions.
+
+A policy is reset for `n` sessions and a ladder, then asked `select(obs)` once per
+segment for the sessions that are active. `obs.sessions` says which of the `n` sessions
+the rows belong to, so per-session state lives in arrays of length `n` inside the policy
+and is indexed by `obs.sessions`. A real player is simply n = 1.
+
+Units: seconds, bits per second, bytes (see DESIGN.md).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """The representations a policy chooses among, lowest bitrate first."""
+
+    bitrates_bps: np.ndarray
+    segment_duration_s: float
+
+    def __post_init__(self) -> None:
+        b = np.asarray(self.bitrates_bps, dtype=np.float64)
+        if b.ndim != 1 or b.size == 0 or np.any(np.diff(b) <= 0) or b[0] <= 0:
+            raise ValueError("ladder bitrates must be positive and strictly increasing")
+        object.__setattr__(self, "bitrates_bps", b)
+
+    @property
+    def n(self) -> int:
+        return int(self.bitrates_bps.size)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a policy sees for the active sessions; every array's first axis is a session row.
+
+    History arrays hold the most recent samples last and are NaN-padded on the left when a
+    session has fewer samples than the window (all NaN before the first download).
+    `next_sizes_bytes[i, h, r]` is the size of the (h+1)-th next segment at rung r; rows past
+    the end of the content repeat the last segment, and `segments_left` says how many are
+    real. `mask[i, r]` is False for rungs the device or the license forbid.
+    """
+
+    sessions: np.ndarray            # (n,) int: which of the reset sessions these rows are
+    buffer_s: np.ndarray            # (n,) float: playable buffer now
+    last_rung: np.ndarray           # (n,) int: previous choice, -1 before the first segment
+    throughput_bps: np.ndarray      # (n, H) float: measured throughput per past download
+    download_time_s: np.ndarray     # (n, H) float: transfer time per past download (no latency)
+    next_sizes_bytes: np.ndarray    # (n, horizon, rungs) float
+    segments_left: np.ndarray       # (n,) int: segments still to fetch, including this one
+    segment_index: np.ndarray       # (n,) int: index of the segment being chosen
+    segment_duration_s: float
+    playing: np.ndarray             # (n,) bool: playback has started
+    mask: np.ndarray                # (n, rungs) bool: allowed rungs
+    time_s: np.ndarray              # (n,) float: the session clock
+    buffer_cap_s: np.ndarray        # (n,) float: buffer target / cap
+
+    @property
+    def n(self) -> int:
+        return int(self.sessions.size)
+
+    @property
+    def last_throughput_bps(self) -> np.ndarray:
+        return self.throughput_bps[:, -1]
+
+    @property
+    def last_download_time_s(self) -> np.ndarray:
+        return self.download_time_s[:, -1]
+
+    def take(self, rows: np.ndarray) -> "Observation":
+        """The observation restricted to some rows (used to check batch == loop)."""
+        rows = np.asarray(rows)
+        kw = {}
+        for name in self.__dataclass_fields__:
+            v = getattr(self, name)
+            kw[name] = v[rows] if isinstance(v, np.ndarray) else v
+        return Observation(**kw)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """An in-flight download, offered to a policy's abandonment hook."""
+
+    sessions: np.ndarray        # (n,) int
+    rung: np.ndarray            # (n,) int: rung being fetched
+    bytes_done: np.ndarray      # (n,) float
+    bytes_total: np.ndarray     # (n,) float
+    elapsed_s: np.ndarray       # (n,) float since the request was sent
+    buffer_s: np.ndarray        # (n,) float: playable buffer now
+    segment_duration_s: float
+    sizes_bytes: np.ndarray     # (n, rungs) float: this segment's size at every rung
+    mask: np.ndarray            # (n, rungs) bool
+
+
+@dataclass(frozen=True)
+class Param:
+    """A documented policy parameter: name, default, unit and why it matters."""
+
+    name: str
+    default: Any
+    unit: str
+    doc: str
+
+
+class Policy:
+    """Base class. Subclasses declare PARAMS and implement `_reset` and `_select`.
+
+    `select` applies the mask after `_select`: a masked choice falls to the highest allowed
+    rung not above it, or the lowest allowed rung if there is none below.
+    """
+
+    name: ClassVar[str] = "policy"
+    PARAMS: ClassVar[tuple[Param, ...]] = ()
+    #: Rows of values the policy computed for its last decision, for dashboards and logs
+    #: (e.g. {"predicted_bps": ...}); keys are free-form, values arrays over the rows.
+    last_info: dict[str, np.ndarray]
+
+    def __init__(self, **params: Any) -> None:
+        known = {p.name: p for p in self.PARAMS}
+        unknown = set(params) - set(known)
+        if unknown:
+            raise ValueError(
+                f"{self.name}: unknown parameter(s) {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(known) or 'none'}"
+            )
+        for p in self.PARAMS:
+            value = params.get(p.name, p.default)
+            if p.default is not None and not isinstance(p.default, str) and isinstance(value, str):
+                value = type(p.default)(value)
+            setattr(self, p.name, value)
+        self.params = {p.name: getattr(self, p.name) for p in self.PARAMS}
+        self.last_info = {}
+        self.n_sessions = 0
+        self.ladder: Ladder | None = None
+
+    def reset(self, n_sessions: int, ladder: Ladder) -> None:
+        self.n_sessions = int(n_sessions)
+        self.ladder = ladder
+        self.last_info = {}
+        self._reset(self.n_sessions, ladder)
+
+    def select(self, obs: Observation) -> np.ndarray:
+        choice = np.asarray(self._select(obs), dtype=np.int64)
+        return apply_mask(choice, obs.mask)
+
+    def abandon(self, progress: Progress) -> np.ndarray:
+        """Rung to refetch at for each in-flight download, or -1 to carry on (default)."""
+        return np.full(progress.sessions.shape, -1, dtype=np.int64)
+
+    # -- for subclasses -----------------------------------------------------------------
+    def _reset(self, n_sessions: int, ladder: Ladder) -> None:
+        pass
+
+    def _select(self, obs: Observation) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        ps = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.name}({ps})" if ps else self.name
+
+
+def apply_mask(choice: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Move each choice to the highest allowed rung at or below it, else the lowest allowed.
+
+    Vectorised: `allowed_below[i, r]` is the highest allowed rung <= r (or -1).
+    """
+    mask = np.asarray(mask, dtype=bool)
+    n, rungs = mask.shape
+    choice = np.clip(choice, 0, rungs - 1)
+    idx = np.where(mask, np.arange(rungs), -1)
+    allowed_below = np.maximum.accumulate(idx, axis=1)
+    lowest_allowed = np.argmax(mask, axis=1)  # first True; 0 if none allowed
+    out = allowed_below[np.arange(n), choice]
+    return np.where(out >= 0, out, lowest_allowed).astype(np.int64)
+
+
+def highest_below(rate_bps: np.ndarray, bitrates_bps: np.ndarray) -> np.ndarray:
+    """Index of the highest rung whose bitrate is <= rate (0 if none): the usual rate rule."""
+    idx = np.searchsorted(bitrates_bps, np.asarray(rate_bps, dtype=np.float64), side="right") - 1
+    return np.clip(idx, 0, bitrates_bps.size - 1).astype(np.int64)
