@@ -1,0 +1,91 @@
+"""The buffer and playback model shared by the simulator and the HTTP player.
+
+Vectorised over sessions (a real player is n = 1): every operation takes and updates
+arrays, so the simulator's lockstep batch and the sans-IO session core run the same code.
+The rules, stated once:
+- playback starts when the buffer first reaches the startup threshold (or immediately,
+  when the preset counts the startup wait as a stall, as Pensieve does);
+- while playing, elapsed time drains the buffer; time beyond an empty buffer is a stall,
+  and a stall ends only when a download completes;
+- before a request, the session waits until the next segment fits under the cap.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class BufferState:
+    """Per-session playback state (all arrays of length n)."""
+
+    buffer_s: np.ndarray
+    playing: np.ndarray        # playback has started
+    paused: np.ndarray         # user pause: the playhead does not move, no stall accrues
+    stalled: np.ndarray        # currently in a stall
+    stall_s: np.ndarray        # total stall time
+    stall_count: np.ndarray    # number of stall events
+    played_s: np.ndarray       # media time played
+    startup_s: np.ndarray      # session time at which playback started (NaN before)
+    clock_s: np.ndarray        # session clock
+
+    @classmethod
+    def new(cls, n: int, playing_from_start: bool | np.ndarray = False) -> "BufferState":
+        playing = np.broadcast_to(np.asarray(playing_from_start, dtype=bool), (n,)).copy()
+        return cls(
+            buffer_s=np.zeros(n), playing=playing, paused=np.zeros(n, dtype=bool),
+            stalled=np.zeros(n, dtype=bool), stall_s=np.zeros(n), stall_count=np.zeros(n, dtype=np.int64),
+            played_s=np.zeros(n), startup_s=np.where(playing, 0.0, np.nan), clock_s=np.zeros(n),
+        )
+
+    def elapse(self, dt: np.ndarray, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """Let `dt` seconds pass for the given rows; returns the stall time it caused."""
+        dt = np.asarray(dt, dtype=np.float64)
+        buf = self.buffer_s[rows]
+        moving = self.playing[rows] & ~self.paused[rows]
+        drained = np.where(moving, np.minimum(buf, dt), 0.0)
+        stall = np.where(moving, dt - drained, 0.0)
+        new_stall = (stall > 0) & ~self.stalled[rows]
+        self.buffer_s[rows] = buf - drained
+        self.played_s[rows] += drained
+        self.stall_s[rows] += stall
+        self.stall_count[rows] += new_stall
+        self.stalled[rows] |= stall > 0
+        self.clock_s[rows] += dt
+        return stall
+
+    def add(self, media_s: np.ndarray, startup_threshold_s: np.ndarray, rows: np.ndarray | slice = slice(None)) -> None:
+        """A download completed: its media joins the buffer; a stall ends; playback may start."""
+        self.buffer_s[rows] += media_s
+        self.stalled[rows] = False
+        start = ~self.playing[rows] & (self.buffer_s[rows] >= startup_threshold_s - 1e-12)
+        if np.any(start):
+            playing = self.playing[rows]
+            startup = self.startup_s[rows]
+            startup[start] = self.clock_s[rows][start]
+            playing |= start
+            self.playing[rows] = playing
+            self.startup_s[rows] = startup
+
+    def room_wait(self, next_media_s: np.ndarray, cap_s: np.ndarray, whole_segment: bool,
+                  quantum_s: float = 0.0, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """How long to wait before requesting so that the buffer stays under its cap.
+
+        With `whole_segment`, the next segment must fit entirely (Sabre); otherwise the
+        buffer only has to be at or below the cap (Pensieve), waited in `quantum_s` steps.
+        Sessions not yet playing never wait (their buffer cannot drain).
+        """
+        over = self.buffer_s[rows] + (next_media_s if whole_segment else 0.0) - cap_s
+        wait = np.maximum(over, 0.0)
+        if quantum_s > 0:
+            wait = np.ceil(wait / quantum_s - 1e-9) * quantum_s
+        return np.where(self.playing[rows] & ~self.paused[rows], wait, 0.0)
+
+    def play_out(self, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """The content has all been downloaded: play what is buffered; returns its duration."""
+        rest = np.where(self.playing[rows], self.buffer_s[rows], 0.0)
+        self.played_s[rows] += rest
+        self.clock_s[rows] += rest
+        self.buffer_s[rows] = self.buffer_s[rows] - rest
+        return rest

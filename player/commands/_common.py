@@ -1,0 +1,45 @@
+"""Option parsing shared by commands (ABR parameters, lists); errors are one-line UsageErrors."""
+from __future__ import annotations
+
+import json
+
+from netem.errors import InputError
+
+
+def parse_value(text: str):
+    """`5` → 5, `0.9` → 0.9, `true` → True, anything else stays a string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_params(items: list[str] | None, *, scoped: bool = False) -> dict:
+    """`k=v` pairs; with `scoped`, `policy.k=v` pairs grouped by policy name."""
+    out: dict = {}
+    for item in items or []:
+        if "=" not in item:
+            raise InputError(f"--abr-param expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        if scoped:
+            if "." not in key:
+                raise InputError(f"--abr-param expects policy.key=value here, got {item!r}")
+            pol, k = key.split(".", 1)
+            out.setdefault(pol, {})[k] = parse_value(value)
+        else:
+            out[key] = parse_value(value)
+    return out
+
+
+def split_list(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def check_policy(name: str, params: dict) -> None:
+    """Fail early, in the main process, on an unknown policy or parameter."""
+    import abr
+
+    try:
+        abr.get(name, **params)
+    except (ValueError, TypeError) as exc:
+        raise InputError(str(exc)) from None

@@ -1,0 +1,223 @@
+"""The trace-driven simulator: many sessions in lockstep, one segment per step, virtual time.
+
+Sessions that share a policy, a content and a preset form a batch: one policy instance
+(reset for the whole batch), one `netem.link.Link` over their traces, and one
+`player.buffer.BufferState`. Each step asks the policy for every session at once, gets
+every download time from the link in one vectorised call, and advances every buffer.
+Per-session things (trace, device mask, buffer cap) are arrays, so a batch mixes them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+import abr
+from netem.content import Content
+from netem.link import Link
+from netem.trace import Trace
+from player import qoe as qoe_mod
+from player.buffer import BufferState
+from player.device import DeviceProfile
+from player.presets import SessionPreset, get as get_preset
+
+HISTORY = 8          # throughput samples kept in the observation
+HORIZON = 5          # future segment sizes offered to the policy
+
+
+@dataclass
+class SessionSpec:
+    """One session to simulate."""
+
+    trace: Trace
+    content: Content
+    abr: str = "bola"
+    abr_params: dict[str, Any] = field(default_factory=dict)
+    device: DeviceProfile | None = None
+    preset: str = "default"
+    label: dict[str, Any] = field(default_factory=dict)  # carried into the result (e.g. trace path)
+
+
+@dataclass
+class SessionResult:
+    """What one session did. Sizes in bytes, times in seconds, rates in bits per second."""
+
+    spec: SessionSpec
+    chosen: np.ndarray           # rung per segment
+    bitrate_bps: np.ndarray      # nominal bitrate per segment
+    size_bytes: np.ndarray       # bytes per segment
+    download_s: np.ndarray       # latency + transfer per segment
+    latency_s: np.ndarray
+    rebuffer_s: np.ndarray       # stall time during each segment's download
+    buffer_s: np.ndarray         # buffer right after each segment arrived
+    wait_s: np.ndarray           # full-buffer wait before each request
+    request_s: np.ndarray        # session time each request was sent
+    startup_s: float
+    session_s: float             # session clock at the end
+    rebuffer_count: int
+    qoe: dict[str, qoe_mod.QoE]
+    policy_desc: str
+
+    def summary(self, qoe_model: str = "linear") -> dict:
+        c = self.spec.content
+        br = self.bitrate_bps
+        played = c.segment_durations_s
+        switches = int(np.count_nonzero(np.diff(self.chosen)))
+        mag = float(np.abs(np.diff(br)).sum() / switches) if switches else 0.0
+        play_time = self.session_s - (self.startup_s if np.isfinite(self.startup_s) else 0.0)
+        out = {
+            "abr": self.spec.abr,
+            "abr_params": self.policy_desc,
+            "trace": self.spec.label.get("trace", self.spec.trace.source or self.spec.trace.name),
+            "movie": self.spec.label.get("movie", c.source or c.name),
+            "device": self.spec.device.name if self.spec.device else "none",
+            "preset": self.spec.preset,
+            "segments": int(self.chosen.size),
+            "avg_bitrate_bps": float(br.mean()),
+            "time_avg_bitrate_bps": float((br * played).sum() / play_time) if play_time > 0 else float(br.mean()),
+            "utility": float(np.log(br / c.bitrates_bps[0]).mean()),
+            "rebuffer_s": float(self.rebuffer_s.sum()),
+            "rebuffer_count": int(self.rebuffer_count),
+            "rebuffer_ratio": float(self.rebuffer_s.sum() / self.session_s) if self.session_s > 0 else 0.0,
+            "startup_s": float(self.startup_s),
+            "switches": switches,
+            "switch_magnitude_bps": mag,
+            "bytes": int(self.size_bytes.sum()),
+            "session_s": float(self.session_s),
+            "qoe": self.qoe[qoe_model].as_dict(),
+            "qoe_all": {m: q.as_dict() for m, q in self.qoe.items()},
+            "chosen": self.chosen.tolist(),
+        }
+        return out
+
+    def segment_log(self) -> list[dict]:
+        return [
+            {"segment": k, "request_s": float(self.request_s[k]), "wait_s": float(self.wait_s[k]),
+             "rung": int(self.chosen[k]), "bitrate_bps": float(self.bitrate_bps[k]),
+             "size_bytes": int(self.size_bytes[k]), "latency_s": float(self.latency_s[k]),
+             "download_s": float(self.download_s[k]), "rebuffer_s": float(self.rebuffer_s[k]),
+             "buffer_s": float(self.buffer_s[k])}
+            for k in range(self.chosen.size)
+        ]
+
+
+def _group_key(spec: SessionSpec) -> tuple:
+    return (spec.abr, tuple(sorted(spec.abr_params.items())), id(spec.content), spec.preset)
+
+
+def simulate(specs: Sequence[SessionSpec], progress: Callable[[int], None] | None = None) -> list[SessionResult]:
+    """Simulate every session; results come back in the order of `specs`."""
+    groups: dict[tuple, list[int]] = {}
+    for i, s in enumerate(specs):
+        groups.setdefault(_group_key(s), []).append(i)
+    results: list[SessionResult | None] = [None] * len(specs)
+    for rows in groups.values():
+        batch = [specs[i] for i in rows]
+        for i, r in zip(rows, simulate_batch(batch)):
+            results[i] = r
+        if progress:
+            progress(len(rows))
+    return results  # type: ignore[return-value]
+
+
+def simulate_batch(specs: Sequence[SessionSpec]) -> list[SessionResult]:
+    """Sessions sharing policy, content and preset, each with its own trace and device."""
+    first = specs[0]
+    preset: SessionPreset = get_preset(first.preset)
+    content = first.content
+    n, K, R = len(specs), content.n_segments, content.n_rungs
+    params = {**preset.abr_defaults.get(first.abr, {}), **first.abr_params}
+    policy = abr.get(first.abr, **params)
+    ladder = abr.Ladder(content.bitrates_bps, content.segment_duration_s)
+    policy.reset(n, ladder)
+
+    # one link over the distinct traces of the batch
+    trace_ids: dict[int, int] = {}
+    uniq: list[Trace] = []
+    for s in specs:
+        if id(s.trace) not in trace_ids:
+            trace_ids[id(s.trace)] = len(uniq)
+            uniq.append(s.trace)
+    link = Link(uniq, preset.link)
+    tidx = np.array([trace_ids[id(s.trace)] for s in specs], dtype=np.int64)
+
+    mask = np.ones((n, R), dtype=bool)
+    cap = np.full(n, preset.buffer_cap_s)
+    startup_thr = np.zeros(n)
+    for i, s in enumerate(specs):
+        if s.device is not None:
+            mask[i] = s.device.mask(content)
+            cap[i] = s.device.buffer_target_s
+            startup_thr[i] = s.device.startup_threshold_s
+    durs = content.segment_durations_s
+    sizes = content.segment_sizes_bytes.astype(np.float64)
+    bitrates = content.bitrates_bps
+    padded = np.concatenate([sizes, np.repeat(sizes[-1:], HORIZON, axis=0)])
+    sessions = np.arange(n)
+
+    st = BufferState.new(n, playing_from_start=preset.startup_is_stall)
+    trace_t = np.zeros(n)
+    last = np.full(n, -1, dtype=np.int64)
+    tp_hist = np.full((n, HISTORY), np.nan)
+    dt_hist = np.full((n, HISTORY), np.nan)
+    rec = {k: np.zeros((n, K)) for k in ("download", "latency", "rebuffer", "buffer", "wait", "request", "size")}
+    chosen = np.zeros((n, K), dtype=np.int64)
+
+    for k in range(K):
+        if k > 0:
+            wait = st.room_wait(durs[k], cap, preset.whole_segment_fits, preset.wait_quantum_s)
+            if np.any(wait > 0):
+                st.elapse(wait)
+                trace_t += wait
+            rec["wait"][:, k] = wait
+        if k == 0 and preset.first_rung is not None:
+            rung = abr.apply_mask(np.full(n, min(preset.first_rung, R - 1)), mask)
+        else:
+            obs = abr.Observation(
+                sessions=sessions, buffer_s=st.buffer_s.copy(), last_rung=last.copy(),
+                throughput_bps=tp_hist, download_time_s=dt_hist,
+                next_sizes_bytes=np.broadcast_to(padded[k:k + HORIZON], (n, HORIZON, R)),
+                segments_left=np.full(n, K - k), segment_index=np.full(n, k),
+                segment_duration_s=float(durs[k]), playing=st.playing.copy(), mask=mask,
+                time_s=st.clock_s.copy(), buffer_cap_s=cap,
+            )
+            rung = policy.select(obs)
+        size = sizes[k, rung]
+        tr = link.transfer(tidx, trace_t, size)
+        total = tr.total_s
+        rec["request"][:, k] = st.clock_s
+        stall = st.elapse(total)
+        trace_t += tr.trace_advance_s
+        st.add(durs[k], startup_thr if preset.startup_threshold_s == 0 else np.maximum(startup_thr, preset.startup_threshold_s))
+        measured = tr.transfer_s + (tr.latency_s if preset.throughput_includes_latency else 0.0)
+        measured = np.maximum(measured, 1e-9)
+        tp_hist = np.concatenate([tp_hist[:, 1:], (size * 8.0 / measured)[:, None]], axis=1)
+        dt_hist = np.concatenate([dt_hist[:, 1:], measured[:, None]], axis=1)
+        last = rung
+        chosen[:, k] = rung
+        rec["download"][:, k] = total
+        rec["latency"][:, k] = tr.latency_s
+        rec["rebuffer"][:, k] = stall
+        rec["buffer"][:, k] = st.buffer_s
+        rec["size"][:, k] = size
+    if preset.play_out_at_end:
+        st.play_out()
+
+    heights = np.array([r.height for r in content.rungs])
+    scores = {m: qoe_mod.score(m, chosen, rec["rebuffer"], bitrates, heights, preset.qoe_skip_first)
+              for m in qoe_mod.MODELS}
+    n_scored = K - 1 if preset.qoe_skip_first else K
+    desc = policy.describe()
+    out = []
+    for i, s in enumerate(specs):
+        out.append(SessionResult(
+            spec=s, chosen=chosen[i], bitrate_bps=bitrates[chosen[i]], size_bytes=rec["size"][i].astype(np.int64),
+            download_s=rec["download"][i], latency_s=rec["latency"][i], rebuffer_s=rec["rebuffer"][i],
+            buffer_s=rec["buffer"][i], wait_s=rec["wait"][i], request_s=rec["request"][i],
+            startup_s=float(st.startup_s[i]), session_s=float(st.clock_s[i]),
+            rebuffer_count=int(st.stall_count[i]),
+            qoe={m: qoe_mod.qoe_records(m, scores[m][i:i + 1], n_scored)[0] for m in qoe_mod.MODELS},
+            policy_desc=desc,
+        ))
+    return out
