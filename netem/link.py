@@ -91,24 +91,26 @@ class _Curves:
             pos += t.size
         self.t = np.concatenate(ts) if ts else np.zeros(0)
         self.v = np.concatenate(vs) if vs else np.zeros(0)
+        # the same knots in each curve's own coordinates: the global arrays only locate a
+        # knot; arithmetic stays local so results do not depend on which curves share a batch
+        self.tl = np.concatenate([k[0] for k in knots]) if knots else np.zeros(0)
+        self.vl = np.concatenate([k[1] for k in knots]) if knots else np.zeros(0)
 
     def value_at(self, idx: np.ndarray, tau: np.ndarray) -> np.ndarray:
         """Local curve value at local time tau in [0, period)."""
-        g = tau + self.toff[idx]
-        k = np.searchsorted(self.t, g, side="right") - 1
+        k = np.searchsorted(self.t, tau + self.toff[idx], side="right") - 1
         k = np.clip(k, self.first[idx], self.last[idx] - 1)
-        t0, t1, v0, v1 = self.t[k], self.t[k + 1], self.v[k], self.v[k + 1]
-        frac = np.where(t1 > t0, (g - t0) / np.where(t1 > t0, t1 - t0, 1.0), 1.0)
-        return v0 + np.clip(frac, 0.0, 1.0) * (v1 - v0) - self.voff[idx]
+        t0, t1, v0, v1 = self.tl[k], self.tl[k + 1], self.vl[k], self.vl[k + 1]
+        frac = np.where(t1 > t0, (tau - t0) / np.where(t1 > t0, t1 - t0, 1.0), 1.0)
+        return v0 + np.clip(frac, 0.0, 1.0) * (v1 - v0)
 
     def time_of(self, idx: np.ndarray, value: np.ndarray) -> np.ndarray:
         """First local time at which the curve reaches `value` in (0, total]."""
-        g = value + self.voff[idx]
-        j = np.searchsorted(self.v, g, side="left")
+        j = np.searchsorted(self.v, value + self.voff[idx], side="left")
         j = np.clip(j, self.first[idx] + 1, self.last[idx])
-        t0, t1, v0, v1 = self.t[j - 1], self.t[j], self.v[j - 1], self.v[j]
-        frac = np.where(v1 > v0, (g - v0) / np.where(v1 > v0, v1 - v0, 1.0), 1.0)
-        return t0 + np.clip(frac, 0.0, 1.0) * (t1 - t0) - self.toff[idx]
+        t0, t1, v0, v1 = self.tl[j - 1], self.tl[j], self.vl[j - 1], self.vl[j]
+        frac = np.where(v1 > v0, (value - v0) / np.where(v1 > v0, v1 - v0, 1.0), 1.0)
+        return t0 + np.clip(frac, 0.0, 1.0) * (t1 - t0)
 
     def advance(self, idx: np.ndarray, start: np.ndarray, amount: np.ndarray) -> np.ndarray:
         """Absolute time (periods unrolled) at which `amount` more accrues after `start`."""

@@ -35,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--executor", default="process",
                    help="where sessions run: inprocess, process (local pool) or dask://HOST:PORT (default: process)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes for the local pool (default: all cores)")
+    p.add_argument("--chunk-size", type=int, default=128, metavar="N",
+                   help="sessions per batch handed to a worker; smaller = finer progress and resume (default: 128)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots (default: plots when matplotlib is installed)")
     p.add_argument("--json", action="store_true", help="print summary.json instead of tables")
     p.set_defaults(func=run)
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     with Progress(TextColumn("[bold]simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("sessions"),
                   TimeRemainingColumn(), console=console, transient=args.json) as bar:
         task = bar.add_task("sessions", total=sweep.total())
-        rows = run_sweep(sweep, Path(args.out), args.executor, args.jobs,
+        rows = run_sweep(sweep, Path(args.out), args.executor, args.jobs, chunk_size=max(1, args.chunk_size),
                          on_progress=lambda done, total: bar.update(task, completed=done, total=total))
     summary = summarise(rows)
     summary["sweep"] = {"traces": len(traces), "sessions": len(rows), "movie": args.movie, "qoe": args.qoe}

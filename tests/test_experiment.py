@@ -1,0 +1,166 @@
+"""Sweeps: resume without recomputation, crash safety, executors agree, the compare CLI."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from netem import formats, synth
+from netem.content import save as save_content, synthetic
+from player import experiment
+from player.cli import main
+from player.experiment import ResultsFile, Sweep, run_sweep
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture()
+def workload(tmp_path):
+    tdir = tmp_path / "traces"
+    tdir.mkdir()
+    for seed in range(6):
+        tr = synth.markov(seed=seed, duration_s=120.0)
+        formats.save(tr, tdir / f"m{seed}.json", "sabre")
+    movie = tmp_path / "movie.json"
+    save_content(synthetic(duration_s=60, seed=1), movie)
+    return sorted(str(p) for p in tdir.iterdir()), str(movie)
+
+
+def rows_by_key(rows):
+    return {(r["trace"], r["abr"], r["device"], r["preset"]): r for r in rows}
+
+
+def test_resume_computes_only_what_is_missing(workload, tmp_path, monkeypatch):
+    traces, movie = workload
+    sweep = Sweep(traces, movie, ["bba", "rb"], presets=["default", "sabre"])
+    out = tmp_path / "out"
+    # first run: stop after two chunks, as a kill would
+    calls = []
+    real = experiment.run_chunk
+
+    def counting(chunk):
+        calls.append(len(chunk.traces))
+        if len(calls) > 2:
+            raise KeyboardInterrupt
+        return real(chunk)
+
+    monkeypatch.setattr(experiment, "run_chunk", counting)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(sweep, out, "inprocess", chunk_size=2)
+    assert len(ResultsFile(out / "sessions.csv").load()) == 4
+    calls.clear()
+    monkeypatch.setattr(experiment, "run_chunk", lambda c: (calls.append(len(c.traces)), real(c))[1])
+    rows = run_sweep(sweep, out, "inprocess", chunk_size=2)
+    assert sum(calls) == sweep.total() - 4          # only the missing sessions ran
+    assert len(rows) == sweep.total() == 24
+    calls.clear()
+    rows_again = run_sweep(sweep, out, "inprocess", chunk_size=2)
+    assert calls == [] and len(rows_again) == 24
+    # and the resumed results equal a run that was never interrupted
+    fresh = run_sweep(sweep, tmp_path / "fresh", "inprocess")
+    a, b = rows_by_key(rows), rows_by_key(fresh)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k]["chosen"] == b[k]["chosen"] and float(a[k]["qoe"]) == pytest.approx(float(b[k]["qoe"]))
+
+
+def test_torn_last_line_is_dropped(workload, tmp_path):
+    traces, movie = workload
+    sweep = Sweep(traces[:2], movie, ["bba"])
+    out = tmp_path / "out"
+    run_sweep(sweep, out, "inprocess")
+    path = out / "sessions.csv"
+    text = path.read_text()
+    path.write_text(text[: len(text) - 25])         # a write cut short
+    rows = run_sweep(sweep, out, "inprocess")
+    assert len(rows) == 2
+    with open(path) as fh:
+        assert len(list(csv.DictReader(fh))) == 2
+
+
+def test_repeated_traces_count_occurrences(workload, tmp_path):
+    traces, movie = workload
+    sweep = Sweep(traces[:2], movie, ["rb"], repeat_to=5)
+    rows = run_sweep(sweep, tmp_path / "o", "inprocess", chunk_size=2)
+    assert len(rows) == 5
+
+
+def test_process_pool_and_dask_give_identical_results(workload, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    traces, movie = workload
+    sweep = Sweep(traces, movie, ["bola", "throughput"])
+    ref = rows_by_key(run_sweep(sweep, tmp_path / "ref", "inprocess"))
+    pool = rows_by_key(run_sweep(sweep, tmp_path / "pool", "process", jobs=2, chunk_size=3))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        addr = cluster.scheduler_address.replace("tcp://", "dask://")
+        dask_rows = rows_by_key(run_sweep(sweep, tmp_path / "dask", addr, chunk_size=3))
+    for other in (pool, dask_rows):
+        assert other.keys() == ref.keys()
+        for k in ref:
+            assert other[k]["chosen"] == ref[k]["chosen"]
+            assert other[k]["qoe"] == ref[k]["qoe"]
+
+
+def test_compare_cli_writes_files_and_stats(workload, tmp_path, capsys):
+    traces, movie = workload
+    out = tmp_path / "cmp"
+    rc = main(["compare", "--traces", str(Path(traces[0]).parent), "--movie", movie, "--abr", "bba,rb",
+               "--out", str(out), "--executor", "inprocess", "--json"])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert {p["abr"] for p in summary["policies"]} == {"bba", "rb"}
+    for p in summary["policies"]:
+        lo, hi = p["qoe_ci95"]
+        assert lo <= p["qoe_mean"] <= hi
+    assert len(summary["paired"]) == 1 and 0 <= summary["paired"][0]["p"] <= 1
+    with open(out / "sessions.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 12
+    for col in ("trace", "abr", "device", "preset", "avg_bitrate_bps", "time_avg_bitrate_bps", "rebuffer_s",
+                "rebuffer_count", "startup_s", "switches", "qoe"):
+        assert col in rows[0]
+    assert set(r["trace"] for r in rows) == set(traces)
+    assert (out / "summary.json").exists()
+    assert (out / "qoe_cdf.png").exists() and (out / "bitrate_vs_rebuffer.png").exists()
+
+
+def test_compare_cli_bad_input_is_one_line(workload, tmp_path, capsys):
+    traces, movie = workload
+    rc = main(["compare", "--traces", traces[0], "--movie", movie, "--abr", "nosuch", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "nosuch" in err and "\n" not in err
+    rc = main(["compare", "--traces", str(tmp_path / "none*"), "--movie", movie, "--out", str(tmp_path / "x")])
+    assert rc == 2
+
+
+def test_compare_survives_a_real_kill(workload, tmp_path):
+    traces, movie = workload
+    out = tmp_path / "k"
+    cmd = [sys.executable, "-m", "player.cli", "compare", "--traces", *traces, "--movie", movie,
+           "--abr", "bba,rb,bola,throughput", "--preset", "default,sabre,pensieve", "--repeat-to", "60",
+           "--out", str(out), "--executor", "inprocess", "--chunk-size", "4", "--no-plots", "--json"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    csv_path = out / "sessions.csv"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if csv_path.exists() and csv_path.stat().st_size > 3000:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    partial = ResultsFile(csv_path).load()
+    total = 60 * 4 * 3
+    assert 0 < len(partial) < total, "the kill should land mid-sweep"
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()[-500:]
+    rows = ResultsFile(csv_path).load()
+    assert len(rows) == total

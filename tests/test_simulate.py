@@ -1,0 +1,129 @@
+"""The simulator on cases worked by hand, preset semantics, devices and batch == single."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import abr
+from netem.content import Content, Rung, rungs_from_bitrates, synthetic
+from netem.trace import Trace, constant
+from player.device import BUILTIN
+from player.simulate import SessionSpec, simulate
+
+
+def flat_content(bitrates=(500e3, 1e6, 2e6), segments=3, seg_s=4.0) -> Content:
+    b = np.array(bitrates)
+    sizes = np.tile(b * seg_s / 8, (segments, 1))
+    return Content(rungs_from_bitrates(b), np.full(segments, seg_s), sizes, name="flat")
+
+
+class Recorder(abr.Policy):
+    """Always rung 0; keeps every observation it was shown."""
+
+    name = "recorder"
+    seen: list = []
+
+    def _select(self, obs):
+        Recorder.seen.append(obs)
+        return np.zeros(obs.n, dtype=int)
+
+
+def test_constant_link_by_hand():
+    # 500 kbit/s × 4 s = 250,000 bytes = 2 Mbit; at 1 Mbit/s each takes 2 s.
+    r = simulate([SessionSpec(constant(1e6, 100.0), flat_content(), "lowest", preset="default")])[0]
+    assert r.download_s == pytest.approx([2.0, 2.0, 2.0])
+    assert r.startup_s == pytest.approx(2.0)
+    assert r.buffer_s == pytest.approx([4.0, 6.0, 8.0])    # 4; 4-2+4; 6-2+4
+    assert r.rebuffer_s.sum() == 0
+    assert r.session_s == pytest.approx(14.0)               # last arrival at 6 s + 8 s played out
+    s = r.summary()
+    assert s["time_avg_bitrate_bps"] == pytest.approx(500e3)  # 12 s of media over 12 s of playback
+    assert s["qoe"]["total"] == pytest.approx(3 * 0.5)
+
+
+def test_stall_is_counted_and_timed():
+    # rung 2 (2 Mbit/s × 4 s = 8 Mbit) at 1 Mbit/s takes 8 s; buffer 4 s -> 4 s stall each time
+    r = simulate([SessionSpec(constant(1e6, 100.0), flat_content(), "highest")])[0]
+    assert r.rebuffer_s == pytest.approx([0.0, 4.0, 4.0])
+    assert r.rebuffer_count == 2
+    s = r.summary()
+    # linear QoE: 3 × 2 Mbit/s − 4.3 × 8 s − 0 switches
+    assert s["qoe"]["total"] == pytest.approx(6.0 - 4.3 * 8.0)
+    assert s["qoe"]["components"]["rebuffer_penalty"] == pytest.approx(4.3 * 8.0)
+
+
+def test_sabre_preset_semantics():
+    tr = Trace(np.array([0.0]), np.array([1e6]), 100.0, latency_s=np.array([0.1]))
+    r = simulate([SessionSpec(tr, flat_content(segments=12, seg_s=3.0), "highest", preset="sabre")])[0]
+    assert r.chosen[0] == 0                        # segment 1 at the lowest rung
+    assert r.chosen[1:].min() == 2                 # then the policy decides
+    assert r.rebuffer_s[0] == 0.0                  # the startup wait is not a stall
+    assert r.latency_s == pytest.approx(0.1)       # the trace's latency per request
+    # buffer never has to hold more than 25 s when a request goes out
+    assert np.all(r.buffer_s - 3.0 <= 25.0 + 1e-9)
+
+
+def test_sabre_waits_until_a_whole_segment_fits():
+    r = simulate([SessionSpec(constant(100e6, 1000.0), flat_content(segments=20, seg_s=3.0), "lowest",
+                              preset="sabre")])[0]
+    waits = r.wait_s
+    assert waits.max() > 0
+    before_request = r.buffer_s[:-1] - waits[1:]
+    assert np.all(before_request + 3.0 <= 25.0 + 1e-9)
+
+
+def test_pensieve_preset_semantics():
+    Recorder.seen = []
+    abr.register("recorder")(Recorder)
+    tr = constant(1e6, 1000.0)
+    r = simulate([SessionSpec(tr, flat_content(bitrates=(300e3, 750e3, 1200e3), segments=30), "recorder",
+                              preset="pensieve")])[0]
+    assert r.chosen[0] == 1                        # segment 1 at rung 1
+    # 750 kbit/s × 4 s = 375,000 B at 0.95 Mbit/s + 80 ms
+    first = 375_000 * 8 / 0.95e6 + 0.08
+    assert r.download_s[0] == pytest.approx(first)
+    assert r.rebuffer_s[0] == pytest.approx(first)   # stalls counted from the first request
+    # the second decision saw a throughput that includes the 80 ms
+    obs = Recorder.seen[0]
+    assert obs.last_throughput_bps[0] == pytest.approx(375_000 * 8 / first)
+    # QoE over segments 2..N
+    s = r.summary()
+    assert s["qoe"]["segments"] == 29
+    util = np.array([0.3, 0.75, 1.2])[r.chosen[1:]].sum()
+    # segment 2's reward includes its switch from segment 1, so every switch counts
+    smooth = np.abs(np.diff(np.array([0.3, 0.75, 1.2])[r.chosen])).sum()
+    assert s["qoe"]["total"] == pytest.approx(util - 4.3 * r.rebuffer_s[1:].sum() - smooth)
+
+
+def test_pensieve_sleeps_in_half_seconds():
+    r = simulate([SessionSpec(constant(50e6, 1000.0), flat_content(bitrates=(300e3, 750e3), segments=40),
+                              "lowest", preset="pensieve")])[0]
+    w = r.wait_s[r.wait_s > 0]
+    assert w.size > 0
+    assert np.allclose(w / 0.5, np.round(w / 0.5))
+
+
+def test_device_mask_is_respected():
+    c = synthetic(bitrates_bps=(300e3, 1.2e6, 3e6, 6e6, 16e6), duration_s=60)
+    r = simulate([SessionSpec(constant(100e6, 100.0), c, "highest", device=BUILTIN["mobile"])])[0]
+    heights = np.array([rg.height for rg in c.rungs])
+    assert heights[r.chosen].max() <= 720
+    assert r.chosen.max() == int(np.max(np.nonzero(heights <= 720)))
+
+
+@pytest.mark.parametrize("policy", ["bola", "throughput", "bba", "rb", "festive", "dynamic"])
+def test_batch_equals_one_session_at_a_time(policy):
+    rng = np.random.default_rng(7)
+    c = synthetic(duration_s=80, seed=2)
+    trs = []
+    for i in range(5):
+        d = rng.uniform(0.5, 4, 40)
+        trs.append(Trace(np.concatenate([[0], np.cumsum(d)[:-1]]), rng.uniform(2e5, 6e6, 40), d.sum(),
+                         latency_s=rng.uniform(0, 0.2, 40)))
+    specs = [SessionSpec(t, c, policy) for t in trs]
+    together = simulate(specs)
+    alone = [simulate([s])[0] for s in specs]
+    for a, b in zip(together, alone):
+        assert np.array_equal(a.chosen, b.chosen)
+        assert a.rebuffer_s == pytest.approx(b.rebuffer_s)
+        assert a.session_s == pytest.approx(b.session_s)
