@@ -98,22 +98,25 @@ def run(args: argparse.Namespace) -> int:
 def print_tables(summary: dict, console) -> None:
     from rich.table import Table
 
-    t = Table(title=f"QoE ({summary['policies'][0]['qoe_model'] if summary['policies'] else ''}) per policy")
-    for col in ("policy", "device", "preset", "n", "mean QoE [95% CI]", "median", "p10", "avg Mbit/s",
+    pol = summary["policies"]
+    # device and preset columns only when they vary
+    varying = [c for c in ("device", "preset") if len({r[c] for r in pol}) > 1]
+    t = Table(title=f"QoE ({pol[0]['qoe_model'] if pol else ''}) per policy")
+    for col in ("policy", *varying, "n", "mean QoE [95% CI]", "median", "p10", "avg Mbit/s",
                 "rebuffer %", "switches/min", "startup s"):
         t.add_column(col, justify="left" if col in ("policy", "device", "preset") else "right")
-    for r in sorted(summary["policies"], key=lambda r: -r["qoe_mean"]):
+    for r in sorted(pol, key=lambda r: -r["qoe_mean"]):
         lo, hi = r["qoe_ci95"]
-        t.add_row(r["abr"], r["device"], r["preset"], str(r["sessions"]),
+        t.add_row(r["abr"], *[r[c] for c in varying], str(r["sessions"]),
                   f"{r['qoe_mean']:.1f} [{lo:.1f}, {hi:.1f}]", f"{r['qoe_median']:.1f}", f"{r['qoe_p10']:.1f}",
                   f"{r['avg_bitrate_bps'] / 1e6:.2f}", f"{100 * r['rebuffer_ratio']:.2f}",
                   f"{r['switches_per_min']:.2f}", f"{r['startup_s_mean']:.2f}")
     console.print(t)
     if summary["paired"]:
         p = Table(title="Paired comparisons (Wilcoxon signed-rank on the same traces, Holm-corrected)")
-        for col in ("a", "b", "device", "preset", "n", "mean QoE a−b", "a better", "p (Holm)", ""):
+        for col in ("a", "b", *varying, "n", "mean QoE a−b", "a better", "p (Holm)", ""):
             p.add_column(col)
         for c in summary["paired"]:
-            p.add_row(c["a"], c["b"], c["device"], c["preset"], str(c["sessions"]), f"{c['mean_diff']:+.2f}",
+            p.add_row(c["a"], c["b"], *[c[v] for v in varying], str(c["sessions"]), f"{c['mean_diff']:+.2f}",
                       f"{100 * c['a_better_frac']:.0f}%", f"{c['p_holm']:.2g}", "*" if c["significant"] else "")
         console.print(p)

@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "a device's buffer target replaces the preset's cap)")
     p.add_argument("--qoe", default="linear", choices=qoe.MODELS, help="QoE model for `qoe` (default: linear; all are in qoe_all)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--segments", action="store_true", help="also print a table with one row per segment")
     p.add_argument("--log", metavar="FILE.jsonl", help="write the per-segment log as JSON lines (default: none)")
     p.set_defaults(func=run)
 
@@ -51,8 +52,25 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary))
     else:
+        if args.segments:
+            print_segments(result.segment_log(), movie)
         print_summary(summary)
     return 0
+
+
+def print_segments(log: list[dict], movie) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="per segment (request time, wait for room, choice, download, stall, buffer after)")
+    for col in ("#", "request s", "wait s", "rung", "Mbit/s", "resolution", "download s", "stall s", "buffer s"):
+        t.add_column(col, justify="right")
+    for e in log:
+        r = movie.rungs[e["rung"]]
+        t.add_row(str(e["segment"]), f"{e['request_s']:.2f}", f"{e['wait_s']:.2f}", str(e["rung"]),
+                  f"{e['bitrate_bps'] / 1e6:.2f}", f"{r.width}x{r.height}", f"{e['download_s']:.2f}",
+                  f"[red]{e['rebuffer_s']:.2f}[/]" if e["rebuffer_s"] > 0 else "0", f"{e['buffer_s']:.1f}")
+    Console().print(t)
 
 
 def print_summary(s: dict) -> None:
