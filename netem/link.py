@@ -95,22 +95,25 @@ class _Curves:
         # knot; arithmetic stays local so results do not depend on which curves share a batch
         self.tl = np.concatenate([k[0] for k in knots]) if knots else np.zeros(0)
         self.vl = np.concatenate([k[1] for k in knots]) if knots else np.zeros(0)
+        # per-segment slopes (segment k runs from knot k to k+1); a zero-length segment is a
+        # jump (its slope is never used going forward), a flat one is never crossed backward
+        dt = np.diff(self.tl, append=self.tl[-1:] if self.tl.size else self.tl)
+        dv = np.diff(self.vl, append=self.vl[-1:] if self.vl.size else self.vl)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.slope = np.where(dt > 0, dv / np.where(dt > 0, dt, 1.0), 0.0)
+            self.inv_slope = np.where(dv > 0, dt / np.where(dv > 0, dv, 1.0), 0.0)
 
     def value_at(self, idx: np.ndarray, tau: np.ndarray) -> np.ndarray:
         """Local curve value at local time tau in [0, period)."""
         k = np.searchsorted(self.t, tau + self.toff[idx], side="right") - 1
-        k = np.clip(k, self.first[idx], self.last[idx] - 1)
-        t0, t1, v0, v1 = self.tl[k], self.tl[k + 1], self.vl[k], self.vl[k + 1]
-        frac = np.where(t1 > t0, (tau - t0) / np.where(t1 > t0, t1 - t0, 1.0), 1.0)
-        return v0 + np.clip(frac, 0.0, 1.0) * (v1 - v0)
+        np.minimum(k, self.last[idx] - 1, out=k)
+        return self.vl[k] + (tau - self.tl[k]) * self.slope[k]
 
     def time_of(self, idx: np.ndarray, value: np.ndarray) -> np.ndarray:
         """First local time at which the curve reaches `value` in (0, total]."""
-        j = np.searchsorted(self.v, value + self.voff[idx], side="left")
-        j = np.clip(j, self.first[idx] + 1, self.last[idx])
-        t0, t1, v0, v1 = self.tl[j - 1], self.tl[j], self.vl[j - 1], self.vl[j]
-        frac = np.where(v1 > v0, (value - v0) / np.where(v1 > v0, v1 - v0, 1.0), 1.0)
-        return t0 + np.clip(frac, 0.0, 1.0) * (t1 - t0)
+        j = np.searchsorted(self.v, value + self.voff[idx], side="left") - 1
+        np.maximum(j, self.first[idx], out=j)
+        return self.tl[j] + (value - self.vl[j]) * self.inv_slope[j]
 
     def advance(self, idx: np.ndarray, start: np.ndarray, amount: np.ndarray) -> np.ndarray:
         """Absolute time (periods unrolled) at which `amount` more accrues after `start`."""
