@@ -36,7 +36,8 @@ PRESETS: dict[str, SessionPreset] = {
             "when the first segment arrives, every policy asked for every segment."),
     "sabre": SessionPreset(
         "sabre", link_preset("sabre"), buffer_cap_s=25.0, whole_segment_fits=True, first_rung=0,
-        abr_defaults={"bola": {"gp": 5.0}, "dynamic": {"switch_buffer_s": 10.0}},
+        abr_defaults={"bola": {"gp": 5.0}, "dynamic": {"threshold_s": 10.0, "preset": "sabre"},
+                      "throughput": {"preset": "sabre"}},
         doc="Sabre (UMass-LIDS/sabre): per request the trace's latency passes before any byte "
             "moves (a latency straddling periods takes part of each) with the trace clock "
             "advancing; bytes flow at each period's rate; throughput samples exclude latency; "

@@ -127,3 +127,11 @@ def test_batch_equals_one_session_at_a_time(policy):
         assert np.array_equal(a.chosen, b.chosen)
         assert a.rebuffer_s == pytest.approx(b.rebuffer_s)
         assert a.session_s == pytest.approx(b.session_s)
+
+
+def test_preset_policy_defaults_name_real_parameters():
+    from player.presets import PRESETS
+
+    for p in PRESETS.values():
+        for name, params in p.abr_defaults.items():
+            abr.get(name, **params)   # raises on an unknown parameter name
