@@ -134,7 +134,6 @@ class SessionCore:
         rung = self._decide(k)
         fetch = Fetch(k, rung, float(self.plan.sizes_bytes[k, rung]))
         self.in_flight = fetch
-        self._stall_during_fetch = 0.0
         return fetch
 
     def _decide(self, k: int) -> int:
@@ -177,12 +176,14 @@ class SessionCore:
         self.bytes_downloaded += int(size_bytes)
         self.chosen.append(rung)
         self.rebuffer_per_segment.append(self._stall_during_fetch)
+        stall_here = self._stall_during_fetch
+        self._stall_during_fetch = 0.0  # stalls from now on belong to the next segment
         self.last_rung = rung
         self.next_segment = k + 1
         self.in_flight = None
         self._emit("download", segment=k, rung=rung, bytes=int(size_bytes), latency_s=latency_s,
                    transfer_s=transfer_s, throughput_bps=size_bytes * 8.0 / measured,
-                   buffer_s=float(self.state.buffer_s[0]), stall_s=self._stall_during_fetch)
+                   buffer_s=float(self.state.buffer_s[0]), stall_s=stall_here)
         if started:
             self._emit("startup", startup_s=float(self.state.startup_s[0]))
 
