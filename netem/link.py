@@ -161,7 +161,7 @@ def latency_unit_knots(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
     jump of one whole unit (any pending latency ends there at once)."""
     lat = trace.latency_s if trace.latency_s is not None else np.zeros_like(trace.times_s)
     d = trace.step_durations_s
-    zero = lat <= 0
+    zero = lat <= 1e-9  # below a nanosecond is no latency (and 1/L would overflow)
     rise = np.where(zero, 0.0, d / np.where(zero, 1.0, lat))
     jump = zero.astype(np.float64)
     # knots: (t_k, U_k) -> (t_k, U_k + jump_k) -> (t_{k+1}, U_k + jump_k + rise_k)
@@ -216,7 +216,7 @@ class Link:
             return self._trace_latency(idx, start_s)
         lat_now = self._trace_latency(idx, start_s)
         end = self._lat_units.advance(idx, start_s, np.ones_like(start_s))
-        return np.where(lat_now > 0, end - start_s, 0.0)
+        return np.where(lat_now > 1e-9, end - start_s, 0.0)
 
     def _trace_latency(self, idx: np.ndarray, start_s: np.ndarray) -> np.ndarray:
         return self._lat_steps.at(idx, start_s)

@@ -107,6 +107,9 @@ class SessionCore:
         if now < self.now - 1e-9:
             raise ValueError(f"time went backwards: {now} < {self.now}")
         dt = max(0.0, now - self.now)
+        if self.ended:  # playback is over: time passes, nothing drains or stalls
+            self.now = max(self.now, now)
+            return
         if dt > 0:
             stall = float(self.state.elapse(np.array([dt]))[0])
             self._stall_during_fetch += stall

@@ -1,0 +1,89 @@
+"""Properties of the batch simulator and the QoE models (hypothesis)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import abr
+from netem.content import synthetic
+from netem.link import Link
+from netem.trace import Trace
+from player import qoe
+from player.presets import PRESETS
+from player.session import SegmentPlan, SessionCore, drive_with_link
+from player.simulate import SessionSpec, simulate
+
+POLICIES = ["bola", "bba", "throughput", "rb", "robustmpc", "mpc", "dynamic", "festive", "bolae", "random", "fixed"]
+
+
+@st.composite
+def traces(draw):
+    n = draw(st.integers(1, 25))
+    durs = np.array(draw(st.lists(st.floats(0.2, 6.0), min_size=n, max_size=n)))
+    rates = np.array(draw(st.lists(st.one_of(st.just(0.0), st.floats(5e4, 2e7)), min_size=n, max_size=n)))
+    if (rates * durs).sum() <= 0:
+        rates[0] = 1e6
+    lat = np.array(draw(st.lists(st.floats(0, 0.3), min_size=n, max_size=n)))
+    return Trace(np.concatenate([[0.0], np.cumsum(durs)[:-1]]), rates, float(durs.sum()), latency_s=lat)
+
+
+@st.composite
+def contents(draw):
+    rungs = draw(st.integers(1, 6))
+    lo = draw(st.floats(1e5, 1e6))
+    return synthetic(bitrates_bps=tuple(np.geomspace(lo, lo * draw(st.floats(2, 20)), rungs)) if rungs > 1 else (lo,),
+                     duration_s=draw(st.integers(2, 16)) * 2.0, segment_duration_s=2.0,
+                     seed=draw(st.integers(0, 100)))
+
+
+@given(st.lists(traces(), min_size=1, max_size=4), contents(), st.sampled_from(POLICIES),
+       st.sampled_from(sorted(PRESETS)))
+def test_batch_simulator_equals_session_core_one_at_a_time(trs, content, policy, preset):
+    """Differential: the vectorised simulator and the sans-IO core agree session by session."""
+    p = PRESETS[preset]
+    results = simulate([SessionSpec(t, content, policy, preset=preset) for t in trs])
+    for tr, res in zip(trs, results):
+        core = SessionCore(SegmentPlan.from_content(content), abr.get(policy, **p.abr_defaults.get(policy, {})), p)
+        drive_with_link(core, Link([tr], p.link))
+        assert core.chosen == res.chosen.tolist()
+        assert np.allclose(core.rebuffer_per_segment, res.rebuffer_s, atol=1e-7)
+        assert core.stall_count == res.rebuffer_count
+        assert core.now == pytest.approx(res.session_s, abs=1e-7)
+
+
+@given(traces(), contents(), st.sampled_from(POLICIES), st.sampled_from(sorted(PRESETS)))
+def test_simulated_session_invariants(tr, content, policy, preset):
+    r = simulate([SessionSpec(tr, content, policy, preset=preset)])[0]
+    p = PRESETS[preset]
+    assert np.all(r.buffer_s >= 0)
+    assert np.all(r.buffer_s <= p.buffer_cap_s + content.segment_durations_s.max() + 1e-9)
+    assert np.all(np.diff(r.request_s) >= 0), "requests out of order in time"
+    assert np.all(r.download_s >= 0) and np.all(r.rebuffer_s >= 0) and np.all(r.wait_s >= 0)
+    assert r.rebuffer_count <= np.count_nonzero(r.rebuffer_s) + 1
+    if not p.startup_is_stall:
+        assert r.rebuffer_s[0] == 0.0, "no stall before playback starts"
+    s = r.summary()
+    assert s["bytes"] == int(content.segment_sizes_bytes[np.arange(content.n_segments), r.chosen].sum())
+
+
+@given(st.integers(1, 8), st.integers(2, 40), st.sampled_from(qoe.MODELS), st.integers(0, 10 ** 6))
+def test_qoe_components_sum_to_total(rungs, segments, model, seed):
+    rng = np.random.default_rng(seed)
+    b = np.sort(rng.uniform(1e5, 2e7, rungs))
+    b = np.unique(b)
+    chosen = rng.integers(0, b.size, (3, segments))
+    rebuf = rng.exponential(0.5, (3, segments)) * (rng.random((3, segments)) < 0.2)
+    for skip in (False, True):
+        out = qoe.score(model, chosen, rebuf, b, skip_first=skip)
+        assert np.allclose(out[:, 0], out[:, 1] - out[:, 2] - out[:, 3])
+        assert np.all(out[:, 2] >= 0) and np.all(out[:, 3] >= 0)
+
+
+@given(st.integers(0, 5), st.integers(1, 30), st.sampled_from(qoe.MODELS))
+def test_one_rung_no_stall_scores_exactly_its_utility(rung, segments, model):
+    b = np.array([300e3, 750e3, 1200e3, 1850e3, 2850e3, 4300e3])
+    out = qoe.score(model, np.full((1, segments), rung), np.zeros((1, segments)), b)
+    u, _ = qoe.rung_utilities(model, b)
+    assert out[0, 0] == pytest.approx(segments * u[rung])
+    assert out[0, 3] == 0 and out[0, 2] == 0
