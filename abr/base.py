@@ -118,6 +118,15 @@ class Policy:
     #: (e.g. {"predicted_bps": ...}); keys are free-form, values arrays over the rows.
     last_info: dict[str, np.ndarray]
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        reserved = {"name", "params", "ladder", "n_sessions", "last_info", "PARAMS"}
+        for p in cls.PARAMS:  # a parameter stored as an attribute must not hide a method
+            attr = getattr(cls, p.name, None)
+            if p.name in reserved or callable(attr) or isinstance(attr, property):
+                raise TypeError(f"{cls.__name__}: parameter name {p.name!r} is taken by the "
+                                "Policy interface; choose another")
+
     def __init__(self, **params: Any) -> None:
         known = {p.name: p for p in self.PARAMS}
         unknown = set(params) - set(known)
@@ -128,8 +137,8 @@ class Policy:
             )
         for p in self.PARAMS:
             value = params.get(p.name, p.default)
-            if p.default is not None and not isinstance(p.default, str) and isinstance(value, str):
-                value = type(p.default)(value)
+            if isinstance(value, str):
+                value = coerce_param(p, value)
             setattr(self, p.name, value)
         self.params = {p.name: getattr(self, p.name) for p in self.PARAMS}
         self.last_info = {}
@@ -162,14 +171,49 @@ class Policy:
         return f"{self.name}({ps})" if ps else self.name
 
 
+def coerce_param(p: Param, text: str) -> Any:
+    """A parameter value given as text (command line, config file) in the default's type.
+
+    Booleans accept true/false, yes/no, on/off, 1/0; a parameter whose default is None
+    accepts "none" (or "") for None and otherwise a number when the text is one.
+    """
+    default = p.default
+    low = text.strip().lower()
+    if isinstance(default, bool):
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"parameter {p.name}: expected true or false, got {text!r}")
+    if default is None:
+        if low in ("", "none", "null", "auto"):
+            return None
+        for conv in (int, float):
+            try:
+                return conv(text)
+            except ValueError:
+                pass
+        return text
+    if isinstance(default, str):
+        return text
+    try:
+        return type(default)(text)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"parameter {p.name}: expected {type(default).__name__}, got {text!r}") from None
+
+
 def apply_mask(choice: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Move each choice to the highest allowed rung at or below it, else the lowest allowed.
 
-    Vectorised: `allowed_below[i, r]` is the highest allowed rung <= r (or -1).
+    Vectorised: `allowed_below[i, r]` is the highest allowed rung <= r (or -1). A row with
+    no allowed rung at all gets rung 0 (there is nothing better to say).
     """
     mask = np.asarray(mask, dtype=bool)
     n, rungs = mask.shape
     choice = np.clip(choice, 0, rungs - 1)
+    if mask.all():  # the common case: nothing forbidden
+        return choice.astype(np.int64, copy=False)
     idx = np.where(mask, np.arange(rungs), -1)
     allowed_below = np.maximum.accumulate(idx, axis=1)
     lowest_allowed = np.argmax(mask, axis=1)  # first True; 0 if none allowed

@@ -47,7 +47,7 @@ def policy_class(spec: str) -> type[Policy]:
     _load_builtins()
     if spec in _REGISTRY:
         return _REGISTRY[spec]
-    if ":" in spec and spec.split(":", 1)[0].endswith(".py"):
+    if ":" in spec and spec.rsplit(":", 1)[0].endswith(".py"):
         return _load_from_file(spec)
     eps = _entry_points()
     if spec in eps:
@@ -63,18 +63,31 @@ def get(spec: str, **params: Any) -> Policy:
     return policy_class(spec)(**params)
 
 
+_FILE_MODULES: dict[tuple[str, int], Any] = {}
+
+
 def _load_from_file(spec: str) -> type[Policy]:
     path_s, cls_name = spec.rsplit(":", 1)
     path = Path(path_s)
     if not path.is_file():
         raise ValueError(f"{path_s}: policy file not found")
-    mod_name = f"abrlab_user_policy_{abs(hash(path.resolve()))}"
-    module_spec = importlib.util.spec_from_file_location(mod_name, path)
-    if module_spec is None or module_spec.loader is None:
-        raise ValueError(f"{path_s}: cannot import as a Python module")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[mod_name] = module
-    module_spec.loader.exec_module(module)
+    resolved = path.resolve()
+    key = (str(resolved), resolved.stat().st_mtime_ns)
+    module = _FILE_MODULES.get(key)
+    if module is None:  # import each version of a file once, so its classes stay the same
+        mod_name = f"abrlab_user_policy_{abs(hash(key))}"
+        module_spec = importlib.util.spec_from_file_location(mod_name, path)
+        if module_spec is None or module_spec.loader is None:
+            raise ValueError(f"{path_s}: cannot import as a Python module")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[mod_name] = module
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as exc:
+            sys.modules.pop(mod_name, None)
+            raise ValueError(f"{path_s}: importing the policy file failed: "
+                             f"{type(exc).__name__}: {exc}") from exc
+        _FILE_MODULES[key] = module
     cls = getattr(module, cls_name, None)
     if not (isinstance(cls, type) and issubclass(cls, Policy)):
         raise ValueError(f"{path_s}: {cls_name!r} is not an abr.Policy subclass")

@@ -42,10 +42,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("out_dir", metavar="OUT_DIR", help="directory to write (created if needed; files are replaced)")
     src = m.add_argument_group("content (one of)")
     src.add_argument("--movie", metavar="M",
-                     help="content description: Sabre movie JSON, our JSON/TOML, or a Pensieve video_size_N folder")
+                     help="content description: Sabre movie JSON, our JSON/TOML, or a Pensieve video_size_N folder "
+                          "(default: none; give --movie or --ladder)")
     src.add_argument("--ladder", metavar="RATES",
-                     help="synthetic VBR content with this ladder, e.g. 300k,750k,1.2M,2.85M (bit/s; k, M suffixes)")
-    src.add_argument("--duration", metavar="SECONDS", help="length of synthetic content (with --ladder)")
+                     help="synthetic VBR content with this ladder, e.g. 300k,750k,1.2M,2.85M (bit/s; k, M suffixes; "
+                          "default: none)")
+    src.add_argument("--duration", metavar="SECONDS", help="length of synthetic content in seconds (with --ladder; no default)")
     src.add_argument("--segment", metavar="SECONDS", default="4", help="segment duration with --ladder (default 4)")
     src.add_argument("--max-duration", metavar="SECONDS", default=None,
                      help="keep only the first SECONDS of the content (default: all)")
@@ -57,18 +59,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--encode", action="store_true",
                    help="really encode (H.264 via libx264 and AAC, through PyAV) instead of sized filler")
     m.add_argument("--max-height", type=int, default=None, metavar="PIXELS",
-                   help="with --encode: scale rungs taller than this down (keeping aspect) to encode faster")
+                   help="with --encode: scale rungs taller than this many pixels down (keeping aspect) to encode "
+                        "faster (default: no limit)")
     m.add_argument("--preset", default="veryfast",
                    choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                             "veryslow"),
                    help="with --encode: x264 preset (default veryfast)")
     m.add_argument("--protect", choices=("clearkey",), default=None,
-                   help="CENC-encrypt (AES-128-CTR) with a ClearKey key; MPD names ClearKey, Widevine, PlayReady")
+                   help="CENC-encrypt (AES-128-CTR) with a ClearKey key; MPD names ClearKey, Widevine, PlayReady "
+                        "(default: clear)")
     m.add_argument("--key", metavar="HEX", default=None, help="16-byte content key, 32 hex digits (default: fixed)")
     m.add_argument("--kid", metavar="HEX", default=None, help="16-byte key ID, 32 hex digits (default: fixed)")
     m.add_argument("--seed", type=int, default=0, help="seed for synthetic sizes and payload bytes (default 0)")
     m.add_argument("--save-content", metavar="PATH", default=None,
-                   help="also write the content description that was packaged (our JSON, or TOML by extension)")
+                   help="also write the content description that was packaged (our JSON, or TOML by extension; "
+                        "default: not written)")
     m.set_defaults(func=run_make)
 
     i = csub.add_parser("info", help="summarise a content description (JSON)",

@@ -13,7 +13,7 @@ FAULT_HELP = (
     "inject a fault (repeatable): 5xx:p=P[,status=503][,path=GLOB][,from=T,to=T] | 404:path=GLOB | "
     "stall:after=BYTES,for=S | reset:after=BYTES | slow-first-byte:delay=S | outage:from=T,to=T | die:at=T | "
     "license:p=P[,status=500][,delay=S]; each also takes p=, path=, from=, to=, edge=N. "
-    "Times are trace seconds since the edge started (see netem/faults.py)"
+    "Times are trace seconds since the edge started (see netem/faults.py; default: no faults)"
 )
 
 
@@ -22,7 +22,7 @@ def add_shaping_args(p: argparse.ArgumentParser) -> None:
                    help="bandwidth trace shaping the link (Sabre JSON, Mahimahi, Pensieve, CSV); repeat "
                         "to give each edge its own (default: unshaped)")
     p.add_argument("--rate", type=float, default=None, metavar="BPS",
-                   help="constant link capacity in bit/s instead of a trace")
+                   help="constant link capacity in bit/s instead of a trace (default: none, unshaped without --trace)")
     p.add_argument("--latency", type=float, default=None, metavar="S",
                    help="per-request latency in seconds before the first byte (default: the trace's own, else 0)")
     p.add_argument("--time-scale", type=float, default=1.0, metavar="K",
@@ -45,7 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("dir", nargs="?", default=None, help="directory to serve (or use --movie)")
     p.add_argument("--movie", default=None, metavar="M",
-                   help="serve a virtual presentation of this content description (a file, or 'synthetic')")
+                   help="serve a virtual presentation of this content description (a file, or 'synthetic'; "
+                        "default: serve DIR)")
     p.add_argument("--addressing", default="number", choices=["number", "timeline", "list", "base"],
                    help="segment addressing of the virtual presentation (default number)")
     p.add_argument("--audio", action="store_true", help="add an audio track to the virtual presentation")
@@ -57,10 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                         "PORT+i when PORT is given)")
     p.add_argument("--edges", type=int, default=1, metavar="N", help="number of edges, each its own link (default 1)")
     add_shaping_args(p)
-    p.add_argument("--access-log", default=None, metavar="FILE", help="append JSON-lines access records here")
+    p.add_argument("--access-log", default=None, metavar="FILE", help="append JSON-lines access records here (default: no log)")
     p.add_argument("--license-policy", default=None, metavar="NAME|FILE",
                    help="license policy: open (default), studio, or a JSON file")
-    p.add_argument("--license-duration", type=float, default=None, metavar="S", help="license duration in seconds")
+    p.add_argument("--license-duration", type=float, default=None, metavar="S", help="license duration in seconds (default: the policy's)")
     p.add_argument("--license-latency", type=float, default=0.0, metavar="S",
                    help="extra latency of license answers in seconds (default 0)")
     p.add_argument("--license-failure", type=float, default=0.0, metavar="P",

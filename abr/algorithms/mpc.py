@@ -1,0 +1,300 @@
+"""MPC and RobustMPC: Yin, Jindal, Sekar and Sinopoli, "A Control-Theoretic Approach for
+Dynamic Adaptive Video Streaming over HTTP", SIGCOMM 2015, with the semantics of
+Pensieve's reference implementation where the paper is silent (Mao et al., SIGCOMM 2017;
+github.com/hongzimao/pensieve, test/mpc.py).
+
+At each decision:
+
+* Prediction: the harmonic mean of the last 5 throughput samples. RobustMPC divides it by
+  1 + the largest relative error |prediction − actual| / actual of the last 5
+  predictions, the error at each step comparing the previous step's (undiscounted)
+  harmonic mean with the newest sample, 0 at the first step (Pensieve).
+* Horizon: the next min(5, segments left) segments.
+* Objective: linear QoE over the horizon, Σ bitrate_Mbps − 4.3 · rebuffer_s
+  − 1 · |Δ bitrate_Mbps|, the first Δ against the previous choice. The buffer evolves
+  as in Pensieve: each download of size / predicted throughput drains it (rebuffering
+  when it runs dry), then adds one segment duration; no buffer cap; the next segments'
+  real sizes are used.
+* Search: every rung sequence (rungs^horizon) is evaluated; the first rung of the best
+  is fetched; ties go to the sequence Pensieve would keep (the last maximum in
+  itertools.product order, i.e. the higher rungs). Sequences through masked rungs are
+  excluded.
+
+Vectorised: the sequences form a tree whose level h holds every prefix of length h + 1
+(lexicographic, rungs in descending order so that the first minimum is Pensieve's last
+maximum). Each level costs a few array passes over (sessions × rungs^(h+1)), sessions in
+chunks that fit the CPU cache, float32, with workspaces kept between calls. The bitrate
+and smoothness terms do not depend on the session and are folded into per-level
+increment tables; only the buffer simulation is per session.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from abr.algorithms._common import P_INITIAL
+from abr.base import Ladder, Observation, Param, Policy, highest_below
+from abr.estimators import harmonic_mean, newest_sample
+from abr.registry import register
+
+F32 = np.float32
+_MAX_SEQUENCES = 2_000_000  # rungs ** horizon beyond this is refused (memory and time)
+
+
+class SequenceTree:
+    """Everything about the rungs^horizon sequences that does not depend on a session.
+
+    Digits are rungs in descending order (digit d = rung R − 1 − d). A prefix
+    (d_0, …, d_h) of length h + 1 sits at index Σ d_j · R^j: the first segment's digit is
+    the least significant, so appending a segment puts the new digit on top and every
+    level is computed with long contiguous inner loops. `inc[p, d]` is the cost (negative
+    QoE) of appending digit d after digit p; `inc0[l, d]` that of the first segment after
+    previous rung l (row R: no previous segment, no smoothness term).
+    """
+
+    def __init__(self, bitrates_bps: np.ndarray, horizon: int, smooth_penalty: float) -> None:
+        R = int(bitrates_bps.size)
+        if R ** horizon > _MAX_SEQUENCES:
+            raise ValueError(f"mpc: {R} rungs ** horizon {horizon} = {R ** horizon} sequences "
+                             f"is too many (limit {_MAX_SEQUENCES}); shorten the horizon")
+        self.R, self.H = R, int(horizon)
+        bm = np.asarray(bitrates_bps, dtype=np.float64) / 1e6
+        bd = bm[::-1]
+        inc = -bd[None, :] + smooth_penalty * np.abs(bd[None, :] - bd[:, None])  # [p, d]
+        self.incT = np.ascontiguousarray(inc.T).astype(F32)                       # [d, p]
+        inc0 = np.empty((R + 1, R))
+        inc0[:R] = -bd[None, :] + smooth_penalty * np.abs(bd[None, :] - bm[:, None])
+        inc0[R] = -bd
+        self.inc0 = inc0.astype(F32)
+        self._args = (tuple(np.asarray(bitrates_bps, dtype=np.float64).tolist()), self.H,
+                      float(smooth_penalty))
+        self._local = threading.local()  # scratch arrays, one set per thread
+
+    def __reduce__(self):  # pickles as its recipe; workspaces are per process and thread
+        return (get_tree, (np.array(self._args[0]), self._args[1], self._args[2]))
+
+    def workspace(self, c: int) -> list[np.ndarray]:
+        w = getattr(self._local, "work", None)
+        if w is None or w[0].size < c * self.R ** self.H:
+            S = self.R ** self.H
+            w = [np.empty(c * S, dtype=F32) for _ in range(3)]
+            self._local.work = w
+        return w
+
+    def levels(self, buffer_s: np.ndarray, dt_s: np.ndarray, last: np.ndarray, mu: float,
+               seg_s: float, upto: int):
+        """Yield (h, cost) for h = 0 .. upto-1; cost is (c, R^(h+1)) float32, the negated
+        QoE of each prefix of length h + 1 (a view into a reused workspace).
+
+        `buffer_s` (c,), `dt_s` (c, H, R) download times per position and rung in rung
+        order (inf where forbidden), `last` (c,) previous rung or -1.
+        """
+        R = self.R
+        c = buffer_s.shape[0]
+        work = self.workspace(c)
+        dtd = np.empty((c, upto, R), dtype=F32)
+        np.multiply(dt_s[:, :upto, ::-1], mu, out=dtd, casting="unsafe")
+        muL = F32(mu * seg_s)
+        Q = (buffer_s * mu).astype(F32)[:, None]
+        x = Q - dtd[:, 0, :]
+        C = self.inc0[np.where(last >= 0, last, R)] - np.minimum(x, F32(0))
+        yield 0, C
+        if upto == 1:
+            return
+        Q = np.maximum(x, F32(0))
+        Q += muL
+        N = R  # prefixes at the parent level
+        for h in range(1, upto):
+            inner = N // R
+            NR = N * R
+            A = (C - Q).reshape(c, 1, R, inner)
+            D = dtd[:, h, :, None] + self.incT[None, :, :]           # (c, d, p)
+            X = work[h % 2][: c * NR].reshape(c, R, R, inner)
+            np.add(A, D[:, :, :, None], out=X)
+            Y = work[2][: c * NR].reshape(c, R, R, inner)
+            np.add(C.reshape(c, 1, R, inner), self.incT[None, :, :, None], out=Y)
+            np.maximum(X, Y, out=X)
+            C = X.reshape(c, NR)
+            yield h, C
+            if h + 1 < upto:
+                Qn = Q[:, None, :] - dtd[:, h, :, None]               # (c, d, N)
+                np.maximum(Qn, F32(0), out=Qn)
+                Qn += muL
+                Q = Qn.reshape(c, NR)
+            N = NR
+
+
+def first_digit_min(C: np.ndarray, R: int) -> np.ndarray:
+    """(c, R): for each first digit, the least cost over all prefixes that start with it."""
+    c = C.shape[0]
+    while C.shape[1] > R:
+        C = C.reshape(c, R, C.shape[1] // R).min(axis=1)
+    return C
+
+
+def _chunk_rows(R: int, H: int) -> int:
+    """Sessions per chunk: a level's arrays stay near 512 kB, inside a core's L2 cache
+    (measured best at 16–24 sessions for 6 rungs, horizon 5)."""
+    return int(max(1, min(256, (1 << 17) // max(1, R ** H))))
+
+
+def solve(tree: SequenceTree, buffer_s: np.ndarray, dt_s: np.ndarray, last: np.ndarray,
+          heff: np.ndarray, mu: float, seg_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Best first rung and its QoE over the horizon for each row (see `SequenceTree.levels`).
+
+    Among first rungs whose best sequences tie (within `TIE_TOLERANCE`), the highest wins
+    (Pensieve keeps the last maximum in itertools.product order).
+    """
+    n = buffer_s.shape[0]
+    R, H = tree.R, tree.H
+    best = np.zeros(n, dtype=np.int64)
+    value = np.zeros(n)
+    c = _chunk_rows(R, H)
+    for lo in range(0, n, c):
+        hi = min(n, lo + c)
+        he = heff[lo:hi]
+        upto = int(he.max())
+        for h, C in tree.levels(buffer_s[lo:hi], dt_s[lo:hi], last[lo:hi], mu, seg_s, upto):
+            rows = np.flatnonzero(he == h + 1)
+            if rows.size == 0:
+                continue
+            sub = C if rows.size == C.shape[0] else C[rows]
+            M = first_digit_min(sub, R)
+            k = pick_first(M)
+            best[lo + rows] = R - 1 - k
+            value[lo + rows] = -M[np.arange(rows.size), k]
+    return best, value
+
+
+#: Costs this close to the best count as ties (QoE units, relative above 1): exact ties are
+#: common — once the buffer is safe, every rung at or above the previous one scores the
+#: same on the last step — and float rounding must not decide them.
+TIE_TOLERANCE = 1e-4
+
+
+def pick_first(M: np.ndarray) -> np.ndarray:
+    """Per row, the smallest digit (highest rung) whose cost is within the tie tolerance
+    of the row's least cost: Pensieve keeps the last maximum in itertools.product order."""
+    m = M.min(axis=1, keepdims=True)
+    tol = TIE_TOLERANCE * np.maximum(1.0, np.abs(m))
+    return np.argmax(M <= m + tol, axis=1)
+
+
+_TREES: dict[tuple, SequenceTree] = {}
+
+
+def get_tree(bitrates_bps: np.ndarray, horizon: int, smooth_penalty: float) -> SequenceTree:
+    key = (tuple(np.asarray(bitrates_bps, dtype=np.float64).tolist()), int(horizon),
+           float(smooth_penalty))
+    tree = _TREES.get(key)
+    if tree is None:
+        if len(_TREES) > 32:
+            _TREES.clear()
+        tree = _TREES[key] = SequenceTree(np.asarray(bitrates_bps), int(horizon),
+                                          float(smooth_penalty))
+    return tree
+
+
+MPC_PARAMS = (
+    Param("horizon", 5, "segments", "segments looked ahead (paper, Pensieve: 5)"),
+    Param("window", 5, "samples", "throughput samples in the harmonic-mean prediction (5)"),
+    Param("rebuf_penalty", 4.3, "QoE per s", "QoE lost per second of rebuffering (4.3)"),
+    Param("smooth_penalty", 1.0, "QoE per Mbit/s", "QoE lost per Mbit/s of bitrate change (1)"),
+    P_INITIAL,
+)
+
+
+@register("mpc")
+class MPC(Policy):
+    """Exhaustive model-predictive control over the horizon, harmonic-mean prediction."""
+
+    PARAMS = MPC_PARAMS
+    robust = False
+
+    def _reset(self, n_sessions: int, ladder: Ladder) -> None:
+        if int(self.horizon) < 1:
+            raise ValueError(f"{self.name}: horizon must be at least 1")
+        self.tree = get_tree(ladder.bitrates_bps, int(self.horizon), float(self.smooth_penalty))
+        ew = int(getattr(self, "error_window", 5))
+        self.prev_est = np.full(n_sessions, np.nan)
+        self.errors = np.zeros((n_sessions, max(ew, 1)))
+        self.err_pos = np.zeros(n_sessions, dtype=np.int64)
+
+    def _predict(self, obs: Observation) -> tuple[np.ndarray, dict]:
+        """(predicted throughput per row, info); NaN where nothing was measured yet."""
+        hm, _ = harmonic_mean(obs.throughput_bps, int(self.window))
+        if not self.robust:
+            return hm, {"harmonic_bps": hm}
+        s = obs.sessions
+        x, _, new = newest_sample(obs.throughput_bps, obs.download_time_s)
+        prev = self.prev_est[s]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            err = np.where(np.isfinite(prev), np.abs(prev - x) / x, 0.0)
+        if new.any():
+            sv = s[new]
+            self.errors[sv, self.err_pos[sv] % self.errors.shape[1]] = err[new]
+            self.err_pos[sv] += 1
+        max_err = self.errors[s].max(axis=1)
+        self.prev_est[s] = np.where(np.isnan(hm), prev, hm)
+        return hm / (1.0 + max_err), {"harmonic_bps": hm, "max_error": max_err}
+
+    def _sizes(self, obs: Observation, H: int) -> np.ndarray:
+        """(n, H, R) bytes of the next H segments; nominal bitrate × duration if unknown."""
+        sz = np.asarray(obs.next_sizes_bytes)
+        R = self.ladder.n
+        if sz.ndim != 3 or sz.shape[1] == 0:
+            nominal = self.ladder.bitrates_bps * obs.segment_duration_s / 8.0
+            return np.broadcast_to(nominal, (obs.n, H, R))
+        if sz.shape[1] >= H:
+            return sz[:, :H, :]
+        pad = np.repeat(sz[:, -1:, :], H - sz.shape[1], axis=1)
+        return np.concatenate([sz, pad], axis=1)
+
+    def _select(self, obs: Observation) -> np.ndarray:
+        b = self.ladder.bitrates_bps
+        H = int(self.horizon)
+        pred, info = self._predict(obs)
+        none = np.isnan(pred)
+        q = highest_below(np.full(obs.n, float(self.initial_bps)), b)
+        heff = np.clip(np.minimum(H, np.asarray(obs.segments_left)), 1, H).astype(np.int64)
+        value = np.full(obs.n, np.nan)
+        rows = np.flatnonzero(~none)
+        if rows.size:
+            q[rows], value[rows] = self._plan(obs, rows, pred[rows], heff[rows])
+        info.update(predicted_bps=pred, horizon=heff, expected_qoe=value)
+        self.last_info = info
+        return q
+
+    def _plan(self, obs: Observation, rows: np.ndarray, pred: np.ndarray, heff: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+        H = int(self.horizon)
+        full = rows.size == obs.n
+        sizes = self._sizes(obs, H)
+        if not full:
+            sizes = sizes[rows]
+        bw = np.maximum(pred, 1.0)
+        dt = np.asarray(sizes, dtype=F32) * (F32(8.0) / bw.astype(F32))[:, None, None]
+        mask = np.asarray(obs.mask, dtype=bool)
+        if not full:
+            mask = mask[rows]
+        if not mask.all():
+            dt = np.where(mask[:, None, :], dt, F32(np.inf))
+        buf = np.asarray(obs.buffer_s, dtype=np.float64)
+        last = np.asarray(obs.last_rung, dtype=np.int64)
+        if not full:
+            buf, last = buf[rows], last[rows]
+        last = np.where(last < self.ladder.n, last, -1)
+        return solve(self.tree, buf, dt, last, heff, float(self.rebuf_penalty),
+                     float(obs.segment_duration_s))
+
+
+@register("robustmpc")
+class RobustMPC(MPC):
+    """MPC with the prediction divided by 1 + the max relative error of recent predictions."""
+
+    PARAMS = MPC_PARAMS + (
+        Param("error_window", 5, "predictions", "past prediction errors whose maximum "
+              "discounts the prediction (paper, Pensieve: 5)"),
+    )
+    robust = True

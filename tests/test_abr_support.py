@@ -1,0 +1,151 @@
+"""Support for the ABR tests: random ladders and a tiny, self-consistent session model that
+produces Observations the way the simulator contract says (one new completed download
+per select since the session's previous call, newest sample last, NaN-padded history).
+
+It also holds the plain-Python references the tests compare against; nothing here
+imports the code under test beyond the `abr` data classes.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from abr import Ladder, Observation
+
+PENSIEVE = Ladder(np.array([300e3, 750e3, 1200e3, 1850e3, 2850e3, 4300e3]), 4.0)
+
+#: small grids keep FastMPC table builds in tests to milliseconds
+TEST_PARAMS = {"fastmpc": {"buffer_max_s": 40.0, "buffer_step_s": 2.0, "tput_bins": 24}}
+
+
+@pytest.fixture(autouse=True)
+def abr_cache(tmp_path_factory, monkeypatch):
+    """FastMPC tables go to a per-run temporary cache, never the user's ~/.cache.
+    Modules import this fixture to use it."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "abr-cache"))
+
+
+def random_ladder(rng: np.random.Generator, max_rungs: int = 6) -> Ladder:
+    r = int(rng.integers(1, max_rungs + 1))
+    kbps = np.sort(rng.choice(np.arange(100, 8000, 50), size=r, replace=False))
+    return Ladder(kbps * 1e3, float(rng.choice([1.0, 2.0, 4.0, 6.0])))
+
+
+class Sessions:
+    """n sessions streaming `segments` segments through random bandwidth, in lockstep steps
+    where a random subset of sessions is active (each active session makes one decision)."""
+
+    def __init__(self, rng: np.random.Generator, ladder: Ladder, n: int, segments: int = 30,
+                 history: int = 8, horizon: int = 5, masks: bool = True) -> None:
+        self.rng, self.ladder, self.n = rng, ladder, n
+        self.R, self.L = ladder.n, ladder.segment_duration_s
+        self.H, self.horizon = history, horizon
+        self.segments = segments
+        noise = rng.uniform(0.7, 1.3, (n, segments, self.R))
+        self.sizes = np.round(ladder.bitrates_bps[None, None, :] * self.L / 8.0 * noise)
+        self.mean_bw = rng.lognormal(np.log(ladder.bitrates_bps.mean()), 0.8, n)
+        self.cap = rng.choice([10.0, 20.0, 30.0, 60.0], n)
+        self.buffer = np.zeros(n)
+        self.time = np.zeros(n)
+        self.last = np.full(n, -1, dtype=np.int64)
+        self.index = np.zeros(n, dtype=np.int64)
+        self.tput = np.full((n, history), np.nan)
+        self.dl = np.full((n, history), np.nan)
+        self.playing = np.zeros(n, dtype=bool)
+        self.mask = np.ones((n, self.R), dtype=bool)
+        if masks and self.R > 1:
+            for i in range(n):
+                kind = rng.integers(0, 4)
+                if kind == 1:    # device cap: top rungs forbidden
+                    self.mask[i, rng.integers(1, self.R):] = False
+                elif kind == 2:  # random holes
+                    self.mask[i] = rng.random(self.R) < 0.6
+                elif kind == 3:  # everything but the lowest forbidden
+                    self.mask[i, 1:] = False
+
+    def active(self) -> np.ndarray:
+        live = np.flatnonzero(self.index < self.segments)
+        pick = self.rng.random(live.size) < 0.75
+        return live[pick]
+
+    def observe(self, rows: np.ndarray) -> Observation:
+        idx = self.index[rows]
+        h = np.minimum(idx[:, None] + np.arange(self.horizon)[None, :], self.segments - 1)
+        nxt = self.sizes[rows[:, None], h]  # (k, horizon, R)
+        return Observation(
+            sessions=rows.copy(), buffer_s=self.buffer[rows].copy(),
+            last_rung=self.last[rows].copy(), throughput_bps=self.tput[rows].copy(),
+            download_time_s=self.dl[rows].copy(), next_sizes_bytes=nxt,
+            segments_left=self.segments - idx, segment_index=idx.copy(),
+            segment_duration_s=self.L, playing=self.playing[rows].copy(),
+            mask=self.mask[rows].copy(), time_s=self.time[rows].copy(),
+            buffer_cap_s=self.cap[rows].copy())
+
+    def download(self, rows: np.ndarray, rungs: np.ndarray) -> None:
+        """Fetch the chosen rungs: update buffer, clock and history."""
+        for i, q in zip(rows.tolist(), np.asarray(rungs).tolist()):
+            size = self.sizes[i, self.index[i], q]
+            bw = self.mean_bw[i] * self.rng.lognormal(0.0, 0.5)
+            t = size * 8.0 / bw
+            latency = 0.05
+            self.time[i] += latency + t
+            if self.playing[i]:
+                self.buffer[i] = max(self.buffer[i] - latency - t, 0.0)
+            self.buffer[i] += self.L
+            self.playing[i] = self.playing[i] or self.buffer[i] >= self.L
+            if self.buffer[i] > self.cap[i]:  # wait for room
+                wait = self.buffer[i] - self.cap[i]
+                self.time[i] += wait
+                self.buffer[i] = self.cap[i]
+            self.tput[i, :-1] = self.tput[i, 1:]
+            self.dl[i, :-1] = self.dl[i, 1:]
+            self.tput[i, -1] = bw
+            self.dl[i, -1] = t
+            self.last[i] = q
+            self.index[i] += 1
+
+
+def single(obs: Observation, row: int) -> Observation:
+    """Row `row` of an observation as a one-session observation for a fresh policy."""
+    o = obs.take(np.array([row]))
+    return Observation(**{**o.__dict__, "sessions": np.array([0])})
+
+
+def brute_force_mpc(bitrates_bps, sizes_bytes, buffer_s, bw_bps, last, horizon, seg_s,
+                    rebuf_penalty=4.3, smooth_penalty=1.0, allowed=None):
+    """Pensieve test/mpc.py's search in plain Python: best reward per first rung."""
+    R = len(bitrates_bps)
+    best = {}
+    for combo in itertools.product(range(R), repeat=horizon):
+        if allowed is not None and not all(allowed[r] for r in combo):
+            continue
+        buf, rebuf, bsum, smooth, prev = buffer_s, 0.0, 0.0, 0.0, last
+        for pos, r in enumerate(combo):
+            dt = sizes_bytes[pos][r] * 8.0 / bw_bps
+            if buf < dt:
+                rebuf += dt - buf
+                buf = 0.0
+            else:
+                buf -= dt
+            buf += seg_s
+            bsum += bitrates_bps[r] / 1e6
+            if prev >= 0:
+                smooth += abs(bitrates_bps[r] - bitrates_bps[prev]) / 1e6
+            prev = r
+        reward = bsum - rebuf_penalty * rebuf - smooth_penalty * smooth
+        if combo[0] not in best or reward > best[combo[0]]:
+            best[combo[0]] = reward
+    return best
+
+
+def test_sessions_model_is_consistent():
+    rng = np.random.default_rng(0)
+    s = Sessions(rng, PENSIEVE, 4)
+    for _ in range(10):
+        rows = s.active()
+        obs = s.observe(rows)
+        assert np.all(obs.buffer_s >= 0) and np.all(obs.buffer_s <= obs.buffer_cap_s + 1e-9)
+        s.download(rows, np.zeros(rows.size, dtype=np.int64))
+    assert np.isfinite(s.tput[:, -1]).all()

@@ -1,0 +1,42 @@
+"""The CLI as a whole: every subcommand listed, every option documented with its default."""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+from player.cli import build_parser, main
+
+
+def _subparsers(parser: argparse.ArgumentParser, prefix=()):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield prefix + (name,), sub
+                yield from _subparsers(sub, prefix + (name,))
+
+
+def test_help_lists_every_subcommand(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    for cmd in ("demo", "simulate", "compare", "traces", "abr", "content", "serve", "proxy", "mpd", "bench"):
+        assert cmd in out
+
+
+def test_every_option_names_its_default():
+    missing = []
+    for path, sub in _subparsers(build_parser()):
+        for a in sub._actions:
+            if not a.option_strings or a.help in (None, argparse.SUPPRESS) or "-h" in a.option_strings:
+                continue
+            flag = isinstance(a, (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._CountAction))
+            if flag or a.required:
+                continue
+            if "default" not in a.help.lower():
+                missing.append(f"abrlab {' '.join(path)} {a.option_strings[0]}")
+    assert not missing, "options whose help does not name a default: " + ", ".join(missing)
+
+
+def test_console_script_runs():
+    r = subprocess.run([sys.executable, "-m", "player.cli", "--help"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "simulate" in r.stdout
