@@ -216,7 +216,7 @@ class Link:
             return self._trace_latency(idx, start_s)
         lat_now = self._trace_latency(idx, start_s)
         end = self._lat_units.advance(idx, start_s, np.ones_like(start_s))
-        return np.where(lat_now > 1e-9, end - start_s, 0.0)
+        return np.where(lat_now > 1e-9, np.maximum(end - start_s, 0.0), 0.0)
 
     def _trace_latency(self, idx: np.ndarray, start_s: np.ndarray) -> np.ndarray:
         return self._lat_steps.at(idx, start_s)
@@ -229,7 +229,7 @@ class Link:
         lat = self.latency(idx, start)
         first_byte = start + lat if self.params.latency_advances_trace else start
         done = self._cap.advance(idx, first_byte, bits)
-        xfer = np.where(bits > 0, done - first_byte, 0.0)
+        xfer = np.where(bits > 0, np.maximum(done - first_byte, 0.0), 0.0)  # no negative round-off
         if self.params.noise is not None:
             xfer = xfer * self._rng.uniform(*self.params.noise, size=xfer.shape)
         adv = lat + xfer if self.params.latency_advances_trace else xfer
