@@ -58,6 +58,14 @@ def run(quick: bool = False) -> dict:
         out["one_core"][label] = round(_sweep(traces, movie, name, preset, n, 1), 1)
         if not quick:
             out["two_cores"][label] = round(_sweep(traces, movie, name, preset, n, 2), 1)
+    # scaling: a sweep big enough that process start-up does not dominate
+    big = 2000 if quick else 10000
+    out["scaling_sessions"] = big
+    out["scaling"] = {}
+    for name, movie, preset in (("bola", bbb, "sabre"), ("dynamic", bbb, "sabre"), ("robustmpc", envivio, "pensieve")):
+        out["scaling"][f"{name} ({preset})"] = {
+            "one_core": round(_sweep(traces, movie, name, preset, big, 1), 1),
+            "two_cores": round(_sweep(traces, movie, name, preset, big, 2), 1)}
     out["peak_rss_mib_self"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     out["peak_rss_mib_children"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
     out["anchors"] = {"sabre_s_per_session": "0.04-0.06 (pure Python, in-process)",
