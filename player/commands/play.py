@@ -1,0 +1,197 @@
+"""`abrlab play`: stream a DASH presentation over HTTP with an ABR policy (the HTTP player).
+
+``--headless --json`` prints one JSON object per line: every event of the session (requests,
+decisions with the policy's inputs, stalls, license events, failovers, retries; see
+`player.http.EVENT_FIELDS`), and last the summary object, with the same fields and QoE as
+``abrlab simulate --json``. Without ``--json`` it prints plain progress lines and a summary
+table. (A live dashboard can attach to the same event stream: `player.http.HttpPlayer`'s
+``add_listener`` / ``events()``.)
+
+Exit status: 0 played to the end; 1 playback failed (network gave up, license refused with
+no clear fallback; one line on stderr); 2 bad input (options, manifest, live MPD: an
+``unsupported: ...`` line); 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+
+from netem.errors import InputError
+from player.commands._common import check_policy, parse_params
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from player import presets, qoe
+
+    p = sub.add_parser(
+        "play", help="play a DASH presentation over HTTP with an ABR policy (headless player)",
+        description="Stream the MPD at MPD_URL over HTTP (our edge from `abrlab serve`, any web server, or "
+                    "through `abrlab proxy`) with an ABR policy, and report what happened. Units: seconds, bits "
+                    "per second, bytes.")
+    p.add_argument("url", metavar="MPD_URL", help="http(s) URL of the manifest")
+    p.add_argument("--headless", action="store_true",
+                   help="no dashboard: progress lines (or JSON lines with --json) on stdout")
+    p.add_argument("--json", action="store_true",
+                   help="print every event as a JSON line, and last the summary object")
+    p.add_argument("--abr", default="bola", help="policy name (see `abrlab abr list`) or path/to/file.py:Class "
+                                                 "(default: bola)")
+    p.add_argument("--abr-param", action="append", metavar="KEY=VALUE",
+                   help="policy parameter, repeatable (units as `abrlab abr list` states; default: the policy's)")
+    p.add_argument("--device", default="none",
+                   help="device profile: mobile, tablet, tv, desktop, or a TOML/JSON file (default: none). It masks "
+                        "representations (codecs, size, frame rate), sets the buffer target and declares DRM "
+                        "robustness and HDCP to the license server")
+    p.add_argument("--time-scale", type=float, default=1.0, metavar="K",
+                   help="run the session clock K times faster than the wall clock, to match an edge serving "
+                        "with --time-scale K (default 1)")
+    p.add_argument("--preset", default="default", choices=presets.names(),
+                   help="session semantics, as in `abrlab simulate` (default: default)")
+    p.add_argument("--cmcd", choices=("query", "headers"), default=None,
+                   help="send CMCD (CTA-5004) keys as a CMCD= query parameter or as CMCD-* headers (default: off)")
+    p.add_argument("--log", metavar="FILE.jsonl", help="also write every event and the summary as JSON lines here (default: none)")
+    p.add_argument("--qoe", default="linear", choices=qoe.MODELS, help="QoE model for `qoe` (default: linear)")
+    p.add_argument("--edge", action="append", default=[], metavar="URL",
+                   help="another origin serving the same paths (http://HOST:PORT), repeatable: the player fails "
+                        "over to it (after the MPD's own BaseURL alternatives; default: none)")
+    p.add_argument("--license-url", default=None, metavar="URL",
+                   help="license server URL (default: the MPD's Laurl, else /license/<system> on its origin)")
+    p.add_argument("--drm", default=None, choices=("clearkey", "widevine", "playready"),
+                   help="DRM system to use for protected content (default: ClearKey when the MPD names it)")
+    p.add_argument("--no-decrypt", action="store_true", help="do not decrypt protected segments")
+    p.add_argument("--label", default="network", metavar="TEXT",
+                   help="what to put in the summary's `trace` field (default: network)")
+    p.add_argument("--max-retry", type=float, default=None, metavar="S",
+                   help="give up on one object after retrying it this long (presentation seconds; default 60)")
+    p.add_argument("--seed", type=int, default=0, help="seed for retry jitter (default 0)")
+    p.set_defaults(func=run)
+
+
+def build_player(args: argparse.Namespace):
+    """An `HttpPlayer` from the command's options (InputError for bad ones)."""
+    from player import device as devices
+    from player.http import HttpConfig, HttpPlayer
+
+    params = parse_params(args.abr_param)
+    check_policy(args.abr, params)
+    if not (math.isfinite(args.time_scale) and args.time_scale > 0):
+        raise InputError(f"--time-scale must be positive, got {args.time_scale!r}")
+    cfg = HttpConfig(seed=args.seed)
+    if args.max_retry is not None:
+        if not (math.isfinite(args.max_retry) and args.max_retry > 0):
+            raise InputError(f"--max-retry must be positive seconds, got {args.max_retry!r}")
+        cfg.max_retry_s = args.max_retry
+    from urllib.parse import urlsplit
+
+    for e in args.edge:
+        u = urlsplit(e)
+        if u.scheme not in ("http", "https") or not u.netloc:
+            raise InputError(f"--edge expects http://HOST:PORT, got {e!r}")
+    dev = None if args.device == "none" else devices.load(args.device)
+    return HttpPlayer(args.url, abr=args.abr, abr_params=params, preset=args.preset, device=dev,
+                      time_scale=args.time_scale, cmcd=args.cmcd, extra_origins=tuple(args.edge), config=cfg,
+                      qoe_model=args.qoe, trace_label=args.label, drm_system=args.drm, license_url=args.license_url,
+                      decrypt=not args.no_decrypt)
+
+
+def run(args: argparse.Namespace) -> int:
+    from player.http import PlaybackError
+
+    player = build_player(args)
+    log = None
+    if args.log:
+        try:
+            log = open(args.log, "w", encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot write the log: {exc.strerror or exc}", where=args.log) from None
+    as_json = args.json
+    out = sys.stdout
+
+    def on_event(ev: dict) -> None:
+        if ev["event"] == "summary":
+            return  # printed last, as the bare summary object
+        line = json.dumps(ev, separators=(",", ":"))
+        if log is not None:
+            log.write(line + "\n")
+        if as_json:
+            out.write(line + "\n")
+        else:
+            text = progress_line(ev)
+            if text:
+                out.write(text + "\n")
+                out.flush()
+
+    player.add_listener(on_event)
+    rc = 0
+    try:
+        asyncio.run(player.run())
+    except PlaybackError as exc:
+        rc = 1
+        print(f"abrlab play: error: {exc}", file=sys.stderr)
+    finally:
+        summary = player.summary
+        if summary is not None:
+            line = json.dumps(summary, separators=(",", ":"))
+            if log is not None:
+                log.write(line + "\n")
+            if as_json:
+                out.write(line + "\n")
+            elif rc == 0:
+                from player.commands.simulate import print_summary
+
+                out.flush()
+                print_summary(summary)
+        out.flush()
+        if log is not None:
+            log.close()
+    return rc
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:.2f} MB"
+
+
+def progress_line(ev: dict) -> str | None:
+    """One plain line for the events worth a line (None for the others)."""
+    t = f"[{ev['t_s']:8.2f} s]"
+    k = ev["event"]
+    if k == "manifest":
+        dur = ev.get("duration_s")
+        return f"{t} manifest {ev['url']} ({ev['type']}, {dur if dur is None else round(dur, 1)} s)"
+    if k == "session_start":
+        plan = ev["plan"]
+        ladder = ", ".join(f"{r['bitrate_bps'] / 1e6:.2f}" for r in plan["ladder"])
+        extra = " (restart)" if ev.get("restart") else ""
+        return (f"{t} session start{extra}: {plan['segments']} segments, ladder [{ladder}] Mbit/s, "
+                f"{ev['abr_params']}, preset {ev['preset']}, time scale {ev['time_scale']:g}")
+    if k == "download":
+        tp = ev["throughput_bps"]
+        return (f"{t} segment {ev['segment'] + 1:4d} rung {ev['rung']}  {_mb(ev['bytes'])} in "
+                f"{ev['latency_s'] + ev['transfer_s']:.2f} s ({tp / 1e6:.2f} Mbit/s)  buffer {ev['buffer_s']:.1f} s"
+                + (f"  stalled {ev['stall_s']:.2f} s" if ev.get("stall_s") else ""))
+    if k == "startup":
+        return f"{t} playback started after {ev['startup_s']:.2f} s"
+    if k == "stall_start":
+        return f"{t} STALL: buffer empty"
+    if k == "stall_end":
+        return f"{t} stall over (segment {ev['segment'] + 1} arrived)"
+    if k == "abandon":
+        return (f"{t} abandoned segment {ev['segment'] + 1} at rung {ev['from_rung']} for rung {ev['to_rung']} "
+                f"({_mb(ev['wasted_bytes'])} wasted)")
+    if k == "retry":
+        return f"{t} retry {ev['what']} in {ev['backoff_s']:.2f} s: {ev['reason']}"
+    if k == "failover":
+        return f"{t} failover {ev['what']}: edge {ev['from_edge']} -> {ev['to_edge']} ({ev['reason']})"
+    if k == "missing":
+        return f"{t} segment {ev['segment'] + 1} missing at rung {ev['rung']}; trying rung {ev['to_rung']}"
+    if k in ("license", "license_failed", "license_fallback", "mask", "note", "error"):
+        detail = {kk: v for kk, v in ev.items() if kk not in ("t_s", "event")}
+        if k == "license":
+            return (f"{t} license ({ev['system']}{', renewal' if ev['renewal'] else ''}): max height "
+                    f"{ev['max_height']}, duration {ev['license_duration_s']}")
+        if k in ("note", "error"):
+            return f"{t} {k}: {ev['message']}"
+        return f"{t} {k}: {json.dumps(detail)}"
+    return None

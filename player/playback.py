@@ -1,0 +1,450 @@
+"""Glue between the manifest model and the session core, shared by every driver.
+
+* `select(presentation, ...)` picks what to play from a parsed MPD: the main adaptation set
+  (video, else audio: the ABR ladder, lowest bandwidth first) and one audio
+  representation to fetch alongside (the highest bandwidth the device decodes). Live
+  (type=dynamic) and multi-period presentations are refused with `UnsupportedManifest`.
+* `build(selection, indexes, device)` turns it into a `PlaybackPlan`: per rung a `Track`
+  (segment URLs and byte ranges on every BaseURL alternative, for failover), the
+  `SegmentPlan` the core needs (durations; bitrates from @bandwidth; sizes exact where the
+  manifest or the sidx gives byte ranges, else bandwidth × duration), the device mask and
+  buffer settings computed exactly as the simulator does (`DeviceProfile.allows` per
+  representation from @width/@height/@frameRate/@codecs/@bandwidth; the lowest rung stays
+  when nothing is allowed; the device's buffer target replaces the preset's cap), and
+  which audio segments go with each video segment (by time: every audio segment starting
+  before the video segment's end, less a quarter of its duration).
+* `make_core(plan, abr, params, preset)` builds the `SessionCore` as the simulator builds
+  its batch (the preset's per-policy defaults under the user's parameters).
+* `summarize(...)` gives the same summary fields as `SessionResult.summary()`.
+* `Clock`: presentation seconds = `time.monotonic()` × time scale since the player started.
+
+Units: seconds, bits per second, bytes.
+"""
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+
+import abr
+from player import qoe as qoe_mod
+from player.device import DeviceProfile
+from player.drm import DrmInfo, drm_info, is_protected
+from player.manifest import (AdaptationSet, InitSegment, Period, Presentation, Representation, SegmentIndex,
+                             UnsupportedManifest)
+from player.presets import SessionPreset, get as get_preset
+from player.session import SegmentPlan, SessionCore
+
+AUDIO_SLACK = 0.25  # fraction of a video segment by which an audio segment may start before its end
+
+
+class Clock:
+    """The player's clock in presentation seconds: wall time × `time_scale` since `start()`."""
+
+    def __init__(self, time_scale: float = 1.0) -> None:
+        k = float(time_scale)
+        if not (math.isfinite(k) and k > 0):
+            raise ValueError(f"time scale must be positive, got {time_scale!r}")
+        self.time_scale = k
+        self.t0 = time.monotonic()
+
+    def start(self) -> None:
+        self.t0 = time.monotonic()
+
+    def now(self) -> float:
+        return (time.monotonic() - self.t0) * self.time_scale
+
+    def wall(self, seconds: float) -> float:
+        """Presentation seconds → wall seconds."""
+        return max(0.0, seconds) / self.time_scale
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(self.wall(seconds))
+
+
+# ---------------------------------------------------------------------------------------
+# selection
+
+
+@dataclass(frozen=True)
+class Selection:
+    presentation: Presentation
+    period: Period
+    main: AdaptationSet
+    ladder: tuple[Representation, ...]          # lowest bandwidth first, duplicates removed
+    audio_set: AdaptationSet | None
+    audio: Representation | None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        return self.main.content_type
+
+    def representations(self) -> tuple[Representation, ...]:
+        return self.ladder + ((self.audio,) if self.audio is not None else ())
+
+
+def _allowed(dev: DeviceProfile | None, r: Representation) -> bool:
+    if dev is None:
+        return True
+    return dev.allows(r.width or 0, r.height or 0, r.frame_rate or 0.0, r.codecs or "", r.bandwidth_bps)
+
+
+def select(presentation: Presentation, device: DeviceProfile | None = None, *, clear_only: bool = False,
+           exclude: Sequence[AdaptationSet] = ()) -> Selection:
+    """What to play (see module doc). `clear_only` keeps unprotected sets only (license
+    fallback); `exclude` skips sets already tried. Raises `UnsupportedManifest`."""
+    presentation.require_static()
+    periods = [p for p in presentation.periods if p.playable()]
+    if not periods:
+        raise UnsupportedManifest("the presentation has no playable adaptation set")
+    if len(presentation.periods) > 1:
+        raise UnsupportedManifest(f"multi-period presentations ({len(presentation.periods)} periods) "
+                                  "are not supported yet")
+    period = periods[0]
+    notes: list[str] = []
+
+    def usable(a: AdaptationSet) -> bool:
+        if a in exclude:
+            return False
+        if clear_only and any(is_protected(r.protection) for r in a.representations):
+            return False
+        return True
+
+    main = None
+    for kind in ("video", "audio"):
+        cands = [a for a in period.playable(kind) if usable(a)]
+        if cands:
+            mains = [a for a in cands if "main" in a.roles]
+            main = (mains or cands)[0]
+            break
+    if main is None:
+        what = "unprotected " if clear_only else ""
+        raise UnsupportedManifest(f"no {what}video or audio adaptation set to play")
+    ladder: list[Representation] = []
+    for r in main.ladder:
+        if ladder and r.bandwidth_bps == ladder[-1].bandwidth_bps:
+            # equal @bandwidth: keep one per bitrate (the device's choice when it can only take one)
+            if not _allowed(device, ladder[-1]) and _allowed(device, r):
+                notes.append(f"representation {ladder[-1].id!r} dropped: same @bandwidth as {r.id!r}")
+                ladder[-1] = r
+            else:
+                notes.append(f"representation {r.id!r} dropped: same @bandwidth as {ladder[-1].id!r}")
+            continue
+        ladder.append(r)
+    for r in ladder:
+        if r.segment_index is None and r.pending_sidx is None:
+            raise UnsupportedManifest(f"representation {r.id!r} has no segment information"
+                                      + (f" ({r.note})" if r.note else ""))
+    audio_set = audio = None
+    if main.content_type == "video":
+        sets = [a for a in period.playable("audio") if not (clear_only and any(
+            is_protected(r.protection) for r in a.representations))]
+        if sets:
+            mains = [a for a in sets if "main" in a.roles]
+            audio_set = (mains or sets)[0]
+            ok = [r for r in audio_set.ladder if _allowed(device, r)
+                  and (r.segment_index is not None or r.pending_sidx is not None)]
+            if ok:
+                audio = ok[-1]
+            else:
+                notes.append(f"audio adaptation set {audio_set.id!r}: no representation this device decodes; "
+                             "playing without audio")
+                audio_set = None
+    return Selection(presentation, period, main, tuple(ladder), audio_set, audio, tuple(notes))
+
+
+# ---------------------------------------------------------------------------------------
+# tracks and the plan
+
+
+def swap_origin(url: str, origin: str) -> str:
+    """`url` on another server (scheme://host:port of `origin`), same path and query."""
+    a, b = urlsplit(url), urlsplit(origin)
+    return urlunsplit((b.scheme or a.scheme, b.netloc, a.path, a.query, a.fragment))
+
+
+@dataclass
+class Track:
+    """One representation as fetched: its segments on every BaseURL alternative."""
+
+    rep: Representation
+    kind: str                                   # video | audio
+    index: SegmentIndex
+    bases: tuple[str, ...]                      # base URL per alternative (0: the manifest's first)
+    protected: bool = False
+    _alts: dict[int, SegmentIndex] = field(default_factory=dict, repr=False)
+    _timing: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def n_alternatives(self) -> int:
+        return len(self.bases)
+
+    def _at(self, alt: int) -> SegmentIndex:
+        alt %= len(self.bases)
+        if alt == 0:
+            return self.index
+        idx = self._alts.get(alt)
+        if idx is None:
+            idx = self._alts[alt] = self.index.with_base_url(self.bases[alt])
+        return idx
+
+    def segment(self, k: int, alt: int = 0) -> tuple[str, tuple[int, int] | None]:
+        s = self._at(alt)[k]
+        return s.url, s.byte_range
+
+    def init(self, alt: int = 0) -> InitSegment | None:
+        init = self.index.init
+        if init is None:
+            return None
+        if alt % len(self.bases) == 0:
+            return init
+        if init.url == self.index.base_url:   # SegmentBase: the init lives in the media file
+            return InitSegment(self.bases[alt % len(self.bases)], init.byte_range)
+        return self._at(alt).init
+
+    def timing(self) -> tuple[np.ndarray, np.ndarray]:
+        """(starts, durations) of every segment, seconds (computed once)."""
+        if self._timing is None:
+            self._timing = _timing(self.index)
+        return self._timing
+
+    def starts_s(self) -> np.ndarray:
+        return self.timing()[0]
+
+    def durations_s(self) -> np.ndarray:
+        return self.timing()[1]
+
+    def sizes_bytes(self) -> np.ndarray | None:
+        """Exact segment sizes when the index has byte ranges for every segment."""
+        ranges = self.index.ranges
+        n = len(self.index)
+        if ranges is None or len(ranges) < n or any(r is None for r in ranges[:n]):
+            return None
+        return np.array([b - a + 1 for a, b in ranges[:n]], dtype=np.float64)
+
+
+def _timing(index: SegmentIndex) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, durations) in seconds of every segment, from the index's runs (vectorised)."""
+    runs = index.runs
+    if not runs:
+        return np.zeros(0), np.zeros(0)
+    counts = np.array([r.count for r in runs], dtype=np.int64)
+    first_t = np.repeat(np.array([r.t for r in runs], dtype=np.float64), counts)
+    d = np.repeat(np.array([r.d for r in runs], dtype=np.float64), counts)
+    within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    starts = index.offset_s + (first_t + within * d) / index.timescale
+    durs = d / index.timescale
+    if index.end_s is not None:
+        durs = np.where(starts + durs > index.end_s, np.maximum(0.0, index.end_s - starts), durs)
+    return starts, durs
+
+
+def alternatives(rep: Representation, base_url: str, extra_origins: Sequence[str] = ()) -> tuple[str, ...]:
+    """Base URLs to fail over between: the manifest's BaseURL alternatives (lowest DVB
+    priority first), then `base_url` moved to each extra origin (`--edge`)."""
+    bases = [b.url for b in rep.base_urls] or [base_url]
+    if base_url not in bases:
+        bases.insert(0, base_url)
+    for o in extra_origins:
+        u = swap_origin(bases[0], o)
+        if u not in bases:
+            bases.append(u)
+    return tuple(bases)
+
+
+@dataclass
+class PlaybackPlan:
+    selection: Selection
+    video: list[Track]                          # the ABR ladder (may be audio for audio-only)
+    audio: Track | None
+    segment_plan: SegmentPlan
+    mask: np.ndarray                            # (R,) device mask
+    heights: np.ndarray                         # (R,) pixels, 0 unknown
+    device: DeviceProfile | None
+    audio_for: list[list[int]]                  # audio segment indices fetched with each video segment
+    drm: DrmInfo | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_segments(self) -> int:
+        return self.segment_plan.n_segments
+
+    @property
+    def bitrates_bps(self) -> np.ndarray:
+        return self.segment_plan.bitrates_bps
+
+    @property
+    def protected(self) -> bool:
+        return self.drm is not None
+
+    @property
+    def buffer_cap_s(self) -> float | None:
+        return self.device.buffer_target_s if self.device is not None else None
+
+    @property
+    def startup_threshold_s(self) -> float | None:
+        return self.device.startup_threshold_s if self.device is not None else None
+
+    def describe(self) -> dict:
+        return {
+            "kind": self.selection.kind,
+            "segments": self.n_segments,
+            "duration_s": float(self.segment_plan.durations_s.sum()),
+            "ladder": [{"id": t.rep.id, "bitrate_bps": float(t.rep.bandwidth_bps), "width": t.rep.width,
+                        "height": t.rep.height, "codecs": t.rep.codecs, "addressing": t.index.addressing,
+                        "allowed": bool(m), "alternatives": len(t.bases)}
+                       for t, m in zip(self.video, self.mask)],
+            "audio": None if self.audio is None else {"id": self.audio.rep.id,
+                                                      "bitrate_bps": float(self.audio.rep.bandwidth_bps),
+                                                      "codecs": self.audio.rep.codecs},
+            "protected": self.protected,
+            "drm": None if self.drm is None else self.drm.to_dict(),
+            "device": None if self.device is None else self.device.name,
+            "notes": list(self.notes),
+        }
+
+
+def build(selection: Selection, indexes: dict[str, SegmentIndex], device: DeviceProfile | None = None, *,
+          extra_origins: Sequence[str] = (), drm_system: str | None = None,
+          license_url: str | None = None) -> PlaybackPlan:
+    """A `PlaybackPlan` from a selection and the segment index of every selected
+    representation (`indexes[rep.id]`, for those whose index was not in the manifest)."""
+    pres = selection.presentation
+    src = pres.source_url or ""
+
+    def track(rep: Representation, kind: str) -> Track:
+        idx = rep.segment_index if rep.segment_index is not None else indexes.get(rep.id)
+        if idx is None:
+            raise UnsupportedManifest(f"representation {rep.id!r}: segment index not resolved")
+        if len(idx) == 0:
+            raise UnsupportedManifest(f"representation {rep.id!r} has no segments")
+        return Track(rep, kind, idx, alternatives(rep, idx.base_url, extra_origins), is_protected(rep.protection))
+
+    kind = selection.kind
+    video = [track(r, kind) for r in selection.ladder]
+    audio = track(selection.audio, "audio") if selection.audio is not None else None
+    counts = {len(t.index) for t in video}
+    if len(counts) != 1:
+        raise UnsupportedManifest("the representations of the ladder have different segment counts "
+                                  f"({', '.join(f'{t.rep.id}: {len(t.index)}' for t in video)}); "
+                                  "segment-aligned representations are needed")
+    starts, durs = video[0].timing()
+    for t in video[1:]:
+        s2, _ = t.timing()
+        if np.max(np.abs(s2 - starts)) > max(0.05, 0.1 * float(np.median(durs))):
+            raise UnsupportedManifest(f"representation {t.rep.id!r} is not segment-aligned with "
+                                      f"{video[0].rep.id!r}")
+    if np.any(durs <= 0):
+        durs = np.maximum(durs, 1e-3)
+    bitrates = np.array([t.rep.bandwidth_bps for t in video], dtype=np.float64)
+    sizes = np.empty((durs.size, bitrates.size))
+    notes = list(selection.notes)
+    estimated = []
+    for r, t in enumerate(video):
+        exact = t.sizes_bytes()
+        if exact is not None and exact.size == durs.size:
+            sizes[:, r] = exact
+        else:
+            sizes[:, r] = np.maximum(1.0, bitrates[r] * durs / 8.0)
+            estimated.append(t.rep.id)
+    if estimated and len(estimated) < len(video):
+        notes.append(f"segment sizes estimated from @bandwidth for {', '.join(estimated)}")
+    mask = np.array([_allowed(device, t.rep) for t in video], dtype=bool)
+    if not mask.any():
+        mask[0] = True
+        notes.append("the device can play no representation; the lowest stays allowed")
+    heights = np.array([t.rep.height or 0 for t in video], dtype=np.float64)
+    audio_for: list[list[int]] = [[] for _ in range(durs.size)]
+    if audio is not None:
+        a_starts, _ = audio.timing()
+        ends = starts + durs
+        j = 0
+        for k in range(durs.size):
+            limit = math.inf if k == durs.size - 1 else ends[k] - AUDIO_SLACK * durs[k]
+            while j < a_starts.size and a_starts[j] < limit:
+                audio_for[k].append(j)
+                j += 1
+    info = None
+    protections = tuple(cp for t in video for cp in t.rep.protection)
+    if any(t.protected for t in video) or (audio is not None and audio.protected):
+        info = drm_info(protections + (audio.rep.protection if audio is not None else ()), src,
+                        system=drm_system, license_url=license_url)
+    plan = SegmentPlan(durs.astype(np.float64), bitrates, sizes)
+    return PlaybackPlan(selection, video, audio, plan, mask, heights, device, audio_for, info, notes)
+
+
+# ---------------------------------------------------------------------------------------
+# the core and the summary
+
+
+def policy_params(abr_name: str, params: dict[str, Any], preset: SessionPreset) -> dict[str, Any]:
+    return {**preset.abr_defaults.get(abr_name, {}), **params}
+
+
+def make_core(plan: PlaybackPlan, abr_name: str, abr_params: dict[str, Any] | None = None,
+              preset: str | SessionPreset = "default", mask: np.ndarray | None = None) -> SessionCore:
+    p = get_preset(preset) if isinstance(preset, str) else preset
+    policy = abr.get(abr_name, **policy_params(abr_name, dict(abr_params or {}), p))
+    m = plan.mask if mask is None else mask
+    return SessionCore(plan.segment_plan, policy, p, mask=m, buffer_cap_s=plan.buffer_cap_s,
+                       startup_threshold_s=plan.startup_threshold_s)
+
+
+def summarize(core: SessionCore, plan: PlaybackPlan, *, abr_name: str, preset: str = "default",
+              trace: str = "network", movie: str | None = None, qoe_model: str = "linear",
+              extra: dict[str, Any] | None = None) -> dict:
+    """The summary of a (possibly partial) session: `SessionResult.summary()`'s fields, from
+    the segments that arrived, then `extra`."""
+    p = get_preset(preset)
+    chosen = np.asarray(core.chosen, dtype=np.int64)
+    n = int(chosen.size)
+    bitrates = plan.bitrates_bps
+    br = bitrates[chosen] if n else np.zeros(0)
+    played = plan.segment_plan.durations_s[:n]
+    rebuf = np.asarray(core.rebuffer_per_segment[:n], dtype=np.float64)
+    switches = int(np.count_nonzero(np.diff(chosen))) if n > 1 else 0
+    mag = float(np.abs(np.diff(br)).sum() / switches) if switches else 0.0
+    session_s = float(core.state.clock_s[0])
+    startup = core.startup_s
+    play_time = session_s - (startup if np.isfinite(startup) else 0.0)
+    n_scored = max(0, n - 1) if p.qoe_skip_first else n
+    qoe_all = {}
+    for m in qoe_mod.MODELS:
+        if n:
+            rows = qoe_mod.score(m, chosen[None, :], rebuf[None, :], bitrates, plan.heights, p.qoe_skip_first)
+        else:
+            rows = np.zeros((1, 4))
+        qoe_all[m] = qoe_mod.qoe_records(m, rows, n_scored)[0].as_dict()
+    out = {
+        "abr": abr_name,
+        "abr_params": core.policy.describe(),
+        "trace": trace,
+        "movie": movie or plan.selection.presentation.source_url or "",
+        "device": plan.device.name if plan.device else "none",
+        "preset": preset,
+        "segments": n,
+        "avg_bitrate_bps": float(br.mean()) if n else 0.0,
+        "time_avg_bitrate_bps": (float((br * played).sum() / play_time) if play_time > 0 and n
+                                 else (float(br.mean()) if n else 0.0)),
+        "utility": float(np.log(br / bitrates[0]).mean()) if n else 0.0,
+        "rebuffer_s": float(rebuf.sum()),
+        "rebuffer_count": int(core.stall_count),
+        "rebuffer_ratio": float(rebuf.sum() / session_s) if session_s > 0 else 0.0,
+        "startup_s": float(startup),
+        "switches": switches,
+        "switch_magnitude_bps": mag,
+        "bytes": int(core.bytes_downloaded - core.wasted_bytes),
+        "session_s": session_s,
+        "qoe": qoe_all[qoe_model],
+        "qoe_all": qoe_all,
+        "chosen": chosen.tolist(),
+    }
+    if extra:
+        out.update(extra)
+    return out
