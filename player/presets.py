@@ -24,6 +24,8 @@ class SessionPreset:
     throughput_includes_latency: bool = False
     qoe_skip_first: bool = False        # Pensieve sums QoE over segments 2..N
     play_out_at_end: bool = True        # play the remaining buffer after the last download
+    abandonment: bool = True            # offer in-flight downloads to the policy's abandonment hook
+    abandon_interval_s: float = 0.25    # how often (session seconds) an in-flight download is offered
     abr_defaults: dict[str, dict] = field(default_factory=dict)  # per-policy parameter defaults
     doc: str = ""
 
@@ -33,9 +35,10 @@ PRESETS: dict[str, SessionPreset] = {
         "default", link_preset("trace-latency"), buffer_cap_s=30.0,
         doc="abrlab's semantics: the trace's own latency per request (trace clock advancing), "
             "throughput excludes latency, buffer cap 30 s (or the device's), playback starts "
-            "when the first segment arrives, every policy asked for every segment."),
+            "when the first segment arrives, every policy asked for every segment; every 0.25 s an "
+            "in-flight download is offered to the policy's abandonment hook (if it has one)."),
     "sabre": SessionPreset(
-        "sabre", link_preset("sabre"), buffer_cap_s=25.0, whole_segment_fits=True, first_rung=0,
+        "sabre", link_preset("sabre"), buffer_cap_s=25.0, whole_segment_fits=True, first_rung=0, abandonment=False,
         abr_defaults={"bola": {"gp": 5.0}, "dynamic": {"threshold_s": 10.0, "preset": "sabre"},
                       "throughput": {"preset": "sabre"}},
         doc="Sabre (UMass-LIDS/sabre): per request the trace's latency passes before any byte "
@@ -47,7 +50,7 @@ PRESETS: dict[str, SessionPreset] = {
     "pensieve": SessionPreset(
         "pensieve", link_preset("pensieve"), buffer_cap_s=60.0, whole_segment_fits=False,
         wait_quantum_s=0.5, startup_is_stall=True, first_rung=1, throughput_includes_latency=True,
-        qoe_skip_first=True, play_out_at_end=False,
+        qoe_skip_first=True, play_out_at_end=False, abandonment=False,
         abr_defaults={"bba": {"reservoir_s": 5.0, "cushion_s": 10.0}, "robustmpc": {"horizon": 5},
                       "mpc": {"horizon": 5}},
         doc="Pensieve's test environment (hongzimao/pensieve test/fixed_env.py): throughput = "
@@ -55,6 +58,15 @@ PRESETS: dict[str, SessionPreset] = {
             "own latency ignored), throughput samples include it; buffer cap 60 s drained in "
             "0.5 s sleeps; segment 1 at rung 1; stalls counted from the first request; linear "
             "QoE summed over segments 2..N; the session ends when the last segment arrives."),
+    "dashjs": SessionPreset(
+        "dashjs", link_preset("trace-latency"), buffer_cap_s=18.0, whole_segment_fits=True, wait_quantum_s=0.5,
+        doc="dash.js 5 in a browser (player/interop): the trace's own latency before the first byte of every "
+            "request; throughput samples exclude it (Resource Timing responseEnd - responseStart); the next "
+            "segment is requested when buffer + segment < bufferTimeDefault 18 s, a full buffer re-checked every "
+            "500 ms; playback starts when the first segment is in; the dashjs policy picks segment 1 at the rung "
+            "at or below 1000 kbit/s. Not modelled: the 30 s target at the top rung (60 s for content of 600 s "
+            "or more), init-segment fetches on a switch, BOLA's requested delays, abandonment, the 0.3 s stall "
+            "threshold."),
 }
 
 

@@ -266,6 +266,8 @@ def drive_with_link(core: SessionCore, link, trace_index: int = 0) -> SessionCor
     """
     lag = 0.0  # session clock minus trace clock (Pensieve's latency is outside trace time)
     idx = np.array([trace_index])
+    p = core.preset
+    abandoning = p.abandonment and type(core.policy).abandon is not abr.Policy.abandon
     for _ in range(10 * core.plan.n_segments + 10):
         action = core.next_action(core.now)
         if isinstance(action, Done):
@@ -273,9 +275,32 @@ def drive_with_link(core: SessionCore, link, trace_index: int = 0) -> SessionCor
         if isinstance(action, Wait):
             core.tick(action.until_s)
             continue
-        tr = link.transfer(idx, np.array([core.now - lag]), np.array([action.expected_bytes]))
-        total = float(tr.total_s[0])
+        while True:
+            start = core.now
+            tr = link.transfer(idx, np.array([start - lag]), np.array([action.expected_bytes]))
+            total, lat = float(tr.total_s[0]), float(tr.latency_s[0])
+            new = -1
+            if abandoning and action.rung > 0:
+                first_byte = start - lag + (lat if p.link.latency_advances_trace else 0.0)
+                j = 1
+                while j * p.abandon_interval_s < total:
+                    e = j * p.abandon_interval_s
+                    flowing = max(e - lat, 0.0)
+                    if link.params.noise is None:
+                        got = float(link.delivered_bits(idx, np.array([first_byte]), np.array([first_byte + flowing]))[0])
+                        got *= p.link.efficiency / 8.0
+                    else:
+                        got = action.expected_bytes * flowing / max(float(tr.transfer_s[0]), 1e-12)
+                    got = min(got, action.expected_bytes)
+                    new = core.check_abandon(start + e, got, e)
+                    if new >= 0:
+                        if not p.link.latency_advances_trace:
+                            lag += lat
+                        action = core.abandoned(start + e, int(got), new)
+                        break
+                    j += 1
+            if new < 0:
+                break
         lag += total - float(tr.trace_advance_s[0])
-        core.download_done(core.now + total, int(action.expected_bytes), float(tr.latency_s[0]),
-                           float(tr.transfer_s[0]))
+        core.download_done(start + total, int(action.expected_bytes), lat, float(tr.transfer_s[0]))
     raise RuntimeError("session did not end")  # pragma: no cover - bounded loop guard

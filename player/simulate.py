@@ -58,6 +58,8 @@ class SessionResult:
     rebuffer_count: int
     qoe: dict[str, qoe_mod.QoE]
     policy_desc: str
+    wasted_bytes: int = 0        # bytes of abandoned downloads
+    abandons: int = 0
 
     def summary(self, qoe_model: str = "linear") -> dict:
         c = self.spec.content
@@ -84,6 +86,8 @@ class SessionResult:
             "switches": switches,
             "switch_magnitude_bps": mag,
             "bytes": int(self.size_bytes.sum()),
+            "wasted_bytes": int(self.wasted_bytes),
+            "abandons": int(self.abandons),
             "session_s": float(self.session_s),
             "qoe": self.qoe[qoe_model].as_dict(),
             "qoe_all": {m: q.as_dict() for m, q in self.qoe.items()},
@@ -163,6 +167,9 @@ def simulate_batch(specs: Sequence[SessionSpec]) -> list[SessionResult]:
     dt_hist = np.full((n, HISTORY), np.nan)
     rec = {k: np.zeros((n, K)) for k in ("download", "latency", "rebuffer", "buffer", "wait", "request", "size")}
     chosen = np.zeros((n, K), dtype=np.int64)
+    wasted = np.zeros(n)
+    abandons = np.zeros(n, dtype=np.int64)
+    can_abandon = preset.abandonment and type(policy).abandon is not abr.Policy.abandon
 
     for k in range(K):
         if k > 0:
@@ -183,11 +190,16 @@ def simulate_batch(specs: Sequence[SessionSpec]) -> list[SessionResult]:
                 time_s=st.clock_s.copy(), buffer_cap_s=cap,
             )
             rung = policy.select(obs)
+        rec["request"][:, k] = st.clock_s
+        stall = np.zeros(n)
+        if can_abandon:
+            rung, pre_stall = _abandonments(policy, link, tidx, trace_t, st, rung, sizes[k], float(durs[k]), mask,
+                                            preset, wasted, abandons)
+            stall += pre_stall
         size = sizes[k, rung]
         tr = link.transfer(tidx, trace_t, size)
         total = tr.total_s
-        rec["request"][:, k] = st.clock_s
-        stall = st.elapse(total)
+        stall += st.elapse(total)
         trace_t += tr.trace_advance_s
         st.add(durs[k], startup_thr if preset.startup_threshold_s == 0 else np.maximum(startup_thr, preset.startup_threshold_s))
         measured = tr.transfer_s + (tr.latency_s if preset.throughput_includes_latency else 0.0)
@@ -216,8 +228,70 @@ def simulate_batch(specs: Sequence[SessionSpec]) -> list[SessionResult]:
             download_s=rec["download"][i], latency_s=rec["latency"][i], rebuffer_s=rec["rebuffer"][i],
             buffer_s=rec["buffer"][i], wait_s=rec["wait"][i], request_s=rec["request"][i],
             startup_s=float(st.startup_s[i]), session_s=float(st.clock_s[i]),
-            rebuffer_count=int(st.stall_count[i]),
+            rebuffer_count=int(st.stall_count[i]), wasted_bytes=int(wasted[i]), abandons=int(abandons[i]),
             qoe={m: qoe_mod.qoe_records(m, scores[m][i:i + 1], n_scored)[0] for m in qoe_mod.MODELS},
             policy_desc=desc,
         ))
     return out
+
+
+def _abandonments(policy, link: Link, tidx: np.ndarray, trace_t: np.ndarray, st: BufferState, rung: np.ndarray,
+                  seg_sizes: np.ndarray, seg_s: float, mask: np.ndarray, preset: SessionPreset,
+                  wasted: np.ndarray, abandons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Offer every in-flight download to the policy every `abandon_interval_s`, as the HTTP
+    player does. An abandoned request costs the time it ran and its bytes; the segment is
+    requested again at the new rung (which may itself be abandoned). Advances the sessions'
+    clocks and traces past the abandoned attempts; returns the rung each session finally
+    fetches and the stall time those attempts caused."""
+    rung = rung.copy()
+    stall = np.zeros(rung.size)
+    dt = preset.abandon_interval_s
+    eff = preset.link.efficiency
+    live = np.flatnonzero(rung > 0)
+    for _ in range(seg_sizes.size):  # the rung only goes down, so this ends
+        if live.size == 0:
+            break
+        size = seg_sizes[rung[live]]
+        tr = link.transfer(tidx[live], trace_t[live], size)
+        total, lat = tr.total_s, tr.latency_s
+        first_byte = trace_t[live] + (lat if preset.link.latency_advances_trace else 0.0)
+        decided = np.full(live.size, -1, dtype=np.int64)
+        when = np.zeros(live.size)
+        done_at = np.zeros(live.size)
+        pending = np.arange(live.size)
+        j = 1
+        while pending.size:
+            e = j * dt
+            pending = pending[e < total[pending]]
+            if pending.size == 0:
+                break
+            rows = live[pending]
+            flowing = np.maximum(e - lat[pending], 0.0)
+            if link.params.noise is None:
+                got = link.delivered_bits(tidx[rows], first_byte[pending], first_byte[pending] + flowing) * eff / 8.0
+            else:  # noisy transfer times: progress in proportion
+                got = size[pending] * flowing / np.maximum(tr.transfer_s[pending], 1e-12)
+            got = np.minimum(got, size[pending])
+            buf = np.where(st.playing[rows] & ~st.paused[rows], np.maximum(st.buffer_s[rows] - e, 0.0), st.buffer_s[rows])
+            prog = abr.Progress(sessions=rows, rung=rung[rows], bytes_done=got, bytes_total=size[pending],
+                                elapsed_s=np.full(rows.size, e), buffer_s=buf, segment_duration_s=seg_s,
+                                sizes_bytes=np.broadcast_to(seg_sizes, (rows.size, seg_sizes.size)), mask=mask[rows])
+            new = np.asarray(policy.abandon(prog), dtype=np.int64)
+            hit = (new >= 0) & (new < rung[rows])
+            decided[pending[hit]] = new[hit]
+            when[pending[hit]] = e
+            done_at[pending[hit]] = got[hit]
+            pending = pending[~hit]
+            j += 1
+        gone = np.flatnonzero(decided >= 0)
+        if gone.size == 0:
+            break
+        rows = live[gone]
+        e = when[gone]
+        stall[rows] += st.elapse(e, rows)
+        trace_t[rows] += e - (0.0 if preset.link.latency_advances_trace else lat[gone])
+        wasted[rows] += done_at[gone]
+        abandons[rows] += 1
+        rung[rows] = decided[gone]
+        live = rows[rung[rows] > 0]
+    return rung, stall

@@ -135,3 +135,17 @@ def test_preset_policy_defaults_name_real_parameters():
     for p in PRESETS.values():
         for name, params in p.abr_defaults.items():
             abr.get(name, **params)   # raises on an unknown parameter name
+
+
+def test_abandonment_on_a_capacity_collapse():
+    # 8 Mbit/s for 12 s, then 0.2 Mbit/s: the throughput rule is fetching a high rung when the
+    # link collapses; dash.js's rule abandons once the projected time passes 1.8 segments
+    tr = Trace(np.array([0.0, 12.0]), np.array([8e6, 0.2e6]), 200.0)
+    c = flat_content(bitrates=(200e3, 1e6, 4e6), segments=12, seg_s=4.0)
+    r = simulate([SessionSpec(tr, c, "throughput")])[0]
+    s = r.summary()
+    assert s["abandons"] >= 1 and s["wasted_bytes"] > 0
+    # the segment that was abandoned finally arrived at a lower rung than was first asked
+    assert r.chosen.min() == 0
+    off = simulate([SessionSpec(tr, c, "throughput", preset="sabre")])[0].summary()
+    assert off["abandons"] == 0 and off["wasted_bytes"] == 0     # Sabre's semantics: abandonment off
