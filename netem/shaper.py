@@ -20,7 +20,8 @@ Pacing: a grant (quantum) is the next 5 ms of capacity on the curve, so it follo
 Mahimahi trace's local rate too, at least one 1500-byte packet and at most 256 KiB (≤ 16 KiB
 below 26 Mbit/s, ≤ 5 ms above). At time scale K > 4 it is 20/K ms (at least 1 ms), so
 a trace second still spans many quanta. A link that runs dry and gets new demand more than
-`grace_s` (2 ms) later restarts at C(now): idle capacity is not banked. A flow holding two
+`grace_s` (2 ms of trace time, so 2/K ms of wall time) later restarts at C(now): idle
+capacity is not banked. A flow holding two
 quanta of granted-but-unwritten bytes (its writer is blocked by a slow reader) is skipped,
 as a full queue would be; grants that fell due while the timer was late are all released
 (catch-up), whatever the writers' pace.
@@ -370,7 +371,8 @@ class Shaper:
         self.scaled = trace.scaled(k) if k != 1.0 else trace
         self.capacity = Capacity(self.scaled, [(a / k, b / k) for a, b in outages])
         self.latency_s = latency_s
-        self._sched = Scheduler(self.capacity, quantum_s=quantum_s, grace_s=grace_s)
+        # the grace is trace time: at K× a wall-clock grace would bank K× as much idle capacity
+        self._sched = Scheduler(self.capacity, quantum_s=quantum_s, grace_s=grace_s / k)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._t0 = 0.0
         self._timer: asyncio.TimerHandle | None = None

@@ -629,7 +629,7 @@ class HttpPlayer:
                     if new is None:
                         raise PlaybackError(f"segment {k + 1} is missing (HTTP 404/410) at every representation "
                                             f"(last: {m.url})") from None
-                    core.abandoned(self.core_now(), m.wasted, new)
+                    core.abandoned(self.core_now(), m.wasted, new, reason="missing")
                     self._drain_core()
                     rung = new
             init_new = await init_task
@@ -770,10 +770,8 @@ class HttpPlayer:
         self._license_mask = lm
         if self.core is not None:
             new = self._combine(self.plan.mask, lm)
-            if not np.array_equal(new, self.core.mask[0]):
-                self.core.mask[0] = new   # see the report: a SessionCore.set_mask would say this
-                self.emit("mask", allowed=new.tolist(),
-                          reason=f"{'renewed ' if renewal else ''}license policy max_height={lic.max_height}")
+            if self.core.set_mask(new, f"{'renewed ' if renewal else ''}license policy max_height={lic.max_height}"):
+                self._drain_core()
         if not renewal and lic.duration_s is not None:
             self._renew_task = self._spawn(self._renew(lic))
 

@@ -213,17 +213,32 @@ class SessionCore:
         new = int(self.policy.abandon(prog)[0])
         return new if 0 <= new < fetch.rung else -1
 
-    def abandoned(self, now: float, wasted_bytes: int, new_rung: int) -> Fetch:
-        """The driver aborted the in-flight download; refetch the same segment at `new_rung`."""
+    def abandoned(self, now: float, wasted_bytes: int, new_rung: int, reason: str = "policy") -> Fetch:
+        """The driver aborted the in-flight download; refetch the same segment at `new_rung`.
+
+        `reason` says why: "policy" (the abandonment hook), "missing" (the server has no such
+        object at that rung), "license" (the license no longer allows the rung)."""
         fetch = self._require_in_flight()
         self.tick(now)
         self.wasted_bytes += int(wasted_bytes)
         self.bytes_downloaded += int(wasted_bytes)
         self._emit("abandon", segment=fetch.segment, from_rung=fetch.rung, to_rung=new_rung,
-                   wasted_bytes=int(wasted_bytes))
+                   wasted_bytes=int(wasted_bytes), reason=reason)
         refetch = Fetch(fetch.segment, new_rung, float(self.plan.sizes_bytes[fetch.segment, new_rung]))
         self.in_flight = refetch
         return refetch
+
+    def set_mask(self, allowed: np.ndarray, reason: str) -> bool:
+        """Change which rungs may be chosen (a license policy arrived or was renewed).
+        Returns whether anything changed; a change is logged as a "mask" event."""
+        new = np.asarray(allowed, dtype=bool).reshape(self.mask.shape)
+        if not new.any():
+            raise ValueError("a mask must allow at least one rung")
+        if np.array_equal(new, self.mask):
+            return False
+        self.mask = new
+        self._emit("mask", allowed=new[0].tolist(), reason=reason)
+        return True
 
     def _require_in_flight(self) -> Fetch:
         if self.in_flight is None:
