@@ -74,13 +74,14 @@ class BufferState:
 
         With `whole_segment`, the next segment must fit entirely (Sabre); otherwise the
         buffer only has to be at or below the cap (Pensieve), waited in `quantum_s` steps.
-        Sessions not yet playing never wait (their buffer cannot drain).
+        Sessions not yet playing never wait (their buffer cannot drain); a paused session
+        waits too (its buffer is full and does not drain until the user resumes).
         """
         over = self.buffer_s[rows] + (next_media_s if whole_segment else 0.0) - cap_s
         wait = np.maximum(over, 0.0)
         if quantum_s > 0:
             wait = np.ceil(wait / quantum_s - 1e-9) * quantum_s
-        return np.where(self.playing[rows] & ~self.paused[rows], wait, 0.0)
+        return np.where(self.playing[rows], wait, 0.0)
 
     def play_out(self, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
         """The content has all been downloaded: play what is buffered; returns its duration."""

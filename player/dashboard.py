@@ -147,6 +147,16 @@ def braille_chart(series: dict[str, list[tuple[float, float]]], width: int, heig
     return text
 
 
+def short_policy(desc: str, limit: int = 48) -> str:
+    """`bola(gp=5.0, buffer_target_s=None, …)` → `bola(gp=5.0)`: only parameters that are set."""
+    if "(" not in desc:
+        return desc
+    name, rest = desc.split("(", 1)
+    keep = [kv for kv in rest.rstrip(")").split(", ") if not kv.endswith(("=None", "=False"))]
+    out = f"{name}({', '.join(keep)})" if keep else name
+    return out if len(out) <= limit else out[: limit - 1] + "…"
+
+
 def _mbps(v: float | None) -> str:
     return "—" if v is None or not math.isfinite(v) else f"{v / 1e6:.2f}"
 
@@ -169,13 +179,13 @@ def render(model: DashboardModel, width: int, height: int) -> Layout:
     state_style = {"playing": "bold green", "stalled": "bold red", "ended": "bold blue", "paused": "bold yellow"}
     st = model.state
     head = Table.grid(expand=True)
-    head.add_column(ratio=1)
-    head.add_column(ratio=1)
+    head.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+    head.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
     dur = title.get("duration_s")
-    played = s.get("session_s", 0.0) - (model.startup_s or 0.0) - s.get("stall_s", 0.0) if model.startup_s is not None else 0.0
+    played = float(s.get("played_s", 0.0))
     head.add_row(
         Text.assemble(("content ", "dim"), str(title.get("content", "?")), ("   policy ", "dim"),
-                      str(title.get("policy", "?"))),
+                      short_policy(str(title.get("policy", "?")))),
         Text.assemble(("state ", "dim"), (st, state_style.get(st, "bold")), ("   playhead ", "dim"),
                       f"{_hms(max(played, 0.0))} / {_hms(dur)}"))
     head.add_row(
@@ -294,21 +304,6 @@ def _qoe_so_far(model: DashboardModel) -> tuple[float, float, float, float] | No
     sm = sum(abs(a - b) for a, b in zip(br[1:], br[:-1])) / 1e6
     rb = 4.3 * model.counters["stall_s"]
     return u - rb - sm, u, rb, sm
-
-
-def plain_line(ev: dict) -> str | None:
-    """One progress line per interesting event, for a terminal that is not a TTY."""
-    k = ev.get("event")
-    t = ev.get("t_s", 0.0)
-    if k == "download":
-        return (f"[{t:8.2f}s] segment {ev.get('segment')} rung {ev.get('rung')} {ev.get('bytes', 0):,} B "
-                f"in {ev.get('transfer_s', 0):.2f}s ({_mbps(ev.get('throughput_bps'))} Mbit/s) "
-                f"buffer {ev.get('buffer_s', 0):.1f}s")
-    if k in ("stall_start", "stall_end", "startup", "failover", "retry", "abandon", "end", "error") or \
-            (k or "").startswith("license"):
-        extra = " ".join(f"{a}={b}" for a, b in ev.items() if a not in ("t_s", "event", "session_t_s"))
-        return f"[{t:8.2f}s] {k} {extra}".rstrip()
-    return None
 
 
 class KeyReader:

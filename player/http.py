@@ -340,6 +340,9 @@ class HttpPlayer:
     def snapshot(self) -> dict:
         """The session's state now, for a dashboard."""
         core, plan = self.core, self.plan
+        if core is not None and not core.ended:
+            core.tick(self.core_now())  # a clock tick: stalls and the playhead show as they happen
+            self._drain_core()
         out: dict[str, Any] = {"t_s": self.clock.now(), "url": self.url, "phase": "setup" if core is None else
                                ("ended" if core.ended else "playing")}
         if core is not None and plan is not None:
@@ -348,7 +351,8 @@ class HttpPlayer:
             tp = core.tp_hist[0, -1]
             out.update({
                 "session_s": core.now, "buffer_s": float(st.buffer_s[0]), "buffer_cap_s": float(core.cap[0]),
-                "playing": bool(st.playing[0]), "stalled": bool(st.stalled[0]),
+                "playing": bool(st.playing[0]), "stalled": bool(st.stalled[0]), "paused": bool(st.paused[0]),
+                "played_s": float(st.played_s[0]),
                 "stall_s": float(st.stall_s[0]), "stalls": int(st.stall_count[0]),
                 "segment": core.next_segment, "segments": plan.n_segments, "rung": last,
                 "bitrate_bps": float(plan.bitrates_bps[last]) if last >= 0 else None,
@@ -361,6 +365,21 @@ class HttpPlayer:
             })
         out.update({k: v for k, v in self.counters.items()})
         return out
+
+    def pause(self) -> None:
+        """Stop the playhead; downloads go on until the buffer is full."""
+        if self.core is not None:
+            self.core.pause(self.core_now())
+            self._drain_core()
+
+    def resume(self) -> None:
+        if self.core is not None:
+            self.core.resume(self.core_now())
+            self._drain_core()
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.core is not None and self.core.state.paused[0])
 
     def emit(self, kind: str, **data: Any) -> dict:
         ev = {"t_s": round(self.clock.now(), 6), "event": kind, **data}
@@ -457,6 +476,9 @@ class HttpPlayer:
                         self.summary = self._summary(error=msg)
                     except Exception:  # pragma: no cover - the summary must not hide the error
                         self.summary = None
+            elif error is not None and self.core is not None and self.plan is not None:
+                # stopped by the user (q, Ctrl-C): the summary of what was played so far
+                self.summary = self._summary(error="stopped before the end")
             elif error is None and self.summary is not None:
                 self.emit("summary", summary=self.summary)
             for q in self._queues:

@@ -228,6 +228,19 @@ class SessionCore:
         self.in_flight = refetch
         return refetch
 
+    def pause(self, now: float) -> None:
+        """The user paused: the playhead stops (no drain, no stall); downloads go on to the cap."""
+        self.tick(now)
+        if not self.state.paused[0]:
+            self.state.paused[0] = True
+            self._emit("pause", buffer_s=float(self.state.buffer_s[0]))
+
+    def resume(self, now: float) -> None:
+        self.tick(now)
+        if self.state.paused[0]:
+            self.state.paused[0] = False
+            self._emit("resume", buffer_s=float(self.state.buffer_s[0]))
+
     def set_mask(self, allowed: np.ndarray, reason: str) -> bool:
         """Change which rungs may be chosen (a license policy arrived or was renewed).
         Returns whether anything changed; a change is logged as a "mask" event."""

@@ -1,8 +1,9 @@
 """`abrlab demo` (what `make demo` runs): the richest thing abrlab can show on a fresh machine.
 
-Plays a generated presentation through the emulated edge with the live dashboard when the
-player is available; until then (and with `--simulate`), compares the main policy families
-on the bundled synthetic traces and shows one session segment by segment.
+Plays the bundled 120 s presentation from an in-process edge shaped by a bundled trace, at
+time scale 2, with the live dashboard (about a minute; plain progress lines when stdout is
+not a terminal), and exits by itself with the summary. `--simulate` instead compares the
+main policy families on the bundled traces and shows one session segment by segment.
 """
 from __future__ import annotations
 
@@ -16,9 +17,15 @@ BUNDLED = Path(__file__).resolve().parents[2] / "traces"
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the demonstration `make demo` runs (no arguments needed)",
-                       description="Run abrlab's demonstration on the bundled synthetic traces and content.")
-    p.add_argument("--abr", default="bba,bola,throughput,dynamic,robustmpc",
-                   help="policies to compare (default: bba,bola,throughput,dynamic,robustmpc)")
+                       description="Play the bundled presentation through the emulated edge with the live "
+                                   "dashboard for about a minute (or, with --simulate, compare policies on the "
+                                   "bundled traces).")
+    p.add_argument("--simulate", action="store_true", help="compare policies in the simulator instead of playing")
+    p.add_argument("--time-scale", type=float, default=2.0, metavar="K",
+                   help="replay speed of the played session (default 2: 120 s of content in about a minute)")
+    p.add_argument("--abr", default=None,
+                   help="policy to play (default: bola), or with --simulate the policies to compare "
+                        "(default: bba,bola,throughput,dynamic,robustmpc)")
     p.add_argument("--out", default=None, help="where compare writes its files (default: a temporary directory)")
     p.set_defaults(func=run)
 
@@ -47,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
 
     from player.cli import main
 
+    if not args.simulate:
+        return main(["play", "--time-scale", f"{args.time_scale:g}", "--abr", args.abr or "bola"])
+    args.abr = args.abr or "bba,bola,throughput,dynamic,robustmpc"
     console = Console()
     traces, movie = bundled_paths()
     out = args.out or tempfile.mkdtemp(prefix="abrlab-compare-")
