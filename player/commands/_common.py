@@ -1,7 +1,9 @@
 """Option parsing shared by commands (ABR parameters, lists); errors are one-line UsageErrors."""
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 
 from netem.errors import InputError
 
@@ -43,3 +45,15 @@ def check_policy(name: str, params: dict) -> None:
         abr.get(name, **params)
     except (ValueError, TypeError) as exc:
         raise InputError(str(exc)) from None
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM, so a server command ends cleanly (exit 0)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
+            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+    return stop

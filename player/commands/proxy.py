@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 
 from netem.errors import InputError
+from player.commands._common import stop_on_signals
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,13 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run(proxy) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
-            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+    stop = stop_on_signals()
     await proxy.start()
     try:
         host, port = proxy.address

@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import signal
 import sys
 
 from netem.errors import InputError
+from player.commands._common import stop_on_signals
 
 FAULT_HELP = (
     "inject a fault (repeatable): 5xx:p=P[,status=503][,path=GLOB][,from=T,to=T] | 404:path=GLOB | "
@@ -152,13 +152,7 @@ def run(args: argparse.Namespace) -> int:
 async def _serve(edges) -> None:
     from netem.edge import EdgeGroup
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
-            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+    stop = stop_on_signals()
     async with EdgeGroup(edges) as group:
         for url in group.urls:
             print(url, flush=True)
