@@ -79,10 +79,10 @@ def rotate(trace: Trace, offset_s: float, extra_latency_s: float = 0.0) -> Trace
     return Trace(nt[keep], nr[keep], D, latency_s=nl[keep] + extra_latency_s, name=trace.name, source=trace.source)
 
 
-def cbr_content() -> Content:
-    c = synthetic(duration_s=N_SEGMENTS * SEGMENT_S, segment_duration_s=SEGMENT_S, seed=3)
+def cbr_content(segments: int = N_SEGMENTS, segment_s: float = SEGMENT_S) -> Content:
+    c = synthetic(duration_s=segments * segment_s, segment_duration_s=segment_s, seed=3)
     sizes = np.rint(c.bitrates_bps[None, :] * c.segment_durations_s[:, None] / 8.0)
-    return Content(c.rungs, c.segment_durations_s, sizes, name="cbr-15x2s")
+    return Content(c.rungs, c.segment_durations_s, sizes, name=f"cbr-{segments}x{segment_s:g}s")
 
 
 def vbr_content() -> Content:
@@ -213,3 +213,29 @@ def test_rotate_is_the_same_link_seen_later():
         b = Link([rt], LinkParams(latency="trace")).transfer(np.array([0]), np.array([1.0]), np.array([500_000.0]))
         assert float(a.total_s[0]) == pytest.approx(float(b.total_s[0]), abs=1e-9)
     assert rotate(trace, 2.0, 0.01).latency_s.min() == pytest.approx(0.06)
+
+
+REAL_TIME_CASES = [
+    ("hsdpa-3g/report.2010-09-13_1003CEST.json", "rb", {}),
+    ("lte-4g/report_bus_0001.json", "throughput", {"abandonment": False}),
+    ("mahimahi-cellular/TMobile-UMTS-driving.down", "bba", {}),
+]
+
+
+@pytest.mark.parametrize("name,abr,params", REAL_TIME_CASES, ids=[c[0].split("/")[0] for c in REAL_TIME_CASES])
+def test_http_agrees_with_simulation_at_time_scale_1(name, abr, params):
+    """The same bar at wall-clock speed: 10 segments of 1 s, about 10 s of real time each."""
+    trace = shared_trace(name)
+    movie = cbr_content(segments=10, segment_s=1.0)
+    figs = []
+    for _attempt in range(ATTEMPTS):
+        f = compare(trace, abr, params, 1.0, movie, "number")
+        figs.append(f)
+        print(f"\n{trace.name} {abr} K=1: same rung {f.same_rung:.0%} (raw {f.raw_same_rung:.0%}), QoE http "
+              f"{f.qoe_http:.3f} sim {f.qoe_sim:.3f}, rel {f.qoe_rel:.3f}; overhead {f.overhead_s * 1000:.1f} ms, "
+              f"wall {f.wall_s:.2f} s\n  http {f.chosen_http}\n  sim  {f.chosen_sim}")
+        if f.ok:
+            break
+    f = figs[-1]
+    assert f.same_rung >= MIN_SAME_RUNG, (f.chosen_http, f.chosen_sim)
+    assert f.qoe_rel <= MAX_QOE_REL, (f.qoe_http, f.qoe_sim)
