@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-abrlab
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,plot,dask,drm]'
+	$(BIN)/python -m pip install --quiet -e '.[test,plot,dask,drm,encode]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -26,3 +26,20 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# `make interop`: what `abrlab interop dashjs` and the `browser` tests need, outside the
+# repository: Debian's chromium (apt-get, when missing), the dashjs npm package 5.x and the
+# Python playwright driver (never `playwright install`: it uses /usr/bin/chromium) in .interop/.
+# Idempotent: each step runs only when its piece is missing.
+INTEROP := .interop
+PLAYWRIGHT_PIN := playwright==1.65.2
+
+.PHONY: interop
+interop: $(STAMP)
+	@command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium || \
+		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	@grep -qs '"version": "5\.' $(INTEROP)/node_modules/dashjs/package.json || \
+		(mkdir -p $(INTEROP) && npm install --prefix $(INTEROP) --no-audit --no-fund --silent 'dashjs@5')
+	@test -d $(INTEROP)/python/playwright || \
+		$(BIN)/python -m pip install --quiet --target $(INTEROP)/python '$(PLAYWRIGHT_PIN)'
+	@$(BIN)/abrlab interop check

@@ -60,13 +60,15 @@ PRESETS: dict[str, SessionPreset] = {
             "QoE summed over segments 2..N; the session ends when the last segment arrives."),
     "dashjs": SessionPreset(
         "dashjs", link_preset("trace-latency"), buffer_cap_s=18.0, whole_segment_fits=True, wait_quantum_s=0.5,
+        abandon_interval_s=0.05,
         doc="dash.js 5 in a browser (player/interop): the trace's own latency before the first byte of every "
             "request; throughput samples exclude it (Resource Timing responseEnd - responseStart); the next "
             "segment is requested when buffer + segment < bufferTimeDefault 18 s, a full buffer re-checked every "
             "500 ms; playback starts when the first segment is in; the dashjs policy picks segment 1 at the rung "
-            "at or below 1000 kbit/s. Not modelled: the 30 s target at the top rung (60 s for content of 600 s "
-            "or more), init-segment fetches on a switch, BOLA's requested delays, abandonment, the 0.3 s stall "
-            "threshold."),
+            "at or below 1000 kbit/s; in-flight downloads are offered to the abandonment rule every 50 ms (XHR "
+            "progress events). Not modelled: the 30 s target at the top rung (60 s for content of 600 s or more), "
+            "init-segment fetches on a switch, BOLA's requested delays, fast switching (re-fetching buffered "
+            "segments after a switch up), the 20 s request timeout."),
 }
 
 

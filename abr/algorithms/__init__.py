@@ -15,3 +15,4 @@ from abr.algorithms import bolae  # noqa: F401
 from abr.algorithms import dynamic  # noqa: F401
 from abr.algorithms import mpc  # noqa: F401
 from abr.algorithms import fastmpc  # noqa: F401
+from abr.algorithms import dashjs  # noqa: F401

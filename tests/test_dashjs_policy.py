@@ -1,0 +1,280 @@
+"""The `dashjs` policy (dash.js 5 default ABR) against cases worked out by hand from dash.js's
+source (Settings.js, ThroughputModel.js, ThroughputController.js, AbrController.js and the
+rules in src/streaming/rules/abr/), and the `dashjs` session preset. No browser needed."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import abr
+from abr import Ladder, Observation, Progress
+from abr.algorithms.dashjs import js_round, optimal_rung
+
+BBB_KBPS = [230, 331, 477, 688, 991, 1427, 2056, 2962, 5027, 6000]  # 3 s segments
+BBB = Ladder(np.array(BBB_KBPS, dtype=float) * 1000.0, 3.0)
+
+
+def make(**params):
+    p = abr.get("dashjs", **params)
+    p.reset(1, BBB)
+    return p
+
+
+def obs(buffer_s, last, samples=(), times=(), t=0.0, playing=True, cap=18.0, ladder=BBB):
+    H = 8
+    tp = np.full((1, H), np.nan)
+    dl = np.full((1, H), np.nan)
+    if samples:
+        tp[0, -len(samples):] = samples
+        dl[0, -len(samples):] = times
+    R = ladder.n
+    return Observation(
+        sessions=np.array([0]), buffer_s=np.array([float(buffer_s)]), last_rung=np.array([last]),
+        throughput_bps=tp, download_time_s=dl,
+        next_sizes_bytes=np.tile(ladder.bitrates_bps * ladder.segment_duration_s / 8, (1, 5, 1)),
+        segments_left=np.array([10]), segment_index=np.array([0]),
+        segment_duration_s=ladder.segment_duration_s, playing=np.array([playing]),
+        mask=np.ones((1, R), bool), time_s=np.array([float(t)]), buffer_cap_s=np.array([cap]))
+
+
+def ewma_kbps(samples_kbps, times_s, fast=3.0, slow=8.0, per_ms=0.0015):
+    """ThroughputModel._updateEwmaValues + ThroughputController.getEwma, written out."""
+    f = s = w_total = 0.0
+    for v, t in zip(samples_kbps, times_s):
+        w = per_ms * t * 1000.0
+        af, as_ = 0.5 ** (w / fast), 0.5 ** (w / slow)
+        f = (1 - af) * v + af * f
+        s = (1 - as_) * v + as_ * s
+        w_total += w
+    return math.floor(min(f / (1 - 0.5 ** (w_total / fast)), s / (1 - 0.5 ** (w_total / slow))) + 0.5)
+
+
+def test_registered_and_named():
+    assert "dashjs" in abr.names()
+    assert abr.get("dashjs").name == "dashjs"
+
+
+def test_js_round_and_optimal_rung():
+    assert js_round(np.array([2.5, 3.49, -0.5]))[0] == 3.0
+    assert js_round(np.array([3.49]))[0] == 3.0
+    b = BBB.bitrates_bps
+    # highest rung at or below; the lowest when none is, or for ≤ 0 and NaN
+    assert optimal_rung(np.array([991_000.0, 990_999.0, 100.0, 0.0, np.nan, 1e9]), b).tolist() == [4, 3, 0, 0, 0, 9]
+
+
+def test_first_segment_at_or_below_1000_kbps():
+    assert int(make().select(obs(0.0, -1, playing=False))[0]) == 4   # 991 <= 1000 < 1427
+    assert int(make(initial_bps=500_000).select(obs(0.0, -1, playing=False))[0]) == 2  # 477
+
+
+def test_ewma_weight_is_0_0015_per_ms_and_estimate_is_rounded():
+    p = make()
+    p.select(obs(0.0, -1, playing=False))
+    p.select(obs(3.0, 4, [2_000_000.0], [2.0], t=2.1))
+    assert p.last_info["throughput_bps"][0] == 2_000_000.0       # one sample: bias-corrected exactly
+    p.select(obs(4.0, 5, [2_000_000.0, 1_000_000.0], [2.0, 3.0], t=5.2))
+    want = ewma_kbps([2000, 1000], [2.0, 3.0])
+    assert want == 1215  # hand check: fast 1000/(1-0.5^2.5) = 1214.7, slow 632.8/0.4779 = 1324.2
+    assert p.last_info["throughput_bps"][0] == want * 1000.0
+
+
+def test_throughput_rule_uses_safety_0_9_and_ibr_waits_two_segments():
+    p = make()
+    p.select(obs(0.0, -1, playing=False))
+    # second segment: estimate 2000, safe 1800 -> 1427 (rung 5); the insufficient-buffer rule is
+    # still ignoring (segmentIgnoreCount 2), so a thin buffer does not cap it
+    q = int(p.select(obs(0.5, 4, [2_000_000.0], [2.0], t=2.1))[0])
+    assert q == 5
+    assert p.last_info["req_ibr"][0] == -1
+    # third segment: 0.7 × 2000 × 2 s / 3 s = 933 kbit/s -> 688 (rung 3) wins over 1427
+    q = int(p.select(obs(2.0, 5, [2_000_000.0, 2_000_000.0], [2.0, 2.0], t=4.2))[0])
+    assert q == 3
+    assert p.last_info["rule"][0] == 3  # InsufficientBufferRule
+    assert abs(p.last_info["ibr_bound_bps"][0] - 0.7 * 2_000_000 * 2.0 / 3.0) < 1e-6
+
+
+def test_no_request_keeps_the_current_rung():
+    p = make()
+    p.select(obs(0.0, -1, playing=False))
+    # nothing measured (a sample of 0 s is dropped): no rule asks, the rung stays
+    q = int(p.select(obs(3.0, 4, [2_000_000.0], [0.0], t=2.0))[0])
+    assert q == 4 and p.last_info["rule"][0] == 0
+
+
+def test_dynamic_switches_to_bola_at_12s_and_back_below_6s():
+    p = make()
+    p.select(obs(0.0, -1, playing=False))
+    tp, dl = [3_000_000.0], [1.0]
+    p.select(obs(11.9, 4, tp, dl, t=1.0))
+    assert not p.last_info["bola"][0]
+    p.select(obs(12.0, 4, tp * 2, dl * 2, t=2.0))         # high point reaches 12 s: BOLA
+    assert p.last_info["bola"][0]
+    p.select(obs(9.5, 4, tp * 3, dl * 3, t=3.0))          # low point 6.5 s: stays BOLA
+    assert p.last_info["bola"][0]
+    p.select(obs(8.9, 4, tp * 4, dl * 4, t=4.0))          # low point 5.9 s < 6: throughput rule
+    assert not p.last_info["bola"][0]
+    q = make(strategy="throughput")
+    q.select(obs(0.0, -1, playing=False))
+    q.select(obs(20.0, 4, tp, dl, t=1.0))
+    assert not q.last_info["bola"][0]
+
+
+def test_bola_parameters_as_dash_js_computes_them():
+    p = make()
+    u = np.log(BBB.bitrates_bps)
+    u = u - u[0] + 1
+    buffer_time = max(18.0, 10.0 + 2.0 * 10)          # 30 s for ten rungs
+    gp = (u[-1] - 1) / (buffer_time / 10.0 - 1)
+    assert p.gp == pytest.approx(gp)
+    assert p.Vp == pytest.approx(10.0 / gp)
+    # minimum buffer level of rung 1: Vp·(gp + (b1·u0 − b0·u1)/(b1 − b0))
+    b = BBB.bitrates_bps
+    lvl = (10.0 / gp) * (gp + (b[1] * u[0] - b[0] * u[1]) / (b[1] - b[0]))
+    assert p.min_level[1] == pytest.approx(max(0.0, lvl))
+
+
+def test_bola_first_call_picks_by_throughput_then_steady_score():
+    p = make()
+    p.select(obs(0.0, -1, playing=False))
+    tp, dl = [3_000_000.0], [1.0]
+    q = int(p.select(obs(13.0, 4, tp, dl, t=1.0))[0])      # BOLA on; startup: safe 2700 -> 2056
+    assert q == 6 and p.last_info["rule"][0] in (1, 2)
+    assert p.bola_state[0] == 2                          # buffer >= one segment: steady next time
+    assert p.placeholder[0] == pytest.approx(max(0.0, p.min_level[6] - 13.0))
+
+    # steady state, written out: no placeholder, no idle time, plenty of throughput
+    p = make()
+    p.select(obs(0.0, -1, playing=False))
+    p.bola_state[0] = 2
+    p.bola_mode[0] = True
+    big = [50_000_000.0]
+    q = int(p.select(obs(20.0, 5, big, [0.5], t=1.0))[0])
+    u = np.log(BBB.bitrates_bps)
+    u = u - u[0] + 1
+    score = (p.Vp * (u - 1 + p.gp) - 20.0) / BBB.bitrates_bps
+    want = int(len(score) - 1 - np.argmax(score[::-1]))  # ties to the higher rung (s >= score)
+    assert q == want
+    assert p.last_info["rule"][0] == 2
+
+
+def test_bola_o_never_climbs_past_current_and_throughput_rungs():
+    p = make()
+    p.select(obs(0.0, -1, playing=False))
+    p.bola_state[0] = 2
+    p.bola_mode[0] = True
+    # buffer 25 s would make BOLA climb high; throughput 800 kbit/s (safe 720 -> rung 3) and the
+    # current rung 2: BOLA-O keeps max(throughput rung, current) = 3
+    q = int(p.select(obs(25.0, 2, [800_000.0], [3.0], t=1.0), )[0])
+    assert p.last_info["req_bola"][0] == 3
+    assert q <= 3
+
+
+def test_switch_history_rule():
+    p = make()
+    s = np.array([0])
+    for _ in range(7):
+        p._history_push(s, np.array([5]), np.array([5]))
+    assert p._history_request(s, 10)[0] == -1           # 7 samples: not enough
+    p._history_push(s, np.array([5]), np.array([3]))    # one drop from rung 5 in 8: 1/7 > 0.075
+    assert p._history_request(s, 10)[0] == 4            # one below the rung that dropped
+    p = make()
+    p._history_push(s, np.array([3]), np.array([2]))    # the drop is from rung 3
+    for _ in range(7):
+        p._history_push(s, np.array([5]), np.array([5]))
+    assert p._history_request(s, 10)[0] == 5            # cap at the highest rung in the window
+
+
+def _progress(done, elapsed, buffer_s, rung=9, total=6_000_000 * 3 / 8):
+    sizes = BBB.bitrates_bps * 3 / 8
+    return Progress(sessions=np.array([0]), rung=np.array([rung]), bytes_done=np.array([float(done)]),
+                    bytes_total=np.array([float(total)]), elapsed_s=np.array([float(elapsed)]),
+                    buffer_s=np.array([float(buffer_s)]), segment_duration_s=3.0, sizes_bytes=sizes[None, :],
+                    mask=np.ones((1, 10), bool))
+
+
+def offer(p, points, buffer_s=10.0, rung=9):
+    """Offer one download's progress (elapsed s, bytes) in order; the last answer."""
+    out = -1
+    for e, b in points:
+        out = int(p.abandon(_progress(b, e, buffer_s, rung))[0])
+    return out
+
+
+def test_abandonment_rule():
+    # top rung (2.25 MB); first bytes seen at 0.1 s (10 kB), then 100 kB more by 1.1 s:
+    # 800 kbit/s since the first progress -> 22.5 s projected > 1.8 × 3 s; the rung at or
+    # below 800 is 688 (3), whose segment (258 kB) is smaller than the 2.14 MB left
+    p = make()
+    p._history_push(np.array([0]), np.array([5]), np.array([3]))
+    assert offer(p, [(0.1, 10_000), (0.6, 60_000), (1.1, 110_000)]) == 3
+    assert (p.h_cur[0] < 0).all()                                    # the switch history was reset
+    p = make()
+    assert offer(p, [(0.1, 10_000), (1.1, 110_000)], buffer_s=18.5) == -1   # buffer above 18 s
+    p = make()
+    assert offer(p, [(0.1, 10_000), (0.5, 50_000)]) == -1            # only 400 ms since the first bytes
+    p = make()
+    assert offer(p, [(0.1, 10_000), (1.1, 1_500_000)]) == -1         # fast enough
+    # a wait for the first bytes (a dead link at the start) is not held against the rate:
+    # nothing for 0.9 s, then 8 Mbit/s
+    p = make()
+    assert offer(p, [(0.3, 0), (0.6, 0), (0.9, 20_000), (1.2, 320_000), (1.5, 620_000)]) == -1
+    assert offer(make(abandonment=False), [(0.1, 10_000), (1.1, 110_000)]) == -1
+
+
+def test_no_switch_up_for_10s_after_an_abandonment():
+    size = 991_000 * 3 / 8
+    p = make()
+    p.select(obs(0.0, -1, playing=False, t=0.0))                 # rung 4, requested at t = 0
+    p.abandon(_progress(1_000, 0.2, 0.0, rung=4, total=size))
+    assert p.abandon(_progress(21_000, 1.0, 0.0, rung=4, total=size))[0] == 0   # 200 kbit/s: 230
+    fast = [5_000_000.0]
+    # 5 s later the link is fast again, but ABANDON_LOAD (until t = 1 + 10 s) keeps the rung
+    assert int(p.select(obs(3.0, 0, fast, [0.5], t=5.0))[0]) == 0
+    assert int(p.select(obs(6.0, 0, fast * 2, [0.5] * 2, t=8.0))[0]) == 0
+    # from t = 11 s on, the throughput rule speaks again (safe 4500 -> 2962, capped by the
+    # insufficient-buffer rule at 0.7 × 5000 × 9 / 3 = 10500: no cap)
+    assert int(p.select(obs(9.0, 0, fast * 3, [0.5] * 3, t=11.5))[0]) == 7
+
+
+def test_batch_equals_one_by_one():
+    from netem.content import synthetic
+    from netem.trace import Trace
+    from player.simulate import SessionSpec, simulate
+
+    content = synthetic([230e3, 477e3, 991e3, 2056e3, 5027e3], duration_s=60.0, segment_duration_s=3.0, seed=3)
+    rng = np.random.default_rng(7)
+    traces = []
+    for i in range(5):
+        rates = rng.uniform(2e5, 6e6, size=80)
+        traces.append(Trace(np.arange(80.0), rates, 80.0, latency_s=np.full(80, 0.05), name=f"t{i}"))
+    specs = [SessionSpec(t, content, "dashjs", preset="dashjs") for t in traces]
+    together = simulate(specs)
+    alone = [simulate([s])[0] for s in specs]
+    for a, b in zip(together, alone):
+        assert a.chosen.tolist() == b.chosen.tolist()
+        assert a.rebuffer_s.sum() == pytest.approx(b.rebuffer_s.sum())
+
+
+def test_dashjs_preset():
+    from player.presets import get
+
+    p = get("dashjs")
+    assert p.buffer_cap_s == 18.0 and p.whole_segment_fits and p.wait_quantum_s == 0.5
+    assert not p.throughput_includes_latency and p.first_rung is None
+    assert p.link.latency == "trace"
+
+
+def test_simulated_session_is_sane():
+    from netem.content import synthetic
+    from netem.trace import constant
+    from player.simulate import SessionSpec, simulate
+
+    content = synthetic([230e3, 477e3, 991e3, 2056e3, 5027e3], duration_s=60.0, segment_duration_s=3.0, seed=1)
+    r = simulate([SessionSpec(constant(3e6, 120.0, latency_s=0.05), content, "dashjs", preset="dashjs")])[0]
+    assert r.chosen[0] == 2                    # 991 kbit/s at start
+    assert set(r.chosen[3:].tolist()) == {3}   # settles at 2056 (safe 2700 < 5027)
+    assert r.rebuffer_s.sum() == 0.0
+    # the buffer never exceeds bufferTimeDefault (18 s) when requests start
+    assert float(r.buffer_s.max()) <= 18.0 + 1e-9
