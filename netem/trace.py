@@ -104,6 +104,12 @@ class Trace:
         d = self.step_durations_s
         return float(np.dot(self.latency_s, d) / d.sum())
 
+    def rate_at(self, t_s: np.ndarray | float) -> np.ndarray:
+        """Capacity (bit/s) at time t, wrapping; for a Mahimahi trace, its 1-second bins."""
+        t = np.asarray(t_s, dtype=np.float64)
+        k = np.searchsorted(self.times_s, np.mod(t, self.duration_s), side="right") - 1
+        return self.rates_bps[np.clip(k, 0, self.times_s.size - 1)]
+
     def latency_at(self, t_s: np.ndarray | float) -> np.ndarray:
         """The trace's own per-request latency at time t (wrapping); 0 when it has none."""
         t = np.asarray(t_s, dtype=np.float64)

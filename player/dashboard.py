@@ -46,6 +46,7 @@ class DashboardModel:
     message: str = ""
     summary: dict | None = None
     _last_rung: int | None = None
+    downloaded: list = field(default_factory=list)   # rung of every segment that arrived
 
     def on_event(self, ev: dict) -> None:
         kind = ev.get("event")
@@ -59,6 +60,8 @@ class DashboardModel:
             if ev.get("bitrate_bps") is not None:
                 self.bitrate.append((t, float(ev["bitrate_bps"])))
         elif kind == "download":
+            if ev.get("rung") is not None:
+                self.downloaded.append(int(ev["rung"]))
             if ev.get("throughput_bps"):
                 self.throughput.append((t, float(ev["throughput_bps"])))
         elif kind == "stall_start":
@@ -297,13 +300,18 @@ def _fmt_input(key: str, v: Any) -> str:
 
 
 def _qoe_so_far(model: DashboardModel) -> tuple[float, float, float, float] | None:
-    br = [y for _, y in model.bitrate]
-    if not br:
+    """Linear QoE of what has arrived so far, by `player.qoe`'s own definition."""
+    ladder = model.snapshot.get("ladder_bps")
+    if not model.downloaded or not ladder:
         return None
-    u = sum(br) / 1e6
-    sm = sum(abs(a - b) for a, b in zip(br[1:], br[:-1])) / 1e6
-    rb = 4.3 * model.counters["stall_s"]
-    return u - rb - sm, u, rb, sm
+    from player import qoe
+
+    u, w = qoe.rung_utilities("linear", np.asarray(ladder, dtype=float))
+    vals = u[np.asarray(model.downloaded)]
+    util = float(vals.sum())
+    smooth = float(np.abs(np.diff(vals)).sum())
+    rebuf = w * float(model.counters["stall_s"])
+    return util - rebuf - smooth, util, rebuf, smooth
 
 
 class KeyReader:

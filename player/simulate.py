@@ -154,6 +154,7 @@ def simulate_batch(specs: Sequence[SessionSpec]) -> list[SessionResult]:
             mask[i] = s.device.mask(content)
             cap[i] = s.device.buffer_target_s
             startup_thr[i] = s.device.startup_threshold_s
+    startup_thr = np.maximum(startup_thr, preset.startup_threshold_s)
     durs = content.segment_durations_s
     sizes = content.segment_sizes_bytes.astype(np.float64)
     bitrates = content.bitrates_bps
@@ -201,7 +202,7 @@ def simulate_batch(specs: Sequence[SessionSpec]) -> list[SessionResult]:
         total = tr.total_s
         stall += st.elapse(total)
         trace_t += tr.trace_advance_s
-        st.add(durs[k], startup_thr if preset.startup_threshold_s == 0 else np.maximum(startup_thr, preset.startup_threshold_s))
+        st.add(durs[k], startup_thr)
         measured = tr.transfer_s + (tr.latency_s if preset.throughput_includes_latency else 0.0)
         measured = np.maximum(measured, 1e-9)
         tp_hist = np.concatenate([tp_hist[:, 1:], (size * 8.0 / measured)[:, None]], axis=1)

@@ -170,3 +170,9 @@ def test_noise_is_seeded():
     b = Link([constant(1e6)], LinkParams(noise=(0.9, 1.1), seed=3)).transfer(np.zeros(5, int), np.zeros(5), np.full(5, 1e5))
     assert np.array_equal(a.transfer_s, b.transfer_s)
     assert np.all((a.transfer_s >= 0.8 * 0.9 - 1e-12) & (a.transfer_s <= 0.8 * 1.1 + 1e-12))
+
+
+def test_trace_rate_at_steps_and_wraps():
+    tr = Trace(np.array([0.0, 1.0, 3.0]), np.array([5e6, 0.0, 2e6]), 4.0)
+    # inside each step, at a boundary (the new step's rate), and one period later
+    assert tr.rate_at(np.array([0.5, 1.0, 2.9, 3.0, 4.5, 7.99])).tolist() == [5e6, 0.0, 0.0, 2e6, 5e6, 2e6]

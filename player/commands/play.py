@@ -220,14 +220,7 @@ async def _local_edge(args: argparse.Namespace, play) -> None:
                  "edge": urls[0] + (f" (+{len(urls) - 1} more)" if len(urls) > 1 else ""),
                  "trace": trace.name, "duration_s": content.duration_s}
 
-        def capacity(ts):
-            import numpy as np
-
-            tau = np.mod(np.asarray(ts, dtype=float), trace.duration_s)
-            k = np.searchsorted(trace.times_s, tau, side="right") - 1
-            return trace.rates_bps[np.clip(k, 0, trace.times_s.size - 1)]
-
-        await play(urls[0], origins, title, capacity)
+        await play(urls[0], origins, title, trace.rate_at)
 
 
 def _origin(url: str) -> str:
