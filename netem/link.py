@@ -34,6 +34,7 @@ class LinkParams:
     latency: str = "none"          # none | fixed | trace | sabre
     latency_s: float = 0.0         # the fixed latency, when latency == "fixed"
     latency_advances_trace: bool = True
+    overhead_s: float = 0.0        # fixed per-request time on top of the latency (client/server work)
     efficiency: float = 1.0        # fraction of capacity that carries payload
     noise: tuple[float, float] | None = None   # uniform multiplier range on transfer time
     seed: int = 0
@@ -45,6 +46,8 @@ class LinkParams:
             raise InputError(f"efficiency must be in (0, 1], got {self.efficiency!r}")
         if not (self.latency_s >= 0 and np.isfinite(self.latency_s)):
             raise InputError(f"latency must be a non-negative number of seconds, got {self.latency_s!r}")
+        if not (self.overhead_s >= 0 and np.isfinite(self.overhead_s)):
+            raise InputError(f"overhead must be a non-negative number of seconds, got {self.overhead_s!r}")
         if self.noise is not None:
             lo, hi = self.noise
             if not (0 < lo <= hi):
@@ -227,6 +230,8 @@ class Link:
         start = np.asarray(start_s, dtype=np.float64)
         bits = np.asarray(size_bytes, dtype=np.float64) * 8.0 / self.params.efficiency
         lat = self.latency(idx, start)
+        if self.params.overhead_s:
+            lat = lat + self.params.overhead_s
         first_byte = start + lat if self.params.latency_advances_trace else start
         done = self._cap.advance(idx, first_byte, bits)
         xfer = np.where(bits > 0, np.maximum(done - first_byte, 0.0), 0.0)  # no negative round-off

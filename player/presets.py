@@ -59,7 +59,7 @@ PRESETS: dict[str, SessionPreset] = {
             "0.5 s sleeps; segment 1 at rung 1; stalls counted from the first request; linear "
             "QoE summed over segments 2..N; the session ends when the last segment arrives."),
     "dashjs": SessionPreset(
-        "dashjs", link_preset("trace-latency"), buffer_cap_s=18.0, whole_segment_fits=True, wait_quantum_s=0.5,
+        "dashjs", link_preset("trace-latency", overhead_s=0.025), buffer_cap_s=18.0, whole_segment_fits=True, wait_quantum_s=0.5,
         abandon_interval_s=0.05,
         doc="dash.js 5 in a browser (player/interop): the trace's own latency before the first byte of every "
             "request; throughput samples exclude it (Resource Timing responseEnd - responseStart); the next "

@@ -176,3 +176,15 @@ def test_trace_rate_at_steps_and_wraps():
     tr = Trace(np.array([0.0, 1.0, 3.0]), np.array([5e6, 0.0, 2e6]), 4.0)
     # inside each step, at a boundary (the new step's rate), and one period later
     assert tr.rate_at(np.array([0.5, 1.0, 2.9, 3.0, 4.5, 7.99])).tolist() == [5e6, 0.0, 0.0, 2e6, 5e6, 2e6]
+
+
+def test_per_request_overhead_adds_to_latency_and_trace_time():
+    tr = Trace(np.array([0.0]), np.array([8e6]), 100.0, latency_s=np.array([0.05]))
+    base = Link([tr], preset("trace-latency")).transfer(np.array([0]), np.array([0.0]), np.array([1_000_000]))
+    more = Link([tr], preset("trace-latency", overhead_s=0.025)).transfer(np.array([0]), np.array([0.0]),
+                                                                         np.array([1_000_000]))
+    assert base.latency_s[0] == pytest.approx(0.05) and more.latency_s[0] == pytest.approx(0.075)
+    assert more.transfer_s[0] == pytest.approx(base.transfer_s[0]) == pytest.approx(1.0)
+    assert more.trace_advance_s[0] == pytest.approx(1.075)
+    with pytest.raises(Exception):
+        LinkParams(overhead_s=-1.0)
