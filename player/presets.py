@@ -66,7 +66,7 @@ PRESETS: dict[str, SessionPreset] = {
             "segment is requested when buffer + segment < bufferTimeDefault 18 s, a full buffer re-checked every "
             "500 ms; playback starts when the first segment is in; the dashjs policy picks segment 1 at the rung "
             "at or below 1000 kbit/s; in-flight downloads are offered to the abandonment rule every 50 ms (XHR "
-            "progress events). Not modelled: the 30 s target at the top rung (60 s for content of 600 s or more), "
+            "progress events); 25 ms per request for dash.js's append and rescheduling (measured). Not modelled: the 30 s target at the top rung (60 s for content of 600 s or more), "
             "init-segment fetches on a switch, BOLA's requested delays, fast switching (re-fetching buffered "
             "segments after a switch up), the 20 s request timeout."),
 }
