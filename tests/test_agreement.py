@@ -188,6 +188,13 @@ def test_http_agrees_with_simulation(trace_id, abr, params, addressing, content,
     kind, _, name = trace_id.partition(":")
     trace = shared_trace(name) if kind == "shared" else synthetic_trace(name)
     movie = cbr_content() if content == "cbr" else vbr_content()
+    f = agree_with_retries(trace, abr, params, k, movie, addressing)
+    assert f.wall_s < 10.0
+
+
+def agree_with_retries(trace: Trace, abr: str, params: dict, k: float, movie: Content, addressing: str) -> Figures:
+    """Compare up to ATTEMPTS times (a knife-edge decision flips about one run in fifteen),
+    print every attempt, and hold the last one to the bar."""
     figs = []
     for _attempt in range(ATTEMPTS):
         f = compare(trace, abr, params, k, movie, addressing)
@@ -201,7 +208,7 @@ def test_http_agrees_with_simulation(trace_id, abr, params, addressing, content,
     f = figs[-1]
     assert f.same_rung >= MIN_SAME_RUNG, (f.chosen_http, f.chosen_sim)
     assert f.qoe_rel <= MAX_QOE_REL, (f.qoe_http, f.qoe_sim)
-    assert f.wall_s < 10.0
+    return f
 
 
 def test_rotate_is_the_same_link_seen_later():
@@ -226,16 +233,4 @@ REAL_TIME_CASES = [
 def test_http_agrees_with_simulation_at_time_scale_1(name, abr, params):
     """The same bar at wall-clock speed: 10 segments of 1 s, about 10 s of real time each."""
     trace = shared_trace(name)
-    movie = cbr_content(segments=10, segment_s=1.0)
-    figs = []
-    for _attempt in range(ATTEMPTS):
-        f = compare(trace, abr, params, 1.0, movie, "number")
-        figs.append(f)
-        print(f"\n{trace.name} {abr} K=1: same rung {f.same_rung:.0%} (raw {f.raw_same_rung:.0%}), QoE http "
-              f"{f.qoe_http:.3f} sim {f.qoe_sim:.3f}, rel {f.qoe_rel:.3f}; overhead {f.overhead_s * 1000:.1f} ms, "
-              f"wall {f.wall_s:.2f} s\n  http {f.chosen_http}\n  sim  {f.chosen_sim}")
-        if f.ok:
-            break
-    f = figs[-1]
-    assert f.same_rung >= MIN_SAME_RUNG, (f.chosen_http, f.chosen_sim)
-    assert f.qoe_rel <= MAX_QOE_REL, (f.qoe_http, f.qoe_sim)
+    agree_with_retries(trace, abr, params, 1.0, cbr_content(segments=10, segment_s=1.0), "number")
