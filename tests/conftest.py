@@ -35,3 +35,31 @@ def shared_path(*parts: str) -> Path:
     if not p.exists():
         pytest.skip(f"{p} is absent")
     return p
+
+
+def first_line(proc, timeout: float = 20.0) -> str:
+    """The first line a server subprocess prints (its URL or address), or fail the test."""
+    import threading
+
+    box: list[str] = []
+    t = threading.Thread(target=lambda: box.append(proc.stdout.readline()), daemon=True)
+    t.start()
+    t.join(timeout)
+    if not box:
+        proc.kill()
+        pytest.fail("no first line on stdout")
+    return box[0].strip()
+
+
+def stop_process(proc, timeout: float = 10.0) -> None:
+    """Terminate a server subprocess, kill it if it lingers, and close its stdout."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+    if proc.stdout is not None:
+        proc.stdout.close()

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import stop_process
+
 from netem.content import synthetic
 from netem.edge import EdgeServer
 from netem.license_server import LicensePolicy
@@ -188,13 +190,7 @@ def test_cli_reports_license_failure(tmp_path):
         assert any(e.get("event") == "license_failed" for e in lines)
         assert lines[-1]["complete"] is False and "license" in lines[-1]["error"]
     finally:
-        serve.terminate()
-        try:
-            serve.wait(10)
-        except subprocess.TimeoutExpired:
-            serve.kill()
-            serve.wait(10)
-        serve.stdout.close()
+        stop_process(serve)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,13 +7,14 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import aiohttp
 import numpy as np
 import pytest
+
+from conftest import first_line
 
 from netem.accesslog import parse_cmcd, read as read_log
 from netem.edge import EdgeServer, parse_range, Unsatisfiable
@@ -258,15 +259,6 @@ def test_several_edges_and_a_virtual_presentation():
 
 
 # -- the command -------------------------------------------------------------------------------
-def _first_line(proc: subprocess.Popen, timeout: float = 20.0) -> str:
-    box: list[str] = []
-    t = threading.Thread(target=lambda: box.append(proc.stdout.readline()), daemon=True)
-    t.start()
-    t.join(timeout)
-    if not box:
-        proc.kill()
-        pytest.fail("no first line on stdout")
-    return box[0].strip()
 
 
 def test_serve_prints_url_first_and_exits_cleanly_on_sigterm(root, tmp_path):
@@ -275,8 +267,8 @@ def test_serve_prints_url_first_and_exits_cleanly_on_sigterm(root, tmp_path):
                                       "--access-log", str(log)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        url = _first_line(proc)
-        second = _first_line(proc)
+        url = first_line(proc)
+        second = first_line(proc)
         assert url.startswith("http://127.0.0.1:") and url.endswith("/manifest.mpd")
         assert second.endswith("/manifest.mpd") and second != url
 

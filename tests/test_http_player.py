@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import stop_process
+
 from netem.content import Content, synthetic
 from netem.edge import EdgeServer
 from netem.package import Presentation
@@ -153,13 +155,7 @@ def http_server(tmp_path_factory):
     try:
         yield f"http://127.0.0.1:{m.group(1)}", c, root
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        proc.stdout.close()
+        stop_process(proc)
 
 
 @pytest.mark.parametrize("addressing", ["number", "timeline", "list", "base"])
@@ -283,13 +279,7 @@ def test_cli_against_abrlab_serve(tmp_path):
         summary = json.loads(out.stdout.splitlines()[-1])
         assert summary["complete"] and summary["segments"] == 4 and summary["device"] == "mobile"
     finally:
-        serve.terminate()
-        try:
-            serve.wait(10)
-        except subprocess.TimeoutExpired:
-            serve.kill()
-            serve.wait(10)
-        serve.stdout.close()
+        stop_process(serve)
 
 
 # ---------------------------------------------------------------------------------------------

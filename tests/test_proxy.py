@@ -14,6 +14,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from conftest import first_line
+
 from netem.errors import InputError
 from netem.proxy import ShapingProxy, parse_hostport
 from netem.trace import constant
@@ -121,23 +123,12 @@ def test_proxy_unreachable_upstream_closes_the_client():
     assert run(main())
 
 
-def _first_line(proc, timeout=20.0) -> str:
-    box: list[str] = []
-    t = threading.Thread(target=lambda: box.append(proc.stdout.readline()), daemon=True)
-    t.start()
-    t.join(timeout)
-    if not box:
-        proc.kill()
-        pytest.fail("no first line")
-    return box[0].strip()
-
-
 def test_proxy_command_prints_address_and_exits_on_sigterm(origin):
     proc = subprocess.Popen([sys.executable, "-m", "player.cli", "proxy", "--upstream", f"127.0.0.1:{origin}",
                              "--rate", "80e6", "--latency", "0.01"],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        addr = _first_line(proc)
+        addr = first_line(proc)
         host, port = parse_hostport(addr, "stdout")
         assert host == "127.0.0.1" and port > 0
         status, n, _ = run(timed_get(f"http://{addr}/small.txt"))
