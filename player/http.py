@@ -31,7 +31,8 @@ Fetching (`HttpConfig`):
 * measurement: ``latency_s`` = request sent → response headers; ``transfer_s`` = the rest
   until the last byte (retries included, so a faulty fetch measures slow). A segment is
   handed to the core (``download_done``) when its video part, the audio segments that go
-  with it and a new init segment have all arrived: the playable buffer is then the smaller
+  with it and any init segment not fetched before (one per representation and period: a
+  period boundary brings new ones) have all arrived: the playable buffer is then the smaller
   of the two tracks at segment granularity. Its size is the sum of those bytes; latency is
   the video request's, transfer runs to the last byte of any part.
 * abandonment: every ``abandon_interval_s`` of a media download the core's
@@ -41,7 +42,7 @@ Fetching (`HttpConfig`):
 
 Protection (`player.drm`): for protected content the license request starts with the
 session (in parallel with the first segment and its init segment) and must have arrived
-before that segment is handed to the core. Its policy (``max_height``) masks
+before the first protected segment (a clear period may come first) is handed to the core. Its policy (``max_height``) masks
 representations; a renewal runs at 80 % of the license duration. If the license cannot be
 had, the player falls back to unprotected representations when the manifest has some, else
 stops with a clear error. With ``cryptography`` installed, segments are decrypted (CENC
@@ -307,9 +308,9 @@ class HttpPlayer:
         self._renew_task: asyncio.Task | None = None
         self._license_mask: np.ndarray | None = None
         self._decryptor: Decryptor | None = None
-        self._inits: dict[str, asyncio.Task] = {}
-        self._init_bytes: dict[str, bytes] = {}
-        self._crypto: dict[str, Any] = {}
+        self._inits: dict[tuple[str, tuple[int, int] | None], asyncio.Task] = {}
+        self._init_bytes: dict[tuple[str, tuple[int, int] | None], bytes] = {}
+        self._crypto: dict[tuple[str, tuple[int, int] | None], Any] = {}
         self._ncore = 0
         self._fatal: BaseException | None = None
         self._last_stalls = 0
@@ -505,12 +506,12 @@ class HttpPlayer:
     async def _prepare(self, selection: Selection) -> None:
         """Resolve the selection's SegmentBase indexes and build the plan."""
         self.selection = selection
-        self._tried_sets.append(selection.main)
+        self._tried_sets.extend(selection.mains)
         indexes = {}
-        pending = [r for r in selection.representations() if r.needs_sidx]
+        pending = [(i, r) for i, r in selection.representations() if r.needs_sidx]
         if pending:
-            results = await asyncio.gather(*(self._sidx(r) for r in pending))
-            indexes = dict(zip((r.id for r in pending), results))
+            results = await asyncio.gather(*(self._sidx(r) for _, r in pending))
+            indexes = dict(zip(((i, r.id) for i, r in pending), results))
         plan = build(selection, indexes, self.device, extra_origins=self.extra_origins,
                      drm_system=self.drm_system, license_url=self.license_url)
         n = max([t.n_alternatives for t in plan.video] + ([plan.audio.n_alternatives] if plan.audio else []))
@@ -544,7 +545,7 @@ class HttpPlayer:
         data = body.data
         if combined:
             n_init = init.byte_range[1] - init.byte_range[0] + 1
-            self._init_bytes[rep.id] = data[:n_init]
+            self._init_bytes[(init.url, init.byte_range)] = data[:n_init]
             data = data[n_init:]
         return resolve_sidx(rep, data)
 
@@ -632,7 +633,7 @@ class HttpPlayer:
             rung = fetch.rung
             while True:
                 track = plan.video[rung]
-                init_task = self._init(track)
+                init_task = self._init(track, k)
                 obj = self._media_obj(track, k, rung, "v" if track.kind == "video" else "a")
                 obj.check = self._abandon_check
                 try:
@@ -667,14 +668,15 @@ class HttpPlayer:
         latency = body.latency_s
         transfer = max(1e-9, t_done - body.t_sent - latency)
         # protected content: the license must be here before the segment can play
-        if plan.protected:
+        if plan.protected and (plan.video[rung].protected_at(k) or (
+                plan.audio is not None and any(plan.audio.protected_at(j) for j in plan.audio_for[k]))):
             await self._need_license()
         await self._decrypt_and_check(k, rung, body, audio)
         core.download_done(max(t_done - self.offset, core.now), size, latency, transfer)
         self._drain_core()
 
     def _media_obj(self, track: Track, k: int, rung: int | None, ot: str) -> _Obj:
-        n = len(track.index)
+        n = track.n_segments
         dur = float(track.durations_s()[k]) if track.kind == "audio" else \
             float(self.plan.segment_plan.durations_s[k])
 
@@ -686,30 +688,37 @@ class HttpPlayer:
                     nxt=nxt)
 
     async def _audio_parts(self, k: int) -> tuple[list[Body], bytes | None]:
+        """The audio segments that go with video segment `k`, and the bytes of any init
+        segment fetched for them (a period boundary may need a new one)."""
         track = self.plan.audio
-        init_task = self._init(track)
+        wanted = self.plan.audio_for[k]
+        firsts = {track.init_key(j): j for j in reversed(wanted)}
+        init_tasks = [self._init(track, j) for j in firsts.values()]
         out = []
         try:
-            for j in self.plan.audio_for[k]:
+            for j in wanted:
                 try:
                     out.append(await self._fetch(self._media_obj(track, j, None, "a")))
                 except _Missing as m:
                     raise PlaybackError(f"audio segment {j + 1} is missing (HTTP 404/410): {m.url}") from None
         except BaseException:
-            if not init_task.done():
-                init_task.cancel()
+            for t in init_tasks:
+                if not t.done():
+                    t.cancel()
             raise
-        return out, await init_task
+        inits = [b for b in await asyncio.gather(*init_tasks) if b]
+        return out, (b"".join(inits) if inits else None)
 
-    def _init(self, track: Track) -> asyncio.Future:
-        """The init segment of a representation, fetched once and cached. The returned
-        future gives the bytes if this call started the fetch, None if they were cached."""
-        rid = track.rep.id
-        t = self._inits.get(rid)
+    def _init(self, track: Track, k: int = 0) -> asyncio.Future:
+        """The init segment segment `k` of a track needs, fetched once and cached (by its URL
+        and range: rungs or periods that share one share the fetch). The returned future
+        gives the bytes if this call started the fetch, None if they were cached."""
+        key = track.init_key(k)
+        t = self._inits.get(key)
         if t is not None and t.done() and (t.cancelled() or t.exception() is not None):
             t = None   # a failed or cancelled fetch is tried again
-        if t is None and rid not in self._init_bytes and track.index.init is not None:
-            t = self._inits[rid] = asyncio.ensure_future(self._fetch_init(track))
+        if t is None and key is not None and key not in self._init_bytes:
+            t = self._inits[key] = asyncio.ensure_future(self._fetch_init(track, k))
             return t
         return asyncio.ensure_future(self._cached_init(t))
 
@@ -719,17 +728,19 @@ class HttpPlayer:
             await asyncio.shield(t)
         return None
 
-    async def _fetch_init(self, track: Track) -> bytes:
+    async def _fetch_init(self, track: Track, k: int = 0) -> bytes:
+        part, _ = track.at(k)
+
         def where(alt: int):
-            init = track.init(alt)
+            init = part.init(alt)
             return init.url, init.byte_range
 
         try:
-            body = await self._fetch(_Obj("init", where, track.n_alternatives, MAX_INIT_BYTES, ot="i",
-                                          track=track.kind, bitrate_bps=track.rep.bandwidth_bps))
+            body = await self._fetch(_Obj("init", where, part.n_alternatives, MAX_INIT_BYTES, ot="i",
+                                          track=track.kind, bitrate_bps=part.rep.bandwidth_bps))
         except _Missing as m:
-            raise PlaybackError(f"init segment of {track.rep.id!r} not found (HTTP 404/410) at {m.url}") from None
-        self._init_bytes[track.rep.id] = body.data
+            raise PlaybackError(f"init segment of {part.rep.id!r} not found (HTTP 404/410) at {m.url}") from None
+        self._init_bytes[track.init_key(k)] = body.data
         return body.data
 
     def _other_rung(self, rung: int, tried: set[int]) -> int | None:
@@ -867,24 +878,26 @@ class HttpPlayer:
         for track, body, idx, r in jobs:
             data = body.data
             samples = None
-            if track.protected and self._decryptor is not None:
-                tc = self._crypto.get(track.rep.id)
+            rep = track.rep_at(idx)
+            if track.protected_at(idx) and self._decryptor is not None:
+                key = track.init_key(idx)
+                tc = self._crypto.get(key)
                 if tc is None:
-                    init = self._init_bytes.get(track.rep.id)
+                    init = self._init_bytes.get(key)
                     if init is None:
-                        await self._init(track)
-                        init = self._init_bytes.get(track.rep.id)
+                        await self._init(track, idx)
+                        init = self._init_bytes.get(key)
                     if init is not None:
-                        tc = self._crypto[track.rep.id] = track_crypto(init)
+                        tc = self._crypto[key] = track_crypto(init)
                 if tc is not None and tc.protected:
                     data = await asyncio.to_thread(self._decryptor.decrypt, tc, data)
-                    nal = tc.kind if (track.rep.codecs or "avc").split(".")[0] in (
+                    nal = tc.kind if (rep.codecs or "avc").split(".")[0] in (
                         "avc1", "avc3", "hvc1", "hev1", "encv", "avc") else "unknown"
                     samples = await asyncio.to_thread(verify_media, data, nal)
                     self.counters["decrypted_segments"] += 1
                     self.emit("decrypt", segment=idx, track=track.kind, samples=samples, rung=r)
             if self.on_segment is not None:
-                self.on_segment({"segment": idx, "rung": r, "track": track.kind, "rep": track.rep.id,
+                self.on_segment({"segment": idx, "rung": r, "track": track.kind, "rep": rep.id,
                                  "url": body.url, "range": body.byte_range, "decrypted": samples is not None}, data)
 
     # -- fetching ------------------------------------------------------------------------------------
