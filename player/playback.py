@@ -254,8 +254,21 @@ def swap_origin(url: str, origin: str) -> str:
     return urlunsplit((b.scheme or a.scheme, b.netloc, a.path, a.query, a.fragment))
 
 
+class _Timed:
+    """Start and duration accessors over a `timing()` of (starts, durations)."""
+
+    def timing(self) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def starts_s(self) -> np.ndarray:
+        return self.timing()[0]
+
+    def durations_s(self) -> np.ndarray:
+        return self.timing()[1]
+
+
 @dataclass
-class PeriodTrack:
+class PeriodTrack(_Timed):
     """One representation of one period as fetched: its segments on every BaseURL alternative."""
 
     rep: Representation
@@ -299,12 +312,6 @@ class PeriodTrack:
             self._timing = _timing(self.index)
         return self._timing
 
-    def starts_s(self) -> np.ndarray:
-        return self.timing()[0]
-
-    def durations_s(self) -> np.ndarray:
-        return self.timing()[1]
-
     def sizes_bytes(self) -> np.ndarray | None:
         """Exact segment sizes when the index has byte ranges for every segment."""
         ranges = self.index.ranges
@@ -314,7 +321,7 @@ class PeriodTrack:
         return np.array([b - a + 1 for a, b in ranges[:n]], dtype=np.float64)
 
 
-class Track:
+class Track(_Timed):
     """One rung (or the audio) across the session: per period a `PeriodTrack`, its segments
     numbered on from the previous period's. Segment `k` of the session is segment
     `k - first[p]` of period part `p`."""
@@ -390,12 +397,6 @@ class Track:
             parts = [t.timing() for t in self.parts]
             self._timing = (np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts]))
         return self._timing
-
-    def starts_s(self) -> np.ndarray:
-        return self.timing()[0]
-
-    def durations_s(self) -> np.ndarray:
-        return self.timing()[1]
 
     def sizes_bytes(self) -> np.ndarray | None:
         """Exact segment sizes when every period's index has byte ranges for every segment."""
