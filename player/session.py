@@ -44,6 +44,10 @@ class Fetch:
     segment: int
     rung: int
     expected_bytes: float
+    # the preset's init-segment request before this one (`SessionPreset.init_bytes`): its
+    # body bytes (0: a revalidation, HTTP 304); None: no init request. A driver that models
+    # the link (`drive_with_link`) performs it first; a real player fetches its own inits.
+    init_bytes: float | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,8 @@ class SessionCore:
         self._stall_during_fetch = 0.0
         self._was_stalled = False
         self._was_playing = bool(self.state.playing[0])
+        self._init_last = -1                           # rung of the last init segment requested
+        self._init_had = np.zeros(R, dtype=bool)       # rungs whose init segment was requested before
 
     # -- clock ------------------------------------------------------------------------------
     def tick(self, now: float) -> None:
@@ -129,15 +135,31 @@ class SessionCore:
             return Done()
         k = self.next_segment
         if k > 0:
-            wait = float(self.state.room_wait(self.plan.durations_s[k], self.cap, self.preset.whole_segment_fits,
+            target = self.cap
+            top_cap = self.preset.top_cap_s(float(self.plan.durations_s.sum()))
+            if top_cap is not None and self.last_rung == int(np.flatnonzero(self.mask[0])[-1]):
+                target = np.array([top_cap])     # the buffer target at the top rung
+            wait = float(self.state.room_wait(self.plan.durations_s[k], target, self.preset.whole_segment_fits,
                                               self.preset.wait_quantum_s)[0])
             if wait > 1e-9:
                 self._emit("wait", seconds=wait, buffer_s=float(self.state.buffer_s[0]))
                 return Wait(self.now + wait)
         rung = self._decide(k)
-        fetch = Fetch(k, rung, float(self.plan.sizes_bytes[k, rung]))
+        if k == 0 and self._init_last < 0 and not self.preset.init_at_start:
+            self._init_last = rung          # the first init came before the session clock
+            self._init_had[rung] = True
+        fetch = Fetch(k, rung, float(self.plan.sizes_bytes[k, rung]), self._init_for(rung))
         self.in_flight = fetch
         return fetch
+
+    def _init_for(self, rung: int) -> float | None:
+        """The init-segment request before a request at `rung`, as the batch simulator's `_Inits`."""
+        if self.preset.init_bytes <= 0 or rung == self._init_last:
+            return None
+        size = 0.0 if self.preset.init_revalidated and self._init_had[rung] else float(self.preset.init_bytes)
+        self._init_last = rung
+        self._init_had[rung] = True
+        return size
 
     def _decide(self, k: int) -> int:
         R = self.plan.bitrates_bps.size
@@ -224,7 +246,8 @@ class SessionCore:
         self.bytes_downloaded += int(wasted_bytes)
         self._emit("abandon", segment=fetch.segment, from_rung=fetch.rung, to_rung=new_rung,
                    wasted_bytes=int(wasted_bytes), reason=reason)
-        refetch = Fetch(fetch.segment, new_rung, float(self.plan.sizes_bytes[fetch.segment, new_rung]))
+        refetch = Fetch(fetch.segment, new_rung, float(self.plan.sizes_bytes[fetch.segment, new_rung]),
+                        self._init_for(new_rung))
         self.in_flight = refetch
         return refetch
 
@@ -304,6 +327,10 @@ def drive_with_link(core: SessionCore, link, trace_index: int = 0) -> SessionCor
             core.tick(action.until_s)
             continue
         while True:
+            if action.init_bytes is not None:  # the init segment first, on the same link
+                it = link.transfer(idx, np.array([core.now - lag]), np.array([action.init_bytes]))
+                lag += float(it.total_s[0]) - float(it.trace_advance_s[0])
+                core.tick(core.now + float(it.total_s[0]))
             start = core.now
             tr = link.transfer(idx, np.array([start - lag]), np.array([action.expected_bytes]))
             total, lat = float(tr.total_s[0]), float(tr.latency_s[0])

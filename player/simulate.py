@@ -5,6 +5,11 @@ Sessions that share a policy, a content and a preset form a batch: one policy in
 `player.buffer.BufferState`. Each step asks the policy for every session at once, gets
 every download time from the link in one vectorised call, and advances every buffer.
 Per-session things (trace, device mask, buffer cap) are arrays, so a batch mixes them.
+
+A preset with `init_bytes` adds an init-segment request before a media request whose
+representation differs from the previous request's: a sequential transfer on the same link
+(latency, overhead, then the bytes) that the buffer drains during, for the rows that
+switch only; the policy's throughput samples stay the media segment's alone.
 """
 from __future__ import annotations
 
@@ -35,7 +40,7 @@ class SessionSpec:
     abr: str = "bola"
     abr_params: dict[str, Any] = field(default_factory=dict)
     device: DeviceProfile | None = None
-    preset: str = "default"
+    preset: str | SessionPreset = "default"   # a preset's name, or a SessionPreset (e.g. a variant)
     label: dict[str, Any] = field(default_factory=dict)  # carried into the result (e.g. trace path)
 
 
@@ -60,6 +65,7 @@ class SessionResult:
     policy_desc: str
     wasted_bytes: int = 0        # bytes of abandoned downloads
     abandons: int = 0
+    init_s: np.ndarray | None = None  # time of the init-segment requests before each segment (None: none made)
 
     def summary(self, qoe_model: str = "linear") -> dict:
         c = self.spec.content
@@ -74,7 +80,7 @@ class SessionResult:
             "trace": self.spec.label.get("trace", self.spec.trace.source or self.spec.trace.name),
             "movie": self.spec.label.get("movie", c.source or c.name),
             "device": self.spec.device.name if self.spec.device else "none",
-            "preset": self.spec.preset,
+            "preset": _preset_name(self.spec.preset),
             "segments": int(self.chosen.size),
             "avg_bitrate_bps": float(br.mean()),
             "time_avg_bitrate_bps": float((br * played).sum() / play_time) if play_time > 0 else float(br.mean()),
@@ -96,18 +102,66 @@ class SessionResult:
         return out
 
     def segment_log(self) -> list[dict]:
+        init = self.init_s if self.init_s is not None else np.zeros(self.chosen.size)
         return [
             {"segment": k, "request_s": float(self.request_s[k]), "wait_s": float(self.wait_s[k]),
              "rung": int(self.chosen[k]), "bitrate_bps": float(self.bitrate_bps[k]),
-             "size_bytes": int(self.size_bytes[k]), "latency_s": float(self.latency_s[k]),
+             "size_bytes": int(self.size_bytes[k]), "init_s": float(init[k]), "latency_s": float(self.latency_s[k]),
              "download_s": float(self.download_s[k]), "rebuffer_s": float(self.rebuffer_s[k]),
              "buffer_s": float(self.buffer_s[k])}
             for k in range(self.chosen.size)
         ]
 
 
+def _preset_name(preset: str | SessionPreset) -> str:
+    return preset if isinstance(preset, str) else preset.name
+
+
 def _group_key(spec: SessionSpec) -> tuple:
-    return (spec.abr, tuple(sorted(spec.abr_params.items())), id(spec.content), spec.preset)
+    p = spec.preset if isinstance(spec.preset, str) else ("preset object", id(spec.preset))
+    return (spec.abr, tuple(sorted(spec.abr_params.items())), id(spec.content), p)
+
+
+@dataclass
+class _Inits:
+    """The init-segment requests of a batch (a preset with `init_bytes`): per session, the
+    representation whose init segment was requested last and those requested before."""
+
+    size_bytes: float
+    revalidated: bool          # a representation's init requested again is a 304: no body
+    last: np.ndarray           # (n,) rung of the last init requested, -1 before any
+    had: np.ndarray            # (n, R) bool
+    spent_s: np.ndarray        # (n,) time spent on init requests for the current segment
+
+    @classmethod
+    def new(cls, preset: SessionPreset, n: int, R: int) -> "_Inits":
+        return cls(float(preset.init_bytes), preset.init_revalidated, np.full(n, -1, dtype=np.int64),
+                   np.zeros((n, R), dtype=bool), np.zeros(n))
+
+    def skip(self, rows: np.ndarray, rung: np.ndarray) -> None:
+        """These rows' init segments came before the session clock (`init_at_start=False`)."""
+        self.last[rows] = rung
+        self.had[rows, rung] = True
+
+    def request(self, link: Link, tidx: np.ndarray, trace_t: np.ndarray, st: BufferState, rows: np.ndarray,
+                rung: np.ndarray) -> np.ndarray:
+        """Sessions `rows` are about to request rung `rung` (one per row): those whose rung
+        differs from their last init's first fetch its init segment, in full on the link, while
+        the buffer drains. Advances their clocks and traces; returns the stall per row."""
+        need = rung != self.last[rows]
+        stall = np.zeros(rows.size)
+        if not need.any():
+            return stall
+        r, q = rows[need], rung[need]
+        size = np.where(self.had[r, q], 0.0, self.size_bytes) if self.revalidated else np.full(r.size, self.size_bytes)
+        tr = link.transfer(tidx[r], trace_t[r], size)
+        total = tr.total_s
+        stall[need] = st.elapse(total, r)
+        trace_t[r] += tr.trace_advance_s
+        self.spent_s[r] += total
+        self.last[r] = q
+        self.had[r, q] = True
+        return stall
 
 
 def simulate(specs: Sequence[SessionSpec], progress: Callable[[int], None] | None = None) -> list[SessionResult]:
@@ -128,7 +182,7 @@ def simulate(specs: Sequence[SessionSpec], progress: Callable[[int], None] | Non
 def simulate_batch(specs: Sequence[SessionSpec]) -> list[SessionResult]:
     """Sessions sharing policy, content and preset, each with its own trace and device."""
     first = specs[0]
-    preset: SessionPreset = get_preset(first.preset)
+    preset: SessionPreset = first.preset if isinstance(first.preset, SessionPreset) else get_preset(first.preset)
     content = first.content
     n, K, R = len(specs), content.n_segments, content.n_rungs
     params = {**preset.abr_defaults.get(first.abr, {}), **first.abr_params}
@@ -155,6 +209,8 @@ def simulate_batch(specs: Sequence[SessionSpec]) -> list[SessionResult]:
             cap[i] = s.device.buffer_target_s
             startup_thr[i] = s.device.startup_threshold_s
     startup_thr = np.maximum(startup_thr, preset.startup_threshold_s)
+    top_cap = preset.top_cap_s(float(content.segment_durations_s.sum()))
+    top_rung = (R - 1 - np.argmax(mask[:, ::-1], axis=1)) if top_cap is not None else None  # highest allowed
     durs = content.segment_durations_s
     sizes = content.segment_sizes_bytes.astype(np.float64)
     bitrates = content.bitrates_bps
@@ -171,10 +227,13 @@ def simulate_batch(specs: Sequence[SessionSpec]) -> list[SessionResult]:
     wasted = np.zeros(n)
     abandons = np.zeros(n, dtype=np.int64)
     can_abandon = preset.abandonment and type(policy).abandon is not abr.Policy.abandon
+    inits = _Inits.new(preset, n, R) if preset.init_bytes > 0 else None
+    init_rec = np.zeros((n, K)) if inits is not None else None
 
     for k in range(K):
         if k > 0:
-            wait = st.room_wait(durs[k], cap, preset.whole_segment_fits, preset.wait_quantum_s)
+            target = cap if top_cap is None else np.where(last == top_rung, top_cap, cap)
+            wait = st.room_wait(durs[k], target, preset.whole_segment_fits, preset.wait_quantum_s)
             if np.any(wait > 0):
                 st.elapse(wait)
                 trace_t += wait
@@ -193,10 +252,17 @@ def simulate_batch(specs: Sequence[SessionSpec]) -> list[SessionResult]:
             rung = policy.select(obs)
         rec["request"][:, k] = st.clock_s
         stall = np.zeros(n)
+        if inits is not None:
+            inits.spent_s[:] = 0.0
+            if k == 0 and not preset.init_at_start:
+                inits.skip(sessions, rung)
+            stall += inits.request(link, tidx, trace_t, st, sessions, rung)
         if can_abandon:
             rung, pre_stall = _abandonments(policy, link, tidx, trace_t, st, rung, sizes[k], float(durs[k]), mask,
-                                            preset, wasted, abandons)
+                                            preset, wasted, abandons, inits)
             stall += pre_stall
+        if inits is not None:
+            init_rec[:, k] = inits.spent_s
         size = sizes[k, rung]
         tr = link.transfer(tidx, trace_t, size)
         total = tr.total_s
@@ -230,6 +296,7 @@ def simulate_batch(specs: Sequence[SessionSpec]) -> list[SessionResult]:
             buffer_s=rec["buffer"][i], wait_s=rec["wait"][i], request_s=rec["request"][i],
             startup_s=float(st.startup_s[i]), session_s=float(st.clock_s[i]),
             rebuffer_count=int(st.stall_count[i]), wasted_bytes=int(wasted[i]), abandons=int(abandons[i]),
+            init_s=init_rec[i] if init_rec is not None else None,
             qoe={m: qoe_mod.qoe_records(m, scores[m][i:i + 1], n_scored)[0] for m in qoe_mod.MODELS},
             policy_desc=desc,
         ))
@@ -238,12 +305,14 @@ def simulate_batch(specs: Sequence[SessionSpec]) -> list[SessionResult]:
 
 def _abandonments(policy, link: Link, tidx: np.ndarray, trace_t: np.ndarray, st: BufferState, rung: np.ndarray,
                   seg_sizes: np.ndarray, seg_s: float, mask: np.ndarray, preset: SessionPreset,
-                  wasted: np.ndarray, abandons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                  wasted: np.ndarray, abandons: np.ndarray,
+                  inits: _Inits | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Offer every in-flight download to the policy every `abandon_interval_s`, as the HTTP
     player does. An abandoned request costs the time it ran and its bytes; the segment is
-    requested again at the new rung (which may itself be abandoned). Advances the sessions'
-    clocks and traces past the abandoned attempts; returns the rung each session finally
-    fetches and the stall time those attempts caused."""
+    requested again at the new rung (which may itself be abandoned), after that rung's init
+    segment when the preset has them. Advances the sessions' clocks and traces past the
+    abandoned attempts; returns the rung each session finally fetches and the stall time
+    those attempts caused."""
     rung = rung.copy()
     stall = np.zeros(rung.size)
     dt = preset.abandon_interval_s
@@ -294,5 +363,7 @@ def _abandonments(policy, link: Link, tidx: np.ndarray, trace_t: np.ndarray, st:
         wasted[rows] += done_at[gone]
         abandons[rows] += 1
         rung[rows] = decided[gone]
+        if inits is not None:
+            stall[rows] += inits.request(link, tidx, trace_t, st, rows, rung[rows])
         live = rows[rung[rows] > 0]
     return rung, stall

@@ -141,8 +141,17 @@ def test_bola_first_call_picks_by_throughput_then_steady_score():
     tp, dl = [3_000_000.0], [1.0]
     q = int(p.select(obs(13.0, 4, tp, dl, t=1.0))[0])      # BOLA on; startup: safe 2700 -> 2056
     assert q == 6 and p.last_info["rule"][0] in (1, 2)
-    assert p.bola_state[0] == 2                          # buffer >= one segment: steady next time
     assert p.placeholder[0] == pytest.approx(max(0.0, p.min_level[6] - 13.0))
+    # _handleBolaStateStartup leaves startup only once lastSegmentDurationS is known, which
+    # _onMediaFragmentLoaded sets for segments loaded after the state exists: not on the first call
+    assert p.bola_state[0] == 1
+    # the second call: startup again, by throughput (EWMA of 3000 and 1000 kbit/s: 1453, safe
+    # 1307.7 -> 991, rung 4), then steady
+    est = ewma_kbps([3000, 1000], [1.0, 2.0])
+    q = int(p.select(obs(14.0, 6, tp + [1_000_000.0], dl + [2.0], t=4.0))[0])
+    assert q == int(optimal_rung(np.array([0.9 * est * 1000.0]), BBB.bitrates_bps)[0]) == 4
+    assert p.last_info["req_bola"][0] == 4
+    assert p.bola_state[0] == 2                          # buffer >= one segment: steady from now on
 
     # steady state, written out: no placeholder, no idle time, plenty of throughput
     p = make()
@@ -194,12 +203,20 @@ def _progress(done, elapsed, buffer_s, rung=9, total=6_000_000 * 3 / 8):
                     mask=np.ones((1, 10), bool))
 
 
-def offer(p, points, buffer_s=10.0, rung=9):
-    """Offer one download's progress (elapsed s, bytes) in order; the last answer."""
-    out = -1
+def offer(p, points, buffer_s=10.0, rung=9, total=6_000_000 * 3 / 8):
+    """Offer one download's progress (elapsed s, bytes) in order, as the simulator and the
+    player do; the first rung the rule asks for (and no more offers), else -1."""
     for e, b in points:
-        out = int(p.abandon(_progress(b, e, buffer_s, rung))[0])
-    return out
+        out = int(p.abandon(_progress(b, e, buffer_s, rung, total))[0])
+        if out >= 0:
+            return out
+    return -1
+
+
+def ramp(t0, b0, t1, b1, step=0.1):
+    """Progress offers every `step` s from (t0, b0) to (t1, b1), bytes growing linearly."""
+    n = int(round((t1 - t0) / step))
+    return [(t0 + i * step, b0 + (b1 - b0) * i / n) for i in range(n + 1)]
 
 
 def test_abandonment_rule():
@@ -208,29 +225,70 @@ def test_abandonment_rule():
     # below 800 is 688 (3), whose segment (258 kB) is smaller than the 2.14 MB left
     p = make()
     p._history_push(np.array([0]), np.array([5]), np.array([3]))
-    assert offer(p, [(0.1, 10_000), (0.6, 60_000), (1.1, 110_000)]) == 3
+    assert offer(p, ramp(0.1, 10_000, 1.1, 110_000)) == 3
     assert (p.h_cur[0] < 0).all()                                    # the switch history was reset
     p = make()
-    assert offer(p, [(0.1, 10_000), (1.1, 110_000)], buffer_s=18.5) == -1   # buffer above 18 s
+    assert offer(p, ramp(0.1, 10_000, 1.1, 110_000), buffer_s=18.5) == -1   # buffer above 18 s
     p = make()
-    assert offer(p, [(0.1, 10_000), (0.5, 50_000)]) == -1            # only 400 ms since the first bytes
+    assert offer(p, ramp(0.1, 10_000, 0.5, 50_000)) == -1            # only 400 ms since the first bytes
     p = make()
-    assert offer(p, [(0.1, 10_000), (1.1, 1_500_000)]) == -1         # fast enough
+    assert offer(p, ramp(0.1, 10_000, 1.1, 1_500_000)) == -1         # fast enough
     # a wait for the first bytes (a dead link at the start) is not held against the rate:
     # nothing for 0.9 s, then 8 Mbit/s
     p = make()
-    assert offer(p, [(0.3, 0), (0.6, 0), (0.9, 20_000), (1.2, 320_000), (1.5, 620_000)]) == -1
-    assert offer(make(abandonment=False), [(0.1, 10_000), (1.1, 110_000)]) == -1
+    assert offer(p, [(0.3, 0), (0.6, 0)] + ramp(0.9, 20_000, 1.5, 620_000)) == -1
+    assert offer(make(abandonment=False), ramp(0.1, 10_000, 1.1, 110_000)) == -1
+
+
+def test_abandonment_waits_for_six_progress_events():
+    # minThroughputSamplesThreshold: the same slow download, offered 5 times over 1 s (5
+    # progress events), then a sixth time
+    p = make()
+    five = [(0.1, 10_000), (0.35, 35_000), (0.6, 60_000), (0.85, 85_000), (1.1, 110_000)]
+    assert offer(p, five) == -1
+    assert offer(p, [(1.2, 120_000)]) == 3
+    # offers without a new packet (1500 bytes) are no progress events
+    p = make()
+    crawl = [(0.1 + 0.1 * i, 9_000 + 100 * i) for i in range(12)]    # 100 B per 0.1 s, 9.0-10.1 kB
+    assert offer(p, crawl) == -1
+    assert p.traces[0] == 1
+
+
+def test_a_slow_start_is_left_out_of_the_rate():
+    # the link at 8 kbit/s for its first second, then 922 kbit/s (hsdpa-3g 2010-11-23_1606):
+    # dash.js's first progress event comes when the link picks up, so the rate it measures is
+    # 922 kbit/s, the projection 3.4 s < 5.4 s, and the segment at 991 kbit/s is kept
+    size = 991_000 * 3 / 8
+    points = [(0.05 * i, max(0.0, 1_000 * (0.05 * i - 0.1))) for i in range(1, 21)]       # to 1.0 s
+    points += [(1.0 + 0.05 * i, 900 + 115_250 * 0.05 * i) for i in range(1, 15)]        # to 1.7 s
+    assert offer(make(), points, buffer_s=0.0, rung=4, total=size) == -1
+
+
+def test_a_segment_is_abandoned_at_most_once():
+    # AbandonRequestsRule.shouldAbandon returns at once for an index in abandonDict: the refetch
+    # of an abandoned segment runs to the end, however slow; the next segment may be abandoned
+    size = 991_000 * 3 / 8
+    p = make()
+    p.select(obs(0.0, -1, playing=False, t=0.0))
+    # 50 kB in 0.8 s after the first event: 500 kbit/s, 5.9 s projected >= 5.4 s; rung 2 (477)
+    # is 179 kB < 321 kB left
+    assert offer(p, ramp(0.2, 2_000, 1.0, 52_000), buffer_s=0.0, rung=4, total=size) == 2
+    small = 477_000 * 3 / 8
+    # the refetch at rung 2 (its clock restarts): 100 kbit/s would abandon to rung 0, but not twice
+    slow = ramp(0.2, 2_000, 1.2, 14_500)
+    assert offer(p, slow, buffer_s=0.0, rung=2, total=small) == -1
+    p.select(obs(0.0, 2, [100_000.0], [10.0], t=12.0))                 # the next segment
+    assert offer(p, slow, buffer_s=0.0, rung=2, total=small) == 0
 
 
 def test_no_switch_up_for_10s_after_an_abandonment():
     size = 991_000 * 3 / 8
     p = make()
     p.select(obs(0.0, -1, playing=False, t=0.0))                 # rung 4, requested at t = 0
-    p.abandon(_progress(1_000, 0.2, 0.0, rung=4, total=size))
-    assert p.abandon(_progress(21_000, 1.0, 0.0, rung=4, total=size))[0] == 0   # 200 kbit/s: 230
+    # 200 kbit/s: below the lowest rung (230); the rule acts at 0.8 s (0.6 s after the first event)
+    assert offer(p, ramp(0.2, 2_000, 1.0, 22_000), buffer_s=0.0, rung=4, total=size) == 0
     fast = [5_000_000.0]
-    # 5 s later the link is fast again, but ABANDON_LOAD (until t = 1 + 10 s) keeps the rung
+    # 5 s later the link is fast again, but ABANDON_LOAD (until t = 0.8 + 10 s) keeps the rung
     assert int(p.select(obs(3.0, 0, fast, [0.5], t=5.0))[0]) == 0
     assert int(p.select(obs(6.0, 0, fast * 2, [0.5] * 2, t=8.0))[0]) == 0
     # from t = 11 s on, the throughput rule speaks again (safe 4500 -> 2962, capped by the
@@ -263,7 +321,43 @@ def test_dashjs_preset():
     p = get("dashjs")
     assert p.buffer_cap_s == 18.0 and p.whole_segment_fits and p.wait_quantum_s == 0.5
     assert not p.throughput_includes_latency and p.first_rung is None
-    assert p.link.latency == "trace"
+    assert p.link.latency == "trace" and p.link.overhead_s == 0.018
+    # an init segment before every switch (a 304 for one fetched before); the first before t = 0
+    assert p.init_bytes == 710 and p.init_revalidated and not p.init_at_start
+    # bufferTimeAtTopQuality 30 s, 60 s for content of 600 s or more
+    assert p.top_cap_s(60.0) == 30.0 and p.top_cap_s(600.0) == 60.0
+
+
+def test_init_requests_are_not_throughput_samples():
+    # ThroughputController._onMetricAdded feeds only MEDIA_SEGMENT_TYPE (and MPD) requests to the
+    # model: the policy sees one sample per media segment, its bytes over its transfer time
+    from dataclasses import replace
+
+    from netem.content import synthetic
+    from netem.trace import Trace
+    from player.presets import get
+    from player.simulate import SessionSpec, simulate
+
+    content = synthetic([230e3, 477e3, 991e3, 2056e3, 5027e3], duration_s=30.0, segment_duration_s=3.0, seed=1)
+    tr = Trace(np.array([0.0, 5.0, 9.0]), np.array([3e6, 0.6e6, 4e6]), 60.0, latency_s=np.array([0.3, 0.3, 0.3]))
+    cls = type(abr.get("dashjs"))
+    original, seen = cls._select, []
+
+    def spy(self, o):
+        seen.append((int(o.segment_index[0]), o.throughput_bps[0].copy()))
+        return original(self, o)
+
+    cls._select = spy
+    try:
+        r = simulate([SessionSpec(tr, content, "dashjs", preset=replace(get("dashjs"), init_bytes=50_000))])[0]
+    finally:
+        cls._select = original
+    assert np.count_nonzero(r.init_s) >= 2                   # the switches' init requests happened
+    media = content.segment_sizes_bytes[np.arange(content.n_segments), r.chosen] * 8 / (r.download_s - r.latency_s)
+    for k, hist in seen:
+        got = hist[np.isfinite(hist)]
+        assert got.size == min(k, hist.size)                 # one sample per media segment, none per init
+        assert got == pytest.approx(media[max(0, k - hist.size):k])
 
 
 def test_simulated_session_is_sane():
@@ -278,3 +372,7 @@ def test_simulated_session_is_sane():
     assert r.rebuffer_s.sum() == 0.0
     # the buffer never exceeds bufferTimeDefault (18 s) when requests start
     assert float(r.buffer_s.max()) <= 18.0 + 1e-9
+    # at the top rung, bufferTimeAtTopQuality (30 s): requests while buffer + segment < 30 s
+    top = simulate([SessionSpec(constant(30e6, 120.0, latency_s=0.05), content, "dashjs", preset="dashjs")])[0]
+    assert top.chosen[-1] == 4
+    assert 18.0 + 3.0 < float(top.buffer_s.max()) <= 30.0 + 1e-9

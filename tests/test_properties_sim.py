@@ -1,6 +1,8 @@
 """Properties of the batch simulator and the QoE models (hypothesis)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -14,7 +16,8 @@ from player.presets import PRESETS
 from player.session import SegmentPlan, SessionCore, drive_with_link
 from player.simulate import SessionSpec, simulate
 
-POLICIES = ["bola", "bba", "throughput", "rb", "robustmpc", "mpc", "dynamic", "festive", "bolae", "random", "fixed"]
+POLICIES = ["bola", "bba", "throughput", "rb", "robustmpc", "mpc", "dynamic", "festive", "bolae", "random", "fixed",
+            "dashjs"]
 
 
 @st.composite
@@ -37,11 +40,24 @@ def contents(draw):
                      seed=draw(st.integers(0, 100)))
 
 
-@given(st.lists(traces(), min_size=1, max_size=4), contents(), st.sampled_from(POLICIES),
-       st.sampled_from(sorted(PRESETS)))
+@st.composite
+def preset_variants(draw):
+    """A named preset, as it is or with its init-segment and top-rung buffer options redrawn."""
+    p = PRESETS[draw(st.sampled_from(sorted(PRESETS)))]
+    if draw(st.booleans()):
+        return p.name
+    top = draw(st.one_of(st.none(), st.floats(5.0, 40.0)))
+    return replace(p, init_bytes=draw(st.sampled_from([0, 1, 700, 50_000])), init_at_start=draw(st.booleans()),
+                   init_revalidated=draw(st.booleans()), buffer_cap_top_s=top,
+                   buffer_cap_top_long_s=draw(st.one_of(st.none(), st.floats(5.0, 60.0))),
+                   long_form_s=draw(st.sampled_from([10.0, 600.0])))
+
+
+@given(st.lists(traces(), min_size=1, max_size=4), contents(), st.sampled_from(POLICIES), preset_variants())
 def test_batch_simulator_equals_session_core_one_at_a_time(trs, content, policy, preset):
-    """Differential: the vectorised simulator and the sans-IO core agree session by session."""
-    p = PRESETS[preset]
+    """Differential: the vectorised simulator and the sans-IO core agree session by session,
+    for every preset and its init-segment and top-rung buffer options."""
+    p = PRESETS[preset] if isinstance(preset, str) else preset
     results = simulate([SessionSpec(t, content, policy, preset=preset) for t in trs])
     for tr, res in zip(trs, results):
         core = SessionCore(SegmentPlan.from_content(content), abr.get(policy, **p.abr_defaults.get(policy, {})), p)
@@ -50,6 +66,8 @@ def test_batch_simulator_equals_session_core_one_at_a_time(trs, content, policy,
         assert np.allclose(core.rebuffer_per_segment, res.rebuffer_s, atol=1e-7)
         assert core.stall_count == res.rebuffer_count
         assert core.now == pytest.approx(res.session_s, abs=1e-7)
+        if p.init_bytes:
+            assert res.init_s is not None and np.all(res.init_s >= 0)
 
 
 @given(traces(), contents(), st.sampled_from(POLICIES), st.sampled_from(sorted(PRESETS)))
@@ -57,7 +75,8 @@ def test_simulated_session_invariants(tr, content, policy, preset):
     r = simulate([SessionSpec(tr, content, policy, preset=preset)])[0]
     p = PRESETS[preset]
     assert np.all(r.buffer_s >= 0)
-    assert np.all(r.buffer_s <= p.buffer_cap_s + content.segment_durations_s.max() + 1e-9)
+    cap = max(p.buffer_cap_s, p.top_cap_s(float(content.segment_durations_s.sum())) or 0.0)
+    assert np.all(r.buffer_s <= cap + content.segment_durations_s.max() + 1e-9)
     assert np.all(np.diff(r.request_s) >= 0), "requests out of order in time"
     assert np.all(r.download_s >= 0) and np.all(r.rebuffer_s >= 0) and np.all(r.wait_s >= 0)
     assert r.rebuffer_count <= np.count_nonzero(r.rebuffer_s) + 1

@@ -149,3 +149,71 @@ def test_abandonment_on_a_capacity_collapse():
     assert r.chosen.min() == 0
     off = simulate([SessionSpec(tr, c, "throughput", preset="sabre")])[0].summary()
     assert off["abandons"] == 0 and off["wasted_bytes"] == 0     # Sabre's semantics: abandonment off
+
+
+# -- init segments (SessionPreset.init_bytes) ------------------------------------------------------
+def _init_preset(**kw):
+    """The default preset with segment 1 at rung 0 (so `highest` switches once, at segment 2),
+    abandonment off and a 20 ms per-request overhead; init-segment options from `kw`."""
+    from dataclasses import replace
+
+    from netem.link import preset as link_preset
+    from player.presets import get
+
+    return replace(get("default"), name="init-test", first_rung=0, abandonment=False,
+                   link=link_preset("trace-latency", overhead_s=0.02), **kw)
+
+
+def test_a_switch_costs_one_init_request_on_a_constant_link():
+    # 1 Mbit/s, 100 ms latency, 20 ms overhead; 500 kbit/s and 1 Mbit/s × 4 s: 250 kB and 500 kB.
+    # An init request of 1000 B costs 0.1 + 0.02 + 8000 / 1e6 = 0.128 s; a media one 0.12 s + bytes.
+    tr = constant(1e6, 1000.0, latency_s=0.1)
+    c = flat_content(bitrates=(500e3, 1e6), segments=3, seg_s=4.0)
+    init = 0.1 + 0.02 + 1000 * 8 / 1e6
+    on = simulate([SessionSpec(tr, c, "highest", preset=_init_preset(init_bytes=1000))])[0]
+    off = simulate([SessionSpec(tr, c, "highest", preset=_init_preset())])[0]
+    assert on.chosen.tolist() == off.chosen.tolist() == [0, 1, 1]
+    assert off.init_s is None
+    assert on.init_s == pytest.approx([init, init, 0.0])           # the first, the switch, no switch
+    assert on.download_s == pytest.approx([2.12, 4.12, 4.12])       # media alone, as without inits
+    assert off.download_s == pytest.approx(on.download_s)
+    assert on.request_s == pytest.approx([0.0, init + 2.12, 2 * init + 6.24])
+    assert on.request_s - off.request_s == pytest.approx([0.0, init, 2 * init])
+    # segment 2 drains 4.248 s from a 4 s buffer: the init's time stalls like the download's
+    assert on.rebuffer_s == pytest.approx(off.rebuffer_s + [0.0, init, 0.0])
+    assert on.session_s == pytest.approx(off.session_s + 2 * init)
+
+
+def test_no_switch_no_init_request_after_the_first():
+    tr = constant(1e6, 1000.0, latency_s=0.1)
+    c = flat_content(bitrates=(500e3, 1e6), segments=4, seg_s=4.0)
+    on = simulate([SessionSpec(tr, c, "lowest", preset=_init_preset(init_bytes=1000))])[0]
+    off = simulate([SessionSpec(tr, c, "lowest", preset=_init_preset())])[0]
+    assert on.init_s == pytest.approx([0.128, 0.0, 0.0, 0.0])
+    assert on.request_s[1:] - off.request_s[1:] == pytest.approx(0.128)
+    # the first init before the session clock (init_at_start=False): no cost at all
+    late = simulate([SessionSpec(tr, c, "lowest", preset=_init_preset(init_bytes=1000, init_at_start=False))])[0]
+    assert late.init_s == pytest.approx(0.0)
+    for f in ("request_s", "download_s", "rebuffer_s", "buffer_s"):
+        assert getattr(late, f) == pytest.approx(getattr(off, f))
+    assert late.session_s == pytest.approx(off.session_s)
+
+
+def test_option_off_is_the_old_simulator():
+    # only the dashjs preset requests init segments; with init_bytes = 0 a preset (given by name
+    # or as an object) simulates exactly as before: no init time anywhere
+    from dataclasses import replace
+
+    from player.presets import PRESETS, get
+
+    assert [n for n, p in PRESETS.items() if p.init_bytes] == ["dashjs"]
+    c = synthetic(duration_s=60, seed=4)
+    tr = Trace(np.array([0.0, 7.0, 19.0]), np.array([3e6, 4e5, 2e6]), 40.0, latency_s=np.array([0.05, 0.2, 0.1]))
+    by_name = simulate([SessionSpec(tr, c, "dynamic")])[0]
+    by_object = simulate([SessionSpec(tr, c, "dynamic", preset=replace(get("default")))])[0]
+    assert by_name.init_s is None and by_object.init_s is None
+    assert np.array_equal(by_name.chosen, by_object.chosen)
+    assert np.array_equal(by_name.rebuffer_s, by_object.rebuffer_s) and by_name.session_s == by_object.session_s
+    assert by_object.summary()["preset"] == "default"
+    dj = simulate([SessionSpec(tr, c, "dashjs", preset=replace(get("dashjs"), init_bytes=0))])[0]
+    assert dj.init_s is None and all(row["init_s"] == 0.0 for row in dj.segment_log())

@@ -28,9 +28,11 @@ again here in numpy, vectorised over sessions. What it does, with dash.js's defa
   - ThroughputRule: the highest rung at or below the safe estimate (while the buffer is
     above the 0.3 s stall threshold, i.e. in state BUFFER_LOADED).
   - BolaRule (BOLA-E as dash.js 5 writes it): utilities ln(b) − ln(b_0) + 1, buffer time
-    max(bufferTimeDefault 18 s, 10 s + 2 s × rungs), γp and Vp from it; on its first call
-    it picks like the throughput rule and sets the placeholder buffer so BOLA agrees, then
-    (steady) picks argmax (Vp·(u_i − 1 + γp) − (buffer + placeholder)) / b_i (ties to the
+    max(bufferTimeDefault 18 s, 10 s + 2 s × rungs), γp and Vp from it; in its startup state
+    it picks like the throughput rule and sets the placeholder buffer so BOLA agrees, and it
+    leaves that state once a media segment has loaded since BOLA's state was created (its
+    `lastSegmentDurationS`; so never on its first call) and the buffer holds that segment's
+    duration; then (steady) it picks argmax (Vp·(u_i − 1 + γp) − (buffer + placeholder)) / b_i (ties to the
     higher rung), never up past both the current and the throughput rung (BOLA-O); the
     placeholder grows by the idle time since the last download finished, decays ×0.99 per
     segment and is capped by the last rung's top level, is cleared when the buffer runs
@@ -43,18 +45,27 @@ again here in numpy, vectorised over sessions. What it does, with dash.js's defa
     (one below it if the drops were from it).
   - DroppedFramesRule is off by default in dash.js 5; L2A and LoL+ too.
 * AbandonRequestsRule (`abandon`, offered in-flight downloads by the simulator and the
-  HTTP player): when the buffer is at most bufferTimeDefault, more than 500 ms after bytes
-  were first seen flowing, with the rate measured from then on (dash.js leaves out its
-  first progress event, which holds the latency and any wait for the first bytes), if the
-  projected download time exceeds 1.8 segment durations, refetch at the
+  HTTP player): when the buffer is at most bufferTimeDefault, the request has had at
+  least 6 progress events and more than 500 ms have passed since the first, with the rate
+  measured from that first event on (dash.js leaves its bytes out: they hold the latency
+  and any wait for the first bytes), if the projected download time exceeds 1.8 segment
+  durations, refetch at the
   rung at or below the measured rate if the whole new segment is smaller than what is
-  left of the current one; it resets the switch history, deflates BOLA's placeholder and,
-  for `abandonLoadTimeout` (10 s), silences the throughput rule and refuses switches up.
+  left of the current one; a segment is abandoned at most once (`abandonDict`, keyed by the
+  segment index: its refetch runs to the end); it resets the switch history, deflates
+  BOLA's placeholder and, for `abandonLoadTimeout` (10 s), silences the throughput rule and
+  refuses switches up. A progress event needs new data: bytes arrive in packets (1500
+  bytes at least, the emulator's shaping quantum), so on a link slower than a packet per
+  check the events, and with them the rule, wait; the first event then comes when the
+  link picks up, and a slow start is not held against the rest of the download. The rule
+  runs on progress events only: during an outage it is not asked at all.
 
 The buffer target (18 s, 30 s at the top rung, 60 s at the top for content of 600 s or
 more) and the 500 ms re-check of a full buffer are session semantics: the `dashjs` preset.
 The idle time BOLA absorbs is the time between a decision and the previous download's end
-beyond the download itself, taken in whole 500 ms schedule ticks (the rest is latency).
+beyond the download itself, taken in whole 500 ms schedule ticks (the rest is latency,
+per-request overhead and any init-segment request, which dash.js also makes between a
+decision and its media request).
 
 Units: seconds, bits per second, bytes (dash.js's kbit/s and ms converted at the edges).
 """
@@ -123,6 +134,11 @@ class DashJs(Policy):
         Param("abandonment", True, "bool", "AbandonRequestsRule active (used by streaming drivers)"),
         Param("abandon_multiplier", 1.8, "x segment duration", "abandonDurationMultiplier"),
         Param("abandon_min_time_s", 0.5, "s", "minSegmentDownloadTimeThresholdInMs as seconds"),
+        Param("abandon_min_samples", 6, "progress events", "minThroughputSamplesThreshold: progress traces "
+              "of the request (the first one included) before the rule may act"),
+        Param("progress_unit_bytes", 1500, "bytes", "what must arrive for a progress event: bytes are "
+              "delivered in packets (the emulator's shaping quantum is at least one 1500-byte packet), so "
+              "on a link slower than one packet per check no event fires"),
         Param("abandon_lock_s", 10.0, "s", "after an abandonment, no switch up for this long "
               "(streaming.abandonLoadTimeout: the throughput rule is silent and only drops apply)"),
         Param("schedule_interval_s", 0.5, "s", "dash.js re-checks a full buffer every 500 ms "
@@ -164,6 +180,7 @@ class DashJs(Policy):
             self.min_level[q] = max(0.0, float(np.max(lv))) if not self.one_bitrate else 0.0
         self.max_level = self.Vp * (self.u + self.gp)
         self.bola_state = np.zeros(n, dtype=np.int8)  # 0 not created, 1 startup, 2 steady
+        self.bola_loaded = np.zeros(n, dtype=bool)    # a segment loaded since the state exists (lastSegmentDurationS)
         self.placeholder = np.zeros(n)
         self.finish_known = np.zeros(n, dtype=bool)   # lastSegmentFinishTimeMs is set
         self.last_call = np.full(n, np.nan)           # lastCallTimeMs
@@ -181,7 +198,10 @@ class DashJs(Policy):
         self.lock_until = np.full(n, -np.inf)
         self.first_t = np.full(n, np.nan)
         self.first_b = np.zeros(n)
+        self.traces = np.zeros(n, dtype=np.int64)       # progress events of the current request
+        self.units = np.zeros(n)                        # whole packets received at the last event
         self.last_e = np.full(n, np.inf)
+        self.abandoned = np.zeros(n, dtype=bool)      # this segment was abandoned once already
 
     # -- throughput model ----------------------------------------------------------------
     def _fold(self, s: np.ndarray, tput_bps: np.ndarray, dl_s: np.ndarray) -> None:
@@ -237,6 +257,9 @@ class DashJs(Policy):
         idle = np.floor(beyond / tick + 1e-9) * tick if tick > 0 else beyond
         idle = np.where(later & playing, idle, 0.0)
         self.first_t[s] = np.nan  # a new download follows this decision
+        self.traces[s] = 0
+        self.units[s] = 0.0
+        self.abandoned[s] = False
         self.last_e[s] = np.inf
         # buffer just before the previous segment was appended, and just after
         pre = np.maximum(buf + idle - L, 0.0)
@@ -257,6 +280,7 @@ class DashJs(Policy):
             self.bola_mode[s] = mode
         # BolaRule._checkNewSegment (only once BOLA's state exists)
         exists = (self.bola_state[s] > 0) & later & (not self.one_bitrate)
+        self.bola_loaded[s] |= exists   # BolaRule._onMediaFragmentLoaded for the previous segment
         if exists.any():
             buf_at_request = pre + np.maximum(elapsed - idle, 0.0)
             cap = np.maximum(0.0, self.max_level[np.clip(last, 0, R - 1)] - buf_at_request)
@@ -289,7 +313,7 @@ class DashJs(Policy):
                 q = optimal_rung(safe[r1], b)
                 req_bola[r1] = q
                 ph[r1] = np.maximum(0.0, self.min_level[q] - buf[r1])
-                go = buf[r1] >= L
+                go = self.bola_loaded[s[r1]] & (buf[r1] >= L)
                 self.bola_state[s[r1[go]]] = 2
             # steady
             r2 = rows[st == 2]
@@ -418,13 +442,23 @@ class DashJs(Policy):
         # a download this policy has not seen yet (its clock went back): forget the last one's start
         fresh = ~(elapsed >= self.last_e[s])
         self.first_t[s] = np.where(fresh, np.nan, self.first_t[s])
+        self.traces[s] = np.where(fresh, 0, self.traces[s])
+        self.units[s] = np.where(fresh, 0.0, self.units[s])
         self.last_e[s] = elapsed
-        first = np.isnan(self.first_t[s]) & (done > 0)
+        # a progress event (a trace of the request) when at least one more packet has arrived
+        # since the last; the first one sets firstByteDate and its bytes are left out of the rate
+        units = np.floor(done / max(1.0, float(self.progress_unit_bytes)))
+        event = units > self.units[s]
+        self.units[s] = np.where(event, units, self.units[s])
+        self.traces[s] += event
+        first = np.isnan(self.first_t[s]) & event
         self.first_t[s] = np.where(first, elapsed, self.first_t[s])
         self.first_b[s] = np.where(first, done, self.first_b[s])
         since = elapsed - self.first_t[s]  # NaN until bytes flow
-        live = ((buf <= float(self.buffer_time_default_s)) & (since > float(self.abandon_min_time_s))
-                & (done > 0) & (done < total) & (rung > 0))
+        # the rule runs on progress events only (AbrController._onFragmentLoadProgress)
+        live = (event & (buf <= float(self.buffer_time_default_s)) & (since > float(self.abandon_min_time_s))
+                & (self.traces[s] >= int(self.abandon_min_samples))
+                & (done > 0) & (done < total) & (rung > 0) & ~self.abandoned[s])
         if not live.any():
             return out
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -440,6 +474,7 @@ class DashJs(Policy):
         out[ok] = target[ok]
         if ok.any():
             rows = s[ok]
+            self.abandoned[rows] = True
             self._history_reset(rows)
             t_abandon = np.nan_to_num(self.t_prev[rows], nan=0.0) + elapsed[ok]
             self.lock_until[rows] = t_abandon + float(self.abandon_lock_s)

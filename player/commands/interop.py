@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="dash.js's AbandonRequestsRule: default (active), on, or off")
         q.add_argument("--init", choices=("shaped", "free"), default="shaped",
                        help="init segments through the shaped link with the trace's latency (shaped, default) "
-                            "or served at once (free: the batch simulator does not model init segments)")
+                            "or served at once (free: the prediction leaves the dashjs preset's init requests out)")
 
     d = isub.add_parser("dashjs", help="one dash.js session over a trace",
                         description="Encode (or reuse) content for MOVIE, serve it through the edge shaped by "
@@ -142,12 +142,16 @@ def run_dashjs(args: argparse.Namespace) -> int:
 
 
 # -- agreement ---------------------------------------------------------------------------------------
-def simulate_prediction(trace: str, content_json: str) -> tuple[dict, list[dict]]:
+def simulate_prediction(trace: str, content_json: str, init: str = "shaped") -> tuple[dict, list[dict]]:
     """`abrlab simulate --trace T --movie C --abr dashjs --preset dashjs --json` in process;
     the per-segment log carries what the policy computed for each decision (rule, estimate,
-    BOLA mode, placeholder)."""
+    BOLA mode, placeholder). With `init="free"` (the edge served init segments at once) the
+    preset's init-segment requests are left out."""
+    import dataclasses
+
     from abr.algorithms.dashjs import RULES, DashJs
     from netem import content, formats
+    from player.presets import get as get_preset
     from player.simulate import SessionSpec, simulate
 
     infos: list[dict] = []
@@ -161,7 +165,8 @@ def simulate_prediction(trace: str, content_json: str) -> tuple[dict, list[dict]
                       "buffer_at_decision_s": float(obs.buffer_s[0])})
         return q
 
-    spec = SessionSpec(formats.load(trace), content.load(content_json), "dashjs", {}, None, "dashjs",
+    preset = "dashjs" if init != "free" else dataclasses.replace(get_preset("dashjs"), init_bytes=0)
+    spec = SessionSpec(formats.load(trace), content.load(content_json), "dashjs", {}, None, preset,
                        label={"trace": trace, "movie": content_json})
     DashJs._select = recording
     try:
@@ -175,7 +180,8 @@ def simulate_prediction(trace: str, content_json: str) -> tuple[dict, list[dict]
 
 
 def side_by_side(events: list[dict], seglog: list[dict]) -> str:
-    """dash.js's decisions and downloads beside the simulator's, one line per request."""
+    """dash.js's decisions and downloads beside the simulator's, one line per request; both
+    sides' t_s is when the media request went out (after any init-segment request)."""
     lines = [f"{'':2}{'dash.js: t_s':>12} {'seg':>3} {'rung':>4} {'rule':<22} {'buffer':>6} {'est kbit/s':>10} "
              f"{'dl s':>6} | {'sim: t_s':>8} {'rung':>4} {'rule':<22} {'buffer':>6} {'est kbit/s':>10} {'dl s':>6} "
              f"{'bola':>4} {'ph s':>5}"]
@@ -207,7 +213,7 @@ def side_by_side(events: list[dict], seglog: list[dict]) -> str:
         lines.append(
             f"{mark}{e['t_s']:12.2f} {k:3d} {r:4d} {str(e.get('rule'))[:22]:<22} {f(o.get('buffer_s'), '6.2f')} "
             f"{f(tp / 1e3 if tp else None, '10.0f')} {f(d_s, '6.2f')} | "
-            + (f"{s['request_s']:8.2f} {s['rung']:4d} {s.get('rule', '')[:22]:<22} "
+            + (f"{s['request_s'] + s.get('init_s', 0.0):8.2f} {s['rung']:4d} {s.get('rule', '')[:22]:<22} "
                f"{f(s.get('buffer_at_decision_s'), '6.2f')} {f(s.get('throughput_bps', float('nan')) / 1e3, '10.0f')} "
                f"{s['download_s']:6.2f} {('yes' if s.get('bola') else 'no'):>4} {f(s.get('placeholder_s'), '5.2f')}"
                if s else ""))
@@ -267,7 +273,7 @@ def run_agreement(args: argparse.Namespace) -> int:
             with res_path.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")
             continue
-        sim, seglog = simulate_prediction(trace, sess.summary["movie"])
+        sim, seglog = simulate_prediction(trace, sess.summary["movie"], args.init)
         stem = Path(trace).stem
         with (out / f"{stem}.dashjs.jsonl").open("w") as fh:
             for e in sess.events:
@@ -298,7 +304,7 @@ def _resimulate(args: argparse.Namespace) -> int:
     for r in keep:
         if "error" in r:
             continue
-        sim, seglog = simulate_prediction(r["trace"], r["real"]["movie"])
+        sim, seglog = simulate_prediction(r["trace"], r["real"]["movie"], _init_mode(r))
         r["sim"] = sim
         r.update(compare(r["real"], sim))
         stem = Path(r["trace"]).stem
@@ -313,6 +319,15 @@ def _resimulate(args: argparse.Namespace) -> int:
     tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
     tmp.replace(res_path)
     return _report(args, keep)
+
+
+def _init_mode(row: dict) -> str:
+    """How the recorded session's edge served init segments: "shaped" (the default, and the only
+    mode before the option existed) or "free"."""
+    mode = (row.get("config") or {}).get("init")
+    if mode is None:
+        mode = ((row.get("real") or {}).get("dashjs_settings") or {}).get("init_segments")
+    return "free" if mode == "free" else "shaped"
 
 
 def _report(args: argparse.Namespace, rows: list[dict]) -> int:
