@@ -281,6 +281,18 @@ def test_a_segment_is_abandoned_at_most_once():
     assert offer(p, slow, buffer_s=0.0, rung=2, total=small) == 0
 
 
+def test_an_abandoned_request_is_a_throughput_sample():
+    # dash.js adds an HTTP request metric for the aborted request too, and ThroughputModel
+    # takes it as a media-segment sample: 37.5 kB over the 0.6 s since the first progress
+    # event = 500 kbit/s. With no sample before, the bias-corrected EWMA is that sample.
+    size = 991_000 * 3 / 8
+    p = make()
+    p.select(obs(0.0, -1, playing=False, t=0.0))
+    assert np.isnan(p.estimate_bps(np.array([0]))[0])
+    assert offer(p, ramp(0.2, 2_000, 1.0, 52_000), buffer_s=0.0, rung=4, total=size) == 2
+    assert p.estimate_bps(np.array([0]))[0] == 500_000.0
+
+
 def test_no_switch_up_for_10s_after_an_abandonment():
     size = 991_000 * 3 / 8
     p = make()

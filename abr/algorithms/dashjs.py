@@ -58,7 +58,9 @@ again here in numpy, vectorised over sessions. What it does, with dash.js's defa
   bytes at least, the emulator's shaping quantum), so on a link slower than a packet per
   check the events, and with them the rule, wait; the first event then comes when the
   link picks up, and a slow start is not held against the rest of the download. The rule
-  runs on progress events only: during an outage it is not asked at all.
+  runs on progress events only: during an outage it is not asked at all. The aborted
+  request is a throughput sample all the same (dash.js records its HTTP request metric
+  before it ignores the abort): the rate measured, over the time since the first event.
 
 The buffer target (18 s, 30 s at the top rung, 60 s at the top for content of 600 s or
 more) and the 500 ms re-check of a full buffer are session semantics: the `dashjs` preset.
@@ -474,6 +476,9 @@ class DashJs(Policy):
         out[ok] = target[ok]
         if ok.any():
             rows = s[ok]
+            # the aborted request still ends in an HTTP request metric, which ThroughputModel
+            # takes as a media-segment sample: the rate measured, over the time since the first event
+            self._fold(rows, kbps[ok] * 1000.0, since[ok])
             self.abandoned[rows] = True
             self._history_reset(rows)
             t_abandon = np.nan_to_num(self.t_prev[rows], nan=0.0) + elapsed[ok]
