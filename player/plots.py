@@ -17,6 +17,15 @@ def available() -> bool:
     return True
 
 
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def write(rows: list[dict], out_dir: Path) -> list[Path]:
     import matplotlib
 
@@ -38,11 +47,7 @@ def write(rows: list[dict], out_dir: Path) -> list[Path]:
     ax.set_title("QoE distribution")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    p = out_dir / "qoe_cdf.png"
-    fig.tight_layout()
-    fig.savefig(p, dpi=120)
-    plt.close(fig)
-    written.append(p)
+    written.append(_save(fig, out_dir / "qoe_cdf.png"))
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, rs in sorted(groups.items()):
@@ -54,9 +59,5 @@ def write(rows: list[dict], out_dir: Path) -> list[Path]:
     ax.set_ylabel("average bitrate (Mbit/s)")
     ax.set_title("Bitrate against rebuffering (up and left is better)")
     ax.grid(alpha=0.3)
-    p = out_dir / "bitrate_vs_rebuffer.png"
-    fig.tight_layout()
-    fig.savefig(p, dpi=120)
-    plt.close(fig)
-    written.append(p)
+    written.append(_save(fig, out_dir / "bitrate_vs_rebuffer.png"))
     return written

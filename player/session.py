@@ -84,6 +84,8 @@ class SessionCore:
         R = plan.bitrates_bps.size
         self.mask = np.ones((1, R), dtype=bool) if mask is None else np.asarray(mask, dtype=bool).reshape(1, R)
         self.cap = np.array([buffer_cap_s if buffer_cap_s is not None else preset.buffer_cap_s])
+        top = preset.top_cap_s(float(plan.durations_s.sum()))
+        self._top_cap = None if top is None else np.array([top])   # the buffer target at the top rung
         thr = startup_threshold_s if startup_threshold_s is not None else 0.0
         self.startup_thr = np.array([max(thr, preset.startup_threshold_s)])
         policy.reset(1, abr.Ladder(plan.bitrates_bps, float(np.median(plan.durations_s))))
@@ -136,9 +138,8 @@ class SessionCore:
         k = self.next_segment
         if k > 0:
             target = self.cap
-            top_cap = self.preset.top_cap_s(float(self.plan.durations_s.sum()))
-            if top_cap is not None and self.last_rung == int(np.flatnonzero(self.mask[0])[-1]):
-                target = np.array([top_cap])     # the buffer target at the top rung
+            if self._top_cap is not None and self.last_rung == int(np.flatnonzero(self.mask[0])[-1]):
+                target = self._top_cap
             wait = float(self.state.room_wait(self.plan.durations_s[k], target, self.preset.whole_segment_fits,
                                               self.preset.wait_quantum_s)[0])
             if wait > 1e-9:

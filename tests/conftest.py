@@ -37,6 +37,14 @@ def shared_path(*parts: str) -> Path:
     return p
 
 
+def run_bounded(coro, timeout: float = 30.0):
+    """Run a coroutine to completion in a fresh event loop, failing after `timeout` seconds
+    (every integration session is bounded)."""
+    import asyncio
+
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
 def first_line(proc, timeout: float = 20.0) -> str:
     """The first line a server subprocess prints (its URL or address), or fail the test."""
     import threading

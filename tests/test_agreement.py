@@ -79,10 +79,15 @@ def rotate(trace: Trace, offset_s: float, extra_latency_s: float = 0.0) -> Trace
     return Trace(nt[keep], nr[keep], D, latency_s=nl[keep] + extra_latency_s, name=trace.name, source=trace.source)
 
 
+def cbr(c: Content, name: str | None = None) -> Content:
+    """`c` with sizes exactly bitrate × duration (what the player estimates from @bandwidth)."""
+    sizes = np.rint(c.bitrates_bps[None, :] * c.segment_durations_s[:, None] / 8.0)
+    return Content(c.rungs, c.segment_durations_s, sizes, name=name or f"cbr-{c.name}")
+
+
 def cbr_content(segments: int = N_SEGMENTS, segment_s: float = SEGMENT_S) -> Content:
     c = synthetic(duration_s=segments * segment_s, segment_duration_s=segment_s, seed=3)
-    sizes = np.rint(c.bitrates_bps[None, :] * c.segment_durations_s[:, None] / 8.0)
-    return Content(c.rungs, c.segment_durations_s, sizes, name=f"cbr-{segments}x{segment_s:g}s")
+    return cbr(c, name=f"cbr-{segments}x{segment_s:g}s")
 
 
 def vbr_content() -> Content:

@@ -3,14 +3,13 @@ policies as masks, renewal, failures (retry, fall back to clear representations,
 error), and decryption checked against the packager's plaintext."""
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from pathlib import Path
 
 import pytest
 
-from conftest import stop_process
+from conftest import run_bounded, stop_process
 
 from netem.content import synthetic
 from netem.edge import EdgeServer
@@ -30,7 +29,7 @@ FAST = constant(20e6, 600.0, latency_s=0.02)
 
 
 def run(coro, timeout: float = 30.0):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
+    return run_bounded(coro, timeout)
 
 
 def movie(n: int = 5, seg: float = 2.0):

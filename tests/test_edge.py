@@ -14,7 +14,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from conftest import first_line
+from conftest import first_line, run_bounded
 
 from netem.accesslog import parse_cmcd, read as read_log
 from netem.edge import EdgeServer, parse_range, Unsatisfiable
@@ -26,7 +26,7 @@ ABRLAB = [sys.executable, "-m", "player.cli"]
 
 
 def run(coro, timeout: float = 20.0):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
+    return run_bounded(coro, timeout)
 
 
 @pytest.fixture()

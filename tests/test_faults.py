@@ -9,6 +9,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from conftest import run_bounded
+
 from netem.edge import EdgeServer
 from netem.errors import InputError
 from netem.faults import FaultPlan, parse, parse_all
@@ -18,7 +20,7 @@ SIZE = 200_000
 
 
 def run(coro, timeout: float = 20.0):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
+    return run_bounded(coro, timeout)
 
 
 @pytest.fixture()

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import stop_process
+from conftest import run_bounded, stop_process
 
 from netem.content import Content, synthetic
 from netem.edge import EdgeServer
@@ -34,7 +34,7 @@ FAST = constant(20e6, 600.0, latency_s=0.02)
 
 
 def run(coro, timeout: float = 30.0):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
+    return run_bounded(coro, timeout)
 
 
 def movie(n: int = 6, seg: float = 2.0, seed: int = 1) -> Content:

@@ -4,13 +4,14 @@ one MPD with a BaseURL per period. The plan is checked against the parts it was 
 the sessions run over loopback against our edge (time scale 10, bounded)."""
 from __future__ import annotations
 
-import asyncio
 import math
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import run_bounded
 
 from netem import synth
 from netem.content import Content, synthetic
@@ -20,7 +21,7 @@ from netem.trace import constant
 from player.http import HttpPlayer
 from player.manifest import parse_manifest
 from player.playback import build, select
-from player.session import SegmentPlan, drive_with_link
+from player.session import drive_with_link
 
 K = 10.0
 FAST = constant(20e6, 600.0, latency_s=0.02)
@@ -58,7 +59,7 @@ def join_periods(root: Path, parts: list[tuple[str, Presentation]]) -> str:
 
 
 def run(coro, timeout: float = 60.0):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
+    return run_bounded(coro, timeout)
 
 
 async def play(root: Path, trace=FAST, edge_kw=None, **player_kw):
@@ -175,19 +176,13 @@ def test_periods_play_in_sequence_over_http(tmp_path, addressing):
     assert s["session_s"] >= a.duration_s + m.duration_s - 1e-6
 
 
-def cbr(c: Content) -> Content:
-    """`c` with sizes exactly bitrate × duration (what the player estimates from @bandwidth)."""
-    sizes = np.rint(c.bitrates_bps[None, :] * c.segment_durations_s[:, None] / 8.0)
-    return Content(c.rungs, c.segment_durations_s, sizes, name=f"cbr-{c.name}")
-
-
 @pytest.mark.parametrize("abr,params", [("throughput", {"abandonment": False}), ("dynamic", {})])
 def test_session_over_periods_agrees_with_the_simulated_one(tmp_path, abr, params):
     """One model, two clocks, across a period boundary: the HTTP session and the core run on
     the exact link model (matched as in test_agreement: the trace rotated to the edge's clock,
     the measured per-request overhead added) choose the same rungs on a trace that forces
     switches in both periods."""
-    from test_agreement import ATTEMPTS, MIN_SAME_RUNG, request_overhead, rotate
+    from test_agreement import ATTEMPTS, MIN_SAME_RUNG, cbr, request_overhead, rotate
 
     from netem.link import Link
     from player.playback import make_core

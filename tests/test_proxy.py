@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from conftest import first_line
+from conftest import first_line, run_bounded
 
 from netem.errors import InputError
 from netem.proxy import ShapingProxy, parse_hostport
@@ -43,7 +43,7 @@ def origin(tmp_path: Path):
 
 
 def run(coro, timeout: float = 20.0):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
+    return run_bounded(coro, timeout)
 
 
 async def timed_get(url: str) -> tuple[int, int, float]:

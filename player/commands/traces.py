@@ -66,9 +66,13 @@ def _register_info(actions: argparse._SubParsersAction) -> None:
     p.add_argument("files", nargs="+", metavar="FILE", help="trace files, directories or globs")
     p.add_argument("--json", action="store_true",
                    help="print a JSON list (seconds, bits per second) instead of a table (default: table)")
+    _add_from(p)
+    p.set_defaults(func=run_info)
+
+
+def _add_from(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="fmt", default=None, metavar="FMT",
                    help=f"input format, {FORMAT_HELP} (default: detected from content)")
-    p.set_defaults(func=run_info)
 
 
 def _register_convert(actions: argparse._SubParsersAction) -> None:
@@ -79,8 +83,7 @@ def _register_convert(actions: argparse._SubParsersAction) -> None:
     p.add_argument("--to", default=None, metavar="FMT",
                    help=f"output format, {FORMAT_HELP} (default: from OUT's extension: "
                         ".down → mahimahi, .json → sabre, .csv → csv, .cooked/.log → pensieve)")
-    p.add_argument("--from", dest="fmt", default=None, metavar="FMT",
-                   help=f"input format, {FORMAT_HELP} (default: detected from content)")
+    _add_from(p)
     p.set_defaults(func=run_convert)
 
 
