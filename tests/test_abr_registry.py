@@ -61,7 +61,7 @@ def test_parameter_names_cannot_hide_methods():
 
 
 def test_cli_abr_list_json(capsys):
-    from player.cli import main
+    from player.cli.main import main
 
     assert main(["abr", "list", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
@@ -77,7 +77,7 @@ def test_cli_abr_list_json(capsys):
 
 
 def test_cli_abr_list_table_and_errors(capsys):
-    from player.cli import main
+    from player.cli.main import main
 
     assert main(["abr", "list", "bola", f"{REPO_EXAMPLE}:MyPolicy"]) == 0
     out = capsys.readouterr().out

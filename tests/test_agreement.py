@@ -1,8 +1,8 @@
 """One model, two clocks: the HTTP player against our shaped edge agrees with the simulator.
 
-For the same content, trace, policy and device, an HTTP session (`player.http.HttpPlayer`
+For the same content, trace, policy and device, an HTTP session (`player.http.player.HttpPlayer`
 against an in-process `netem.edge.EdgeServer` replaying the trace K times faster) and the
-simulated session (`player.simulate.simulate`) must choose the same rung for at least 90 %
+simulated session (`player.core.simulator.simulate`) must choose the same rung for at least 90 %
 of the segments and agree on linear QoE within 5 %, at time scales 10 and 20, on traces
 from ../shared/traces (skipped when absent) and on synthetic ones.
 
@@ -50,8 +50,8 @@ from netem.edge import EdgeServer
 from netem.link import Link, LinkParams
 from netem.package import Presentation
 from netem.trace import Trace
-from player.http import HttpPlayer
-from player.simulate import SessionSpec, simulate
+from player.http.player import HttpPlayer
+from player.core.simulator import SessionSpec, simulate
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "traces"
 N_SEGMENTS, SEGMENT_S = 15, 2.0

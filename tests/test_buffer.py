@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from player.buffer import BufferState
+from player.core.buffer import BufferState
 
 
 def test_playing_buffer_drains_and_stalls_once_per_empty_period():

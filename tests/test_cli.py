@@ -5,7 +5,7 @@ import argparse
 import subprocess
 import sys
 
-from player.cli import build_parser, main
+from player.cli.main import build_parser, main
 
 
 def _subparsers(parser: argparse.ArgumentParser, prefix=()):

@@ -13,7 +13,7 @@ from mpegdash.parser import MPEGDASHParser
 from netem import cenc
 from netem import content as content_mod
 from netem import isobmff as bm
-from player.cli import main
+from player.cli.main import main
 
 REPO = Path(__file__).resolve().parent.parent
 

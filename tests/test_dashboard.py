@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from netem.content import save, synthetic
-from player.dashboard import DashboardModel, braille_chart, render, short_policy
+from player.cli.dashboard import DashboardModel, braille_chart, render, short_policy
 
 REPO = Path(__file__).resolve().parent.parent
 ABRLAB = [sys.executable, "-m", "player.cli"]

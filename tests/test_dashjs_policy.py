@@ -311,7 +311,7 @@ def test_no_switch_up_for_10s_after_an_abandonment():
 def test_batch_equals_one_by_one():
     from netem.content import synthetic
     from netem.trace import Trace
-    from player.simulate import SessionSpec, simulate
+    from player.core.simulator import SessionSpec, simulate
 
     content = synthetic([230e3, 477e3, 991e3, 2056e3, 5027e3], duration_s=60.0, segment_duration_s=3.0, seed=3)
     rng = np.random.default_rng(7)
@@ -328,7 +328,7 @@ def test_batch_equals_one_by_one():
 
 
 def test_dashjs_preset():
-    from player.presets import get
+    from player.core.presets import get
 
     p = get("dashjs")
     assert p.buffer_cap_s == 18.0 and p.whole_segment_fits and p.wait_quantum_s == 0.5
@@ -347,8 +347,8 @@ def test_init_requests_are_not_throughput_samples():
 
     from netem.content import synthetic
     from netem.trace import Trace
-    from player.presets import get
-    from player.simulate import SessionSpec, simulate
+    from player.core.presets import get
+    from player.core.simulator import SessionSpec, simulate
 
     content = synthetic([230e3, 477e3, 991e3, 2056e3, 5027e3], duration_s=30.0, segment_duration_s=3.0, seed=1)
     tr = Trace(np.array([0.0, 5.0, 9.0]), np.array([3e6, 0.6e6, 4e6]), 60.0, latency_s=np.array([0.3, 0.3, 0.3]))
@@ -375,7 +375,7 @@ def test_init_requests_are_not_throughput_samples():
 def test_simulated_session_is_sane():
     from netem.content import synthetic
     from netem.trace import constant
-    from player.simulate import SessionSpec, simulate
+    from player.core.simulator import SessionSpec, simulate
 
     content = synthetic([230e3, 477e3, 991e3, 2056e3, 5027e3], duration_s=60.0, segment_duration_s=3.0, seed=1)
     r = simulate([SessionSpec(constant(3e6, 120.0, latency_s=0.05), content, "dashjs", preset="dashjs")])[0]

@@ -16,9 +16,9 @@ from netem.edge import EdgeServer
 from netem.license_server import LicensePolicy
 from netem.package import Presentation
 from netem.trace import constant
-from player import drm
-from player.device import BUILTIN, DeviceProfile
-from player.http import HttpPlayer, PlaybackError
+from player.dash import drm
+from player.core.device import BUILTIN, DeviceProfile
+from player.http.player import HttpPlayer, PlaybackError
 
 pytest.importorskip("cryptography")
 from netem.cenc import Protection  # noqa: E402

@@ -287,7 +287,7 @@ def test_serve_prints_url_first_and_exits_cleanly_on_sigterm(root, tmp_path):
 
 
 def test_serve_bad_input_is_one_line_exit_2(root, capsys):
-    from player.cli import main
+    from player.cli.main import main
 
     for args in (["--fault", "5xx:p=2"], ["--fault", "stall:after=10"], ["--time-scale", "0"],
                  ["--fault", "teleport"], ["--latency", "-1"], ["--license-policy", "nope"]):

@@ -15,9 +15,9 @@ import pytest
 
 from netem import formats, synth
 from netem.content import save as save_content, synthetic
-from player import experiment
-from player.cli import main
-from player.experiment import ResultsFile, Sweep, run_sweep
+from player.lab import experiment
+from player.cli.main import main
+from player.lab.experiment import ResultsFile, Sweep, run_sweep
 
 REPO = Path(__file__).resolve().parent.parent
 

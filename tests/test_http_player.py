@@ -22,9 +22,9 @@ from netem.content import Content, synthetic
 from netem.edge import EdgeServer
 from netem.package import Presentation
 from netem.trace import constant
-from player.device import DeviceProfile
-from player.http import EVENT_FIELDS, HttpConfig, HttpPlayer, PlaybackError, json_safe
-from player.manifest import ManifestError, UnsupportedManifest
+from player.core.device import DeviceProfile
+from player.http.player import EVENT_FIELDS, HttpConfig, HttpPlayer, PlaybackError, json_safe
+from player.dash.manifest import ManifestError, UnsupportedManifest
 
 REPO = Path(__file__).resolve().parent.parent
 ABRLAB = [sys.executable, "-m", "player.cli"]
@@ -532,7 +532,7 @@ def test_json_safe():
 
 
 def test_edges_order_and_penalty():
-    from player.http import Edges
+    from player.http.player import Edges
 
     e = Edges(3, penalty_s=10.0)
     assert e.order(0.0) == [0, 1, 2]
@@ -551,8 +551,8 @@ def test_unsupported_inputs():
 
 
 def test_playback_plan_from_a_manifest():
-    from player.manifest import parse_manifest
-    from player.playback import build, select
+    from player.dash.manifest import parse_manifest
+    from player.dash.playback import build, select
 
     c = movie(n=5, seg=4.0)
     pres = parse_manifest(Presentation(c, "list", audio=True).mpd(), "http://h/m/manifest.mpd")
@@ -570,7 +570,7 @@ def test_cmcd_keys_and_syntax():
     from urllib.parse import parse_qs, urlsplit
 
     from netem.accesslog import cmcd_from_request, parse_cmcd
-    from player import cmcd
+    from player.http import cmcd
 
     d = cmcd.CmcdData(ot="v", sid="s-1", cid='c"1', br_bps=2_850_000, d_s=2.0, tb_bps=4.3e6, bl_s=8.24,
                       mtp_bps=12_345_678, nor="../v3/5.m4s", su=True, bs=False)

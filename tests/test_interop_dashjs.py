@@ -1,4 +1,4 @@
-"""dash.js in headless Chromium through the shaped edge (`player.interop.dashjs`).
+"""dash.js in headless Chromium through the shaped edge (`player.cli.interop.dashjs`).
 
 The session test is marked `browser`: it needs `make interop` (Debian chromium, the dashjs npm
 package 5.x and the Python playwright driver in .interop/) and is skipped with the reason
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from player.interop import dashjs as interop
+from player.cli.interop import dashjs as interop
 
 SIMULATE_FIELDS = {"abr", "abr_params", "trace", "movie", "device", "preset", "segments", "avg_bitrate_bps",
                    "time_avg_bitrate_bps", "utility", "rebuffer_s", "rebuffer_count", "rebuffer_ratio",
@@ -112,7 +112,7 @@ def test_dashjs_session_end_to_end(tmp_path):
         "abandon": ("segment", "from_rung", "to_rung", "wasted_bytes"),
     }
     try:  # the HTTP player's own list, when it is there
-        from player.http import EVENT_FIELDS
+        from player.http.player import EVENT_FIELDS
         for k in fields:
             if k in EVENT_FIELDS:
                 fields[k] = tuple(dict.fromkeys(EVENT_FIELDS[k] + fields[k]))
@@ -132,7 +132,7 @@ def test_dashjs_session_end_to_end(tmp_path):
         if e["transfer_s"] and not e["cached"]:
             assert e["throughput_bps"] < 2.6e6
     # the simulator's prediction runs on the same encoded content
-    from player.commands.interop import simulate_prediction
+    from player.cli.commands.interop import simulate_prediction
     sim, _ = simulate_prediction(str(trace), s["movie"])
     assert set(sim) >= SIMULATE_FIELDS and sim["segments"] == 4
     assert np.array(sim["chosen"]).size == 4

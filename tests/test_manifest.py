@@ -1,4 +1,4 @@
-"""player.manifest: small inline MPDs for every addressing mode and feature.
+"""player.dash.manifest: small inline MPDs for every addressing mode and feature.
 
 Expected numbers are computed by hand in the comments next to them.
 """
@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from player import manifest as m
-from player.manifest import (
+from player.dash import manifest as m
+from player.dash.manifest import (
     InvalidManifest, ManifestError, ManifestUnavailable, UnsupportedManifest, fetch_manifest,
     load_manifest, load_manifest_async, parse_manifest, parse_xs_duration, resolve_sidx,
 )
@@ -689,7 +689,7 @@ def test_load_manifest_missing_file(tmp_path):
 
 
 def test_cli_mpd_info_tree_json_and_errors(tmp_path, capsys):
-    from player.cli import main
+    from player.cli.main import main
 
     tpl = '<SegmentTemplate timescale="1" duration="4" media="$RepresentationID$/$Number$.m4s"/>'
     f = tmp_path / "ok.mpd"

@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from player.manifest import ManifestError, load_manifest  # noqa: E402
+from player.dash.manifest import ManifestError, load_manifest  # noqa: E402
 
 PREFIXES = ("unsupported: ", "invalid: ", "unavailable: ")
 

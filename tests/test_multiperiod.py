@@ -18,10 +18,10 @@ from netem.content import Content, synthetic
 from netem.edge import EdgeServer
 from netem.package import Presentation
 from netem.trace import constant
-from player.http import HttpPlayer
-from player.manifest import parse_manifest
-from player.playback import build, select
-from player.session import drive_with_link
+from player.http.player import HttpPlayer
+from player.dash.manifest import parse_manifest
+from player.dash.playback import build, select
+from player.core.session import drive_with_link
 
 K = 10.0
 FAST = constant(20e6, 600.0, latency_s=0.02)
@@ -185,7 +185,7 @@ def test_session_over_periods_agrees_with_the_simulated_one(tmp_path, abr, param
     from test_agreement import ATTEMPTS, MIN_SAME_RUNG, cbr, request_overhead, rotate
 
     from netem.link import Link
-    from player.playback import make_core
+    from player.dash.playback import make_core
 
     a, m = cbr(ad()), cbr(main_movie(n=10))
     join_periods(tmp_path, [("ad", Presentation(a, "list")), ("main", Presentation(m, "list"))])
@@ -269,7 +269,7 @@ def test_cli_mpd_info_and_play_over_plain_http_server(tmp_path):
 def test_multi_period_manifests_of_the_corpus_become_plans(shared_dir):
     """Every static multi-period manifest in ../shared/mpd whose indexes are in the MPD gets a
     plan covering every period's segments in order (or a one-line refusal: never a crash)."""
-    from player.manifest import ManifestError
+    from player.dash.manifest import ManifestError
 
     built = 0
     for f in sorted((shared_dir / "mpd").rglob("*.mpd")):

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from netem.content import synthetic
 from netem.package import Presentation
-from player.manifest import ManifestError, parse_manifest
+from player.dash.manifest import ManifestError, parse_manifest
 
 SHARED_MPD = Path(__file__).resolve().parent.parent.parent / "shared" / "mpd"
 ATTR = re.compile(rb'(\w+(?::\w+)?)="([^"]*)"')

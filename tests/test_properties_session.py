@@ -15,8 +15,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 import abr
 from netem.content import synthetic
-from player.presets import PRESETS
-from player.session import Done, Fetch, SegmentPlan, SessionCore, Wait
+from player.core.presets import PRESETS
+from player.core.session import Done, Fetch, SegmentPlan, SessionCore, Wait
 
 EPS = 1e-6
 POLICIES = ["bola", "bba", "throughput", "rb", "robustmpc", "dynamic", "random", "festive", "bolae"]

@@ -11,10 +11,10 @@ import abr
 from netem.content import synthetic
 from netem.link import Link
 from netem.trace import Trace
-from player import qoe
-from player.presets import PRESETS
-from player.session import SegmentPlan, SessionCore, drive_with_link
-from player.simulate import SessionSpec, simulate
+from player.core import qoe
+from player.core.presets import PRESETS
+from player.core.session import SegmentPlan, SessionCore, drive_with_link
+from player.core.simulator import SessionSpec, simulate
 
 POLICIES = ["bola", "bba", "throughput", "rb", "robustmpc", "mpc", "dynamic", "festive", "bolae", "random", "fixed",
             "dashjs"]

@@ -141,7 +141,7 @@ def test_proxy_command_prints_address_and_exits_on_sigterm(origin):
 
 
 def test_proxy_command_bad_input(capsys):
-    from player.cli import main
+    from player.cli.main import main
 
     for args in (["--upstream", "nowhere"], ["--upstream", "127.0.0.1:1", "--fault", "5xx:p=1"],
                  ["--upstream", "127.0.0.1:1", "--fault", "outage:from=3"], ["--upstream", "127.0.0.1:1",

@@ -8,9 +8,9 @@ import abr
 from netem.content import synthetic
 from netem.link import Link
 from netem.trace import Trace, constant
-from player.presets import get as get_preset
-from player.session import Done, Fetch, SegmentPlan, SessionCore, Wait, drive_with_link
-from player.simulate import SessionSpec, simulate
+from player.core.presets import get as get_preset
+from player.core.session import Done, Fetch, SegmentPlan, SessionCore, Wait, drive_with_link
+from player.core.simulator import SessionSpec, simulate
 
 
 def random_trace(seed: int) -> Trace:

@@ -1,11 +1,11 @@
-"""player.sidx: sidx boxes built by hand with struct.pack, versions 0 and 1."""
+"""player.dash.sidx: sidx boxes built by hand with struct.pack, versions 0 and 1."""
 from __future__ import annotations
 
 import struct
 
 import pytest
 
-from player.sidx import SidxError, SidxUnsupported, parse_sidx
+from player.dash.sidx import SidxError, SidxUnsupported, parse_sidx
 
 
 def ref(size: int, duration: int, *, rtype: int = 0, sap: bool = True, sap_type: int = 1,

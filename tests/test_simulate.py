@@ -7,8 +7,8 @@ import pytest
 import abr
 from netem.content import Content, Rung, rungs_from_bitrates, synthetic
 from netem.trace import Trace, constant
-from player.device import BUILTIN
-from player.simulate import SessionSpec, simulate
+from player.core.device import BUILTIN
+from player.core.simulator import SessionSpec, simulate
 
 
 def flat_content(bitrates=(500e3, 1e6, 2e6), segments=3, seg_s=4.0) -> Content:
@@ -130,7 +130,7 @@ def test_batch_equals_one_session_at_a_time(policy):
 
 
 def test_preset_policy_defaults_name_real_parameters():
-    from player.presets import PRESETS
+    from player.core.presets import PRESETS
 
     for p in PRESETS.values():
         for name, params in p.abr_defaults.items():
@@ -158,7 +158,7 @@ def _init_preset(**kw):
     from dataclasses import replace
 
     from netem.link import preset as link_preset
-    from player.presets import get
+    from player.core.presets import get
 
     return replace(get("default"), name="init-test", first_rung=0, abandonment=False,
                    link=link_preset("trace-latency", overhead_s=0.02), **kw)
@@ -204,7 +204,7 @@ def test_option_off_is_the_old_simulator():
     # or as an object) simulates exactly as before: no init time anywhere
     from dataclasses import replace
 
-    from player.presets import PRESETS, get
+    from player.core.presets import PRESETS, get
 
     assert [n for n, p in PRESETS.items() if p.init_bytes] == ["dashjs"]
     c = synthetic(duration_s=60, seed=4)

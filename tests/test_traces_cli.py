@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from netem import formats
-from player.cli import build_parser, main
+from player.cli.main import build_parser, main
 
 
 def write(tmp_path: Path, name: str, text: str | bytes) -> Path:
@@ -120,7 +120,7 @@ def test_every_option_names_its_unit_and_default():
 
 
 def test_rate_suffixes():
-    from player.commands.traces import bps
+    from player.cli.commands.traces import bps
 
     assert bps("3M") == 3e6 and bps("250k") == 250e3 and bps("1.5G") == 1.5e9 and bps("800bps") == 800
     with pytest.raises(argparse.ArgumentTypeError):

@@ -1,0 +1,1 @@
+"""The `abrlab` command line: entry point, commands, the dashboard, browser interop."""

@@ -1,0 +1,109 @@
+"""`abrlab abr list [--json]`: every ABR policy with its parameters, defaults and units."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "abr",
+        help="list the ABR policies and their parameters",
+        description=(
+            "ABR policies: the built-ins, installed plug-ins (entry-point group "
+            "abrlab.policies) and, by path, your own file (path/to/file.py:ClassName). "
+            "Units: seconds, bits per second, bytes."
+        ),
+    )
+    asub = p.add_subparsers(dest="abr_command", metavar="ACTION")
+    lp = asub.add_parser("list", help="every policy with its parameters, defaults and units",
+                         description="List every policy (or the ones named) with its "
+                         "parameters, defaults, units and documentation.")
+    lp.add_argument("names", nargs="*", metavar="POLICY",
+                    help="only these policies (names or path.py:Class); default: all")
+    lp.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    lp.set_defaults(func=run_list)
+    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
+
+
+def _jsonable(v: Any) -> Any:
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def describe(spec: str) -> dict[str, Any]:
+    """One policy as a plain dict: name, summary, source, parameters."""
+    import abr
+
+    cls = abr.policy_class(spec)
+    doc = (cls.__doc__ or "").strip().splitlines()
+    module = sys.modules.get(cls.__module__)
+    return {
+        "name": spec if spec not in abr.names() else cls.name,
+        "summary": doc[0] if doc else "",
+        "class": f"{cls.__module__}.{cls.__qualname__}",
+        "source": ((module.__doc__ or "").strip().splitlines() or [""])[0] if module else "",
+        "params": [{"name": p.name, "default": _jsonable(p.default), "unit": p.unit,
+                    "doc": p.doc} for p in cls.PARAMS],
+    }
+
+
+def run_list(args: argparse.Namespace) -> int:
+    import abr
+    from player.cli.main import UsageError
+
+    names = args.names or abr.names()
+    entries = []
+    for name in names:
+        try:
+            entries.append(describe(name))
+        except ValueError as exc:
+            if args.names:
+                raise UsageError(str(exc)) from None
+            entries.append({"name": name, "error": str(exc), "params": []})
+    if args.json:
+        print(json.dumps({"policies": entries}, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if console.width < 110:  # narrow terminal: one block per policy reads better
+        from rich.markup import escape
+
+        for e in entries:
+            console.print(f"[bold cyan]{e['name']}[/bold cyan]  {escape(e.get('summary', ''))}")
+            if e.get("error"):
+                console.print(f"  [red]{escape(e['error'])}[/red]")
+            for p in e["params"]:
+                console.print(f"  [green]{p['name']}[/green] = {escape(str(p['default']))} "
+                              f"[dim]\\[{escape(p['unit'])}][/dim]  {escape(p['doc'])}")
+            console.print()
+        return 0
+    table = Table(title="ABR policies — abr.get(name, **params); units: s, bit/s, bytes")
+    table.add_column("policy", style="bold cyan", no_wrap=True)
+    table.add_column("parameter", style="green", no_wrap=True)
+    table.add_column("default", justify="right", no_wrap=True)
+    table.add_column("unit", max_width=14)
+    table.add_column("meaning", ratio=1)
+    for e in entries:
+        if e.get("error"):
+            table.add_row(e["name"], "", "", "", f"[red]{e['error']}[/red]", end_section=True)
+            continue
+        params = e["params"] or [None]
+        for i, p in enumerate(params):
+            first = e["name"] if i == 0 else ""
+            last = i == len(params) - 1
+            if p is None:
+                table.add_row(first, "—", "", "", e.get("summary", ""), end_section=True)
+            else:
+                table.add_row(first, p["name"], str(p["default"]), p["unit"], p["doc"],
+                              end_section=last)
+    console.print(table)
+    return 0

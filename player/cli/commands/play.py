@@ -1,0 +1,339 @@
+"""`abrlab play`: stream a DASH presentation over HTTP with an ABR policy (the HTTP player).
+
+``--headless --json`` prints one JSON object per line: every event of the session (requests,
+decisions with the policy's inputs, stalls, license events, failovers, retries; see
+`player.http.player.EVENT_FIELDS`), and last the summary object, with the same fields and QoE as
+``abrlab simulate --json``. Without ``--json`` it prints plain progress lines and a summary
+table. (A live dashboard can attach to the same event stream: `player.http.player.HttpPlayer`'s
+``add_listener`` / ``events()``.)
+
+Exit status: 0 played to the end; 1 playback failed (network gave up, license refused with
+no clear fallback; one line on stderr); 2 bad input (options, manifest, live MPD: an
+``unsupported: ...`` line); 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+
+import numpy as np
+
+from netem.errors import InputError
+from player.cli.commands._common import check_policy, parse_params
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from player.core import presets, qoe
+
+    p = sub.add_parser(
+        "play", help="play a DASH presentation over HTTP with an ABR policy (headless player)",
+        description="Stream the MPD at MPD_URL over HTTP (our edge from `abrlab serve`, any web server, or "
+                    "through `abrlab proxy`) with an ABR policy, and report what happened. Units: seconds, bits "
+                    "per second, bytes.")
+    p.add_argument("url", metavar="MPD_URL", nargs="?", default=None,
+                   help="http(s) URL of the manifest (default: none — start an edge on 127.0.0.1 in this process "
+                        "serving --movie over --trace, and play that)")
+    p.add_argument("--headless", action="store_true",
+                   help="no dashboard: progress lines (or JSON lines with --json) on stdout (default: the live "
+                        "dashboard on a terminal, plain lines otherwise)")
+    local = p.add_argument_group("the in-process edge (when no MPD_URL is given)")
+    local.add_argument("--movie", default=None, metavar="M",
+                       help="content description to generate the presentation from (default: the bundled "
+                            "traces/content/demo-6rung-120s.json, 6 rungs, 120 s)")
+    local.add_argument("--trace", default=None, metavar="FILE",
+                       help="bandwidth trace shaping the edge (default: the bundled traces/synthetic/markov-2.json, "
+                            "mean 3.2 Mbit/s)")
+    local.add_argument("--edges", type=int, default=1, metavar="N",
+                       help="start N edges serving the same content; the player fails over between them (default 1)")
+    local.add_argument("--fault", action="append", default=[], metavar="SPEC",
+                       help="inject a fault at the edge, repeatable, as `abrlab serve --fault` (default: none)")
+    local.add_argument("--protect", choices=("clearkey",), default=None,
+                       help="encrypt the presentation and serve ClearKey licences (default: clear)")
+    local.add_argument("--addressing", default="number", choices=("number", "timeline", "list", "base"),
+                       help="segment addressing of the generated MPD (default: number)")
+    p.add_argument("--json", action="store_true",
+                   help="print every event as a JSON line, and last the summary object")
+    p.add_argument("--abr", default="bola", help="policy name (see `abrlab abr list`) or path/to/file.py:Class "
+                                                 "(default: bola)")
+    p.add_argument("--abr-param", action="append", metavar="KEY=VALUE",
+                   help="policy parameter, repeatable (units as `abrlab abr list` states; default: the policy's)")
+    p.add_argument("--device", default="none",
+                   help="device profile: mobile, tablet, tv, desktop, or a TOML/JSON file (default: none). It masks "
+                        "representations (codecs, size, frame rate), sets the buffer target and declares DRM "
+                        "robustness and HDCP to the license server")
+    p.add_argument("--time-scale", type=float, default=1.0, metavar="K",
+                   help="run the session clock K times faster than the wall clock, to match an edge serving "
+                        "with --time-scale K (default 1)")
+    p.add_argument("--preset", default="default", choices=presets.names(),
+                   help="session semantics, as in `abrlab simulate` (default: default)")
+    p.add_argument("--cmcd", choices=("query", "headers"), default=None,
+                   help="send CMCD (CTA-5004) keys as a CMCD= query parameter or as CMCD-* headers (default: off)")
+    p.add_argument("--log", metavar="FILE.jsonl", help="also write every event and the summary as JSON lines here (default: none)")
+    p.add_argument("--qoe", default="linear", choices=qoe.MODELS, help="QoE model for `qoe` (default: linear)")
+    p.add_argument("--edge", action="append", default=[], metavar="URL",
+                   help="another origin serving the same paths (http://HOST:PORT), repeatable: the player fails "
+                        "over to it (after the MPD's own BaseURL alternatives; default: none)")
+    p.add_argument("--license-url", default=None, metavar="URL",
+                   help="license server URL (default: the MPD's Laurl, else /license/<system> on its origin)")
+    p.add_argument("--drm", default=None, choices=("clearkey", "widevine", "playready"),
+                   help="DRM system to use for protected content (default: ClearKey when the MPD names it)")
+    p.add_argument("--no-decrypt", action="store_true", help="do not decrypt protected segments")
+    p.add_argument("--label", default=None, metavar="TEXT",
+                   help="what to put in the summary's `trace` field (default: the --trace path for the in-process "
+                        "edge, else network)")
+    p.add_argument("--max-retry", type=float, default=None, metavar="S",
+                   help="give up on one object after retrying it this long (presentation seconds; default 60)")
+    p.add_argument("--seed", type=int, default=0, help="seed for retry jitter (default 0)")
+    p.set_defaults(func=run)
+
+
+def build_player(args: argparse.Namespace, url: str | None = None, origins: tuple[str, ...] = ()):
+    """An `HttpPlayer` from the command's options (InputError for bad ones)."""
+    from player.core import device as devices
+    from player.http.player import HttpConfig, HttpPlayer
+
+    params = parse_params(args.abr_param)
+    check_policy(args.abr, params)
+    if not (math.isfinite(args.time_scale) and args.time_scale > 0):
+        raise InputError(f"--time-scale must be positive, got {args.time_scale!r}")
+    cfg = HttpConfig(seed=args.seed)
+    if args.max_retry is not None:
+        if not (math.isfinite(args.max_retry) and args.max_retry > 0):
+            raise InputError(f"--max-retry must be positive seconds, got {args.max_retry!r}")
+        cfg.max_retry_s = args.max_retry
+    from urllib.parse import urlsplit
+
+    for e in args.edge:
+        u = urlsplit(e)
+        if u.scheme not in ("http", "https") or not u.netloc:
+            raise InputError(f"--edge expects http://HOST:PORT, got {e!r}")
+    dev = None if args.device == "none" else devices.load(args.device)
+    return HttpPlayer(url or args.url, abr=args.abr, abr_params=params, preset=args.preset, device=dev,
+                      time_scale=args.time_scale, cmcd=args.cmcd, extra_origins=tuple(args.edge) + tuple(origins),
+                      config=cfg,
+                      qoe_model=args.qoe, trace_label=args.label or "network", drm_system=args.drm,
+                      license_url=args.license_url,
+                      decrypt=not args.no_decrypt)
+
+
+def run(args: argparse.Namespace) -> int:
+    from player.http.player import PlaybackError
+
+    log = None
+    if args.log:
+        try:
+            log = open(args.log, "w", encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot write the log: {exc.strerror or exc}", where=args.log) from None
+    dashboard = not args.headless and not args.json and sys.stdout.isatty()
+    out = sys.stdout
+    state: dict = {"player": None}
+
+    def on_event(ev: dict) -> None:
+        if ev["event"] == "summary":
+            return  # printed last, as the bare summary object
+        line = json.dumps(ev, separators=(",", ":"))
+        if log is not None:
+            log.write(line + "\n")
+        if args.json:
+            out.write(line + "\n")
+        elif not dashboard:
+            text = progress_line(ev)
+            if text:
+                out.write(text + "\n")
+                out.flush()
+
+    async def play(url: str | None, origins: tuple[str, ...], title: dict, capacity) -> None:
+        player = build_player(args, url, origins)
+        state["player"] = player
+        player.add_listener(on_event)
+        if dashboard:
+            await _with_dashboard(player, title, capacity)
+        else:
+            await player.run()
+
+    rc = 0
+    try:
+        if args.url is None:
+            asyncio.run(_local_edge(args, play))
+        else:
+            if args.movie or args.trace or args.fault or args.protect or args.edges != 1:
+                raise InputError("--movie, --trace, --edges, --fault and --protect configure the in-process edge; "
+                                 "they do not apply when an MPD_URL is given")
+            asyncio.run(play(None, (), {"content": args.url, "edge": args.url}, None))
+    except PlaybackError as exc:
+        rc = 1
+        print(f"abrlab play: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        rc = 130
+    finally:
+        player = state["player"]
+        summary = player.summary if player is not None else None
+        if summary is not None:
+            line = json.dumps(summary, separators=(",", ":"))
+            if log is not None:
+                log.write(line + "\n")
+            if args.json:
+                out.write(line + "\n")
+            elif rc in (0, 130):
+                from player.cli.commands.simulate import print_summary
+
+                out.flush()
+                print_summary(summary)
+        out.flush()
+        if log is not None:
+            log.close()
+    return rc
+
+
+async def _local_edge(args: argparse.Namespace, play) -> None:
+    """Serve a generated presentation from in-process edges on 127.0.0.1 and play it."""
+    from netem import formats
+    from netem.content import load as load_content
+    from netem.edge import EdgeGroup, EdgeServer
+    from netem.package import Presentation
+    from player.cli.commands.demo import BUNDLED
+
+    movie_path = args.movie or str(BUNDLED / "content" / "demo-6rung-120s.json")
+    trace_path = args.trace or str(BUNDLED / "synthetic" / "markov-2.json")
+    if args.edges < 1 or args.edges > 16:
+        raise InputError(f"--edges must be 1..16, got {args.edges}")
+    content = load_content(movie_path)
+    trace = formats.load(trace_path)
+    if args.label is None:
+        args.label = trace_path
+    protection = None
+    if args.protect:
+        from netem.cenc import Protection
+
+        protection = Protection.default()
+    pres = Presentation(content, addressing=args.addressing, protection=protection)
+    edges = [EdgeServer(pres, trace=trace, time_scale=args.time_scale, faults=list(args.fault), seed=args.seed,
+                        index=i) for i in range(args.edges)]
+    async with EdgeGroup(edges) as group:
+        urls = group.urls
+        origins = tuple(_origin(u) for u in urls[1:])
+        title = {"content": f"{content.name} ({content.n_rungs} rungs, {content.duration_s:.0f} s)",
+                 "edge": urls[0] + (f" (+{len(urls) - 1} more)" if len(urls) > 1 else ""),
+                 "trace": trace.name, "duration_s": content.duration_s}
+
+        await play(urls[0], origins, title, trace.rate_at)
+
+
+def _origin(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    return f"{u.scheme}://{u.netloc}"
+
+
+async def _with_dashboard(player, title: dict, capacity) -> None:
+    """Run the player under the live dashboard: q quits (with the summary), space pauses."""
+    from rich.console import Console
+    from rich.live import Live
+
+    from player.cli.dashboard import DashboardModel, KeyReader, render
+
+    console = Console()
+    model = DashboardModel(title={**title, "time_scale": f"{player.clock.time_scale:g}",
+                                  "device": player.device.name if player.device else "none (no mask)",
+                                  "policy": player.abr_name, "cmcd": player.cmcd and player.cmcd.mode})
+    offset = {"s": 0.0}
+    if capacity is not None:
+        model.capacity_at = lambda ts: capacity(np.asarray(ts) + offset["s"])
+
+    def on_event(ev: dict) -> None:
+        if ev["event"] == "session_start":
+            plan = ev.get("plan", {})
+            model.title["policy"] = ev.get("abr_params", model.title["policy"])
+            model.title["duration_s"] = plan.get("duration_s", model.title.get("duration_s"))
+            model.title["representations"] = dict(enumerate(plan.get("ladder", [])))
+            offset["s"] = float(player.offset)
+        model.on_event(ev)
+
+    player.add_listener(on_event)
+    task = asyncio.ensure_future(player.run())
+
+    def on_key(ch: str) -> None:
+        if ch in "qQ":
+            model.message = "quitting…"
+            task.cancel()
+        elif ch == " ":
+            if player.paused:
+                player.resume()
+                model.paused, model.message = False, ""
+            else:
+                player.pause()
+                model.paused, model.message = True, "paused (the network keeps filling the buffer)"
+        elif ch in "+-=":
+            model.message = "the time scale is fixed for this source: restart with --time-scale K"
+
+    keys = KeyReader(on_key) if sys.stdin.isatty() else None
+    try:
+        if keys is not None:
+            keys.__enter__()
+        with Live(console=console, screen=True, auto_refresh=False, transient=False) as live:
+            while not task.done():
+                model.on_snapshot(player.snapshot())
+                live.update(render(model, console.width, console.height), refresh=True)
+                await asyncio.wait({task}, timeout=0.2)
+            model.on_snapshot(player.snapshot())
+            live.update(render(model, console.width, console.height), refresh=True)
+    finally:
+        if keys is not None:
+            keys.__exit__(None, None, None)
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:.2f} MB"
+
+
+def progress_line(ev: dict) -> str | None:
+    """One plain line for the events worth a line (None for the others)."""
+    t = f"[{ev['t_s']:8.2f} s]"
+    k = ev["event"]
+    if k == "manifest":
+        dur = ev.get("duration_s")
+        return f"{t} manifest {ev['url']} ({ev['type']}, {dur if dur is None else round(dur, 1)} s)"
+    if k == "session_start":
+        plan = ev["plan"]
+        ladder = ", ".join(f"{r['bitrate_bps'] / 1e6:.2f}" for r in plan["ladder"])
+        extra = " (restart)" if ev.get("restart") else ""
+        return (f"{t} session start{extra}: {plan['segments']} segments, ladder [{ladder}] Mbit/s, "
+                f"{ev['abr_params']}, preset {ev['preset']}, time scale {ev['time_scale']:g}")
+    if k == "download":
+        tp = ev["throughput_bps"]
+        return (f"{t} segment {ev['segment'] + 1:4d} rung {ev['rung']}  {_mb(ev['bytes'])} in "
+                f"{ev['latency_s'] + ev['transfer_s']:.2f} s ({tp / 1e6:.2f} Mbit/s)  buffer {ev['buffer_s']:.1f} s"
+                + (f"  stalled {ev['stall_s']:.2f} s" if ev.get("stall_s") else ""))
+    if k == "startup":
+        return f"{t} playback started after {ev['startup_s']:.2f} s"
+    if k == "stall_start":
+        return f"{t} STALL: buffer empty"
+    if k == "stall_end":
+        return f"{t} stall over (segment {ev['segment'] + 1} arrived)"
+    if k == "abandon":
+        return (f"{t} abandoned segment {ev['segment'] + 1} at rung {ev['from_rung']} for rung {ev['to_rung']} "
+                f"({_mb(ev['wasted_bytes'])} wasted)")
+    if k == "retry":
+        return f"{t} retry {ev['what']} in {ev['backoff_s']:.2f} s: {ev['reason']}"
+    if k == "failover":
+        return f"{t} failover {ev['what']}: edge {ev['from_edge']} -> {ev['to_edge']} ({ev['reason']})"
+    if k == "missing":
+        return f"{t} segment {ev['segment'] + 1} missing at rung {ev['rung']}; trying rung {ev['to_rung']}"
+    if k in ("license", "license_failed", "license_fallback", "mask", "note", "error"):
+        detail = {kk: v for kk, v in ev.items() if kk not in ("t_s", "event")}
+        if k == "license":
+            return (f"{t} license ({ev['system']}{', renewal' if ev['renewal'] else ''}): max height "
+                    f"{ev['max_height']}, duration {ev['license_duration_s']}")
+        if k in ("note", "error"):
+            return f"{t} {k}: {ev['message']}"
+        return f"{t} {k}: {json.dumps(detail)}"
+    return None

@@ -1,0 +1,98 @@
+"""`abrlab simulate`: one trace-driven session, summarised as a table or JSON."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from player.cli.commands._common import check_policy, parse_params
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from player.core import presets, qoe
+
+    p = sub.add_parser(
+        "simulate", help="simulate one session on a trace (virtual time, no network)",
+        description="Simulate one streaming session of MOVIE over the bandwidth TRACE with an ABR policy, "
+                    "in virtual time. Units: seconds, bits per second, bytes.")
+    p.add_argument("--trace", required=True, help="trace file (Mahimahi, Pensieve cooked, Sabre JSON or CSV)")
+    p.add_argument("--movie", required=True,
+                   help="content description: Sabre movie JSON, our JSON/TOML, or a Pensieve video_size_N folder")
+    p.add_argument("--abr", default="bola", help="policy name (see `abrlab abr list`) or path/to/file.py:Class (default: bola)")
+    p.add_argument("--abr-param", action="append", metavar="KEY=VALUE",
+                   help="policy parameter, repeatable (units as `abrlab abr list` states; default: the policy's)")
+    p.add_argument("--preset", default="default", choices=presets.names(),
+                   help="session semantics (default: default; sabre and pensieve reproduce those simulators)")
+    p.add_argument("--device", default="none",
+                   help="device profile: mobile, tablet, tv, desktop, or a TOML/JSON file (default: none, no mask; "
+                        "a device's buffer target replaces the preset's cap)")
+    p.add_argument("--qoe", default="linear", choices=qoe.MODELS, help="QoE model for `qoe` (default: linear; all are in qoe_all)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--segments", action="store_true", help="also print a table with one row per segment")
+    p.add_argument("--log", metavar="FILE.jsonl", help="write the per-segment log as JSON lines (default: none)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from netem import content, formats
+    from player.core import device as devices
+    from player.core.simulator import SessionSpec, simulate
+
+    params = parse_params(args.abr_param)
+    check_policy(args.abr, params)
+    tr = formats.load(args.trace)
+    movie = content.load(args.movie)
+    dev = None if args.device == "none" else devices.load(args.device)
+    spec = SessionSpec(tr, movie, args.abr, params, dev, args.preset, label={"trace": args.trace, "movie": args.movie})
+    result = simulate([spec])[0]
+    summary = result.summary(args.qoe)
+    if args.log:
+        with open(args.log, "w") as fh:
+            for rec in result.segment_log():
+                fh.write(json.dumps(rec) + "\n")
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        if args.segments:
+            print_segments(result.segment_log(), movie)
+        print_summary(summary)
+    return 0
+
+
+def print_segments(log: list[dict], movie) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="per segment (request time, wait for room, choice, download, stall, buffer after)")
+    for col in ("#", "request s", "wait s", "rung", "Mbit/s", "resolution", "download s", "stall s", "buffer s"):
+        t.add_column(col, justify="right")
+    for e in log:
+        r = movie.rungs[e["rung"]]
+        t.add_row(str(e["segment"]), f"{e['request_s']:.2f}", f"{e['wait_s']:.2f}", str(e["rung"]),
+                  f"{e['bitrate_bps'] / 1e6:.2f}", f"{r.width}x{r.height}", f"{e['download_s']:.2f}",
+                  f"[red]{e['rebuffer_s']:.2f}[/]" if e["rebuffer_s"] > 0 else "0", f"{e['buffer_s']:.1f}")
+    Console().print(t)
+
+
+def print_summary(s: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{s['abr_params']} on {s['trace']}", show_header=False)
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    rows = [
+        ("segments", f"{s['segments']}"),
+        ("average bitrate", f"{s['avg_bitrate_bps'] / 1e6:.3f} Mbit/s"),
+        ("time-average bitrate", f"{s['time_avg_bitrate_bps'] / 1e6:.3f} Mbit/s"),
+        ("rebuffering", f"{s['rebuffer_s']:.2f} s in {s['rebuffer_count']} stalls"),
+        ("startup delay", f"{s['startup_s']:.2f} s"),
+        ("switches", f"{s['switches']} (mean |Δ| {s['switch_magnitude_bps'] / 1e6:.3f} Mbit/s)"),
+        ("bytes", f"{s['bytes']:,}"),
+    ]
+    q = s["qoe"]
+    c = q["components"]
+    rows.append((f"QoE ({q['model']})", f"{q['total']:.2f} = {c['utility']:.2f} utility − "
+                 f"{c['rebuffer_penalty']:.2f} rebuffer − {c['smoothness_penalty']:.2f} smoothness"))
+    for r in rows:
+        t.add_row(*r)
+    Console().print(t)

@@ -1,0 +1,1 @@
+"""The real-time driver: fetching with one retry policy, licences, CMCD, the clock, the HTTP player loop."""

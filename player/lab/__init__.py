@@ -1,0 +1,1 @@
+"""Experiments (sweeps), statistics, plots, benches and the bundled data paths."""

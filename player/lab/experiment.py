@@ -1,0 +1,238 @@
+"""Sweeps: ABR policies × traces × devices × presets, run where the user says, resumable.
+
+A sweep is cut into chunks of sessions that share policy, device and preset, so each chunk
+is one vectorised simulator batch. Chunks run in-process, in a local process pool, or on
+a Dask cluster; each finished chunk's rows are appended to `sessions.csv` and flushed to
+disk at once, so an interrupted sweep loses nothing written and a re-run computes only
+the sessions that are missing.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+from netem.errors import InputError
+
+CSV_FIELDS = [
+    "trace", "abr", "abr_params", "device", "preset", "movie", "segments",
+    "avg_bitrate_bps", "time_avg_bitrate_bps", "utility", "rebuffer_s", "rebuffer_count",
+    "rebuffer_ratio", "startup_s", "switches", "switch_magnitude_bps", "bytes", "session_s",
+    "qoe", "qoe_model", "qoe_utility", "qoe_rebuffer_penalty", "qoe_smoothness_penalty",
+    "qoe_linear", "qoe_log", "qoe_hd", "chosen",
+]
+KEY_FIELDS = ("trace", "abr", "abr_params", "device", "preset", "movie")
+CHUNK_SESSIONS = 128
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Sessions one worker simulates in a single batch (all picklable, paths not objects)."""
+
+    traces: tuple[str, ...]
+    movie: str
+    abr: str
+    abr_params: tuple[tuple[str, object], ...]
+    device: str
+    preset: str
+    qoe: str
+
+
+def params_text(params: Iterable[tuple[str, object]]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(params))
+
+
+def job_key(trace: str, abr: str, params: str, device: str, preset: str, movie: str) -> tuple:
+    return (trace, abr, params, device, preset, movie)
+
+
+@lru_cache(maxsize=4096)
+def _trace(path: str):
+    from netem.formats import load
+    return load(path)
+
+
+@lru_cache(maxsize=64)
+def _movie(path: str):
+    from netem.content import load
+    return load(path)
+
+
+@lru_cache(maxsize=64)
+def _device(name: str):
+    from player.core.device import load
+    return None if name == "none" else load(name)
+
+
+def run_chunk(chunk: Chunk) -> list[dict]:
+    """Simulate one chunk and return its CSV rows (runs in a worker)."""
+    from player.core.simulator import SessionSpec, simulate
+
+    movie = _movie(chunk.movie)
+    device = _device(chunk.device)
+    specs = [SessionSpec(_trace(t), movie, chunk.abr, dict(chunk.abr_params), device, chunk.preset,
+                         label={"trace": t, "movie": chunk.movie}) for t in chunk.traces]
+    rows = []
+    for r in simulate(specs):
+        s = r.summary(chunk.qoe)
+        q = s["qoe"]
+        rows.append({
+            **{k: s[k] for k in CSV_FIELDS if k in s and k not in ("qoe", "chosen", "abr_params")},
+            "abr": chunk.abr, "abr_params": params_text(chunk.abr_params), "device": chunk.device,
+            "qoe": q["total"], "qoe_model": chunk.qoe,
+            "qoe_utility": q["components"]["utility"],
+            "qoe_rebuffer_penalty": q["components"]["rebuffer_penalty"],
+            "qoe_smoothness_penalty": q["components"]["smoothness_penalty"],
+            "qoe_linear": s["qoe_all"]["linear"]["total"], "qoe_log": s["qoe_all"]["log"]["total"],
+            "qoe_hd": s["qoe_all"]["hd"]["total"],
+            "chosen": " ".join(map(str, s["chosen"])),
+        })
+    return rows
+
+
+@dataclass
+class Sweep:
+    traces: Sequence[str]
+    movie: str
+    abrs: Sequence[str]
+    abr_params: dict[str, dict] = field(default_factory=dict)
+    devices: Sequence[str] = ("none",)
+    presets: Sequence[str] = ("default",)
+    qoe: str = "linear"
+    repeat_to: int | None = None   # repeat the trace list to this many sessions per policy
+
+    def trace_list(self) -> list[str]:
+        ts = list(self.traces)
+        if self.repeat_to and ts:
+            ts = [ts[i % len(ts)] for i in range(self.repeat_to)]
+        return ts
+
+    def total(self) -> int:
+        return len(self.trace_list()) * len(self.abrs) * len(self.devices) * len(self.presets)
+
+
+# -- results file ----------------------------------------------------------------------------
+class ResultsFile:
+    """`sessions.csv`, appended chunk by chunk and fsynced; tolerant of a torn last line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def load(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        raw = self.path.read_text()
+        good_end = raw.rfind("\n") + 1
+        if good_end != len(raw):  # an interrupted write left a partial line: drop it
+            with open(self.path, "r+") as fh:
+                fh.truncate(good_end)
+            raw = raw[:good_end]
+        rows = list(csv.DictReader(io.StringIO(raw)))
+        if rows and set(CSV_FIELDS) - set(rows[0]):
+            raise InputError(f"{self.path} was written by another version (columns differ); use a new --out")
+        return rows
+
+    def append(self, rows: list[dict]) -> None:
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        with open(self.path, "a", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerows(rows)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def missing_chunks(sweep: Sweep, rows: list[dict], size: int = CHUNK_SESSIONS) -> list[Chunk]:
+    """Chunks for every (trace occurrence × policy × device × preset) not yet in `rows`."""
+    from collections import Counter
+
+    have = Counter(job_key(r["trace"], r["abr"], r["abr_params"], r["device"], r["preset"], r["movie"]) for r in rows)
+    out = []
+    for abr_name in sweep.abrs:
+        params = tuple(sorted(sweep.abr_params.get(abr_name, {}).items()))
+        ptxt = params_text(params)
+        for device in sweep.devices:
+            for preset in sweep.presets:
+                seen: Counter = Counter()
+                todo = []
+                for t in sweep.trace_list():
+                    key = job_key(t, abr_name, ptxt, device, preset, sweep.movie)
+                    seen[key] += 1
+                    if seen[key] > have.get(key, 0):
+                        todo.append(t)
+                for i in range(0, len(todo), size):
+                    out.append(Chunk(tuple(todo[i:i + size]), sweep.movie, abr_name, params, device, preset, sweep.qoe))
+    return out
+
+
+# -- executors ------------------------------------------------------------------------------
+def run_chunks(chunks: Sequence[Chunk], executor: str = "process", jobs: int | None = None) -> Iterator[list[dict]]:
+    """Yield each chunk's rows as it finishes. executor: inprocess | process | dask://HOST:PORT."""
+    if not chunks:
+        return
+    if executor == "inprocess" or (executor == "process" and (jobs == 1 or len(chunks) == 1)):
+        for c in chunks:
+            yield run_chunk(c)
+        return
+    if executor == "process":
+        workers = jobs or os.cpu_count() or 1
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(run_chunk, c) for c in chunks]
+            try:
+                for f in as_completed(futures):
+                    yield f.result()
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+        return
+    if executor.startswith(("dask://", "tcp://")):
+        try:
+            from distributed import Client, as_completed as dask_completed
+        except ImportError:
+            raise InputError("the dask executor needs the 'dask' extra: pip install 'abrlab[dask]'") from None
+        address = "tcp://" + executor.split("://", 1)[1]
+        try:
+            client = Client(address, timeout="10s")
+        except OSError as exc:
+            raise InputError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+        try:
+            futures = client.map(run_chunk, list(chunks), pure=False)
+            for f in dask_completed(futures):
+                yield f.result()
+        finally:
+            client.close()
+        return
+    raise InputError(f"unknown executor {executor!r}; use inprocess, process or dask://HOST:PORT")
+
+
+def run_sweep(sweep: Sweep, out_dir: Path, executor: str = "process", jobs: int | None = None,
+              on_progress: Callable[[int, int], None] | None = None, chunk_size: int = CHUNK_SESSIONS) -> list[dict]:
+    """Run what is missing from `out_dir/sessions.csv` and return every row of the sweep."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = ResultsFile(out_dir / "sessions.csv")
+    rows = results.load()
+    (out_dir / "sweep.json").write_text(json.dumps(asdict(sweep), indent=1, default=list) + "\n")
+    chunks = missing_chunks(sweep, rows, chunk_size)
+    total = sweep.total()
+    done = total - sum(len(c.traces) for c in chunks)
+    if on_progress:
+        on_progress(done, total)
+    for new in run_chunks(chunks, executor, jobs):
+        results.append(new)
+        rows.extend(new)
+        done += len(new)
+        if on_progress:
+            on_progress(done, total)
+    wanted = {(a, params_text(sorted(sweep.abr_params.get(a, {}).items())), d, p)
+              for a in sweep.abrs for d in sweep.devices for p in sweep.presets}
+    return [r for r in rows if (r["abr"], r["abr_params"], r["device"], r["preset"]) in wanted
+            and r["movie"] == sweep.movie]
