@@ -117,10 +117,14 @@ class Policy:
     #: Rows of values the policy computed for its last decision, for dashboards and logs
     #: (e.g. {"predicted_bps": ...}); keys are free-form, values arrays over the rows.
     last_info: dict[str, np.ndarray]
+    #: Seconds each row asks to wait before its request goes out (BOLA's and Sabre's
+    #: "delay" when the buffer is above target), or None for no wait. `select` clears it
+    #: before `_select`, which may set it; the session rules honour it on both clocks.
+    last_delay_s: np.ndarray | None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        reserved = {"name", "params", "ladder", "n_sessions", "last_info", "PARAMS"}
+        reserved = {"name", "params", "ladder", "n_sessions", "last_info", "last_delay_s", "PARAMS"}
         for p in cls.PARAMS:  # a parameter stored as an attribute must not hide a method
             attr = getattr(cls, p.name, None)
             if p.name in reserved or callable(attr) or isinstance(attr, property):
@@ -142,6 +146,7 @@ class Policy:
             setattr(self, p.name, value)
         self.params = {p.name: getattr(self, p.name) for p in self.PARAMS}
         self.last_info = {}
+        self.last_delay_s = None
         self.n_sessions = 0
         self.ladder: Ladder | None = None
 
@@ -152,6 +157,7 @@ class Policy:
         self._reset(self.n_sessions, ladder)
 
     def select(self, obs: Observation) -> np.ndarray:
+        self.last_delay_s = None
         choice = np.asarray(self._select(obs), dtype=np.int64)
         return apply_mask(choice, obs.mask)
 

@@ -22,9 +22,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
 
-
-class BoxError(ValueError):
-    """Malformed ISO-BMFF data (names the box and the byte offset)."""
+from netem.errors import BoxError
 
 
 # ------------------------------------------------------------------------------------------

@@ -11,17 +11,13 @@ import importlib
 import pkgutil
 import sys
 
-from netem.errors import InputError
+from netem.errors import AbrlabError
 
 # Order in `abrlab --help`; modules not listed here are appended alphabetically.
 COMMAND_ORDER = [
     "demo", "play", "simulate", "compare", "traces", "abr", "content", "serve", "proxy",
     "mpd", "interop", "bench",
 ]
-
-
-class UsageError(Exception):
-    """A mistake in how the command was called; exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except (InputError, UsageError) as exc:
+    except AbrlabError as exc:
         print(f"abrlab {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

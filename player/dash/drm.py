@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 from urllib.parse import urljoin, urlsplit
 
+from netem.errors import DecryptError, LicenseError
+
 CLEARKEY_IDS = {"1077efec-c0b2-4d02-ace3-3c1e52e2fb4b", "e2719d58-a985-b3c9-781a-b030af78d30e"}
 WIDEVINE_ID = "edef8ba9-79d6-4ace-a3c8-27dcd51d21ed"
 PLAYREADY_ID = "9a04f079-9840-4286-ab92-e65be0885f95"
@@ -43,20 +45,6 @@ PREFERENCE = ("clearkey", "widevine", "playready")
 MP4PROTECTION = "urn:mpeg:dash:mp4protection:2011"
 MAX_LICENSE_BYTES = 64 * 1024
 DEFAULT_LICENSE_PATH = "/license/{system}"
-
-
-class LicenseError(Exception):
-    """License acquisition or use failed; `str()` is one line. `final` is False when a
-    retry could have helped (it ran out of attempts)."""
-
-    def __init__(self, message: str, *, final: bool = True, status: int | None = None) -> None:
-        super().__init__(" ".join(str(message).split()))
-        self.final = final
-        self.status = status
-
-
-class DecryptError(Exception):
-    """A segment could not be decrypted or is not well formed after decryption."""
 
 
 # ---------------------------------------------------------------------------------------

@@ -72,7 +72,8 @@ import numpy as np
 from netem.errors import InputError
 from player.http import cmcd as cmcd_mod
 from player.core.device import DeviceProfile
-from player.dash.drm import (Decryptor, DecryptError, License, LicenseClient, LicenseError, RetryPolicy,
+from netem.errors import DecryptError, LicenseError, PlaybackError
+from player.dash.drm import (Decryptor, License, LicenseClient, RetryPolicy,
                         crypto_available, track_crypto, verify_media)
 from player.dash.manifest import (MAX_MANIFEST_BYTES, ManifestUnavailable, UnsupportedManifest, parse_manifest,
                              resolve_sidx)
@@ -112,14 +113,6 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "error": ("message",),
     "summary": ("summary",),
 }
-
-
-class PlaybackError(Exception):
-    """The session cannot go on (network gave up, license refused with no fallback...);
-    `str()` is one line."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(str(message).split()))
 
 
 @dataclass

@@ -56,7 +56,7 @@ def describe(spec: str) -> dict[str, Any]:
 
 def run_list(args: argparse.Namespace) -> int:
     import abr
-    from player.cli.main import UsageError
+    from netem.errors import UsageError
 
     names = args.names or abr.names()
     entries = []

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         suites.append("emulator")
     unknown = set(suites) - set(_suites())
     if unknown:
-        from player.cli.main import UsageError
+        from netem.errors import UsageError
 
         raise UsageError(f"unknown suite(s) {', '.join(sorted(unknown))}; known: {', '.join(_suites())}")
     report = {

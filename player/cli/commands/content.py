@@ -95,7 +95,7 @@ def _seconds(text: str | None, name: str) -> float:
 def _load_content(args: argparse.Namespace):
     from netem import content as content_mod
     from netem.package import parse_ladder
-    from player.cli.main import UsageError
+    from netem.errors import UsageError
 
     if bool(args.movie) == bool(args.ladder):
         raise UsageError("give exactly one of --movie M or --ladder RATES --duration SECONDS")
@@ -120,7 +120,7 @@ def _load_content(args: argparse.Namespace):
 
 def run_make(args: argparse.Namespace) -> int:
     from netem import package
-    from player.cli.main import UsageError
+    from netem.errors import UsageError
 
     if (args.key or args.kid) and not args.protect:
         raise UsageError("--key/--kid need --protect clearkey")

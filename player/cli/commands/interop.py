@@ -81,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _setup():
-    from player.cli.main import UsageError
+    from netem.errors import UsageError
     from player.cli.interop.dashjs import InteropUnavailable, find_setup
 
     try:
@@ -296,7 +296,7 @@ def _resimulate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     res_path = out / "agreement.jsonl"
     if not res_path.is_file():
-        from player.cli.main import UsageError
+        from netem.errors import UsageError
         raise UsageError(f"{res_path} does not exist: nothing to resimulate")
     rows = [json.loads(line) for line in res_path.read_text().splitlines() if line.strip()]
     wanted = set(args.traces)

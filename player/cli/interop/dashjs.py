@@ -56,7 +56,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from netem.errors import InputError
+from netem.errors import InputError, UnavailableError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DASHJS_FILE = Path("node_modules/dashjs/dist/modern/umd/dash.all.min.js")
@@ -80,7 +80,7 @@ MEDIA_PATH = re.compile(r"^/(v\d+)/(\d+)\.m4s$")
 INIT_PATH = re.compile(r"^/(v\d+)/init\.mp4$")
 
 
-class InteropUnavailable(RuntimeError):
+class InteropUnavailable(UnavailableError):
     """The browser, dash.js or the driver is missing; the message says how to get them."""
 
 

@@ -1,0 +1,345 @@
+"""Typed events: what a streaming session tells its listeners, one small dataclass per kind.
+
+The session core emits the events of the session rules (decision, wait, download, stall,
+startup, abandon, failure, mask, pause, resume, end); the HTTP driver adds those of the
+I/O around them (manifest, request, retry, failover, licences, decryption, notes, errors,
+the summary). Both are defined here, beside the core that emits half of them, so a
+listener, the JSON lines (`as_dict`) and the dashboard read the same fields by the same
+names. Times: `t_s` is the emitter's clock in seconds (the core's session clock; the
+driver moves core events onto the player's clock with `at`). Units: seconds, bits per
+second, bytes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+#: every event class by its kind
+KINDS: dict[str, type["Event"]] = {}
+
+
+def json_safe(v: Any) -> Any:
+    """A value as plain JSON: numpy scalars and arrays to Python, NaN and ±inf to None."""
+    if isinstance(v, dict):
+        return {str(k): json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [json_safe(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return json_safe(v.tolist())
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base class: `t_s` and the kind; subclasses add their fields."""
+
+    kind: ClassVar[str] = ""
+    t_s: float
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            KINDS[cls.kind] = cls
+
+    def at(self, t_s: float, **extra: Any) -> "Event":
+        """The same event on another clock (the driver's), with fields replaced."""
+        return dataclasses.replace(self, t_s=t_s, **extra)
+
+    def fields(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "t_s"}
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON line: {"t_s", "event", fields...}."""
+        out: dict[str, Any] = {"t_s": round(float(self.t_s), 6), "event": self.kind}
+        for k, v in self.fields().items():
+            if k == "extra":
+                out.update(json_safe(v))
+            else:
+                out[k] = json_safe(v)
+        return out
+
+
+def field_names(kind: str) -> tuple[str, ...]:
+    """The fields an event of `kind` carries besides t_s and event (its schema)."""
+    return tuple(f.name for f in dataclasses.fields(KINDS[kind]) if f.name not in ("t_s", "extra"))
+
+
+# -- emitted by the session core -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Decision(Event):
+    """The policy chose `rung` for `segment`. `observation` is what it saw (buffer, last
+    rung, last throughput and download time, segments left, allowed rungs, playing), `inputs`
+    what it computed (its `last_info`), `reason` why when no policy was asked."""
+
+    kind: ClassVar[str] = "decision"
+    segment: int
+    rung: int
+    bitrate_bps: float
+    buffer_s: float
+    observation: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    reason: str = "policy"
+    session_t_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Wait(Event):
+    """The buffer is full: the next request waits `seconds` (or a policy asked for a delay)."""
+
+    kind: ClassVar[str] = "wait"
+    seconds: float
+    buffer_s: float
+    reason: str = "buffer full"
+    session_t_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Download(Event):
+    """Segment `segment` arrived at `rung`: `bytes` in `latency_s` + `transfer_s`."""
+
+    kind: ClassVar[str] = "download"
+    segment: int
+    rung: int
+    bytes: int
+    latency_s: float
+    transfer_s: float
+    throughput_bps: float
+    buffer_s: float
+    stall_s: float
+    session_t_s: float | None = None
+
+
+@dataclass(frozen=True)
+class StallStart(Event):
+    kind: ClassVar[str] = "stall_start"
+    buffer_s: float = 0.0
+    session_t_s: float | None = None
+
+
+@dataclass(frozen=True)
+class StallEnd(Event):
+    """A stall ended when `segment` arrived; it lasted `stall_s`."""
+
+    kind: ClassVar[str] = "stall_end"
+    segment: int
+    stall_s: float = 0.0
+    session_t_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Startup(Event):
+    kind: ClassVar[str] = "startup"
+    startup_s: float
+    session_t_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Abandon(Event):
+    """The download of `segment` at `from_rung` was given up for `to_rung`. `reason`:
+    "policy" (the abandonment hook), "missing" (no such object), "license" (not allowed)."""
+
+    kind: ClassVar[str] = "abandon"
+    segment: int
+    from_rung: int
+    to_rung: int
+    wasted_bytes: int
+    reason: str = "policy"
+    session_t_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Failure(Event):
+    """The request for `segment` failed after the driver's retries; it is tried again."""
+
+    kind: ClassVar[str] = "failure"
+    segment: int
+    reason: str
+    wasted_bytes: int = 0
+    session_t_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Mask(Event):
+    """The rungs that may be chosen changed (a licence arrived or was renewed)."""
+
+    kind: ClassVar[str] = "mask"
+    allowed: list[bool]
+    reason: str
+    session_t_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Pause(Event):
+    kind: ClassVar[str] = "pause"
+    buffer_s: float
+    session_t_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Resume(Event):
+    kind: ClassVar[str] = "resume"
+    buffer_s: float
+    session_t_s: float | None = None
+
+
+@dataclass(frozen=True)
+class End(Event):
+    """Playback is over: `played_s` of media played."""
+
+    kind: ClassVar[str] = "end"
+    played_s: float
+    session_t_s: float | None = None
+
+
+# -- emitted by the HTTP driver --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Manifest(Event):
+    kind: ClassVar[str] = "manifest"
+    url: str
+    bytes: int
+    type: str
+    duration_s: float | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SessionStart(Event):
+    kind: ClassVar[str] = "session_start"
+    url: str
+    abr: str
+    abr_params: str
+    preset: str
+    time_scale: float
+    setup_s: float
+    plan: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Request(Event):
+    """One HTTP request, as it ended (ok or not)."""
+
+    kind: ClassVar[str] = "request"
+    what: str
+    url: str
+    range: str | None
+    status: int | None
+    bytes: int
+    latency_s: float | None
+    transfer_s: float | None
+    edge: int
+    attempt: int
+    ok: bool
+    error: str | None
+    segment: int | None = None
+    rung: int | None = None
+    track: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Retry(Event):
+    kind: ClassVar[str] = "retry"
+    what: str
+    url: str
+    attempt: int
+    reason: str
+    backoff_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Failover(Event):
+    kind: ClassVar[str] = "failover"
+    what: str
+    from_edge: int
+    to_edge: int | None
+    reason: str
+    until_s: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Missing(Event):
+    """The server has no such object at `rung`; the segment is fetched at `to_rung`."""
+
+    kind: ClassVar[str] = "missing"
+    segment: int
+    rung: int
+    to_rung: int
+    url: str
+
+
+@dataclass(frozen=True)
+class LicenseRequest(Event):
+    kind: ClassVar[str] = "license_request"
+    system: str
+    url: str
+    attempt: int
+    renewal: bool
+
+
+@dataclass(frozen=True)
+class LicenseGranted(Event):
+    kind: ClassVar[str] = "license"
+    system: str
+    url: str
+    latency_s: float
+    renewal: bool
+    kids: list[str]
+    policy: dict[str, Any]
+    max_height: int | None
+    license_duration_s: float | None
+
+
+@dataclass(frozen=True)
+class LicenseFailed(Event):
+    kind: ClassVar[str] = "license_failed"
+    system: str
+    reason: str
+    final: bool
+    renewal: bool
+
+
+@dataclass(frozen=True)
+class LicenseFallback(Event):
+    kind: ClassVar[str] = "license_fallback"
+    reason: str
+    adaptation_set: str | None = None
+
+
+@dataclass(frozen=True)
+class Decrypt(Event):
+    kind: ClassVar[str] = "decrypt"
+    segment: int
+    track: str
+    samples: int
+    rung: int | None = None
+
+
+@dataclass(frozen=True)
+class Note(Event):
+    kind: ClassVar[str] = "note"
+    message: str
+
+
+@dataclass(frozen=True)
+class Error(Event):
+    kind: ClassVar[str] = "error"
+    message: str
+
+
+@dataclass(frozen=True)
+class Summary(Event):
+    kind: ClassVar[str] = "summary"
+    summary: dict[str, Any]
