@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+import abr
 from netem.errors import InputError
 from netem.link import LinkParams, preset as link_preset
 
@@ -29,6 +30,9 @@ class SessionPreset:
     abandonment: bool = True            # offer in-flight downloads to the policy's abandonment hook
     abandon_interval_s: float = 0.25    # how often (session seconds) an in-flight download is offered
     abr_defaults: dict[str, dict] = field(default_factory=dict)  # per-policy parameter defaults
+    # a policy name that means another registered policy under this preset (Sabre's `bola`
+    # is Sabre's own BOLA): name -> registered name; defaults are looked up by either name
+    abr_aliases: dict[str, str] = field(default_factory=dict)
     doc: str = ""
     # init segments: before a media request whose representation differs from the previous
     # request's (and before the first), a separate request for that representation's init
@@ -49,6 +53,16 @@ class SessionPreset:
             v = getattr(self, name)
             if v is not None and not (v > 0 and np.isfinite(v)):
                 raise InputError(f"{name} must be a positive number of seconds or None, got {v!r}")
+
+    def policy(self, name: str, params: dict | None = None) -> "abr.Policy":
+        """The policy `name` means under this preset, built with the preset's defaults for it
+        under the user's `params` (the one place policy parameters are merged)."""
+        real = self.abr_aliases.get(name, name)
+        merged = {**self.abr_defaults.get(real, {}), **self.abr_defaults.get(name, {}), **(params or {})}
+        try:
+            return abr.get(real, **merged)
+        except (TypeError, ValueError) as exc:
+            raise InputError(str(exc)) from None
 
     def top_cap_s(self, content_s: float) -> float | None:
         """The buffer target at the top rung for content of this duration (None: no special one)."""

@@ -185,8 +185,7 @@ def simulate_batch(specs: Sequence[SessionSpec]) -> list[SessionResult]:
     preset: SessionPreset = first.preset if isinstance(first.preset, SessionPreset) else get_preset(first.preset)
     content = first.content
     n, K, R = len(specs), content.n_segments, content.n_rungs
-    params = {**preset.abr_defaults.get(first.abr, {}), **first.abr_params}
-    policy = abr.get(first.abr, **params)
+    policy = preset.policy(first.abr, first.abr_params)
     ladder = abr.Ladder(content.bitrates_bps, content.segment_duration_s)
     policy.reset(n, ladder)
 

@@ -584,14 +584,10 @@ def build(selection: Selection, indexes: dict[tuple[int, str], SegmentIndex], de
 # the core and the summary
 
 
-def policy_params(abr_name: str, params: dict[str, Any], preset: SessionPreset) -> dict[str, Any]:
-    return {**preset.abr_defaults.get(abr_name, {}), **params}
-
-
 def make_core(plan: PlaybackPlan, abr_name: str, abr_params: dict[str, Any] | None = None,
               preset: str | SessionPreset = "default", mask: np.ndarray | None = None) -> SessionCore:
     p = get_preset(preset) if isinstance(preset, str) else preset
-    policy = abr.get(abr_name, **policy_params(abr_name, dict(abr_params or {}), p))
+    policy = p.policy(abr_name, dict(abr_params or {}))
     m = plan.mask if mask is None else mask
     return SessionCore(plan.segment_plan, policy, p, mask=m, buffer_cap_s=plan.buffer_cap_s,
                        startup_threshold_s=plan.startup_threshold_s)
