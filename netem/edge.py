@@ -51,9 +51,11 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import unquote
 
+from netem import formats
 from netem.accesslog import AccessLog, cmcd_from_request
 from netem.errors import InputError
 from netem.faults import Decision, Fault, FaultPlan, parse as parse_fault
+from netem.license_server import LicenseServer, load_policy
 from netem.shaper import Shaper
 
 CHUNK_BYTES = 256 * 1024
@@ -318,8 +320,6 @@ class EdgeServer:
                  access_log=None, protection=None, license_policy=None, license_latency_s: float = 0.0,
                  license_failure_p: float = 0.0, mpd: str | None = None, quantum_s: float | None = None,
                  chunk_bytes: int = CHUNK_BYTES) -> None:
-        from netem.license_server import LicenseServer, load_policy
-
         self.source = make_source(source, mpd)
         k = float(time_scale)
         if not math.isfinite(k) or k <= 0:
@@ -706,37 +706,5 @@ class EdgeGroup:
 
 
 def load_trace(path: str):
-    """A trace file via `netem.formats` (Sabre JSON fallback when that module is absent)."""
-    try:
-        from netem import formats
-    except ImportError:
-        formats = None
-    if formats is not None:
-        return formats.load(path)
-    return _load_sabre_json(path)
-
-
-def _load_sabre_json(path: str):
-    import json
-
-    import numpy as np
-
-    from netem.trace import Trace
-
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read trace (Sabre JSON expected): {exc}", where=str(path)) from None
-    if not isinstance(doc, list) or not doc:
-        raise InputError("expected a JSON list of {duration_ms, bandwidth_kbps, latency_ms}", where=str(path))
-    try:
-        d = np.array([float(x["duration_ms"]) for x in doc]) / 1000.0
-        r = np.array([float(x["bandwidth_kbps"]) for x in doc]) * 1000.0
-        lat = np.array([float(x.get("latency_ms", 0.0)) for x in doc]) / 1000.0
-    except (TypeError, KeyError, ValueError) as exc:
-        raise InputError(f"bad trace entry: {exc}", where=str(path)) from None
-    if np.any(d <= 0):
-        raise InputError("durations must be positive", where=str(path))
-    times = np.concatenate([[0.0], np.cumsum(d)[:-1]])
-    return Trace(times, r, float(d.sum()), latency_s=lat, name=Path(path).stem, source=str(path),
-                 format="sabre-json")
+    """A trace file in any format `netem.formats` reads."""
+    return formats.load(path)

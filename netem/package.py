@@ -56,6 +56,7 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 
 from netem import isobmff
+from netem.cenc import MPD_NAMESPACES, simple_nal_subsample
 from netem.content import Content
 from netem.errors import InputError
 
@@ -241,8 +242,6 @@ class SyntheticTrack(Track):
         sizes = self._sample_sizes(payload, n)
         clear_bytes = None
         if self.protected and self.kind == "video":
-            from netem.cenc import simple_nal_subsample
-
             pairs = [simple_nal_subsample(int(s)) for s in sizes]
             clear_bytes = np.array([c for c, _ in pairs], dtype=np.int64)
             subs = [[p] for p in pairs]
@@ -433,8 +432,6 @@ class Packaged:
         nominal_s = float(np.median(video[0].durations)) / video[0].timescale if video else 4.0
         ns = ['xmlns="urn:mpeg:dash:schema:mpd:2011"']
         if self.protection is not None:
-            from netem.cenc import MPD_NAMESPACES
-
             ns += [f'xmlns:{k}="{v}"' for k, v in MPD_NAMESPACES.items()]
         out = ['<?xml version="1.0" encoding="UTF-8"?>']
         if self.comment:

@@ -6,11 +6,19 @@ import asyncio
 import math
 import sys
 
+from netem import content as content_mod
+from netem.accesslog import AccessLog
+from netem.cenc import Protection
+from netem.edge import EdgeGroup, EdgeServer, load_trace, make_source
 from netem.errors import InputError, UsageError
+from netem.faults import parse_all
+from netem.license_server import load_policy
 from netem.live.clock import SystemClock
 from netem.live.config import DEFAULT_TARGET_LATENCY_S, LiveConfig, parse_instant, parse_utc_timing
 from netem.live.origin import LiveEdge, load_vod
 from netem.live.utc import iso_ms, iso_seconds
+from netem.package import Presentation
+from netem.trace import constant
 from player.cli.commands._common import stop_on_signals
 
 FAULT_HELP = (
@@ -145,8 +153,6 @@ def live_config(args):
 
 def load_traces(args) -> list:
     """The trace(s) of --trace/--rate (empty list: unshaped)."""
-    from netem.trace import constant
-
     if args.trace and args.rate is not None:
         raise InputError("give --trace or --rate, not both")
     if args.rate is not None:
@@ -155,8 +161,6 @@ def load_traces(args) -> list:
         return [constant(args.rate, 3600.0, name=f"constant-{args.rate:g}bps")]
     if not args.trace:
         return []
-    from netem.edge import load_trace
-
     return [load_trace(t) for t in args.trace]
 
 
@@ -176,26 +180,15 @@ def _source(args):
         return args.dir
     if args.dir is not None:
         raise InputError("give a directory or --movie, not both")
-    from netem import content as content_mod
-
     content = content_mod.synthetic() if args.movie == "synthetic" else content_mod.load(args.movie)
-    from netem.package import Presentation
-
     protection = None
     if args.protect == "clearkey":
-        from netem.cenc import Protection
-
         protection = Protection.default()
     addressing = "number" if args.live else args.addressing  # live: --addressing is the live MPD's
     return Presentation(content, addressing=addressing, audio=args.audio, protection=protection, seed=args.seed)
 
 
 def run(args: argparse.Namespace) -> int:
-    from netem.accesslog import AccessLog
-    from netem.edge import EdgeServer, make_source
-    from netem.faults import parse_all
-    from netem.license_server import load_policy
-
     check_common(args)
     if not 1 <= args.edges <= 64:
         raise InputError(f"--edges must be in 1..64, got {args.edges}")
@@ -229,8 +222,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(edges) -> None:
-    from netem.edge import EdgeGroup
-
     stop = stop_on_signals()
     async with EdgeGroup(edges) as group:
         for url in group.urls:
