@@ -260,6 +260,7 @@ def test_number_addressing_drops_a_short_last_segment_and_refuses_uneven_ones():
     (dict(period_s=3.0), "whole number of segments"),
     (dict(period_s=1.0), "shorter than a segment"),
     (dict(time_shift_depth_s=1.0), "time-shift-depth"),
+    (dict(period_s=2.0, time_shift_depth_s=3600.0), "Periods"),
     (dict(addressing="list"), "addressing"),
     (dict(too_early_status=400), "too-early-status"),
 ])

@@ -20,8 +20,9 @@ Paths:
   HTTP/1.1 chunked transfer encoding, each CMAF chunk released no earlier than the clock
   time of its last sample's end, then paced by the link like any body (so a client sees
   producer-rate delivery until it catches up with the live edge, link rate otherwise);
-  the access-log record lists each chunk's release (``chunks``). A segment already
-  complete is an ordinary response (Content-Length, Range).
+  the access-log record lists each chunk's release (``chunks``); Range and validators are
+  ignored (200, whole body). A segment already complete is an ordinary response
+  (Content-Length, Range, ETag).
 * ``/utc/iso``, ``/utc/xsdate`` (``2024-01-01T00:00:00.123Z``) and ``/utc/head`` (a
   ``Date`` header) read the origin's clock. The time written is the middle of the
   request's stay at the origin (the emulated first-byte latency), as a real server

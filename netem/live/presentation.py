@@ -32,6 +32,8 @@ MANIFEST = "manifest.mpd"
 _PATH = re.compile(r"^(?P<rep>[A-Za-z0-9_.\-]{1,64})/(?:(?P<init>init\.mp4)|(?P<num>\d{1,19})\.m4s|"
                    r"t(?P<time>\d{1,20})\.m4s)$")
 VOD_CACHE = 512
+#: Periods one MPD may list (time-shift buffer / Period duration).
+MAX_PERIODS = 200
 LIVE_CACHE = 64
 
 
@@ -79,7 +81,7 @@ class LivePresentation:
         self.n_vod = n
         self.ref = RefTimeline(ref.timescale, ref.starts[:n], ref.durations[:n])
         for t in tracks:
-            if not _PATH.match(f"{t.rep_id}/init.mp4"):
+            if not _PATH.match(f"{t.rep_id}/init.mp4") or not t.rep_id.strip("."):
                 raise UsageError(f"representation id {t.rep_id!r} cannot name a live path "
                                  "(letters, digits, '_', '-', '.' only)", where="live")
         self._inits = [parse_init(t.init(), where=f"{t.rep_id}/init.mp4") for t in tracks]
@@ -119,6 +121,9 @@ class LivePresentation:
         ticks = p * self.ref.timescale
         if p < self.max_segment_s:
             raise UsageError(f"--period-duration {p:g} s is shorter than a segment ({self.max_segment_s:g} s)")
+        if self.config.time_shift_depth_s / p > MAX_PERIODS:
+            raise UsageError(f"--period-duration {p:g} s puts more than {MAX_PERIODS} Periods in the "
+                             f"{self.config.time_shift_depth_s:g} s time-shift buffer")
         if self.config.addressing == "number" and (abs(ticks - round(ticks)) > 1e-6
                                                    or round(ticks) % self.ref.nominal_ticks):
             raise UsageError(f"--period-duration {p:g} s must be a whole number of segments "
