@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
@@ -23,12 +24,12 @@ from conftest import first_line, run_bounded, stop_process
 
 from netem import isobmff
 from netem.content import Content, rungs_from_bitrates
+from netem.encode import encode_presentation
 from netem.errors import InputError
 from netem.live.clock import ManualClock, SystemClock
 from netem.live.config import LiveConfig
 from netem.live.origin import LiveEdge
 from netem.live.presentation import LivePresentation
-from netem.live.utc import iso_ms
 from netem.live.vod import load_directory
 from netem.package import Presentation
 from netem.trace import constant
@@ -239,8 +240,6 @@ def test_clock_offset_moves_availability_and_utc_answers():
                 assert r.status == 200
             async with s.get(edge.base_url + "/utc/iso") as r:
                 text = await r.text()
-            from datetime import datetime
-
             served = datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
             assert abs(served - (time.time() - 3600.0)) < 30.0
 
@@ -317,8 +316,6 @@ def test_content_make_directory_plays_live_like_the_presentation(tmp_path, addre
 
 
 def test_directory_with_a_bad_mpd_is_one_clear_error(tmp_path):
-    from netem.errors import InputError
-
     d = tmp_path / "vod"
     d.mkdir()
     (d / "manifest.mpd").write_text('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><MPD>&a;</MPD>')
@@ -334,8 +331,6 @@ def test_directory_with_a_bad_mpd_is_one_clear_error(tmp_path):
 
 def test_encoded_content_plays_live():
     pytest.importorskip("av")
-    from netem.encode import encode_presentation
-
     c = Content(rungs_from_bitrates([200e3]), np.full(2, 1.0), np.full((2, 1), 25_000), name="tiny")
     pres = encode_presentation(c, audio=True, max_height=64, preset="ultrafast")
     live = LivePresentation(pres, config())

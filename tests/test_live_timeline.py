@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from netem import isobmff
+from netem.cenc import Protection
 from netem.content import Content, rungs_from_bitrates
 from netem.errors import InputError, UsageError
 from netem.live.config import LiveConfig, parse_instant, parse_utc_timing
@@ -23,6 +24,7 @@ from netem.live.segments import Sample, chunk_groups, fit_samples
 from netem.live.timeline import RefTimeline, Schedule, TrackTiming, Window, round_div
 from netem.live.utc import http_date, iso_ms
 from netem.package import Presentation
+from player.dash.manifest import parse_manifest
 
 AST = 1_700_000_000.0
 NS = {"d": "urn:mpeg:dash:schema:mpd:2011"}
@@ -234,8 +236,6 @@ def test_timeline_mpd_before_anything_is_available_is_none():
 
 
 def test_our_manifest_parser_reads_the_live_mpd():
-    from player.dash.manifest import parse_manifest
-
     for cfg in (dict(), dict(addressing="timeline", chunk_s=0.5, period_s=4.0)):
         text = live_mpd(live_of(audio=True, **cfg), AST + 20.3, "http://127.0.0.1:9")
         pres = parse_manifest(text, "http://127.0.0.1:9/manifest.mpd")
@@ -352,8 +352,6 @@ def test_low_latency_segment_is_cmaf_chunks():
 
 def test_protected_chunks_keep_ivs_and_decrypt():
     pytest.importorskip("cryptography")
-    from netem.cenc import Protection
-
     prot = Protection.default()
     pres = Presentation(small_content(), protection=prot)
     live = LivePresentation(pres, LiveConfig(availability_start_s=AST, chunk_s=0.5))

@@ -155,7 +155,7 @@ class Schedule:
         self.ast_s = float(ast_s)
         self.tsbd_s = float(tsbd_s)
         self.ato_s = float(ato_s)
-        self.period_ticks = None if period_s is None else int(round(period_s * ref.timescale))
+        self.period_ticks = None if period_s is None else round(period_s * ref.timescale)
 
     # -- seconds <-> ticks ---------------------------------------------------------------
     def _ticks(self, seconds_since_ast: float) -> int:

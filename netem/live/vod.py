@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 
 import defusedxml.ElementTree as DET
+from defusedxml import DefusedXmlException
 import numpy as np
 
 from netem import isobmff
@@ -146,7 +147,7 @@ def load_directory(root: str | Path, mpd: str | None = None) -> DirectoryPresent
         doc = DET.fromstring(files.read(source.mpd_path, 0, 16 * 1024 * 1024))
     except DET.ParseError as exc:
         raise InputError(f"not XML: {exc}", where=where) from None
-    except Exception as exc:  # defusedxml's refusals (entities, DTD)
+    except DefusedXmlException as exc:  # entity declarations, DTDs, external references
         raise InputError(f"XML refused: {type(exc).__name__}", where=where) from None
     if _local(doc.tag) != "MPD":
         raise InputError("the root element is not MPD", where=where)
