@@ -1,4 +1,4 @@
-"""player.dash.manifest: small inline MPDs for every addressing mode and feature.
+"""The DASH manifest layer (player.dash.loading and below): small inline MPDs for every addressing mode and feature.
 
 Expected numbers are computed by hand in the comments next to them.
 """
@@ -11,11 +11,13 @@ import time
 
 import pytest
 
-from player.dash import manifest as m
-from player.dash.manifest import (
-    InvalidManifest, ManifestError, ManifestUnavailable, UnsupportedManifest, fetch_manifest,
-    load_manifest, load_manifest_async, parse_manifest, parse_xs_duration, resolve_sidx,
-)
+from player.dash import xmlsafe
+from player.dash.addressing import MAX_SEGMENTS, resolve_sidx
+from player.dash.errors import InvalidManifest, ManifestError, ManifestUnavailable, UnsupportedManifest
+from player.dash.loading import fetch_manifest, load_manifest, load_manifest_async, parse_manifest
+from player.dash.model import BaseUrl
+from player.dash.segments import InitSegment
+from player.dash.values import parse_xs_duration
 
 NS = 'xmlns="urn:mpeg:dash:schema:mpd:2011"'
 REMOTE = "https://cdn.example/show/manifest.mpd"
@@ -144,7 +146,7 @@ def test_segment_list_media_range_and_initialization():
                               f'</Period>'), REMOTE)
     idx = one_rep(pres).segment_index
     assert idx.addressing == "list"
-    assert idx.init == m.InitSegment("https://cdn.example/show/v1/init.mp4", (0, 99))
+    assert idx.init == InitSegment("https://cdn.example/show/v1/init.mp4", (0, 99))
     assert segs(idx) == [
         ("https://cdn.example/show/v1/a.mp4", (100, 1099), 0.0, 2.5, 1),
         ("https://cdn.example/show/v1/a.mp4", (1100, 2599), 2.5, 2.5, 2),
@@ -184,7 +186,7 @@ def test_segment_base_index_range_is_pending_then_resolved_from_sidx():
     p = rep.pending_sidx
     assert p.url == p.media_url == "https://cdn.example/show/video.mp4"
     assert p.index_range == (862, 931)
-    assert p.init == m.InitSegment("https://cdn.example/show/video.mp4", (0, 861))
+    assert p.init == InitSegment("https://cdn.example/show/video.mp4", (0, 861))
     # A version-1 sidx: 8 (box header) + 32 (fields) + 3 * 12 (references) = 76 bytes.
     box = build_sidx([(10000, 4000), (12000, 4000), (9000, 4000)], ept=500, first_offset=0,
                      version=1)
@@ -288,8 +290,8 @@ def test_failover_base_urls_with_dvb_priority_weight_and_service_location():
     pres = parse_manifest(mpd(body, extra_ns='xmlns:dvb="urn:dvb:dash:dash-extensions:2014-1"'), REMOTE)
     rep = one_rep(pres)
     assert rep.base_urls == (
-        m.BaseUrl("https://a.example/v/", "A", 1, 30),
-        m.BaseUrl("https://b.example/v/", "B", 2, 10),
+        BaseUrl("https://a.example/v/", "A", 1, 30),
+        BaseUrl("https://b.example/v/", "B", 2, 10),
     )
     assert rep.segment_index[0].url == "https://a.example/v/1.m4s"
     alt = rep.segment_index.with_base_url(rep.base_urls[1].url)
@@ -567,22 +569,22 @@ def test_entity_bombs_and_external_entities_are_refused(text):
 
 def test_size_and_element_limits(monkeypatch):
     text = mpd('<Period>' + '<AdaptationSet/>' * 50 + '</Period>')
-    monkeypatch.setattr(m, "MAX_MANIFEST_BYTES", 100)
+    monkeypatch.setattr(xmlsafe, "MAX_MANIFEST_BYTES", 100)
     with pytest.raises(UnsupportedManifest, match=r"larger than 100 bytes"):
         parse_manifest(text, REMOTE)
     with pytest.raises(UnsupportedManifest, match=r"larger than 100 bytes"):
         parse_manifest(text.encode(), REMOTE)
-    monkeypatch.setattr(m, "MAX_MANIFEST_BYTES", 1 << 20)
-    monkeypatch.setattr(m, "MAX_ELEMENTS", 20)
+    monkeypatch.setattr(xmlsafe, "MAX_MANIFEST_BYTES", 1 << 20)
+    monkeypatch.setattr(xmlsafe, "MAX_ELEMENTS", 20)
     with pytest.raises(UnsupportedManifest, match=r"more than 20 XML elements"):
         parse_manifest(text, REMOTE)
-    monkeypatch.setattr(m, "MAX_ELEMENTS", 1000)
-    monkeypatch.setattr(m, "MAX_ATTRIBUTES", 50)
+    monkeypatch.setattr(xmlsafe, "MAX_ELEMENTS", 1000)
+    monkeypatch.setattr(xmlsafe, "MAX_ATTRIBUTES", 50)
     many = f'<MPD {NS}><Period ' + " ".join(f'a{i}="1"' for i in range(60)) + "/></MPD>"
     with pytest.raises(UnsupportedManifest, match=r"more than 50 XML attributes"):
         parse_manifest(many, REMOTE)
     deep = f'<MPD {NS}>' + "<x>" * 100 + "</x>" * 100 + "</MPD>"
-    monkeypatch.setattr(m, "MAX_ELEMENTS", 1000)
+    monkeypatch.setattr(xmlsafe, "MAX_ELEMENTS", 1000)
     with pytest.raises(UnsupportedManifest, match="deeper than 64"):
         parse_manifest(deep, REMOTE)
 
@@ -768,7 +770,7 @@ def test_property_any_attribute_values_give_a_model_or_one_line_error(
         assert str(exc).startswith(("invalid: ", "unsupported: ")) and "\n" not in str(exc)
         return
     idx = one_rep(pres).segment_index
-    assert 0 <= len(idx) <= m.MAX_SEGMENTS
+    assert 0 <= len(idx) <= MAX_SEGMENTS
     if len(idx):
         first, last = idx[0], idx[-1]
         assert first.duration_s >= 0 and last.duration_s >= 0

@@ -17,7 +17,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from player.dash.manifest import ManifestError, load_manifest  # noqa: E402
+from player.dash.errors import ManifestError  # noqa: E402
+from player.dash.loading import load_manifest  # noqa: E402
 
 PREFIXES = ("unsupported: ", "invalid: ", "unavailable: ")
 

@@ -14,8 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from netem.content import synthetic
-from netem.package import Presentation
-from player.dash.manifest import ManifestError, parse_manifest
+from netem.package import SyntheticPresentation
+from player.dash.errors import ManifestError
+from player.dash.loading import parse_manifest
 
 SHARED_MPD = Path(__file__).resolve().parent.parent.parent / "shared" / "mpd"
 ATTR = re.compile(rb'(\w+(?::\w+)?)="([^"]*)"')
@@ -26,7 +27,7 @@ NASTY_VALUES = [b"", b"0", b"-1", b"1000000000", b"18446744073709551617", b"1e30
 
 def _own_mpds() -> list[bytes]:
     c = synthetic(duration_s=24, segment_duration_s=4, seed=0)
-    return [Presentation(c, addressing=a).mpd() for a in ("number", "timeline", "list", "base")]
+    return [SyntheticPresentation(c, addressing=a).mpd() for a in ("number", "timeline", "list", "base")]
 
 
 def _corpus() -> list[bytes]:

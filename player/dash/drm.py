@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 from urllib.parse import urljoin, urlsplit
 
+from netem import isobmff
+from netem.cenc import Protection
 from netem.errors import DecryptError, LicenseError
 
 CLEARKEY_IDS = {"1077efec-c0b2-4d02-ace3-3c1e52e2fb4b", "e2719d58-a985-b3c9-781a-b030af78d30e"}
@@ -92,8 +94,6 @@ def _pssh_kids(b64: str | None) -> list[bytes]:
     if not b64:
         return []
     try:
-        from netem import isobmff
-
         data = base64.b64decode(b64, validate=False)
         out = []
         for box in isobmff.parse(data):
@@ -361,8 +361,6 @@ class TrackCrypto:
 
 def track_crypto(init: bytes) -> TrackCrypto:
     """Read `tenc` (default KID, IV size) and the track kind from an init segment."""
-    from netem import isobmff
-
     try:
         boxes = isobmff.parse(init)
         stsd = isobmff.find(boxes, "moov/trak/mdia/minf/stbl/stsd")
@@ -388,8 +386,6 @@ class Decryptor:
     def __init__(self, keys: dict[bytes, bytes]) -> None:
         if not crypto_available():
             raise DecryptError("decryption needs the optional 'cryptography' package (pip install abrlab[drm])")
-        from netem.cenc import Protection
-
         self._prot = {kid: Protection(key, kid) for kid, key in keys.items()}
 
     def decrypt(self, track: TrackCrypto, data: bytes) -> bytes:
@@ -400,8 +396,6 @@ class Decryptor:
             prot = next(iter(self._prot.values()))
         if prot is None:
             raise DecryptError(f"no key for KID {b64url(track.kid) if track.kid else '?'} in the license")
-        from netem import isobmff
-
         try:
             return prot.decrypt_segment(data, track.iv_size)
         except (isobmff.BoxError, ValueError) as exc:
@@ -411,8 +405,6 @@ class Decryptor:
 def verify_media(data: bytes, kind: str = "unknown", nal_length_size: int = 4) -> int:
     """Check a media segment (or moof+mdat run): samples inside their mdat and, for video,
     NAL length chains tiling every sample. Returns the number of samples checked."""
-    from netem import isobmff
-
     try:
         boxes = isobmff.parse(data)
     except isobmff.BoxError as exc:

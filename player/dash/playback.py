@@ -41,8 +41,9 @@ import abr
 from player.core import qoe as qoe_mod
 from player.core.device import DeviceProfile
 from player.dash.drm import DrmInfo, drm_info, is_protected
-from player.dash.manifest import (AdaptationSet, InitSegment, Period, Presentation, Representation, SegmentIndex,
-                             UnsupportedManifest)
+from player.dash.errors import UnsupportedManifest
+from player.dash.model import AdaptationSet, Period, Presentation, Representation
+from player.dash.segments import InitSegment, SegmentIndex
 from player.core.presets import SessionPreset, get as get_preset
 from player.core.session import SegmentPlan, SessionCore
 

@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from player.dash.manifest import ManifestError, load_manifest
+    from player.dash.errors import ManifestError
+    from player.dash.loading import load_manifest
 
     try:
         pres = load_manifest(args.manifest).require_static()

@@ -105,14 +105,14 @@ def _source(args):
     from netem import content as content_mod
 
     content = content_mod.synthetic() if args.movie == "synthetic" else content_mod.load(args.movie)
-    from netem.package import Presentation
+    from netem.package import SyntheticPresentation
 
     protection = None
     if args.protect == "clearkey":
         from netem.cenc import Protection
 
         protection = Protection.default()
-    return Presentation(content, addressing=args.addressing, audio=args.audio, protection=protection,
+    return SyntheticPresentation(content, addressing=args.addressing, audio=args.audio, protection=protection,
                         seed=args.seed)
 
 

@@ -240,7 +240,7 @@ def prepare_content(movie: str | os.PathLike, *, cache_dir: str | os.PathLike | 
 def check_urls(root: str | os.PathLike, mpd: str = "manifest.mpd") -> list[str]:
     """Every init and media URL the MPD implies, missing from `root` (or outside it, or
     shorter than a byte range asks): an empty list when all are there."""
-    from player.dash.manifest import parse_manifest
+    from player.dash.loading import parse_manifest
 
     base = Path(root).resolve()
     text = (base / mpd).read_bytes()
