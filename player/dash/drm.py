@@ -291,7 +291,7 @@ class LicenseClient:
             status = None
             try:
                 async with asyncio.timeout(self.clock.wall(self.retry.timeout_s)):
-                    async with self.session.post(_yarl(req_url), data=body, headers=headers) as resp:
+                    async with self.session.post(_url_as_encoded(req_url), data=body, headers=headers) as resp:
                         status = resp.status
                         if resp.content_length is not None and resp.content_length > MAX_LICENSE_BYTES:
                             raise LicenseError(f"license answer of {resp.content_length} bytes is too large")
@@ -303,7 +303,7 @@ class LicenseClient:
                               renewal=renewal, kids=[b64url(k) for k in lic.keys], policy=lic.policy,
                               max_height=lic.max_height, license_duration_s=lic.duration_s)
                     return lic
-                detail = _error_text(data)
+                detail = _error_field(data)
                 last = f"HTTP {status}{': ' + detail if detail else ''}"
                 if status not in (408, 429) and status < 500:
                     raise LicenseError(f"license server refused the request ({last}) at {url}", status=status)
@@ -321,7 +321,8 @@ class LicenseClient:
                            final=False)
 
 
-def _error_text(data: bytes) -> str:
+def _error_field(data: bytes) -> str:
+    """The "error" string of a JSON licence-server response ("" when there is none)."""
     try:
         doc = json.loads(data.decode("utf-8", "replace"))
         if isinstance(doc, dict) and isinstance(doc.get("error"), str):
@@ -331,7 +332,8 @@ def _error_text(data: bytes) -> str:
     return ""
 
 
-def _yarl(url: str):
+def _url_as_encoded(url: str):
+    """The URL exactly as the manifest wrote it (aiohttp would otherwise re-quote it)."""
     from yarl import URL
 
     return URL(url, encoded=True)
