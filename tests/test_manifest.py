@@ -777,3 +777,57 @@ def test_property_any_attribute_values_give_a_model_or_one_line_error(
         assert last.start_s >= first.start_s
         if remote:
             assert first.url.startswith(("http://", "https://"))
+
+
+# ---------------------------------------------------------------------------------------
+# values that used to fail late (a 404, or one segment played): refused at parse time
+
+RID = 'id="v" bandwidth="1"'
+WHERE = r"\(at Period 'p' > AdaptationSet #1 > Representation 'v'\)$"
+
+
+@pytest.mark.parametrize("inner, match", [
+    # timescale 0 was read as 1: 2 ticks became 2 s and the timing was wrong, not refused.
+    ('<SegmentTemplate timescale="0" duration="2" media="$Number$.m4s"/>',
+     r"^invalid: SegmentTemplate@timescale=0 must be > 0 " + WHERE),
+    ('<SegmentList timescale="0" duration="2"><SegmentURL media="a.m4s"/></SegmentList>',
+     r"^invalid: SegmentList@timescale=0 must be > 0 " + WHERE),
+    ('<SegmentBase timescale="0" indexRange="10-99"/>',
+     r"^invalid: SegmentBase@timescale=0 must be > 0 " + WHERE),
+    # an S whose @t goes back before the previous segment (segments at 0 and 2 s, then 1 s).
+    ('<SegmentTemplate timescale="1" media="$Time$.m4s"><SegmentTimeline>'
+     '<S t="0" d="2" r="1"/><S t="1" d="2"/></SegmentTimeline></SegmentTemplate>',
+     r"^invalid: SegmentTimeline S\[2\]@t=1 goes backwards: the previous segment starts at 2 "
+     + WHERE),
+    ('<SegmentTemplate timescale="1" media="$Time$.m4s"><SegmentTimeline>'
+     '<S t="8" d="2"/><S t="0" d="2"/></SegmentTimeline></SegmentTemplate>',
+     r"^invalid: SegmentTimeline S\[2\]@t=0 goes backwards: the previous segment starts at 8 "
+     + WHERE),
+    # a negative start number gave URLs such as -5.m4s (404s).
+    ('<SegmentTemplate timescale="1" duration="2" startNumber="-5" media="$Number$.m4s"/>',
+     r"^invalid: SegmentTemplate@startNumber=-5 must be >= 0 " + WHERE),
+    ('<SegmentList duration="2" startNumber="-1"><SegmentURL media="a.m4s"/></SegmentList>',
+     r"^invalid: SegmentList@startNumber=-1 must be >= 0 " + WHERE),
+])
+def test_refused_at_parse_with_the_element_path(inner, match):
+    with pytest.raises(InvalidManifest, match=match):
+        parse_manifest(mpd(f'<Period id="p">{video_set(inner, rep_attrs=RID)}</Period>'), REMOTE)
+
+
+def test_timeline_that_touches_overlaps_a_little_or_leaves_a_gap_is_kept():
+    # @t equal to the previous end (0-4, 4-6), a small overlap (5 < 6, as packagers round,
+    # e.g. shaka-player's car_segmenttemplate.mpd) and a gap (then 10-12) are all kept.
+    tpl = ('<SegmentTemplate timescale="1" media="$Time$.m4s"><SegmentTimeline>'
+           '<S t="0" d="2" r="1"/><S t="4" d="2"/><S t="5" d="1"/><S t="10" d="2"/>'
+           '</SegmentTimeline></SegmentTemplate>')
+    text = mpd(f'<Period id="p">{video_set(tpl, rep_attrs=RID)}</Period>',
+               attrs='type="static" mediaPresentationDuration="PT12S"')
+    idx = one_rep(parse_manifest(text, REMOTE)).segment_index
+    assert [(s.start_s, s.url.rsplit("/", 1)[1]) for s in idx] == [
+        (0.0, "0.m4s"), (2.0, "2.m4s"), (4.0, "4.m4s"), (5.0, "5.m4s"), (10.0, "10.m4s")]
+
+
+def test_start_number_zero_is_valid():
+    tpl = '<SegmentTemplate timescale="1" duration="5" startNumber="0" media="$Number$.m4s"/>'
+    idx = one_rep(parse_manifest(mpd(f'<Period>{video_set(tpl)}</Period>'), REMOTE)).segment_index
+    assert [s.url.rsplit("/", 1)[1] for s in idx] == ["0.m4s", "1.m4s"]   # 10 s / 5 s

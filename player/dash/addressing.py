@@ -111,7 +111,8 @@ def _timeline_runs(ss: list[Any], end_media: Fraction | None, where: str) -> lis
     """
     runs: list[SegmentRun] = []
     total = 0
-    cur: int | None = None
+    cur: int | None = None              # where the previous S ends, as declared (ticks)
+    last_start: int | None = None       # start of the previous S's last segment (ticks)
     end_num, end_den = (end_media.numerator, end_media.denominator) if end_media is not None \
         else (0, 1)
     n_s = len(ss)
@@ -121,12 +122,17 @@ def _timeline_runs(ss: list[Any], end_media: Fraction | None, where: str) -> lis
             raise InvalidManifest(f"SegmentTimeline S[{i + 1}] needs @d > 0", where=where)
         if s.t is not None and s.t < 0:
             raise InvalidManifest(f"SegmentTimeline S[{i + 1}]@t is negative", where=where)
+        # A small overlap with the previous segment is tolerated (packagers round); an
+        # S that starts before the previous segment would play time backwards.
+        if s.t is not None and last_start is not None and s.t < last_start:
+            raise InvalidManifest(f"SegmentTimeline S[{i + 1}]@t={s.t} goes backwards: the "
+                                  f"previous segment starts at {last_start}", where=where)
         t = s.t if s.t is not None else (cur if cur is not None else 0)
         r = s.r if s.r is not None else 0
         if r < -1:
             raise InvalidManifest(f"SegmentTimeline S[{i + 1}]@r={r} (must be >= -1)", where=where)
+        nxt = ss[i + 1].t if i + 1 < n_s else None
         if r == -1:
-            nxt = ss[i + 1].t if i + 1 < n_s else None
             if i + 1 < n_s and nxt is None:
                 raise InvalidManifest(f"SegmentTimeline S[{i + 1}]@r=-1 needs the next S to have @t",
                                       where=where)
@@ -137,8 +143,12 @@ def _timeline_runs(ss: list[Any], end_media: Fraction | None, where: str) -> lis
             else:
                 raise InvalidManifest(f"SegmentTimeline S[{i + 1}]@r=-1 repeats to the period end, "
                                       f"but the period has no known end", where=where)
+            # repeating "until the next S" ends there, even when d does not divide the gap
+            cur = t + count * d if nxt is None else max(t, nxt)
         else:
             count = r + 1
+            cur = t + count * d
+        last_start = t + max(count - 1, 0) * d
         if end_media is not None:
             # segments starting before the period end: ceil((end - t) / d)
             count = min(count, max(0, -((t * end_den - end_num) // (d * end_den))))
@@ -151,7 +161,6 @@ def _timeline_runs(ss: list[Any], end_media: Fraction | None, where: str) -> lis
             else:
                 runs.append(SegmentRun(total, count, t, d))
             total += count
-        cur = t + count * d
     return runs
 
 
@@ -170,6 +179,7 @@ def _truncate_runs(runs: list[SegmentRun], n: int) -> list[SegmentRun]:
 
 _ELEMENT_LISTS = (("template", "segment_templates"), ("list", "segment_lists"),
                   ("base", "segment_bases"))
+_ELEMENT_NAMES = {"template": "SegmentTemplate", "list": "SegmentList", "base": "SegmentBase"}
 
 
 def _first(nodes: list[Any] | None) -> Any:
@@ -195,6 +205,21 @@ class _Addressing:
             if v is not None:
                 return v
         return None
+
+    @property
+    def element(self) -> str:
+        """The element's name, for messages: SegmentTemplate, SegmentList or SegmentBase."""
+        return _ELEMENT_NAMES.get(self.kind or "", "SegmentBase")
+
+    def start_number(self) -> int:
+        """@startNumber (default 1); a negative one would only name missing resources."""
+        n = self.pick("start_number")
+        if n is None:
+            return 1
+        if n < 0:
+            raise InvalidManifest(f"{self.element}@startNumber={n} must be >= 0",
+                                  where=self.ctx.where)
+        return n
 
     def index_fields(self) -> dict[str, Any]:
         """The `SegmentIndex` fields every addressing mode shares."""
@@ -224,9 +249,11 @@ def _addressing(levels: list[Any], base_url: str, ctx: AddressingContext) -> _Ad
         name = dict(_ELEMENT_LISTS)[kind]
         chain = tuple(n for n in (_first(getattr(lv, name)) for lv in levels) if n is not None)
     probe = _Addressing(kind, chain, ctx, base_url, 1, 0, None)
-    ts = probe.pick("timescale") or 1
-    if ts <= 0:
-        raise InvalidManifest("@timescale must be > 0", where=ctx.where)
+    ts = probe.pick("timescale")
+    if ts is None:
+        ts = 1
+    elif ts <= 0:
+        raise InvalidManifest(f"{probe.element}@timescale={ts} must be > 0", where=ctx.where)
     # A negative PTO is outside the schema, but its meaning is clear; dash.js plays such content.
     pto = probe.pick("presentation_time_offset") or 0
     end_media = None if ctx.period_dur is None else pto + ctx.period_dur * ts
@@ -269,8 +296,7 @@ def _from_template(a: _Addressing, rep_id: str, bandwidth: int) -> SegmentIndex:
         raise InvalidManifest("SegmentTemplate has no @media", where=where)
     tpl = parse_media_template(media, "SegmentTemplate@media", where, rep_id, bandwidth)
     init_kw = _template_init(a, rep_id, bandwidth)
-    start_number = a.pick("start_number")
-    start_number = 1 if start_number is None else start_number
+    start_number = a.start_number()
     timeline = _first(a.pick("segment_timelines"))
     if timeline is not None:
         runs = _timeline_runs(timeline.Ss or [], a.end_media, where)
@@ -310,8 +336,7 @@ def _from_list(a: _Addressing) -> SegmentIndex:
     urls = tuple(u.media for u in seg_urls)
     ranges = tuple(parse_byte_range(u.media_range, "SegmentURL@mediaRange", where)
                    for u in seg_urls)
-    start_number = a.pick("start_number")
-    start_number = 1 if start_number is None else start_number
+    start_number = a.start_number()
     timeline = _first(a.pick("segment_timelines"))
     d = a.pick("duration")
     if timeline is not None:
