@@ -393,16 +393,18 @@ def test_trick_play_set_is_ignored():
     assert "trick" in p.adaptation_sets[1].note
 
 
-def test_dynamic_parses_but_is_unsupported():
+def test_dynamic_parses_into_a_live_template_but_is_not_played():
     tpl = '<SegmentTemplate timescale="1" duration="2" media="$Number$.m4s"/>'
     text = mpd(f'<Period start="PT0S">{video_set(tpl)}</Period>',
                attrs='type="dynamic" availabilityStartTime="2020-01-01T00:00:00Z"')
     pres = parse_manifest(text, REMOTE)
-    assert pres.is_live and one_rep(pres).segment_index is None
-    assert one_rep(pres).note.startswith("live")
+    rep = one_rep(pres)
+    assert pres.is_live and rep.segment_index is None and rep.note is None
+    assert rep.addressing == "live-template" and rep.live_template.start_number == 1
     with pytest.raises(UnsupportedManifest) as exc:
         pres.require_static()
-    assert str(exc.value) == "unsupported: live (type=dynamic) presentations are not supported yet"
+    assert str(exc.value).startswith("unsupported: live playback: ")
+    assert "\n" not in str(exc.value)
 
 
 @pytest.mark.parametrize("text, cls, match", [
@@ -707,16 +709,15 @@ def test_cli_mpd_info_tree_json_and_errors(tmp_path, capsys):
     assert main(["mpd", "info", str(f), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["type"] == "static" and doc["duration_s"] == 10.0 and doc["protection"] == []
+    assert "live" not in doc            # a VoD manifest's JSON has no live part
     reps = [r for a in doc["periods"][0]["adaptation_sets"] for r in a["representations"]]
     assert [(r["id"], r["bandwidth"], r["width"], r["height"], r["codecs"], r["segments"]) for r in reps] == [
         ("v1", 1000000, 640, 360, "avc1.64001f", 3), ("a1", 64000, None, None, "mp4a.40.2", None)]
 
-    live = tmp_path / "live.mpd"
-    live.write_text(mpd(f'<Period>{video_set(tpl)}</Period>', attrs='type="dynamic"'))
     bomb = tmp_path / "bomb.mpd"
     bomb.write_text(BOMB)
-    for path, first in ((live, "unsupported: live (type=dynamic) presentations are not supported yet"),
-                        (bomb, "invalid: XML entity declaration refused")):
+    for path, first in ((bomb, "invalid: XML entity declaration refused"),
+                        (tmp_path / "missing.mpd", "unavailable: cannot read")):
         assert main(["mpd", "info", str(path), "--json"]) == 2
         captured = capsys.readouterr()
         assert captured.out == ""

@@ -7,90 +7,63 @@ timeline is never expanded into a list: a SegmentTimeline becomes runs of equal-
 segments (`SegmentRun`), bounded by the period end and by `MAX_SEGMENTS` per
 representation, so `r="1000000000"` costs nothing. All arithmetic on media times is exact
 (integers and fractions of ticks).
+
+Live (type="dynamic"): a SegmentTemplate with @duration and no timeline has no last
+segment; it becomes a `LiveSegmentTemplate` (`player.dash.availability` says which of its
+segments exist at a wall-clock time). A timeline is
+finite and expands as for static presentations. The availabilityTimeOffset and
+availabilityTimeComplete in effect are read here too: the addressing element's (the most
+specific level's) plus the BaseURL's offset, which ISO/IEC 23009-1 5.6.4 adds to it.
 """
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
+from xml.dom import minidom
 
 from netem.errors import BoxError
 from netem.isobmff import SidxUnsupported, Subsegment, find_sidx
 from player.dash.errors import InvalidManifest, UnsupportedManifest
-from player.dash.model import Representation
-from player.dash.segments import (ByteRange, InitSegment, MediaTemplate, PendingSidx, SegmentIndex,
-                                  SegmentRun)
+from player.dash.model import BaseUrl, Representation
+from player.dash.segments import (ByteRange, InitSegment, LiveSegmentTemplate, PendingSidx,
+                                  SegmentIndex, SegmentRun, parse_media_template)
 from player.dash.urls import join_url_checked
-from player.dash.values import parse_byte_range
+from player.dash.values import parse_byte_range, parse_xs_bool
+from player.dash.xmlsafe import attribute, child_elements
 
-__all__ = ["MAX_SEGMENTS", "MAX_TEMPLATE_WIDTH", "AddressingContext", "parse_media_template",
-           "build_segment_index", "resolve_sidx"]
+__all__ = ["MAX_SEGMENTS", "AddressingContext", "SegmentAddressing", "build_segment_index",
+           "resolve_sidx"]
 
 MAX_SEGMENTS = 1_000_000                # segments per representation
-MAX_TEMPLATE_WIDTH = 32                 # $Number%0<width>d$
 
 
 @dataclass(frozen=True)
 class AddressingContext:
     """What a representation's addressing needs from its surroundings."""
 
-    period_start: Fraction
+    period_start: Fraction | None       # None: a live period whose start is not known yet
     period_dur: Fraction | None
     allowed: frozenset[str]
     where: str
     live: bool
+    raw_levels: tuple[minidom.Element, ...] = ()    # the DOM of Period, AdaptationSet, Representation
+
+
+@dataclass(frozen=True)
+class SegmentAddressing:
+    """Where a representation's segments are, and when (live) they become available."""
+
+    index: SegmentIndex | None = None
+    pending_sidx: PendingSidx | None = None
+    live_template: LiveSegmentTemplate | None = None
+    availability_time_offset_s: float | None = None     # effective: element + BaseURL
+    availability_time_complete: bool | None = None
 
 
 # ---------------------------------------------------------------------------------------
 # templates and timelines
-
-
-def parse_media_template(text: str, what: str, where: str, rep_id: str,
-                         bandwidth: int) -> MediaTemplate:
-    """Split a template, substituting $RepresentationID$, $Bandwidth$ and $$ right away."""
-    parts: list[tuple[str, int | str]] = []
-    lit: list[str] = []
-    i = 0
-    while i < len(text):
-        j = text.find("$", i)
-        if j < 0:
-            lit.append(text[i:])
-            break
-        lit.append(text[i:j])
-        k = text.find("$", j + 1)
-        if k < 0:
-            raise InvalidManifest(f"{what}={text!r} has an unterminated '$'", where=where)
-        token = text[j + 1:k]
-        i = k + 1
-        if token == "":
-            lit.append("$")
-            continue
-        m = re.fullmatch(r"(RepresentationID|Number|Bandwidth|Time|SubNumber)(?:%0?(\d{1,3})d)?",
-                         token)
-        if not m:
-            raise InvalidManifest(f"{what}={text!r} has an unknown identifier ${token}$",
-                                  where=where)
-        name, width = m.group(1), int(m.group(2) or 0)
-        if width > MAX_TEMPLATE_WIDTH:
-            raise InvalidManifest(f"{what}={text!r}: format width {width} is unreasonable",
-                                  where=where)
-        if name == "SubNumber":
-            raise UnsupportedManifest(f"{what}={text!r}: $SubNumber$ is not supported",
-                                      where=where)
-        if name == "RepresentationID":
-            lit.append(rep_id)
-        elif name == "Bandwidth":
-            lit.append(f"{bandwidth:0{width}d}" if width else str(bandwidth))
-        else:
-            if lit:
-                parts.append(("lit", "".join(lit)))
-                lit = []
-            parts.append((name, width))
-    if lit:
-        parts.append(("lit", "".join(lit)))
-    return MediaTemplate(tuple(parts))
 
 
 def _ceil_div(num: Fraction | int, den: Fraction | int) -> int:
@@ -103,8 +76,13 @@ def _check_cap(n: int, where: str) -> None:
             f"more than {MAX_SEGMENTS} segments in one representation (limit)", where=where)
 
 
-def _timeline_runs(ss: list[Any], end_media: Fraction | None, where: str) -> list[SegmentRun]:
+def _timeline_runs(ss: list[Any], end_media: Fraction | None, where: str,
+                   live: bool = False) -> list[SegmentRun]:
     """Runs from SegmentTimeline S elements; repeats bounded by the period end and the cap.
+
+    A last S with @r=-1 in an open period repeats to the period end: in a live MPD that
+    is "until the live edge", which this player does not follow yet (unsupported); in a
+    static one the MPD is wrong (invalid).
 
     Integer arithmetic only (the period end is a fraction of ticks, kept as num/den);
     contiguous S elements of equal duration merge into one run.
@@ -140,6 +118,10 @@ def _timeline_runs(ss: list[Any], end_media: Fraction | None, where: str) -> lis
                 count = max(0, -((t - nxt) // d))
             elif end_media is not None:
                 count = max(0, -((t * end_den - end_num) // (d * end_den)))
+            elif live:
+                raise UnsupportedManifest(f"SegmentTimeline S[{i + 1}]@r=-1 repeats up to the live "
+                                          f"edge, which this player does not follow yet",
+                                          where=where)
             else:
                 raise InvalidManifest(f"SegmentTimeline S[{i + 1}]@r=-1 repeats to the period end, "
                                       f"but the period has no known end", where=where)
@@ -221,6 +203,26 @@ class _Addressing:
                                   where=self.ctx.where)
         return n
 
+    def raw_attribute(self, name: str) -> str | None:
+        """An attribute of the addressing element read from the DOM (mpegdash misreads
+        booleans), most specific level first."""
+        for level in reversed(self.ctx.raw_levels):
+            els = child_elements(level, self.element) if self.kind else []
+            if els and els[0].hasAttribute(name):
+                return attribute(els[0], name)
+        return None
+
+    def availability(self, base: BaseUrl) -> tuple[float | None, bool | None]:
+        """(availabilityTimeOffset, availabilityTimeComplete) in effect with `base`."""
+        own = self.raw_attribute("availabilityTimeOffset")   # a float: checked by xmlsafe
+        offsets = [float(v) for v in (own,) if v is not None]
+        if base.availability_time_offset_s is not None:
+            offsets.append(base.availability_time_offset_s)
+        complete = parse_xs_bool(self.raw_attribute("availabilityTimeComplete"))
+        if complete is None:
+            complete = base.availability_time_complete
+        return (sum(offsets) if offsets else None), complete
+
     def index_fields(self) -> dict[str, Any]:
         """The `SegmentIndex` fields every addressing mode shares."""
         start, dur = self.ctx.period_start, self.ctx.period_dur
@@ -260,17 +262,27 @@ def _addressing(levels: list[Any], base_url: str, ctx: AddressingContext) -> _Ad
     return replace(probe, timescale=ts, pto=pto, end_media=end_media)
 
 
-def build_segment_index(levels: list[Any], base_url: str, rep_id: str, bandwidth: int,
-                        ctx: AddressingContext) -> tuple[SegmentIndex | None, PendingSidx | None]:
-    """levels: mpegdash Period, AdaptationSet, Representation (least specific first)."""
-    a = _addressing(levels, base_url, ctx)
+def build_segment_index(levels: list[Any], base: BaseUrl, rep_id: str, bandwidth: int,
+                        ctx: AddressingContext) -> SegmentAddressing:
+    """levels: mpegdash Period, AdaptationSet, Representation (least specific first);
+    `base`: the representation's first BaseURL alternative."""
+    if ctx.period_start is None:
+        raise UnsupportedManifest("the period's start is not known yet (a live Period without "
+                                  "@start after one without @duration)", where=ctx.where)
+    a = _addressing(levels, base.url, ctx)
+    ato, atc = a.availability(base)
+    found = SegmentAddressing(availability_time_offset_s=ato, availability_time_complete=atc)
     if a.kind == "template":
-        return _from_template(a, rep_id, bandwidth), None
+        index = _from_template(a, rep_id, bandwidth, ato or 0.0)
+        if isinstance(index, LiveSegmentTemplate):
+            return replace(found, live_template=index)
+        return replace(found, index=index)
     if a.kind == "list":
-        return _from_list(a), None
+        return replace(found, index=_from_list(a))
     if a.kind == "base":
-        return _from_base(a)
-    return _single(a, rel="", init_kw={}), None
+        index, pending = _from_base(a)
+        return replace(found, index=index, pending_sidx=pending)
+    return replace(found, index=_single(a, rel="", init_kw={}))
 
 
 # ---------------------------------------------------------------------------------------
@@ -289,7 +301,8 @@ def _template_init(a: _Addressing, rep_id: str, bandwidth: int) -> dict[str, Any
     return {"has_init": True, "init_url": it.format(0, 0)}
 
 
-def _from_template(a: _Addressing, rep_id: str, bandwidth: int) -> SegmentIndex:
+def _from_template(a: _Addressing, rep_id: str, bandwidth: int,
+                   availability_time_offset_s: float) -> SegmentIndex | LiveSegmentTemplate:
     where, ctx = a.ctx.where, a.ctx
     media = a.pick("media")
     if not media:
@@ -299,7 +312,7 @@ def _from_template(a: _Addressing, rep_id: str, bandwidth: int) -> SegmentIndex:
     start_number = a.start_number()
     timeline = _first(a.pick("segment_timelines"))
     if timeline is not None:
-        runs = _timeline_runs(timeline.Ss or [], a.end_media, where)
+        runs = _timeline_runs(timeline.Ss or [], a.end_media, where, ctx.live)
         return SegmentIndex(addressing="timeline", runs=tuple(runs), start_number=start_number,
                             template=tpl, **a.index_fields(), **init_kw)
     d = a.pick("duration")
@@ -311,14 +324,22 @@ def _from_template(a: _Addressing, rep_id: str, bandwidth: int) -> SegmentIndex:
     if d <= 0:
         raise InvalidManifest("SegmentTemplate@duration must be > 0", where=where)
     end_number = a.pick("end_number")
+    if ctx.live:
+        # The list grows with the wall clock: never expanded (see player.dash.availability).
+        assert ctx.period_start is not None
+        end = None if ctx.period_dur is None else ctx.period_start + ctx.period_dur
+        return LiveSegmentTemplate(
+            base_url=a.base_url, template=tpl, timescale=a.timescale, duration=d,
+            start_number=start_number, period_start_s=float(ctx.period_start),
+            period_end_s=None if end is None else float(end), end_number=end_number,
+            presentation_time_offset=a.pto, availability_time_offset_s=availability_time_offset_s,
+            allowed_schemes=ctx.allowed, where=where, **init_kw)
     if ctx.period_dur is not None:
         n = _ceil_div(ctx.period_dur * a.timescale, d)
         if end_number is not None:
             n = min(n, max(0, end_number - start_number + 1))
     elif end_number is not None:
         n = max(0, end_number - start_number + 1)
-    elif ctx.live:
-        raise UnsupportedManifest("live segment list depends on the wall clock", where=where)
     else:
         raise InvalidManifest("cannot count SegmentTemplate@duration segments: the period "
                               "has no duration (no Period@duration, next Period@start or "
@@ -340,7 +361,8 @@ def _from_list(a: _Addressing) -> SegmentIndex:
     timeline = _first(a.pick("segment_timelines"))
     d = a.pick("duration")
     if timeline is not None:
-        runs = _truncate_runs(_timeline_runs(timeline.Ss or [], a.end_media, where), len(urls))
+        runs = _truncate_runs(_timeline_runs(timeline.Ss or [], a.end_media, where, ctx.live),
+                              len(urls))
     elif d is not None:
         if d <= 0:
             raise InvalidManifest("SegmentList@duration must be > 0", where=where)

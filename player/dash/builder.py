@@ -6,21 +6,29 @@ alongside, element by element: booleans (`bool("false")` is True in mpegdash),
 ContentProtection with any namespace prefix and BaseURL failover attributes (see
 `player.dash.descriptors`). Values inherit down the tree as ISO/IEC 23009-1 says; each
 error names where it is (Period > AdaptationSet > Representation).
+
+A live MPD's timing (availabilityStartTime, publishTime, minimumUpdatePeriod, ...) is read
+only for type="dynamic" (a static presentation's model is what it always was). A timing
+value that does not parse is dropped with a note, not refused: the model stays useful to
+`abrlab mpd info`, and the live player decides what it cannot do without.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 from urllib.parse import urlsplit
 from xml.dom import minidom
 
-from player.dash.addressing import AddressingContext, build_segment_index
-from player.dash.descriptors import merge_protection, protection_descriptors, resolve_base_urls
+from player.dash.addressing import AddressingContext, SegmentAddressing, build_segment_index
+from player.dash.descriptors import (merge_protection, protection_descriptors, resolve_base_urls,
+                                     service_descriptions, utc_timings)
 from player.dash.errors import InvalidManifest, ManifestError, UnsupportedManifest
 from player.dash.model import (AdaptationSet, BaseUrl, ContentProtection, Period, Presentation,
                                Representation)
 from player.dash.urls import LOCAL_SCHEMES, REMOTE_SCHEMES
-from player.dash.values import int_or_none, parse_duration, parse_frame_rate, parse_xs_bool
+from player.dash.values import (int_or_none, parse_duration, parse_frame_rate, parse_xs_bool,
+                                parse_xs_datetime)
 from player.dash.xmlsafe import MpdDocument, attribute, child_elements
 
 __all__ = ["TRICKMODE", "UNDERSTOOD_ESSENTIAL", "ManifestBuilder", "content_type_of"]
@@ -129,14 +137,49 @@ class ManifestBuilder:
         starts, durs = self._period_timing(m_periods, total, live)
         periods = []
         for i, (p, rp) in enumerate(zip(m_periods, raw_periods)):
-            periods.append(self._period(p, rp, i, starts[i] if starts[i] is not None else Fraction(0),
-                                        durs[i], mpd_bases, mpd_cp, live))
-        if total is None and all(p.duration_s is not None for p in periods):
-            total = Fraction(periods[-1].start_s) + Fraction(periods[-1].duration_s or 0)
+            periods.append(self._period(p, rp, i, starts[i], durs[i], mpd_bases, mpd_cp, live))
+        last = periods[-1]
+        if total is None and all(p.duration_s is not None for p in periods) \
+                and last.start_s is not None:
+            total = Fraction(last.start_s) + Fraction(last.duration_s or 0)
+        timing = self._live_timing() if live else {}
         return Presentation(type=mtype, duration_s=None if total is None else float(total),
                             min_buffer_time_s=None if min_buf is None else float(min_buf),
                             periods=tuple(periods), base_urls=mpd_bases, protection=mpd_cp,
-                            source_url=self.url, notes=tuple(dict.fromkeys(self.notes)))
+                            source_url=self.url, notes=tuple(dict.fromkeys(self.notes)),
+                            **timing)
+
+    def _live_timing(self) -> dict[str, Any]:
+        """The `Presentation` fields of a live MPD's timing (see the module doc)."""
+        mpd = self.mpd
+        out: dict[str, Any] = {}
+        for field_name, attr, value in (
+                ("availability_start_time_s", "availabilityStartTime", mpd.availability_start_time),
+                ("availability_end_time_s", "availabilityEndTime", mpd.availability_end_time),
+                ("publish_time_s", "publishTime", mpd.publish_time)):
+            out[field_name] = self._tolerated(parse_xs_datetime, value, f"MPD@{attr}")
+        for field_name, attr, value in (
+                ("minimum_update_period_s", "minimumUpdatePeriod", mpd.minimum_update_period),
+                ("time_shift_buffer_depth_s", "timeShiftBufferDepth", mpd.time_shift_buffer_depth),
+                ("suggested_presentation_delay_s", "suggestedPresentationDelay",
+                 mpd.suggested_presentation_delay),
+                ("max_segment_duration_s", "maxSegmentDuration", mpd.max_segment_duration)):
+            seconds = self._tolerated(parse_duration, value, f"MPD@{attr}")
+            out[field_name] = None if seconds is None else float(seconds)
+        if out["availability_start_time_s"] is None:
+            self.notes.append("live MPD without a usable @availabilityStartTime: segment "
+                              "availability cannot be computed")
+        out["utc_timings"] = utc_timings(self.root)
+        out["service_descriptions"] = service_descriptions(self.root, self.notes)
+        return out
+
+    def _tolerated(self, parse: Any, value: str | None, what: str) -> Any:
+        """parse(value), or None with a note when the value is malformed."""
+        try:
+            return parse(value, what)
+        except InvalidManifest as exc:
+            self.notes.append(f"{exc.reason}: ignored")
+            return None
 
     @staticmethod
     def _period_timing(m_periods: list[Any], total: Fraction | None, live: bool
@@ -172,7 +215,8 @@ class ManifestBuilder:
                                           where=f"Period {_label(m_periods[i].id, i)}")
         return starts, durs
 
-    def _period(self, p: Any, rp: minidom.Element, i: int, start: Fraction, dur: Fraction | None,
+    def _period(self, p: Any, rp: minidom.Element, i: int, start: Fraction | None,
+                dur: Fraction | None,
                 parent_bases: tuple[BaseUrl, ...], mpd_cp: tuple[ContentProtection, ...],
                 live: bool) -> Period:
         where = f"Period {_label(p.id, i)}"
@@ -181,8 +225,9 @@ class ManifestBuilder:
         sets = []
         raw_sets = child_elements(rp, "AdaptationSet")
         for j, (a, ra) in enumerate(zip(p.adaptation_sets or [], raw_sets)):
-            sets.append(self._adaptation_set(p, a, ra, j, start, dur, bases, cp, live, where))
-        return Period(id=p.id, start_s=float(start), duration_s=None if dur is None else float(dur),
+            sets.append(self._adaptation_set(p, rp, a, ra, j, start, dur, bases, cp, live, where))
+        return Period(id=p.id, start_s=None if start is None else float(start),
+                      duration_s=None if dur is None else float(dur),
                       adaptation_sets=tuple(sets), base_urls=bases, protection=cp)
 
     @staticmethod
@@ -201,8 +246,8 @@ class ManifestBuilder:
                 note = f"EssentialProperty {scheme!r} not understood: ignored"
         return note
 
-    def _adaptation_set(self, p: Any, a: Any, ra: minidom.Element, j: int, start: Fraction,
-                        dur: Fraction | None, parent_bases: tuple[BaseUrl, ...],
+    def _adaptation_set(self, p: Any, rp: minidom.Element, a: Any, ra: minidom.Element, j: int,
+                        start: Fraction | None, dur: Fraction | None, parent_bases: tuple[BaseUrl, ...],
                         parent_cp: tuple[ContentProtection, ...], live: bool,
                         pwhere: str) -> AdaptationSet:
         raw_id = self.stash.get(id(ra), {}).get("id", attribute(ra, "id"))
@@ -219,8 +264,8 @@ class ManifestBuilder:
         roles = tuple((attribute(r, "value") or "") for r in child_elements(ra, "Role"))
         reps = []
         for k, (r, rr) in enumerate(zip(m_reps, raw_reps)):
-            reps.append(self._representation(p, a, r, rr, k, start, dur, bases, cp, live, ignored,
-                                             where))
+            reps.append(self._representation((p, a, r), (rp, ra, rr), k, start, dur, bases, cp,
+                                             live, ignored, where))
         return AdaptationSet(
             id=raw_id, content_type=ctype, mime_type=a.mime_type, codecs=a.codecs,
             lang=a.lang, representations=tuple(reps), protection=cp, roles=roles,
@@ -229,10 +274,11 @@ class ManifestBuilder:
             bitstream_switching=parse_xs_bool(attribute(ra, "bitstreamSwitching")),
             ignored=ignored, note=note)
 
-    def _representation(self, p: Any, a: Any, r: Any, rr: minidom.Element, k: int,
-                        start: Fraction, dur: Fraction | None, parent_bases: tuple[BaseUrl, ...],
-                        parent_cp: tuple[ContentProtection, ...], live: bool, ignored: bool,
-                        awhere: str) -> Representation:
+    def _representation(self, levels: tuple[Any, Any, Any], raw_levels: tuple[minidom.Element, ...],
+                        k: int, start: Fraction | None, dur: Fraction | None,
+                        parent_bases: tuple[BaseUrl, ...], parent_cp: tuple[ContentProtection, ...],
+                        live: bool, ignored: bool, awhere: str) -> Representation:
+        p, a, r = levels
         rep_id = r.id
         where = f"{awhere} > Representation {_label(rep_id, k)}"
         note = None
@@ -251,21 +297,21 @@ class ManifestBuilder:
                 raise InvalidManifest("Representation has no positive @bandwidth (required)",
                                       where=where)
             bandwidth = 0
-        bases = resolve_base_urls(parent_bases, rr, self.allowed, where)
-        cp = merge_protection(protection_descriptors(rr, where), parent_cp)
+        bases = resolve_base_urls(parent_bases, raw_levels[-1], self.allowed, where)
+        cp = merge_protection(protection_descriptors(raw_levels[-1], where), parent_cp)
         ctx = AddressingContext(period_start=start, period_dur=dur, allowed=self.allowed,
-                                where=where, live=live)
-        index = pending = None
+                                where=where, live=live, raw_levels=raw_levels)
+        found = SegmentAddressing()
         try:
-            index, pending = build_segment_index([p, a, r], bases[0].url, rep_id, bandwidth, ctx)
-            if index is not None and len(index):
-                index.init  # noqa: B018 - resolve now so scheme errors surface at load time
-                index[0]
-                index[len(index) - 1]
+            found = build_segment_index([p, a, r], bases[0], rep_id, bandwidth, ctx)
+            _resolve_ends(found)
         except ManifestError as exc:
-            if not (ignored or live):
+            # A live representation this player cannot address yet (an open-ended timeline,
+            # a SegmentBase whose length grows) stays in the model with a note; a malformed
+            # one is refused as in a static manifest.
+            if not (ignored or (live and isinstance(exc, UnsupportedManifest))):
                 raise
-            index = pending = None
+            found = replace(found, index=None, pending_sidx=None, live_template=None)
             note = exc.reason if not live else "live: " + exc.reason
         width = r.width if r.width is not None else a.width
         height = r.height if r.height is not None else a.height
@@ -277,5 +323,21 @@ class ManifestBuilder:
             id=rep_id, bandwidth_bps=float(bandwidth), width=width, height=height,
             frame_rate=parse_frame_rate(r.frame_rate or a.frame_rate),
             codecs=r.codecs or a.codecs, mime_type=r.mime_type or a.mime_type,
-            base_urls=bases, segment_index=index, pending_sidx=pending, protection=cp,
-            audio_sampling_rate=int_or_none(asr[0]) if asr else None, note=note)
+            base_urls=bases, segment_index=found.index, pending_sidx=found.pending_sidx,
+            protection=cp, audio_sampling_rate=int_or_none(asr[0]) if asr else None, note=note,
+            live_template=found.live_template,
+            availability_time_offset_s=found.availability_time_offset_s,
+            availability_time_complete=found.availability_time_complete)
+
+
+def _resolve_ends(found: SegmentAddressing) -> None:
+    """Resolve the init and first/last segment URLs now, so that a scheme a manifest may
+    not use is refused at load time rather than at the first fetch."""
+    index, live = found.index, found.live_template
+    if index is not None and len(index):
+        index.init  # noqa: B018
+        index[0]
+        index[len(index) - 1]
+    if live is not None:
+        live.init  # noqa: B018
+        live.segment(live.start_number)

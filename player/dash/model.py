@@ -5,21 +5,42 @@ ContentProtection descriptors in effect at each level (inherited ones merged in)
 rest of the code sees only this model, never mpegdash's objects or the XML
 (`player.dash.loading.parse_manifest` builds it). Segments are in `player.dash.segments`.
 
+Live (type="dynamic") presentations carry their timing as the MPD states it: the
+availability start time and publish time as seconds since the Unix epoch (UTC), the
+update period, time-shift buffer depth and suggested delay in seconds, the UTCTiming
+sources in document order, and the low-latency signals (availabilityTimeOffset and
+availabilityTimeComplete per representation, ServiceDescription latency and playback
+rates). Parsing accepts them; playing them is another layer's job (`require_static`
+refuses live playback with one line until a live player exists).
+
 Units: seconds (float), bits per second (float), bytes (int).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from player.dash.errors import UnsupportedManifest
-from player.dash.segments import PendingSidx, SegmentIndex
+from player.dash.segments import LiveSegmentTemplate, PendingSidx, SegmentIndex
 
-__all__ = ["DASH_SYSTEMS", "MP4PROTECTION", "LIVE_UNSUPPORTED", "BaseUrl", "ContentProtection",
-           "Representation", "AdaptationSet", "Period", "Presentation"]
+__all__ = ["DASH_SYSTEMS", "MP4PROTECTION", "LIVE_UNSUPPORTED", "UTC_TIMING_METHODS",
+           "SUPPORTED_UTC_TIMING_METHODS", "BaseUrl", "ContentProtection", "UtcTiming",
+           "ServiceDescription", "Representation", "AdaptationSet", "Period", "Presentation"]
 
-LIVE_UNSUPPORTED = "live (type=dynamic) presentations are not supported yet"
+LIVE_UNSUPPORTED = ("live playback: this player does not play type=dynamic presentations yet "
+                    "(`abrlab mpd info` shows their live timing)")
+
+# UTCTiming schemes (ISO/IEC 23009-1 5.8.5.7) → the method's short name.
+UTC_TIMING_METHODS = {
+    f"urn:mpeg:dash:utc:{method}:{year}": method
+    for method in ("http-iso", "http-xsdate", "http-head", "direct", "http-ntp", "ntp", "sntp")
+    for year in (2014, 2012)
+}
+# What an HTTP client can use without an NTP stack.
+SUPPORTED_UTC_TIMING_METHODS = frozenset({"http-iso", "http-xsdate", "http-head", "direct"})
 
 DASH_SYSTEMS = {
     "edef8ba9-79d6-4ace-a3c8-27dcd51d21ed": "widevine",
@@ -41,6 +62,8 @@ class BaseUrl:
     service_location: str | None = None
     priority: int = 1
     weight: int = 1
+    availability_time_offset_s: float | None = None    # this BaseURL's (or its parent's); may be inf
+    availability_time_complete: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +91,53 @@ class ContentProtection:
 
 
 @dataclass(frozen=True)
+class UtcTiming:
+    """One UTCTiming element: how a live client may learn the time the server keeps."""
+
+    scheme_id_uri: str
+    value: str | None
+
+    @property
+    def method(self) -> str | None:
+        """http-iso, http-xsdate, http-head, direct, http-ntp, ntp, sntp; None if unknown."""
+        return UTC_TIMING_METHODS.get(self.scheme_id_uri.strip())
+
+    @property
+    def supported(self) -> bool:
+        return self.method in SUPPORTED_UTC_TIMING_METHODS
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scheme_id_uri": self.scheme_id_uri, "value": self.value, "method": self.method,
+                "supported": self.supported}
+
+
+@dataclass(frozen=True)
+class ServiceDescription:
+    """The service provider's wishes for a low-latency client (ISO/IEC 23009-1 Annex K).
+
+    Latency is in seconds (the MPD writes milliseconds); playback rates are factors of
+    normal speed. None where the MPD says nothing.
+    """
+
+    id: str | None = None
+    scopes: tuple[str, ...] = ()                 # Scope@schemeIdUri values
+    latency_target_s: float | None = None
+    latency_min_s: float | None = None
+    latency_max_s: float | None = None
+    latency_reference_id: int | None = None
+    playback_rate_min: float | None = None
+    playback_rate_max: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "scopes": list(self.scopes),
+                "latency_target_s": self.latency_target_s, "latency_min_s": self.latency_min_s,
+                "latency_max_s": self.latency_max_s,
+                "latency_reference_id": self.latency_reference_id,
+                "playback_rate_min": self.playback_rate_min,
+                "playback_rate_max": self.playback_rate_max}
+
+
+@dataclass(frozen=True)
 class Representation:
     id: str
     bandwidth_bps: float
@@ -82,6 +152,11 @@ class Representation:
     protection: tuple[ContentProtection, ...] = ()   # effective: own + inherited
     audio_sampling_rate: int | None = None
     note: str | None = None
+    live_template: LiveSegmentTemplate | None = None    # live @duration template: unbounded
+    # Effective low-latency signals (None: not stated, i.e. 0 s and complete): the segment
+    # element's offset plus its first BaseURL's (ISO/IEC 23009-1 5.6.4: they add up).
+    availability_time_offset_s: float | None = None
+    availability_time_complete: bool | None = None
 
     @property
     def needs_sidx(self) -> bool:
@@ -97,6 +172,8 @@ class Representation:
             return self.segment_index.addressing
         if self.pending_sidx is not None:
             return "sidx"
+        if self.live_template is not None:
+            return "live-template"
         return "unknown"
 
     @property
@@ -132,7 +209,7 @@ class AdaptationSet:
 @dataclass(frozen=True)
 class Period:
     id: str | None
-    start_s: float
+    start_s: float | None               # None: a live period whose start is not known yet
     duration_s: float | None
     adaptation_sets: tuple[AdaptationSet, ...]
     base_urls: tuple[BaseUrl, ...] = ()
@@ -140,7 +217,9 @@ class Period:
 
     @property
     def end_s(self) -> float | None:
-        return None if self.duration_s is None else self.start_s + self.duration_s
+        if self.start_s is None or self.duration_s is None:
+            return None
+        return self.start_s + self.duration_s
 
     def playable(self, content_type: str | None = None) -> tuple[AdaptationSet, ...]:
         return tuple(a for a in self.adaptation_sets if not a.ignored and a.representations
@@ -157,6 +236,16 @@ class Presentation:
     protection: tuple[ContentProtection, ...] = ()   # MPD-level only; see all_protection()
     source_url: str | None = None
     notes: tuple[str, ...] = ()         # repairs and tolerances applied while parsing
+    # live timing (type="dynamic"; None where the MPD does not say)
+    availability_start_time_s: float | None = None   # seconds since the epoch, UTC
+    availability_end_time_s: float | None = None
+    publish_time_s: float | None = None
+    minimum_update_period_s: float | None = None     # refresh period; None: no updates
+    time_shift_buffer_depth_s: float | None = None   # None: the whole presentation
+    suggested_presentation_delay_s: float | None = None
+    max_segment_duration_s: float | None = None
+    utc_timings: tuple[UtcTiming, ...] = ()          # in document order: first preferred
+    service_descriptions: tuple[ServiceDescription, ...] = ()
 
     @property
     def is_live(self) -> bool:
@@ -186,8 +275,8 @@ class Presentation:
         return tuple(seen)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape of `abrlab mpd info --json`."""
-        return {
+        """The JSON shape of `abrlab mpd info --json` (a "live" part for live ones only)."""
+        out: dict[str, Any] = {
             "type": self.type,
             "duration_s": self.duration_s,
             "min_buffer_time_s": self.min_buffer_time_s,
@@ -198,18 +287,66 @@ class Presentation:
                     "id": a.id, "content_type": a.content_type, "mime_type": a.mime_type,
                     "lang": a.lang, "ignored": a.ignored, "note": a.note,
                     "protection": sorted({cp.system_name for cp in a.protection}),
-                    "representations": [{
-                        "id": r.id, "width": r.width,
-                        "bandwidth": int(r.bandwidth_bps) if r.bandwidth_bps.is_integer()
-                        else r.bandwidth_bps,
-                        "height": r.height, "frame_rate": r.frame_rate, "codecs": r.codecs,
-                        "mime_type": r.mime_type, "addressing": r.addressing,
-                        "segments": r.segment_count,
-                        "base_urls": [b.url for b in r.base_urls],
-                        "note": r.note,
-                    } for r in a.representations],
+                    "representations": [_representation_dict(r, self.is_live)
+                                        for r in a.representations],
                 } for a in p.adaptation_sets],
             } for p in self.periods],
             "protection": [cp.to_dict() for cp in self.all_protection()],
             "notes": list(self.notes),
         }
+        if self.is_live:
+            out["live"] = self.live_dict()
+        return out
+
+    def live_dict(self) -> dict[str, Any]:
+        """The live timing of `to_dict()` (only live presentations have it)."""
+        return {
+            "availability_start_time": _iso8601(self.availability_start_time_s),
+            "availability_start_time_s": self.availability_start_time_s,
+            "availability_end_time_s": self.availability_end_time_s,
+            "publish_time": _iso8601(self.publish_time_s),
+            "publish_time_s": self.publish_time_s,
+            "minimum_update_period_s": self.minimum_update_period_s,
+            "time_shift_buffer_depth_s": self.time_shift_buffer_depth_s,
+            "suggested_presentation_delay_s": self.suggested_presentation_delay_s,
+            "max_segment_duration_s": self.max_segment_duration_s,
+            "min_buffer_time_s": self.min_buffer_time_s,
+            "utc_timing": [u.to_dict() for u in self.utc_timings],
+            "service_descriptions": [d.to_dict() for d in self.service_descriptions],
+        }
+
+
+def _iso8601(epoch_s: float | None) -> str | None:
+    """Seconds since the epoch → '2024-01-01T00:00:00.5Z' (UTC, fractions only when needed)."""
+    if epoch_s is None:
+        return None
+    whole = math.floor(epoch_s)
+    moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=whole)
+    frac = f"{epoch_s - whole:.6f}"[1:].rstrip("0").rstrip(".")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + frac + "Z"
+
+
+def _json_seconds(v: float | None) -> float | str | None:
+    """JSON has no infinity: an infinite offset is written "INF", as in the MPD."""
+    return "INF" if v is not None and math.isinf(v) else v
+
+
+def _representation_dict(r: Representation, live: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": r.id, "width": r.width,
+        "bandwidth": int(r.bandwidth_bps) if r.bandwidth_bps.is_integer() else r.bandwidth_bps,
+        "height": r.height, "frame_rate": r.frame_rate, "codecs": r.codecs,
+        "mime_type": r.mime_type, "addressing": r.addressing, "segments": r.segment_count,
+        "base_urls": [b.url for b in r.base_urls], "note": r.note,
+    }
+    if live:
+        t = r.live_template
+        out.update({
+            "availability_time_offset_s": _json_seconds(r.availability_time_offset_s),
+            "availability_time_complete": r.availability_time_complete,
+            "live_template": None if t is None else {
+                "start_number": t.start_number, "end_number": t.end_number,
+                "segment_duration_s": t.duration_s, "timescale": t.timescale,
+                "period_start_s": t.period_start_s, "period_end_s": t.period_end_s},
+        })
+    return out

@@ -4,21 +4,29 @@ A `SegmentIndex` stores runs of equal-duration segments (`SegmentRun`, as a
 SegmentTimeline writes them) and computes each `Segment` when asked, so a manifest that
 repeats a segment a billion times costs nothing until the player walks that far. A
 `PendingSidx` is a SegmentBase representation whose index is in a `sidx` box still to be
-fetched (`player.dash.addressing.resolve_sidx` turns its bytes into a `SegmentIndex`).
+fetched (`player.dash.addressing.resolve_sidx` turns its bytes into a `SegmentIndex`). A
+`LiveSegmentTemplate` is the unbounded list of a live SegmentTemplate with @duration:
+segment k is computed from its number, and which numbers exist depends on the wall clock
+(`player.dash.availability.available_segment_numbers`).
 
 Units: seconds (float), bytes (int); media times are ticks of `timescale`.
 """
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
+from player.dash.errors import InvalidManifest, UnsupportedManifest
 from player.dash.urls import LOCAL_SCHEMES, check_url_scheme, join_url_checked
 
-__all__ = ["ByteRange", "InitSegment", "Segment", "SegmentRun", "MediaTemplate", "SegmentIndex",
-           "PendingSidx"]
+__all__ = ["MAX_TEMPLATE_WIDTH", "ByteRange", "InitSegment", "Segment", "SegmentRun",
+           "MediaTemplate", "parse_media_template", "SegmentIndex", "PendingSidx",
+           "LiveSegmentTemplate"]
+
+MAX_TEMPLATE_WIDTH = 32                 # $Number%0<width>d$
 
 ByteRange = tuple[int, int]   # (first byte, last byte), inclusive, as in an HTTP Range header
 
@@ -76,6 +84,53 @@ class MediaTemplate:
                 v = number if kind == "Number" else time
                 out.append(f"{v:0{arg}d}" if arg else str(v))
         return "".join(out)
+
+
+def parse_media_template(text: str, what: str, where: str, rep_id: str,
+                         bandwidth: int) -> MediaTemplate:
+    """Split a template, substituting $RepresentationID$, $Bandwidth$ and $$ right away."""
+    parts: list[tuple[str, int | str]] = []
+    lit: list[str] = []
+    i = 0
+    while i < len(text):
+        j = text.find("$", i)
+        if j < 0:
+            lit.append(text[i:])
+            break
+        lit.append(text[i:j])
+        k = text.find("$", j + 1)
+        if k < 0:
+            raise InvalidManifest(f"{what}={text!r} has an unterminated '$'", where=where)
+        token = text[j + 1:k]
+        i = k + 1
+        if token == "":
+            lit.append("$")
+            continue
+        m = re.fullmatch(r"(RepresentationID|Number|Bandwidth|Time|SubNumber)(?:%0?(\d{1,3})d)?",
+                         token)
+        if not m:
+            raise InvalidManifest(f"{what}={text!r} has an unknown identifier ${token}$",
+                                  where=where)
+        name, width = m.group(1), int(m.group(2) or 0)
+        if width > MAX_TEMPLATE_WIDTH:
+            raise InvalidManifest(f"{what}={text!r}: format width {width} is unreasonable",
+                                  where=where)
+        if name == "SubNumber":
+            raise UnsupportedManifest(f"{what}={text!r}: $SubNumber$ is not supported",
+                                      where=where)
+        if name == "RepresentationID":
+            lit.append(rep_id)
+        elif name == "Bandwidth":
+            lit.append(f"{bandwidth:0{width}d}" if width else str(bandwidth))
+        else:
+            if lit:
+                parts.append(("lit", "".join(lit)))
+                lit = []
+            parts.append((name, width))
+    if lit:
+        parts.append(("lit", "".join(lit)))
+    return MediaTemplate(tuple(parts))
+
 
 
 @dataclass(frozen=True, eq=False)
@@ -149,10 +204,7 @@ class SegmentIndex(Sequence):
     # helpers ---------------------------------------------------------------------------
     @property
     def init(self) -> InitSegment | None:
-        if not self.has_init:
-            return None
-        url = join_url_checked(self.base_url, self.init_url or "", self.allowed_schemes, self.where)
-        return InitSegment(url=url, byte_range=self.init_range)
+        return _resolved_init(self)
 
     @property
     def start_s(self) -> float:
@@ -203,3 +255,66 @@ class PendingSidx:
 
         init = replace(self.init, url=swap(self.init.url)) if self.init else None
         return replace(self, url=swap(self.url), media_url=base_url, init=init)
+
+
+@dataclass(frozen=True)
+class LiveSegmentTemplate:
+    """A live SegmentTemplate with @duration and no SegmentTimeline: an unbounded list.
+
+    Segment number `start_number + i` starts `i * duration` ticks after the period start
+    (media time `presentation_time_offset + i * duration`, for $Time$). The list has no
+    end unless the period or @endNumber gives one; which segments exist at a given
+    wall-clock time is `player.dash.availability.available_segment_numbers`.
+    """
+
+    base_url: str
+    template: MediaTemplate
+    timescale: int
+    duration: int                       # ticks, every segment
+    start_number: int
+    period_start_s: float               # on the presentation timeline (0 = availabilityStartTime)
+    period_end_s: float | None = None
+    end_number: int | None = None
+    presentation_time_offset: int = 0
+    init_url: str | None = None         # relative initialization URL ("" = the BaseURL)
+    init_range: ByteRange | None = None
+    has_init: bool = False
+    availability_time_offset_s: float = 0.0     # effective (segment element + BaseURL); may be inf
+    allowed_schemes: frozenset[str] = LOCAL_SCHEMES
+    where: str = ""
+
+    @property
+    def duration_s(self) -> float:
+        return self.duration / self.timescale
+
+    @property
+    def init(self) -> InitSegment | None:
+        return _resolved_init(self)
+
+    def segment(self, number: int) -> Segment:
+        """The segment of this $Number$ (clipped to the period end, like a SegmentIndex's)."""
+        i = number - self.start_number
+        if i < 0 or (self.end_number is not None and number > self.end_number):
+            raise IndexError(f"segment number {number} is outside this template "
+                             f"({self.start_number}..{self.end_number or ''})")
+        start = self.period_start_s + float(Fraction(i * self.duration, self.timescale))
+        dur = self.duration_s
+        if self.period_end_s is not None and start + dur > self.period_end_s:
+            dur = max(0.0, self.period_end_s - start)
+        rel = self.template.format(number, self.presentation_time_offset + i * self.duration)
+        url = join_url_checked(self.base_url, rel, self.allowed_schemes, self.where)
+        return Segment(url=url, byte_range=None, start_s=start, duration_s=dur, number=number)
+
+    def with_base_url(self, base_url: str) -> LiveSegmentTemplate:
+        """The same template resolved against another BaseURL (failover)."""
+        check_url_scheme(base_url, self.allowed_schemes, self.where)
+        return replace(self, base_url=base_url)
+
+
+def _resolved_init(addressed: SegmentIndex | LiveSegmentTemplate) -> InitSegment | None:
+    """The initialization segment of an index or template, its URL resolved and checked."""
+    if not addressed.has_init:
+        return None
+    url = join_url_checked(addressed.base_url, addressed.init_url or "", addressed.allowed_schemes,
+                           addressed.where)
+    return InitSegment(url=url, byte_range=addressed.init_range)

@@ -1,4 +1,5 @@
-"""Attribute values of an MPD: xs:duration, xs:boolean, byte ranges, frame rates, UUIDs.
+"""Attribute values of an MPD: xs:duration, xs:dateTime, xs:boolean, byte ranges, frame
+rates, UUIDs.
 
 Each parser takes the attribute's text and names the attribute and element in its error
 (`what`, `where`), so a malformed value gives one line saying which one. Durations are
@@ -6,6 +7,7 @@ exact `Fraction`s of a second until the model converts them to float.
 """
 from __future__ import annotations
 
+import calendar
 import math
 import re
 from fractions import Fraction
@@ -13,7 +15,7 @@ from fractions import Fraction
 from player.dash.errors import InvalidManifest
 from player.dash.segments import ByteRange
 
-__all__ = ["MAX_DURATION_S", "INTEGER_RE", "parse_duration", "parse_xs_duration",
+__all__ = ["MAX_DURATION_S", "INTEGER_RE", "parse_duration", "parse_xs_duration", "parse_xs_datetime",
            "parse_byte_range", "parse_frame_rate", "parse_xs_bool", "normalize_uuid",
            "int_or_none"]
 
@@ -48,6 +50,40 @@ def parse_xs_duration(text: str) -> float:
     value = parse_duration(text, "duration")
     assert value is not None
     return float(value)
+
+
+_DATETIME_RE = re.compile(
+    r"^\s*(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,12})?"
+    r"(Z|[+-]\d{2}:\d{2})?\s*$", re.I)
+
+
+def parse_xs_datetime(text: str | None, what: str, where: str | None = None) -> float | None:
+    """xs:dateTime → seconds since the Unix epoch, UTC (None when the attribute is absent).
+
+    A time without a zone is taken as UTC, as dash.js and Shaka do (live MPDs are written
+    in UTC; ISO/IEC 23009-1 asks for it). Fractions of a second are kept.
+    """
+    if text is None:
+        return None
+    m = _DATETIME_RE.match(text) if len(text) < 80 else None
+    if not m:
+        raise InvalidManifest(f"{what}={text!r} is not an xs:dateTime (e.g. "
+                              f"2024-01-01T00:00:00Z)", where=where)
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    if not (1000 <= year <= 9998 and 1 <= month <= 12
+            and 1 <= day <= calendar.monthrange(year, month)[1]
+            and hour <= 24 and minute <= 59 and second <= 60):
+        raise InvalidManifest(f"{what}={text!r} is not a valid date and time (years 1000-9998)",
+                              where=where)
+    epoch = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+    zone = (m.group(8) or "Z").upper()
+    if zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        zh, zm = int(zone[1:3]), int(zone[4:6])
+        if zh > 14 or zm > 59:
+            raise InvalidManifest(f"{what}={text!r} has an impossible time zone", where=where)
+        epoch -= sign * (zh * 3600 + zm * 60)
+    return float(epoch + Fraction(m.group(7) or "0"))
 
 
 def parse_byte_range(text: str | None, what: str, where: str) -> ByteRange | None:

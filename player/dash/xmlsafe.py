@@ -14,6 +14,7 @@ at the end of this module (`child_elements`, `attribute`, `element_text`, ...).
 from __future__ import annotations
 
 import codecs
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -287,8 +288,10 @@ def sanitize_numeric_attributes(dom: minidom.Document, stash: dict[int, dict[str
                 if el.hasAttribute(attr):
                     v = el.getAttribute(attr)
                     try:
-                        float(v)
+                        number = float(v)
                     except ValueError:
+                        number = math.nan
+                    if math.isnan(number) or number == -math.inf:
                         el.removeAttribute(attr)
                         notes.append(f"ignored non-numeric {name}@{attr}={v[:40]!r}")
 
