@@ -70,15 +70,6 @@ class Observation:
     def last_download_time_s(self) -> np.ndarray:
         return self.download_time_s[:, -1]
 
-    def take(self, rows: np.ndarray) -> "Observation":
-        """The observation restricted to some rows (used to check batch == loop)."""
-        rows = np.asarray(rows)
-        kw = {}
-        for name in self.__dataclass_fields__:
-            v = getattr(self, name)
-            kw[name] = v[rows] if isinstance(v, np.ndarray) else v
-        return Observation(**kw)
-
 
 @dataclass(frozen=True)
 class Progress:

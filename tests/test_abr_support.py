@@ -7,6 +7,7 @@ imports the code under test beyond the `abr` data classes.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -107,10 +108,19 @@ class Sessions:
             self.index[i] += 1
 
 
+def take_rows(obs: Observation, rows: np.ndarray) -> Observation:
+    """The observation restricted to some rows (every per-row array indexed by `rows`)."""
+    rows = np.asarray(rows)
+    kw = {}
+    for f in dataclasses.fields(obs):
+        v = getattr(obs, f.name)
+        kw[f.name] = v[rows] if isinstance(v, np.ndarray) else v
+    return Observation(**kw)
+
+
 def single(obs: Observation, row: int) -> Observation:
     """Row `row` of an observation as a one-session observation for a fresh policy."""
-    o = obs.take(np.array([row]))
-    return Observation(**{**o.__dict__, "sessions": np.array([0])})
+    return dataclasses.replace(take_rows(obs, np.array([row])), sessions=np.array([0]))
 
 
 def brute_force_mpc(bitrates_bps, sizes_bytes, buffer_s, bw_bps, last, horizon, seg_s,
