@@ -9,7 +9,7 @@ Units: seconds, bits per second, bytes (see DESIGN.md).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -42,6 +42,11 @@ class Observation:
     `next_sizes_bytes[i, h, r]` is the size of the (h+1)-th next segment at rung r; rows past
     the end of the content repeat the last segment, and `segments_left` says how many are
     real. `mask[i, r]` is False for rungs the device or the license forbid.
+
+    The fields after `buffer_cap_s` are optional, for live and low-latency sessions; a
+    session that does not know them leaves them out and gets the neutral value: NaN for
+    `latency_s` and `target_latency_s` (not live), 1.0 for `playback_rate`. After
+    construction they are always (n,) float arrays.
     """
 
     sessions: np.ndarray            # (n,) int: which of the reset sessions these rows are
@@ -57,6 +62,17 @@ class Observation:
     mask: np.ndarray                # (n, rungs) bool: allowed rungs
     time_s: np.ndarray              # (n,) float: the session clock
     buffer_cap_s: np.ndarray        # (n,) float: buffer target / cap
+    # -- optional: live sessions ---------------------------------------------------------------
+    latency_s: np.ndarray | None = None         # (n,) float: live latency now (live edge − playhead), NaN if not live
+    playback_rate: np.ndarray | None = None     # (n,) float: current playback rate (catch-up), 1.0 normal speed
+    target_latency_s: np.ndarray | None = None  # (n,) float: the live latency target, NaN if not live
+
+    def __post_init__(self) -> None:
+        n = int(np.asarray(self.sessions).size)
+        for name, neutral in (("latency_s", np.nan), ("playback_rate", 1.0), ("target_latency_s", np.nan)):
+            value = getattr(self, name)
+            value = np.full(n, neutral) if value is None else np.asarray(value, dtype=np.float64)
+            object.__setattr__(self, name, value)
 
     @property
     def n(self) -> int:

@@ -65,6 +65,11 @@ class Sessions:
                     self.mask[i] = rng.random(self.R) < 0.6
                 elif kind == 3:  # everything but the lowest forbidden
                     self.mask[i, 1:] = False
+        # live inputs: some sessions live (latency, catch-up rate, target), the others VoD
+        self.live = rng.random(n) < 0.7
+        self.latency = np.where(self.live, rng.uniform(0.5, 6.0, n), np.nan)
+        self.rate = np.where(self.live, rng.choice([0.95, 1.0, 1.05, 1.2], n), 1.0)
+        self.target = np.where(self.live, rng.uniform(1.0, 4.0, n), np.nan)
 
     def active(self) -> np.ndarray:
         live = np.flatnonzero(self.index < self.segments)
@@ -82,7 +87,8 @@ class Sessions:
             segments_left=self.segments - idx, segment_index=idx.copy(),
             segment_duration_s=self.L, playing=self.playing[rows].copy(),
             mask=self.mask[rows].copy(), time_s=self.time[rows].copy(),
-            buffer_cap_s=self.cap[rows].copy())
+            buffer_cap_s=self.cap[rows].copy(), latency_s=self.latency[rows].copy(),
+            playback_rate=self.rate[rows].copy(), target_latency_s=self.target[rows].copy())
 
     def download(self, rows: np.ndarray, rungs: np.ndarray) -> None:
         """Fetch the chosen rungs: update buffer, clock and history."""
@@ -92,6 +98,7 @@ class Sessions:
             t = size * 8.0 / bw
             latency = 0.05
             self.time[i] += latency + t
+            rebuffer = max(latency + t - self.buffer[i], 0.0) if self.playing[i] else 0.0
             if self.playing[i]:
                 self.buffer[i] = max(self.buffer[i] - latency - t, 0.0)
             self.buffer[i] += self.L
@@ -106,6 +113,9 @@ class Sessions:
             self.dl[i, -1] = t
             self.last[i] = q
             self.index[i] += 1
+            if self.live[i]:  # the latency follows the stalls; the catch-up rate wanders
+                self.latency[i] = max(0.2, self.latency[i] + rebuffer - 0.05 * (self.rate[i] - 1.0) * t)
+                self.rate[i] = self.rng.choice([0.95, 1.0, 1.05, 1.2])
 
 
 def take_rows(obs: Observation, rows: np.ndarray) -> Observation:

@@ -33,7 +33,8 @@ BOLA's wish to delay a request is reported (`last_info["delay_s"]`), not applied
 Units: seconds, bits per second, bytes (dash.js's kbit/s and ms converted at the edges).
 """
 from abr.algorithms.dashjs.collection import RULES
-from abr.algorithms.dashjs.policy import DEFAULT_VIDEO_BPS, DashJs
+from abr.algorithms.dashjs.policy import DashJs
+from abr.algorithms.dashjs.settings import DEFAULT_VIDEO_BPS
 from abr.algorithms.dashjs.switch_request import NO_CHANGE, SwitchRequest, js_round, optimal_rung
 
 __all__ = ["DEFAULT_VIDEO_BPS", "DashJs", "NO_CHANGE", "RULES", "SwitchRequest", "js_round", "optimal_rung"]

@@ -10,18 +10,16 @@ from abr.algorithms.dashjs.collection import RULE_INITIAL, RULE_NONE, RULES, dyn
 from abr.algorithms.dashjs.insufficient_buffer_rule import InsufficientBufferRule
 from abr.algorithms.dashjs.switch_history_rule import SwitchHistoryRule
 from abr.algorithms.dashjs.switch_request import NO_CHANGE, SwitchRequest, no_change, optimal_rung
-from abr.algorithms.dashjs.throughput_model import add_media_segment, throughput_model
+from abr.algorithms.dashjs.settings import INITIAL_PARAM, THROUGHPUT_PARAMS, policy_throughput_model
+from abr.algorithms.dashjs.throughput_model import add_media_segment, newest_media_sample
 from abr.algorithms.dashjs.throughput_rule import throughput_rule
 from abr.base import Ladder, Observation, Param, Policy, Progress
 from abr.registry import register
 
-#: dash.js DEFAULT_VIDEO_BITRATE (kbit/s) as bit/s.
-DEFAULT_VIDEO_BPS = 1_000_000.0
-
 #: The rules whose requests are combined, in dash.js's order (their ids in RULES).
 _RULE_IDS = (1, 2, 3, 4)
 
-__all__ = ["DEFAULT_VIDEO_BPS", "DashJs", "RULES"]
+__all__ = ["DashJs", "RULES"]
 
 
 @register("dashjs")
@@ -32,14 +30,7 @@ class DashJs(Policy):
     PARAMS = (
         Param("strategy", "dynamic", "-", "dynamic (dash.js default: BOLA and throughput rule both "
               "active), bola (only BolaRule) or throughput (only ThroughputRule)"),
-        Param("fast_half_life", 3.0, "weight", "fast EWMA half-life (throughputFastHalfLifeSeconds), in "
-              "units of weight = weight_per_ms × transfer ms"),
-        Param("slow_half_life", 8.0, "weight", "slow EWMA half-life (throughputSlowHalfLifeSeconds)"),
-        Param("weight_per_ms", 0.0015, "1/ms", "EWMA weight per millisecond of transfer "
-              "(weightDownloadTimeMultiplicationFactor)"),
-        Param("safety", 0.9, "ratio", "bandwidthSafetyFactor applied to the estimate"),
-        Param("initial_bps", DEFAULT_VIDEO_BPS, "bit/s", "bitrate the first segment is chosen by "
-              "(dash.js DEFAULT_VIDEO_BITRATE 1000 kbit/s)"),
+    ) + THROUGHPUT_PARAMS + (INITIAL_PARAM,) + (
         Param("hybrid_switch_buffer_s", 12.0, "s", "DYNAMIC: BOLA from this buffer level, the "
               "throughput rule again below half of it (hybridSwitchBufferTime)"),
         Param("buffer_time_default_s", 18.0, "s", "bufferTimeDefault: sets BOLA's buffer time and "
@@ -74,8 +65,7 @@ class DashJs(Policy):
             raise ValueError(f"dashjs: strategy must be dynamic, bola or throughput, got {self.strategy!r}")
         self._strategy = strategy
         n, R = n_sessions, ladder.n
-        self.model = throughput_model(n, float(self.fast_half_life), float(self.slow_half_life),
-                                      float(self.weight_per_ms))
+        self.model = policy_throughput_model(self, n)
         # DYNAMIC mode (AbrController.registerStreamType: BOLA first only when it is the only rule)
         self.bola_mode = np.full(n, strategy == "bola")
         self.bola = BolaRule(n, ladder.bitrates_bps, float(self.buffer_time_default_s))
@@ -145,10 +135,7 @@ class DashJs(Policy):
         later = ~first
 
         # the previous media segment: its throughput sample and the events it caused
-        tput = obs.throughput_bps[:, -1] if obs.throughput_bps.shape[1] else np.full(n, np.nan)
-        dl = obs.download_time_s[:, -1] if obs.download_time_s.shape[1] else np.full(n, np.nan)
-        tput = np.where(later, tput, np.nan)
-        dl = np.where(later, dl, np.nan)
+        tput, dl = newest_media_sample(obs)
         add_media_segment(self.model, s, tput, dl)
         est = self.estimate_bps(s)
         safe = est * float(self.safety)

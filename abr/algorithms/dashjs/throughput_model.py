@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from abr.base import Observation
 from abr.estimators import DualEwma
 
 #: dash.js's EWMA unit: estimates are kept in whole kbit/s.
@@ -27,9 +28,20 @@ def throughput_model(n: int, fast_half_life: float, slow_half_life: float,
 
 
 def add_media_segment(model: DualEwma, sessions: np.ndarray, rate_bps: np.ndarray,
-                      transfer_s: np.ndarray) -> None:
+                      transfer_s: np.ndarray) -> np.ndarray:
     """ThroughputModel.addEntry for a media segment; rows without a positive, finite rate
-    and transfer time (no sample) are left out."""
+    and transfer time (no sample) are left out. Returns which rows gave a sample."""
     ok = (np.isfinite(rate_bps) & (rate_bps > 0) & np.isfinite(transfer_s) & (transfer_s > 0))
     if ok.any():
         model.update(sessions, rate_bps, transfer_s, ok)
+    return ok
+
+
+def newest_media_sample(obs: Observation) -> tuple[np.ndarray, np.ndarray]:
+    """(rate, transfer time) of the media segment each row downloaded since its previous
+    decision; NaN for rows choosing their first segment (nothing downloaded yet)."""
+    n = obs.n
+    later = np.asarray(obs.last_rung) >= 0
+    tput = obs.throughput_bps[:, -1] if obs.throughput_bps.shape[1] else np.full(n, np.nan)
+    dl = obs.download_time_s[:, -1] if obs.download_time_s.shape[1] else np.full(n, np.nan)
+    return np.where(later, tput, np.nan), np.where(later, dl, np.nan)
