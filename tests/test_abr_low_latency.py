@@ -177,7 +177,7 @@ def test_lolp_low_buffer_down_shifts_without_learning():
     # getNextQuality (248-251): safe 900 kbit/s; the current rung (1000) takes 1.11 s > 0.5 − 0.3:
     # _getDownShiftNeuron (194-213): highest rung below it under 900 kbit/s: 600 (rung 1)
     assert int(p.select(obs(0.5, 2, [1e6], [1.0], latency=2.0))[0]) == 1
-    assert not p.last_info["learned"][0]
+    assert not p.last_info["reason_learned"][0]
     assert (p.rule.controller.neurons == before).all()
     # nothing below the current rung fits under the throughput (135 kbit/s): stay
     p = make("lolp")
@@ -198,7 +198,7 @@ def test_lolp_learning_step_by_hand():
     assert p.rule.controller.weights[0].tolist() == [0.2, 0.2, 1.0, 0.2]
     # the winner (270-303): rung 2 (1000 > 900 − 10 kbit/s) gets throughput weight 100; distances
     # √(0.2·(t0 − c/N)²) = 0.265, √(0.2·(t1 − c/N)²) = 0.113, √(100·(t2 − c/N)²) = 0.845 -> rung 1
-    assert q == 1 and p.last_info["learned"][0]
+    assert q == 1 and p.last_info["reason_learned"][0]
     # the map (160-191): current = winner = rung 1; its own neighbourhood is 1, so it moves 1 % of
     # the way to (c/N, 2/100, 0, 0), then 1 % of the way to (c/N, 0, 0, 0)
     t1 = t[1] + (thr_n - t[1]) * 0.01

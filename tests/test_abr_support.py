@@ -38,6 +38,8 @@ class Sessions:
     """n sessions streaming `segments` segments through random bandwidth, in lockstep steps
     where a random subset of sessions is active (each active session makes one decision)."""
 
+    MAX_CHUNKS = 8
+
     def __init__(self, rng: np.random.Generator, ladder: Ladder, n: int, segments: int = 30,
                  history: int = 8, horizon: int = 5, masks: bool = True) -> None:
         self.rng, self.ladder, self.n = rng, ladder, n
@@ -70,6 +72,13 @@ class Sessions:
         self.latency = np.where(self.live, rng.uniform(0.5, 6.0, n), np.nan)
         self.rate = np.where(self.live, rng.choice([0.95, 1.0, 1.05, 1.2], n), 1.0)
         self.target = np.where(self.live, rng.uniform(1.0, 4.0, n), np.nan)
+        # live segments come in chunks, paced by the encoder (chunk timing of the newest download)
+        self.n_chunks = rng.integers(2, self.MAX_CHUNKS + 1, n)
+        self.chunk_bytes = np.full((n, self.MAX_CHUNKS), np.nan)
+        self.chunk_start = np.full((n, self.MAX_CHUNKS), np.nan)
+        self.chunk_end = np.full((n, self.MAX_CHUNKS), np.nan)
+        self.chunk_buffer = np.full((n, self.MAX_CHUNKS), np.nan)
+        self.available = np.full(n, np.nan)
 
     def active(self) -> np.ndarray:
         live = np.flatnonzero(self.index < self.segments)
@@ -88,7 +97,10 @@ class Sessions:
             segment_duration_s=self.L, playing=self.playing[rows].copy(),
             mask=self.mask[rows].copy(), time_s=self.time[rows].copy(),
             buffer_cap_s=self.cap[rows].copy(), latency_s=self.latency[rows].copy(),
-            playback_rate=self.rate[rows].copy(), target_latency_s=self.target[rows].copy())
+            playback_rate=self.rate[rows].copy(), target_latency_s=self.target[rows].copy(),
+            chunk_bytes=self.chunk_bytes[rows].copy(), chunk_start_s=self.chunk_start[rows].copy(),
+            chunk_end_s=self.chunk_end[rows].copy(), chunk_buffer_s=self.chunk_buffer[rows].copy(),
+            segment_available_s=self.available[rows].copy())
 
     def download(self, rows: np.ndarray, rungs: np.ndarray) -> None:
         """Fetch the chosen rungs: update buffer, clock and history."""
@@ -97,6 +109,8 @@ class Sessions:
             bw = self.mean_bw[i] * self.rng.lognormal(0.0, 0.5)
             t = size * 8.0 / bw
             latency = 0.05
+            if self.live[i]:
+                t = self._chunked(i, size, bw, latency)
             self.time[i] += latency + t
             rebuffer = max(latency + t - self.buffer[i], 0.0) if self.playing[i] else 0.0
             if self.playing[i]:
@@ -109,13 +123,33 @@ class Sessions:
                 self.buffer[i] = self.cap[i]
             self.tput[i, :-1] = self.tput[i, 1:]
             self.dl[i, :-1] = self.dl[i, 1:]
-            self.tput[i, -1] = bw
+            self.tput[i, -1] = size * 8.0 / t
             self.dl[i, -1] = t
             self.last[i] = q
             self.index[i] += 1
             if self.live[i]:  # the latency follows the stalls; the catch-up rate wanders
                 self.latency[i] = max(0.2, self.latency[i] + rebuffer - 0.05 * (self.rate[i] - 1.0) * t)
                 self.rate[i] = self.rng.choice([0.95, 1.0, 1.05, 1.2])
+
+
+    def _chunked(self, i: int, size: float, bw: float, latency: float) -> float:
+        """Chunk timing of a live download: chunk j is complete at the origin (j+1)·L/k − a
+        after the request (a: how long the segment had been available), goes out when both
+        it and the link are ready; returns the transfer time (first byte to last)."""
+        k = int(self.n_chunks[i])
+        a = float(self.rng.uniform(0.0, 1.5)) * self.L
+        each = size / k
+        row = np.full(self.MAX_CHUNKS, np.nan)
+        start, end, level = row.copy(), row.copy(), row.copy()
+        ready_link = latency
+        for j in range(k):
+            start[j] = max(ready_link, (j + 1) * self.L / k - a)
+            end[j] = ready_link = start[j] + each * 8.0 / bw
+            level[j] = max(self.buffer[i] - end[j], 0.0) if self.playing[i] else self.buffer[i]
+        self.chunk_bytes[i] = np.where(np.arange(self.MAX_CHUNKS) < k, each, np.nan)
+        self.chunk_start[i], self.chunk_end[i], self.chunk_buffer[i] = start, end, level
+        self.available[i] = a
+        return end[k - 1] - latency
 
 
 def take_rows(obs: Observation, rows: np.ndarray) -> Observation:

@@ -6,7 +6,8 @@ bitrate, then the rule's request, or the current rung when it asks nothing.
 Both read the live inputs of the observation: the playback rate (L2A, LoL+) and the live
 latency (LoL+), with their neutral values (rate 1, latency 0) outside live sessions.
 Throughput: dash.js's ThroughputModel (`throughput_model`), fed one sample per media
-segment.
+segment — from its chunk timing by `chunk_estimator` where the session reports it (dash.js's
+low-latency FetchLoader), else the session's bytes / transfer time.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from abr.algorithms.dashjs.settings import INITIAL_PARAM, THROUGHPUT_PARAMS, pol
 from abr.algorithms.dashjs.switch_request import SwitchRequest, js_round, optimal_rung
 from abr.algorithms.dashjs.throughput_model import KBPS, add_media_segment, newest_media_sample
 from abr.base import Ladder, Observation, Param, Policy
+from abr.estimators import ChunkedSampler
 from abr.registry import register
 
 DASHJS_UNITS_DOC = ("reproduce dash.js's unit mixing ({}); false: kbit/s throughout, as the paper "
@@ -32,6 +34,7 @@ class StandaloneRulePolicy(Policy):
 
     def _reset(self, n_sessions: int, ladder: Ladder) -> None:
         self.model = policy_throughput_model(self, n_sessions)
+        self.chunks = ChunkedSampler(n_sessions, self.chunk_estimator)
         self.last_sample_kbps = np.full(n_sessions, np.nan)   # the newest throughput entry
         self._reset_rule(n_sessions, ladder)
 
@@ -46,8 +49,9 @@ class StandaloneRulePolicy(Policy):
         b = self.ladder.bitrates_bps
         last = np.asarray(obs.last_rung, dtype=np.int64)
         later = last >= 0
-        tput, dl = newest_media_sample(obs)
+        tput, dl = newest_media_sample(obs, self.chunks, b)
         ok = add_media_segment(self.model, s, tput, dl)
+        self.last_delay_s = self.chunks.delay_s(s, obs.buffer_s)
         self.last_sample_kbps[s] = np.where(ok, js_round(tput / KBPS), self.last_sample_kbps[s])
         est = self.model.estimate(s)
         safe = est / KBPS * float(self.safety) * KBPS   # getSafeAverageThroughput (kbit/s) × 1000
@@ -55,7 +59,7 @@ class StandaloneRulePolicy(Policy):
         q = np.where(later & req.asks, req.rung, np.clip(last, 0, b.size - 1))
         q = np.where(later, q, optimal_rung(np.full(s.size, float(self.initial_bps)), b))
         self.last_info = {"throughput_bps": est, "safe_throughput_bps": safe, "requested": req.rung,
-                          **req.reason}
+                          **{f"reason_{k}": v for k, v in req.reason.items()}}
         return q
 
 

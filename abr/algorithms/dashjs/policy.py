@@ -14,6 +14,7 @@ from abr.algorithms.dashjs.settings import INITIAL_PARAM, THROUGHPUT_PARAMS, pol
 from abr.algorithms.dashjs.throughput_model import add_media_segment, newest_media_sample
 from abr.algorithms.dashjs.throughput_rule import throughput_rule
 from abr.base import Ladder, Observation, Param, Policy, Progress
+from abr.estimators import ChunkedSampler
 from abr.registry import register
 
 #: The rules whose requests are combined, in dash.js's order (their ids in RULES).
@@ -66,6 +67,7 @@ class DashJs(Policy):
         self._strategy = strategy
         n, R = n_sessions, ladder.n
         self.model = policy_throughput_model(self, n)
+        self.chunks = ChunkedSampler(n, self.chunk_estimator)
         # DYNAMIC mode (AbrController.registerStreamType: BOLA first only when it is the only rule)
         self.bola_mode = np.full(n, strategy == "bola")
         self.bola = BolaRule(n, ladder.bitrates_bps, float(self.buffer_time_default_s))
@@ -135,8 +137,9 @@ class DashJs(Policy):
         later = ~first
 
         # the previous media segment: its throughput sample and the events it caused
-        tput, dl = newest_media_sample(obs)
+        tput, dl = newest_media_sample(obs, self.chunks, b)
         add_media_segment(self.model, s, tput, dl)
+        self.last_delay_s = self.chunks.delay_s(s, buf)
         est = self.estimate_bps(s)
         safe = est * float(self.safety)
 

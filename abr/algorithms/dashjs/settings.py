@@ -2,6 +2,7 @@
 documented parameters, and the throughput model they configure."""
 from __future__ import annotations
 
+from abr.algorithms._common import P_CHUNK_ESTIMATOR
 from abr.algorithms.dashjs.throughput_model import throughput_model
 from abr.base import Param, Policy
 from abr.estimators import DualEwma
@@ -17,6 +18,7 @@ THROUGHPUT_PARAMS = (
     Param("weight_per_ms", 0.0015, "1/ms", "EWMA weight per millisecond of transfer "
           "(weightDownloadTimeMultiplicationFactor)"),
     Param("safety", 0.9, "ratio", "bandwidthSafetyFactor applied to the estimate"),
+    P_CHUNK_ESTIMATOR,   # lowLatencyDownloadTimeCalculationMode
 )
 
 INITIAL_PARAM = Param("initial_bps", DEFAULT_VIDEO_BPS, "bit/s", "bitrate the first segment is chosen "

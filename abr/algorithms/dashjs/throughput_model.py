@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from abr.base import Observation
-from abr.estimators import DualEwma
+from abr.estimators import ChunkedSampler, DualEwma
 
 #: dash.js's EWMA unit: estimates are kept in whole kbit/s.
 KBPS = 1000.0
@@ -37,11 +37,17 @@ def add_media_segment(model: DualEwma, sessions: np.ndarray, rate_bps: np.ndarra
     return ok
 
 
-def newest_media_sample(obs: Observation) -> tuple[np.ndarray, np.ndarray]:
+def newest_media_sample(obs: Observation, chunks: ChunkedSampler | None = None,
+                        ladder_bps: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(rate, transfer time) of the media segment each row downloaded since its previous
-    decision; NaN for rows choosing their first segment (nothing downloaded yet)."""
+    decision; NaN for rows choosing their first segment (nothing downloaded yet). Where the
+    session reports chunk timing, `chunks` turns it into the sample (dash.js's FetchLoader
+    with chunked transfer: the download time it computes is the sample's EWMA weight)."""
     n = obs.n
     later = np.asarray(obs.last_rung) >= 0
     tput = obs.throughput_bps[:, -1] if obs.throughput_bps.shape[1] else np.full(n, np.nan)
     dl = obs.download_time_s[:, -1] if obs.download_time_s.shape[1] else np.full(n, np.nan)
+    if chunks is not None and obs.chunk_bytes.shape[1]:
+        rate, time_s, has = chunks.sample(obs, ladder_bps)
+        tput, dl = np.where(has, rate, tput), np.where(has, time_s, dl)
     return np.where(later, tput, np.nan), np.where(later, dl, np.nan)

@@ -1,4 +1,4 @@
-"""Throughput estimators shared by the policies, vectorised over sessions (numpy only).
+"""Estimators over per-download samples: harmonic mean, dual EWMA (numpy only).
 
 * `harmonic_mean(x, window)`: the harmonic mean of the newest `window` samples of each row
   of a NaN-padded history (the predictor of the MPC paper, Pensieve and FESTIVE).
