@@ -154,7 +154,8 @@ class Policy:
     #: (e.g. {"predicted_bps": ...}); keys are free-form, values arrays over the rows.
     last_info: dict[str, np.ndarray]
     #: Seconds each row asks to wait before its request goes out (BOLA's and Sabre's
-    #: "delay" when the buffer is above target), or None for no wait. `select` clears it
+    #: "delay" when the buffer is above target, dash.js AAST's throughput-capacity delay),
+    #: or None for no wait. `select` clears it
     #: before `_select`, which may set it; the session rules honour it on both clocks.
     last_delay_s: np.ndarray | None
 

@@ -14,10 +14,14 @@ here in numpy, vectorised over sessions, one module per dash.js file:
 * `abandon_requests_rule` — AbandonRequestsRule
 * `collection`         — ABRRulesCollection (lowest request wins) and the DYNAMIC strategy
 * `policy`             — `DashJs`, AbrController.checkPlaybackQuality putting them together
+* `settings`           — Settings.js values the dash.js policies share
+* `l2a_rule`, `lolp/`  — L2ARule and LoL+ (LoLpRule, LearningAbrController, LoLpQoEEvaluator,
+                         LoLpWeightSelector), run alone as the `l2a` and `lolp` policies
+                         (`low_latency`), as dash.js documents them
 
 Each rule answers a `SwitchRequest` per row: the rung it asks for (or NO_CHANGE) and its
 reason. DroppedFramesRule is off by default in dash.js 5 and the observation carries no
-frame counts, so it is not here; L2A and LoL+ are standalone policies (`l2a`, `lolp`).
+frame counts, so it is not here.
 
 With dash.js's defaults: the first segment is the rung at or below 1000 kbit/s
 (`DEFAULT_VIDEO_BITRATE`; a saved bitrate in localStorage would replace it, the harness
@@ -28,7 +32,8 @@ abandonment holds (ABANDON_LOAD, 10 s) a request to go up is not applied.
 
 The buffer target (18 s, 30 s at the top rung, 60 s at the top for content of 600 s or
 more) and the 500 ms re-check of a full buffer are session semantics: the `dashjs` preset.
-BOLA's wish to delay a request is reported (`last_info["delay_s"]`), not applied.
+BOLA's wish to delay a request is reported (`last_info["delay_s"]`), not applied; with
+`chunk_estimator=aast` the AAST model's request delay is asked for (`last_delay_s`).
 
 Units: seconds, bits per second, bytes (dash.js's kbit/s and ms converted at the edges).
 """
