@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from player.cli.commands._common import check_policy, parse_params, split_list
+from player.cli.commands._common import add_trace_format, check_policy, parse_params, split_list
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "as sessions finish; re-running the same command resumes and computes only what is missing."))
     p.add_argument("--traces", nargs="+", required=True, metavar="DIR_OR_GLOB",
                    help="trace files, directories or globs (every trace format abrlab reads)")
+    add_trace_format(p, "the trace files'")
     p.add_argument("--movie", required=True, help="content description (Sabre movie JSON, our JSON/TOML, Pensieve folder)")
     p.add_argument("--abr", default="bba,bola,throughput,robustmpc",
                    help="comma-separated policies (names or file.py:Class; default: bba,bola,throughput,robustmpc)")
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             from player.core.device import load
 
             load(d)
-    sweep = Sweep(traces, args.movie, abrs, scoped, devices, pres, args.qoe, args.repeat_to)
+    sweep = Sweep(traces, args.movie, abrs, scoped, devices, pres, args.qoe, args.repeat_to, args.trace_format)
     console = Console(stderr=True)
     with Progress(TextColumn("[bold]simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("sessions"),
                   TimeRemainingColumn(), console=console, transient=args.json) as bar:

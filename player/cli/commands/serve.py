@@ -7,7 +7,7 @@ import math
 import sys
 
 from netem.errors import InputError
-from player.cli.commands._common import stop_on_signals
+from player.cli.commands._common import add_trace_format, stop_on_signals
 
 FAULT_HELP = (
     "inject a fault (repeatable): 5xx:p=P[,status=503][,path=GLOB][,from=T,to=T] | 404:path=GLOB | "
@@ -21,6 +21,7 @@ def add_shaping_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trace", action="append", default=None, metavar="FILE",
                    help="bandwidth trace shaping the link (Sabre JSON, Mahimahi, Pensieve, CSV); repeat "
                         "to give each edge its own (default: unshaped)")
+    add_trace_format(p, "the --trace files'")
     p.add_argument("--rate", type=float, default=None, metavar="BPS",
                    help="constant link capacity in bit/s instead of a trace (default: none, unshaped without --trace)")
     p.add_argument("--latency", type=float, default=None, metavar="S",
@@ -81,9 +82,9 @@ def load_traces(args) -> list:
         return [constant(args.rate, 3600.0, name=f"constant-{args.rate:g}bps")]
     if not args.trace:
         return []
-    from netem.edge import load_trace
+    from netem import formats
 
-    return [load_trace(t) for t in args.trace]
+    return [formats.load(t, args.trace_format) for t in args.trace]
 
 
 def check_common(args) -> None:
