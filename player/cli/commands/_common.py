@@ -7,6 +7,7 @@ import asyncio
 import json
 import signal
 
+import abr
 from netem import formats
 from netem.errors import InputError
 
@@ -51,8 +52,6 @@ def split_list(text: str) -> list[str]:
 
 def check_policy(name: str, params: dict) -> None:
     """Fail early, in the main process, on an unknown policy or parameter."""
-    import abr
-
     try:
         abr.get(name, **params)
     except (ValueError, TypeError) as exc:

@@ -6,6 +6,7 @@ import asyncio
 import math
 import sys
 
+from netem import formats
 from netem.errors import InputError
 from player.cli.commands._common import add_trace_format, stop_on_signals
 
@@ -82,8 +83,6 @@ def load_traces(args) -> list:
         return [constant(args.rate, 3600.0, name=f"constant-{args.rate:g}bps")]
     if not args.trace:
         return []
-    from netem import formats
-
     return [formats.load(t, args.trace_format) for t in args.trace]
 
 

@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from netem import formats
+from player.lab import data
 
-SHARED_TRACES = Path(__file__).resolve().parents[3].parent / "shared" / "traces"
+SHARED_TRACES = data.SHARED / "traces"
 SHARED_MAHIMAHI = SHARED_TRACES / "mahimahi-cellular"
 SHARED_SABRE = (SHARED_TRACES / "hsdpa-3g", SHARED_TRACES / "lte-4g")
 SABRE_FILES = 1_000
