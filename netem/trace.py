@@ -110,7 +110,7 @@ class Trace:
                              f"{range_problem(self.duration_s, 0.0, MAX_DURATION_S, 's (MAX_DURATION_S)')}",
                              where=where)
         self._check_steps("rate", "bit/s (MAX_RATE_BPS)", r, MAX_RATE_BPS, where)
-        for name, high, unit in (("latency_s", MAX_LATENCY_S, "s (MAX_LATENCY_S)"), ("loss", MAX_LOSS, "")):
+        for name, high, unit in (("latency_s", MAX_LATENCY_S, "s (MAX_LATENCY_S)"), ("loss", MAX_LOSS, "(MAX_LOSS)")):
             v = getattr(self, name)
             if v is not None:
                 v = np.asarray(v, dtype=np.float64)

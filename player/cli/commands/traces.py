@@ -1,6 +1,6 @@
 """`abrlab traces`: inspect, convert and synthesise bandwidth traces.
 
-    abrlab traces info FILE... [--json]
+    abrlab traces info FILE... [--json] [--from FMT]
     abrlab traces convert IN OUT [--to FMT] [--from FMT]
     abrlab traces synth KIND OUT [per-kind options] [--to FMT]
 
