@@ -282,11 +282,11 @@ def _as_float(value: int | float) -> float:
         return math.inf if value > 0 else -math.inf
 
 
-def _numeric_array(value, key: str, where: str, *, rows: bool, high: float, unit: str,
-                   width: int | None = None) -> np.ndarray:
-    """A list of numbers, or with `rows` a list of equal-length lists (one per segment,
-    `width` long when given), as float64; every value in (0, high], `high` and `unit` in
-    the file's own unit. Errors name the segment (and rung) and the value."""
+def _numeric_array(value, key: str, where: str, *, high: float, unit: str, width: int | None = None) -> np.ndarray:
+    """A list of numbers, or with `width` a list of lists of `width` numbers (one list per
+    segment, one number per rung), as float64; every value in (0, high], `high` and `unit`
+    in the file's own unit. Errors name the segment (and rung) and the value."""
+    rows = width is not None
     if not isinstance(value, list) or not value:
         raise InputError(f"field {key!r} must be a non-empty list of "
                          f"{'lists of numbers (one list per segment)' if rows else 'numbers'}", where=where)
@@ -296,19 +296,18 @@ def _numeric_array(value, key: str, where: str, *, rows: bool, high: float, unit
             i = next(i for i, row in enumerate(value) if type(row) is not list)
             raise InputError(f"field {key!r}: segment {i} is {value[i]!r:.60}, not a list of sizes", where=where)
         lengths = np.fromiter(map(len, value), dtype=np.int64, count=len(value))
-        want = int(lengths[0]) if width is None else width
-        short = np.flatnonzero(lengths != want)
+        short = np.flatnonzero(lengths != width)
         if short.size:
             i = int(short[0])
-            raise InputError(f"field {key!r}: segment {i} has {lengths[i]} sizes, expected {want} "
-                             f"(one per rung{', as segment 0 has' if width is None else ''})", where=where)
-        if len(value) * want > MAX_CELLS:
-            raise InputError(f"field {key!r} has {len(value) * want} values, more than the limit {MAX_CELLS}",
+            raise InputError(f"field {key!r}: segment {i} has {lengths[i]} size{'' if lengths[i] == 1 else 's'}, "
+                             f"expected {width} (one per rung)", where=where)
+        if len(value) * width > MAX_CELLS:
+            raise InputError(f"field {key!r} has {len(value) * width} values, more than the limit {MAX_CELLS}",
                              where=where)
         flat = list(chain.from_iterable(value))
     elif len(value) > MAX_CELLS:
         raise InputError(f"field {key!r} has {len(value)} values, more than the limit {MAX_CELLS}", where=where)
-    cols = len(flat) // len(value) if rows else 1
+    cols = width if rows else 1
     if set(map(type, flat)) <= _NUMBER_TYPES:
         try:
             arr = np.fromiter(flat, dtype=np.float64, count=len(flat))
@@ -331,9 +330,9 @@ def _from_sabre(doc: dict, where: str, name: str) -> Content:
     """Sabre's movie JSON: segment_duration_ms, bitrates_kbps, segment_sizes_bits[segment][rung]."""
     seg_ms = _positive_number(_field(doc, "segment_duration_ms", where), "segment_duration_ms", where,
                               MAX_DURATION_S * 1000, "ms (MAX_DURATION_S)")
-    kbps = _numeric_array(_field(doc, "bitrates_kbps", where), "bitrates_kbps", where, rows=False,
+    kbps = _numeric_array(_field(doc, "bitrates_kbps", where), "bitrates_kbps", where,
                           high=MAX_RATE_BPS / 1000, unit="kbit/s (MAX_RATE_BPS)")
-    bits = _numeric_array(_field(doc, "segment_sizes_bits", where), "segment_sizes_bits", where, rows=True,
+    bits = _numeric_array(_field(doc, "segment_sizes_bits", where), "segment_sizes_bits", where,
                           high=MAX_SEGMENT_BYTES * 8, unit="bits (MAX_SEGMENT_BYTES)", width=kbps.size)
     n = bits.shape[0]
     return validate(Content(rungs_from_bitrates(kbps * 1000.0), np.full(n, seg_ms / 1000.0), np.rint(bits / 8.0),
@@ -349,10 +348,10 @@ def from_dict(doc: dict, where: str = "content", fmt: str = "abrlab-json", defau
     if not isinstance(rungs_raw, list) or not rungs_raw:
         raise InputError("field 'rungs' must be a non-empty list", where=where)
     rungs = [_rung(r, f"{where}: rungs[{i}]") for i, r in enumerate(rungs_raw)]
-    sizes = _numeric_array(_field(doc, "segment_sizes_bytes", where), "segment_sizes_bytes", where, rows=True,
+    sizes = _numeric_array(_field(doc, "segment_sizes_bytes", where), "segment_sizes_bytes", where,
                            high=MAX_SEGMENT_BYTES, unit="bytes (MAX_SEGMENT_BYTES)", width=len(rungs))
     if "segment_durations_s" in doc:
-        durs = _numeric_array(doc["segment_durations_s"], "segment_durations_s", where, rows=False,
+        durs = _numeric_array(doc["segment_durations_s"], "segment_durations_s", where,
                               high=MAX_DURATION_S, unit="s (MAX_DURATION_S)")
     else:
         d = _positive_number(_field(doc, "segment_duration_s", where), "segment_duration_s", where,
@@ -428,7 +427,7 @@ def _load_pensieve_dir(p: Path) -> Content:
         if not isinstance(m, dict):
             raise InputError("expected a JSON object with bitrates_bps", where=ladder_where)
         bitrates = _numeric_array(_field(m, "bitrates_bps", ladder_where), "bitrates_bps", ladder_where,
-                                  rows=False, high=MAX_RATE_BPS, unit="bit/s (MAX_RATE_BPS)")
+                                  high=MAX_RATE_BPS, unit="bit/s (MAX_RATE_BPS)")
         if bitrates.size != len(columns):
             raise InputError(f"{bitrates.size} bitrates for {len(columns)} video_size files", where=ladder_where)
         seg = _positive_number(m.get("segment_duration_s", PENSIEVE_SEGMENT_S), "segment_duration_s",

@@ -13,6 +13,10 @@ line), and the limits are stated once:
 * `MAX_JSON_DEPTH` caps how deeply JSON arrays and objects nest; TOML nesting is bounded by
   its parser's recursion, reported the same way;
 * integers longer than Python's conversion limit (4,300 digits) are reported by line.
+
+The type and size are checked with `stat` before the file is opened. That guards against
+mistakes (a wrong path, a device, a pipe); a file swapped for a FIFO between the check and
+the read by someone racing us could still block, which is out of scope.
 """
 from __future__ import annotations
 
@@ -31,8 +35,8 @@ except ModuleNotFoundError:  # pragma: no cover
 
 #: Largest file read, in bytes: 256 MiB. The largest real trace we know (Mahimahi's
 #: TMobile-LTE-driving, 505,078 lines) is 3.4 MB, the largest real movie description
-#: (bbb4k.json) well under 1 MB; a file 75 times larger is not one of ours, and reading it
-#: whole stays affordable.
+#: (bbb4k.json) well under 1 MB; a file about 80 times larger is not one of ours, and
+#: reading it whole stays affordable.
 MAX_FILE_BYTES = 256 * 1024 * 1024
 #: Deepest nesting of JSON arrays and objects accepted. Our formats need at most 3 levels
 #: (a movie's object → list of segments → list of sizes); Python's parser gives up with a
