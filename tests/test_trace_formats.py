@@ -343,3 +343,49 @@ def test_every_shared_trace_is_found(shared_dir):
     traces = formats.load_many([shared_dir / "traces"])
     assert len(traces) == len([f for f in (shared_dir / "traces").rglob("*") if f.is_file()])
     assert {t.format for t in traces} == {"sabre", "mahimahi"}
+
+
+# -- peak and lowest rate over whole 1-second windows ---------------------------------------
+
+def test_window_rates_by_hand():
+    # [0, 0.5) at 10 Mbit/s then 1 Mbit/s to 3 s: windows hold 5.5, 1 and 1 Mbit
+    assert Trace(np.array([0.0, 0.5]), np.array([10e6, 1e6]), 3.0).window_rates_bps(1.0) == (1e6, 5.5e6)
+    # the partial last second (2, 2.5] is not a whole window
+    assert Trace(np.array([0.0, 2.0]), np.array([1e6, 3e6]), 2.5).window_rates_bps(1.0) == (1e6, 1e6)
+    # a period shorter than a window is one window: its mean, (0.2 + 0.9) Mbit / 0.5 s
+    assert Trace(np.array([0.0, 0.2]), np.array([1e6, 3e6]), 0.5).window_rates_bps(1.0) == (2.2e6, 2.2e6)
+    # 2-second windows over steps of 1 s at 1, 5, 3, 3 Mbit/s: 6 and 6 Mbit → 3 Mbit/s each
+    tr = synth.steps([1e6, 5e6, 3e6, 3e6], 1.0)
+    assert tr.window_rates_bps(2.0) == (3e6, 3e6) and tr.window_rates_bps(1.0) == (1e6, 5e6)
+
+
+def test_window_rates_of_a_long_sparse_trace_cost_nothing_per_window(tmp_path):
+    tr = formats.load(write(tmp_path, "s.down", "0\n1000000000000\n"))  # 1e9 s, two packets
+    # both packets are delivered in the last second (the one at 0 ms ends the previous repetition)
+    assert tr.window_rates_bps(1.0) == (0.0, 2 * PACKET_BITS)
+    assert tr.summary()["peak_rate_1s_bps"] == 2 * PACKET_BITS
+
+
+def test_mahimahi_peak_is_the_largest_one_second_count(tmp_path):
+    # 3 packets at 1 ms, a burst of 50 in the last 2 ms: the step rate there is 300 Mbit/s
+    text = "1\n1\n1\n" + "1999\n" * 48 + "2000\n2000\n"
+    tr = formats.load(write(tmp_path, "b.down", text))
+    assert tr.rates_bps.max() == pytest.approx(50 * PACKET_BITS / 1.0)  # bin (1, 2] is a whole second here
+    assert tr.summary()["peak_rate_1s_bps"] == 50 * PACKET_BITS
+    assert "max_rate_bps" not in tr.summary()
+
+
+def test_peak_of_a_real_trace_against_plain_counting():
+    """ATT-LTE-driving-2016: the largest packet count in a whole second (k, k+1], counted in
+    plain Python; its largest step rate (a short last bin) is 132 Mbit/s."""
+    path = shared_path("traces", "mahimahi-cellular", "ATT-LTE-driving-2016.down")
+    stamps = [int(line) for line in path.read_text().split()]
+    whole_seconds = stamps[-1] // 1000
+    counts = [0] * whole_seconds
+    for ms in stamps:
+        if 0 < ms <= whole_seconds * 1000:
+            counts[(ms - 1) // 1000] += 1
+    tr = formats.load(path)
+    low, peak = tr.window_rates_bps(1.0)
+    assert peak == max(counts) * PACKET_BITS and low == min(counts) * PACKET_BITS
+    assert peak < 30e6 < tr.rates_bps.max()
