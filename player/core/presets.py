@@ -5,11 +5,12 @@ semantics (not their bugs) so results line up with published work. README states
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 import abr
+from netem.content import Content
 from netem.errors import InputError
 from netem.link import LinkParams, preset as link_preset
 
@@ -45,10 +46,18 @@ class SessionPreset:
     buffer_cap_top_s: float | None = None
     buffer_cap_top_long_s: float | None = None
     long_form_s: float = 600.0
+    # the presentation as the session plays it (`played_segments`): Pensieve's environment
+    # knows its one movie by constants, crediting every chunk with VIDEO_CHUNCK_LEN = 4 s of
+    # media (EnvivioDash3's segments last 359408/90000 = 3.993 s) and playing
+    # TOTAL_VIDEO_CHUNCK = 48 of the 49 chunks it has sizes for
+    duration_quantum_s: float = 0.0     # a segment's media counts as its duration rounded to this; 0: exact
+    last_segment_played: bool = True    # False: the session ends before the last segment
 
     def __post_init__(self) -> None:
         if not (isinstance(self.init_bytes, (int, np.integer)) and self.init_bytes >= 0):
             raise InputError(f"init_bytes must be a whole number of bytes >= 0, got {self.init_bytes!r}")
+        if not (self.duration_quantum_s >= 0 and np.isfinite(self.duration_quantum_s)):
+            raise InputError(f"duration_quantum_s must be a number of seconds >= 0, got {self.duration_quantum_s!r}")
         for name in ("buffer_cap_top_s", "buffer_cap_top_long_s"):
             v = getattr(self, name)
             if v is not None and not (v > 0 and np.isfinite(v)):
@@ -63,6 +72,29 @@ class SessionPreset:
             return abr.get(real, **merged)
         except (TypeError, ValueError) as exc:
             raise InputError(str(exc)) from None
+
+    def played_segments(self, durations_s: np.ndarray, sizes_bytes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The segments a session under this preset fetches, (durations_s, sizes_bytes) rows:
+        without the last one unless `last_segment_played`, each duration rounded to the nearest
+        multiple of `duration_quantum_s` (never below one quantum) when that is set."""
+        d = np.asarray(durations_s, dtype=np.float64)
+        if not self.last_segment_played:
+            if d.size < 2:
+                raise InputError(f"preset {self.name!r} never plays the last segment: the content needs 2 "
+                                 f"segments at least, it has {d.size}")
+            d, sizes_bytes = d[:-1], sizes_bytes[:-1]
+        q = self.duration_quantum_s
+        if q > 0:
+            d = np.maximum(np.round(d / q), 1.0) * q
+        return d, sizes_bytes
+
+    def played_content(self, content: Content) -> Content:
+        """`content` as a session under this preset plays it (`played_segments`); the same
+        object when the preset changes nothing."""
+        if self.last_segment_played and self.duration_quantum_s == 0:
+            return content
+        d, sizes = self.played_segments(content.segment_durations_s, content.segment_sizes_bytes)
+        return replace(content, segment_durations_s=d, segment_sizes_bytes=sizes)
 
     def top_cap_s(self, content_s: float) -> float | None:
         """The buffer target at the top rung for content of this duration (None: no special one)."""
@@ -92,13 +124,19 @@ PRESETS: dict[str, SessionPreset] = {
         "pensieve", link_preset("pensieve"), buffer_cap_s=60.0, whole_segment_fits=False,
         wait_quantum_s=0.5, startup_is_stall=True, first_rung=1, throughput_includes_latency=True,
         qoe_skip_first=True, play_out_at_end=False, abandonment=False,
-        abr_defaults={"bba": {"reservoir_s": 5.0, "cushion_s": 10.0}, "robustmpc": {"horizon": 5},
-                      "mpc": {"horizon": 5}},
+        duration_quantum_s=0.1, last_segment_played=False,
+        abr_defaults={"bba": {"reservoir_s": 5.0, "cushion_s": 10.0, "variant": "pensieve"},
+                      "robustmpc": {"horizon": 5}, "mpc": {"horizon": 5}},
+        abr_aliases={"bb": "bba"},
         doc="Pensieve's test environment (hongzimao/pensieve test/fixed_env.py): throughput = "
             "trace rate × 0.95, a fixed 80 ms added per segment outside trace time (the trace's "
             "own latency ignored), throughput samples include it; buffer cap 60 s drained in "
-            "0.5 s sleeps; segment 1 at rung 1; stalls counted from the first request; linear "
-            "QoE summed over segments 2..N; the session ends when the last segment arrives."),
+            "0.5 s sleeps; segment 1 at rung 1; stalls counted from the first request; every "
+            "segment adds its duration rounded to 0.1 s (EnvivioDash3's 3.993 s count as Pensieve's "
+            "4 s chunks) and the last segment is not played (Pensieve plays 48 of EnvivioDash3's "
+            "49); linear QoE summed over segments 2..N; the session ends when the last segment "
+            "played arrives. bba (alias bb) is Pensieve's test/bb.py: reservoir 5 s, cushion 10 s, "
+            "rung = ⌊(rungs − 1)(B − 5 s)/10 s⌋ with no hysteresis."),
     "dashjs": SessionPreset(
         "dashjs", link_preset("trace-latency", overhead_s=0.018), buffer_cap_s=18.0, whole_segment_fits=True,
         wait_quantum_s=0.5, abandon_interval_s=0.05, init_bytes=710, init_at_start=False, init_revalidated=True,

@@ -78,7 +78,9 @@ class SessionCore:
     def __init__(self, plan: SegmentPlan, policy: abr.Policy, preset: SessionPreset,
                  mask: np.ndarray | None = None, buffer_cap_s: float | None = None,
                  startup_threshold_s: float | None = None) -> None:
-        self.plan = plan
+        durations_s, sizes_bytes = preset.played_segments(plan.durations_s, plan.sizes_bytes)
+        plan = SegmentPlan(durations_s, plan.bitrates_bps, sizes_bytes)
+        self.plan = plan                 # the segments as the preset plays them
         self.policy = policy
         self.preset = preset
         R = plan.bitrates_bps.size

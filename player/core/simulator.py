@@ -13,7 +13,7 @@ switch only; the policy's throughput samples stay the media segment's alone.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -183,7 +183,7 @@ def simulate_batch(specs: Sequence[SessionSpec]) -> list[SessionResult]:
     """Sessions sharing policy, content and preset, each with its own trace and device."""
     first = specs[0]
     preset: SessionPreset = first.preset if isinstance(first.preset, SessionPreset) else get_preset(first.preset)
-    content = first.content
+    content = preset.played_content(first.content)   # the segments as the preset plays them
     n, K, R = len(specs), content.n_segments, content.n_rungs
     policy = preset.policy(first.abr, first.abr_params)
     ladder = abr.Ladder(content.bitrates_bps, content.segment_duration_s)
@@ -290,7 +290,7 @@ def simulate_batch(specs: Sequence[SessionSpec]) -> list[SessionResult]:
     out = []
     for i, s in enumerate(specs):
         out.append(SessionResult(
-            spec=s, chosen=chosen[i], bitrate_bps=bitrates[chosen[i]], size_bytes=rec["size"][i].astype(np.int64),
+            spec=s if content is s.content else replace(s, content=content), chosen=chosen[i], bitrate_bps=bitrates[chosen[i]], size_bytes=rec["size"][i].astype(np.int64),
             download_s=rec["download"][i], latency_s=rec["latency"][i], rebuffer_s=rec["rebuffer"][i],
             buffer_s=rec["buffer"][i], wait_s=rec["wait"][i], request_s=rec["request"][i],
             startup_s=float(st.startup_s[i]), session_s=float(st.clock_s[i]),
