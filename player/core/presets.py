@@ -5,12 +5,11 @@ semantics (not their bugs) so results line up with published work. README states
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
 import abr
-from netem.content import Content
 from netem.errors import InputError
 from netem.link import LinkParams, preset as link_preset
 
@@ -46,7 +45,7 @@ class SessionPreset:
     buffer_cap_top_s: float | None = None
     buffer_cap_top_long_s: float | None = None
     long_form_s: float = 600.0
-    # the presentation as the session plays it (`played_segments`): Pensieve's environment
+    # the segments as the session plays them (`player.core.rules.played_plan`): Pensieve's environment
     # knows its one movie by constants, crediting every chunk with VIDEO_CHUNCK_LEN = 4 s of
     # media (EnvivioDash3's segments last 359408/90000 = 3.993 s) and playing
     # TOTAL_VIDEO_CHUNCK = 48 of the 49 chunks it has sizes for
@@ -72,29 +71,6 @@ class SessionPreset:
             return abr.get(real, **merged)
         except (TypeError, ValueError) as exc:
             raise InputError(str(exc)) from None
-
-    def played_segments(self, durations_s: np.ndarray, sizes_bytes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The segments a session under this preset fetches, (durations_s, sizes_bytes) rows:
-        without the last one unless `last_segment_played`, each duration rounded to the nearest
-        multiple of `duration_quantum_s` (never below one quantum) when that is set."""
-        d = np.asarray(durations_s, dtype=np.float64)
-        if not self.last_segment_played:
-            if d.size < 2:
-                raise InputError(f"preset {self.name!r} never plays the last segment: the content needs 2 "
-                                 f"segments at least, it has {d.size}")
-            d, sizes_bytes = d[:-1], sizes_bytes[:-1]
-        q = self.duration_quantum_s
-        if q > 0:
-            d = np.maximum(np.round(d / q), 1.0) * q
-        return d, sizes_bytes
-
-    def played_content(self, content: Content) -> Content:
-        """`content` as a session under this preset plays it (`played_segments`); the same
-        object when the preset changes nothing."""
-        if self.last_segment_played and self.duration_quantum_s == 0:
-            return content
-        d, sizes = self.played_segments(content.segment_durations_s, content.segment_sizes_bytes)
-        return replace(content, segment_durations_s=d, segment_sizes_bytes=sizes)
 
     def top_cap_s(self, content_s: float) -> float | None:
         """The buffer target at the top rung for content of this duration (None: no special one)."""
