@@ -103,7 +103,6 @@ PRESETS: dict[str, SessionPreset] = {
         duration_quantum_s=0.1, last_segment_played=False,
         abr_defaults={"bba": {"reservoir_s": 5.0, "cushion_s": 10.0, "variant": "pensieve"},
                       "robustmpc": {"horizon": 5}, "mpc": {"horizon": 5}},
-        abr_aliases={"bb": "bba"},
         doc="Pensieve's test environment (hongzimao/pensieve test/fixed_env.py): throughput = "
             "trace rate × 0.95, a fixed 80 ms added per segment outside trace time (the trace's "
             "own latency ignored), throughput samples include it; buffer cap 60 s drained in "
@@ -111,7 +110,7 @@ PRESETS: dict[str, SessionPreset] = {
             "segment adds its duration rounded to 0.1 s (EnvivioDash3's 3.993 s count as Pensieve's "
             "4 s chunks) and the last segment is not played (Pensieve plays 48 of EnvivioDash3's "
             "49); linear QoE summed over segments 2..N; the session ends when the last segment "
-            "played arrives. bba (alias bb) is Pensieve's test/bb.py: reservoir 5 s, cushion 10 s, "
+            "played arrives. bba is Pensieve's test/bb.py: reservoir 5 s, cushion 10 s, "
             "rung = ⌊(rungs − 1)(B − 5 s)/10 s⌋ with no hysteresis."),
     "dashjs": SessionPreset(
         "dashjs", link_preset("trace-latency", overhead_s=0.018), buffer_cap_s=18.0, whole_segment_fits=True,
