@@ -51,7 +51,8 @@ def register_pensieve(peers: argparse._SubParsersAction) -> None:
     p.add_argument("--python", metavar="PYTHON",
                    help=f"the interpreter for Pensieve's scripts (default: {sys.executable})")
     p.add_argument("--out", metavar="DIR", help="write sessions.csv, summary.json and side-by-side per-chunk "
-                                                "logs (logs/SET/bba/TRACE.jsonl)")
+                                                "logs (logs/SET/bba/TRACE.jsonl); default: none, only "
+                                                "the summary is printed")
     p.add_argument("--sessions", action="store_true", help="print one line per trace, not only the summary")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run_pensieve)
