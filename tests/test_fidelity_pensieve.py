@@ -137,6 +137,7 @@ def test_compare_with_a_fake_pensieve(tmp_path):
     assert (test.chunks, test.chunk_s, test.log_prefix) == (3, 4.0, "./results/log_sim_bb_")
     traces, movie = inputs(tmp_path)
     result = compare(test, [traces], movie)
+    assert result.notes == []    # 359408/90000 s segments count as Pensieve's 4 s chunks
     pairs = {p.trace: p for p in result.pairs}
     same, other = pairs["same.csv"], pairs["other.csv"]
     # chunks 2..3: 0.3 + 0.75 − 0.45 − 0.45
@@ -193,6 +194,15 @@ def test_movie_with_another_ladder_is_refused(tmp_path, capsys):
     traces, movie = inputs(tmp_path, bitrates=[200e3, 750e3, 1200e3, 1850e3, 2850e3, 4300e3])
     rc = main(["fidelity", "pensieve", "--pensieve", str(fake), "--traces", str(traces), "--movie", str(movie)])
     assert rc == 2 and "not Pensieve's VIDEO_BIT_RATE" in capsys.readouterr().err
+
+
+def test_a_movie_of_other_chunk_lengths_gets_a_note(tmp_path):
+    test = PensieveTest.find(fake_pensieve(tmp_path))
+    traces, _ = inputs(tmp_path)
+    movie = tmp_path / "two-second.json"
+    save_content(Content(rungs_from_bitrates(np.array(LADDER)), np.full(4, 2.0), np.tile(SIZES, (4, 1))), movie)
+    notes = compare(test, [traces], movie).notes
+    assert len(notes) == 1 and "VIDEO_CHUNCK_LEN = 4 s" in notes[0] and "[2.0] s" in notes[0]
 
 
 def test_a_pensieve_that_fails_everywhere_is_unavailable(tmp_path):

@@ -69,6 +69,9 @@ def run_pensieve(args: argparse.Namespace) -> int:
     meta = {"peer": "pensieve", "pensieve": str(test.script), "python": args.python or sys.executable,
             "traces": list(args.traces), "movie": args.movie or str(test.folder), "preset": pensieve_peer.PRESET,
             "policy": pensieve_peer.POLICY}
+    meta["notes"] = result.notes
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
     if args.out:
         pensieve_peer.write_report(Path(args.out), result, summaries, meta)
     if args.json:

@@ -42,6 +42,8 @@ from netem import content as content_mod
 from netem import formats
 from netem.content import Content
 from netem.errors import InputError, UnavailableError
+from player.core.presets import get as get_preset
+from player.core.rules import SegmentPlan, played_plan
 from player.core.simulator import SessionResult, SessionSpec, simulate
 
 POLICY = "bba"                  # ours, under the preset below, is Pensieve's test/bb.py
@@ -170,6 +172,7 @@ class PensievePair:
 class Comparison:
     pairs: list[PensievePair]
     logs: dict[tuple[str, str], list[dict]] = field(default_factory=dict)  # (set, trace) -> side by side
+    notes: list[str] = field(default_factory=list)                         # why sessions may differ anyway
 
 
 def trace_sets(items: Sequence[str | Path]) -> list[tuple[str, list[Path]]]:
@@ -241,7 +244,7 @@ def compare(test: PensieveTest, trace_items: Sequence[str | Path], movie: str | 
     """Pensieve's BB and ours on every trace of every set (see the module docstring)."""
     content = test.movie(movie)
     python = python or sys.executable
-    result = Comparison(pairs=[])
+    result = Comparison(pairs=[], notes=chunk_notes(test, content))
     sets = trace_sets(trace_items)
     with tempfile.TemporaryDirectory(prefix="abrlab-pensieve-") as tmp:
         for set_name, paths in sets:
@@ -256,9 +259,19 @@ def compare(test: PensieveTest, trace_items: Sequence[str | Path], movie: str | 
                 pair, rows = judge(set_name, name, ours, peer, error or "Pensieve wrote no log for this trace")
                 result.pairs.append(pair)
                 result.logs[(set_name, name)] = rows
-    if sets and all(p.error for p in result.pairs) and result.pairs:
+    if result.pairs and all(p.error for p in result.pairs):
         raise UnavailableError(f"Pensieve's {SCRIPT} failed on every trace with {python}: {result.pairs[0].error}")
     return result
+
+
+def chunk_notes(test: PensieveTest, movie: Content) -> list[str]:
+    """A note when the preset does not credit the movie's chunks with Pensieve's VIDEO_CHUNCK_LEN
+    (a movie other than EnvivioDash3: Pensieve's environment assumes its constant anyway)."""
+    played = played_plan(SegmentPlan.from_content(movie), get_preset(PRESET)).durations_s
+    if np.allclose(played, test.chunk_s):
+        return []
+    return [f"Pensieve credits every chunk with VIDEO_CHUNCK_LEN = {test.chunk_s:g} s; the preset {PRESET} "
+            f"credits this movie's with {sorted(set(np.round(played, 6).tolist()))} s, so sessions will differ"]
 
 
 def judge(set_name: str, trace: str, ours: SessionResult, peer: list[dict] | None,
