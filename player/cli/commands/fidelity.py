@@ -25,22 +25,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
 
 
+PENSIEVE_DESCRIPTION = """\
+Pensieve's buffer-based baseline (test/bb.py with test/fixed_env.py and test/load_trace.py,
+unmodified) beside our simulator under --preset pensieve --abr bba, on every trace of each
+set. Each trace is written in Pensieve's cooked format into a temporary folder laid out as
+test/ expects; both sides read those files and the same segment sizes (the movie's first
+TOTAL_VIDEO_CHUNCK + 1 = 49). A session agrees when our linear QoE (chunks 2..48, as
+Pensieve's plot_results.py sums rewards) is within 1% of Pensieve's; the goal is 95% of
+each set.
+
+Pensieve's scripts are Python 2. --python may name a Python 2 that has numpy (they run as
+they are) or a Python 3 that has numpy (the default: the Python running abrlab, so a
+machine with python3 and numpy only is enough): then they run through a shim that leaves
+the files unmodified and compiles them with Python 2's print statement, integer division,
+xrange and binary-mode text files (player/lab/fidelity/pensieve_shim.py)."""
+
+
 def register_pensieve(peers: argparse._SubParsersAction) -> None:
     p = peers.add_parser(
         "pensieve", help="hongzimao/pensieve test/bb.py, run unmodified in a subprocess",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Pensieve's buffer-based baseline (test/bb.py with test/fixed_env.py and test/load_trace.py, "
-                    "unmodified) beside our simulator under --preset pensieve --abr bba, on every trace of each "
-                    "set. Each trace is written in Pensieve's cooked format into a temporary folder laid out as "
-                    "test/ expects, and both sides read those files and the same segment sizes (the movie's "
-                    "first TOTAL_VIDEO_CHUNCK + 1 = 49). A session agrees when our linear QoE (chunks 2..48, as "
-                    "Pensieve's plot_results.py sums rewards) is within 1%% of Pensieve's; the goal is 95%% of "
-                    "each set.\n\n"
-                    "Pensieve's scripts are Python 2. --python may name a Python 2 that has numpy (they run as "
-                    "they are) or a Python 3 that has numpy (default: the Python running abrlab, so a machine "
-                    "with python3 and numpy only is enough): then they run through a shim that leaves the files "
-                    "unmodified and compiles them with Python 2's print statement, integer division, xrange "
-                    "and binary-mode text files (player/lab/fidelity/pensieve_shim.py).")
+        description=PENSIEVE_DESCRIPTION)
     p.add_argument("--pensieve", required=True, metavar="PATH",
                    help="Pensieve's test/ folder (or a Pensieve checkout, or its test/bb.py)")
     p.add_argument("--traces", required=True, nargs="+", metavar="DIR",
