@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from netem.content import Content, rungs_from_bitrates
+from netem.errors import InputError
 from netem.trace import Trace
 from player.core.presets import get as get_preset
 from player.core.rules import SegmentPlan, played_plan
@@ -75,3 +76,13 @@ def test_played_plan_rounds_to_a_tenth_and_drops_the_last_segment():
     # a segment shorter than half a quantum still counts one quantum
     tiny = SegmentPlan(np.array([0.02, 0.02]), LADDER[:1], np.ones((2, 1)))
     assert played_plan(tiny, get_preset("pensieve")).durations_s == pytest.approx([0.1])
+
+
+def test_a_negative_quantum_is_refused():
+    with pytest.raises(InputError, match="duration_quantum_s"):
+        replace(get_preset("pensieve"), duration_quantum_s=-0.1)
+
+
+def test_a_one_segment_movie_cannot_drop_its_last_segment():
+    with pytest.raises(InputError, match="2 segments at least"):
+        simulate([SessionSpec(payload_8mbps(), movie(segments=1), "bba", preset="pensieve")])
