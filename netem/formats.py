@@ -15,22 +15,25 @@ breaks ties or names the parser whose error message is most useful):
   Mahimahi's own delivered count at every whole second. Runs of empty seconds collapse
   into one zero-rate step, so a two-line file saying "0" and "10^12" cannot make us
   allocate one bin per second of silence.
-* ``pensieve`` — lines ``time_s  Mbit/s``. Times are seconds since the recording started,
-  so never negative; they are shifted so the first sample is at 0;
-  each rate holds until the next sample's time; the format has no end time, so the last
-  sample lasts the median step (1 s when there is a single sample). The median, unlike
-  the mean, is not stretched by one long gap, and for the regular ~1 s sampling of real
-  cooked traces it is exactly the sampling step. (Pensieve's own simulator, sim/env.py,
-  applies sample i's rate over the interval that *ends* at its time, one sample later
-  than here; a link preset that reproduces its numbers exactly must shift by one.)
+* ``pensieve`` — lines ``time_s  Mbit/s``, read as Pensieve's simulators read them
+  (test/fixed_env.py, sim/env.py): a line's rate is the capacity of the interval that *ends*
+  at its time, since the previous line; the first line only marks time 0 (its rate is never
+  used) and the last line's time ends the period. Times are never negative and are
+  shifted so the first line is at 0. A file needs two lines at least. The writer is the exact inverse: a first line
+  ``0`` and then, per step, the step's end time and its rate, so that Pensieve simulates
+  exactly the trace we wrote and a round trip gives it back. (Reading a line's rate as
+  holding *from* its time, as CSV does, would run every rate one sample early under
+  Pensieve's semantics.)
 * ``sabre`` — a JSON list of ``{"duration_ms", "bandwidth_kbps", "latency_ms"}``; the
   latency is per step. Entries with ``duration_ms`` 0 carry no time and are skipped. One
   `json.loads`, then the entries become arrays in C loops (`map`, `itemgetter`,
   `np.fromiter`), checked with whole-array comparisons.
 * ``csv`` — ``time_s,rate_bps[,latency_s]`` with an optional header naming exactly those
-  columns, and optional leading ``#`` comment lines. Same time shift and last-step rule as
-  ``pensieve``, unless a leading comment ``# duration_s=<seconds>`` gives the period, which
-  the writer always emits so a CSV round trip is exact.
+  columns, and optional leading ``#`` comment lines. Times are shifted so the first sample
+  is at 0; each rate holds until the next sample's time. A leading comment
+  ``# duration_s=<seconds>`` gives the period, which the writer always emits so a CSV round
+  trip is exact; without it the last sample lasts the median step (1 s when there is a
+  single sample). The median, unlike the mean, is not stretched by one long gap.
 
 Large files are parsed without a Python loop over lines. A Mahimahi file made only of
 digits and newlines (the usual case) goes through numpy's C text parser plus a count and
@@ -519,12 +522,14 @@ def _check_commas(data: bytes, tok: _Tokens, ncols: int, what: str, source: str)
 
 def _samples_to_trace(times: np.ndarray, rates: np.ndarray, lines: _RowLines, *, rate_unit: str,
                       bps_per_unit: float, duration_s: float | None, latency: np.ndarray | None, fmt: str,
-                      name: str, source: str) -> Trace:
+                      name: str, source: str, rate_until_time: bool = False) -> Trace:
     """Sampled (time, rate) rows to a Trace: shift to 0, check order and values, close the last step.
 
     Times count seconds from the start of a recording, so they are never negative; a
-    first time above 0 is an offset, shifted away. `rates` are in the file's unit (named
-    in errors as the user wrote them) and converted here.
+    first time above 0 is an offset, shifted away.
+    `rates` are in the file's unit (named in errors as the user wrote them) and converted here.
+    A rate holds from its row's time to the next row's; with `rate_until_time` (Pensieve), it
+    covers the interval from the previous row's time to its own, and the last time ends the period.
     """
     bad_t = np.flatnonzero(~np.isfinite(times))
     if bad_t.size:
@@ -547,6 +552,8 @@ def _samples_to_trace(times: np.ndarray, rates: np.ndarray, lines: _RowLines, *,
                  f"{rate_unit} (MAX_RATE_BPS, 10 Tbit/s)", source)
     if latency is not None:
         _check_range(latency, lines, "latency {} s", MAX_LATENCY_S, "s (MAX_LATENCY_S)", source)
+    if rate_until_time:
+        t, duration_s, rates = t[:-1], float(t[-1]), rates[1:]
     if not np.any(rates > 0):
         raise InputError("total capacity is zero: every rate is 0", where=source)
     if duration_s is None:
@@ -573,8 +580,12 @@ def _check_range(values: np.ndarray, lines: _RowLines, what: str, high: float, u
 
 def _load_pensieve(data: bytes, *, name: str, source: str) -> Trace:
     values, lines = _numeric_table(data, ncols=2, what="2 columns: time_s Mbit/s", source=source)
+    if values.shape[0] < 2:
+        raise InputError("a Pensieve cooked trace needs 2 lines at least: each line's rate covers the time "
+                         "since the previous line", where=source)
     return _samples_to_trace(values[:, 0], values[:, 1], lines, rate_unit="Mbit/s", bps_per_unit=1e6,
-                             duration_s=None, latency=None, fmt="pensieve", name=name, source=source)
+                             duration_s=None, latency=None, fmt="pensieve", name=name, source=source,
+                             rate_until_time=True)
 
 
 CSV_COLUMNS = ("time_s", "rate_bps", "latency_s")
@@ -773,8 +784,11 @@ def _write_csv(trace: Trace) -> str:
 
 
 def _write_pensieve(trace: Trace) -> str:
+    """Line 0 marks time 0 (Pensieve never uses its rate: we repeat the first step's), then each
+    step as (its end time, its rate), the last ending at the period (see the module docstring)."""
     mbps = (trace.rates_bps / 1e6).tolist()
-    return "\n".join(f"{t!r}\t{r!r}" for t, r in zip(trace.times_s.tolist(), mbps)) + "\n"
+    ends = np.append(trace.times_s[1:], trace.duration_s).tolist()
+    return "\n".join(f"{t!r}\t{r!r}" for t, r in zip([0.0] + ends, mbps[:1] + mbps)) + "\n"
 
 
 _WRITERS = {"mahimahi": _write_mahimahi, "pensieve": _write_pensieve, "sabre": _write_sabre, "csv": _write_csv}

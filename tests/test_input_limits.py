@@ -244,8 +244,11 @@ def test_negative_start_and_absurd_length_are_refused(tmp_path, capsys, name, te
 
 
 def test_positive_offsets_are_still_shifted_away():
+    # Pensieve semantics: the second line's rate covers the second since the first line
     tr = formats.loads("100 1.0\n101 2.0\n", "pensieve")
-    assert tr.times_s.tolist() == [0.0, 1.0] and tr.duration_s == 2.0
+    assert tr.times_s.tolist() == [0.0] and tr.duration_s == 1.0 and tr.rates_bps.tolist() == [2e6]
+    tr = formats.loads("100,1e6\n101,2e6\n", "csv")
+    assert tr.times_s.tolist() == [0.0, 1.0]
 
 
 # -- 3 and 5. content descriptions: one validation, precise messages -----------------------

@@ -142,17 +142,30 @@ def test_mahimahi_sabre_mahimahi_real(name):
 
 # -- Pensieve cooked ----------------------------------------------------------------------
 
-def test_pensieve_shift_units_and_median_last_step(tmp_path):
+def test_pensieve_rate_covers_the_interval_ending_at_its_time(tmp_path):
+    # as Pensieve's fixed_env reads it: 2.0 over (10, 11], 0.5 over (11, 12], 1.0 over (12, 15];
+    # the first line's 1.5 is never used and the last time ends the period
     tr = formats.load(write(tmp_path, "trace_1", "10.0 1.5\n11.0 2.0\n12.0 0.5\n15.0 1.0\n"))
     assert tr.format == "pensieve"
-    np.testing.assert_array_equal(tr.times_s, [0, 1, 2, 5])
-    np.testing.assert_array_equal(tr.rates_bps, [1.5e6, 2e6, 0.5e6, 1e6])
-    assert tr.duration_s == 6.0  # last sample lasts the median step (1 s)
+    np.testing.assert_array_equal(tr.times_s, [0, 1, 2])
+    np.testing.assert_array_equal(tr.rates_bps, [2e6, 0.5e6, 1e6])
+    assert tr.duration_s == 5.0
+    assert tr.capacity_bits == pytest.approx(2e6 + 0.5e6 + 3 * 1e6)
 
 
-def test_pensieve_single_sample_lasts_one_second():
-    tr = formats.loads("3.5\t2.0\n", "pensieve")
-    assert tr.duration_s == 1.0 and tr.mean_rate_bps == 2e6
+def test_pensieve_single_line_is_refused():
+    with pytest.raises(InputError, match="2 lines at least"):
+        formats.loads("3.5\t2.0\n", "pensieve")
+
+
+def test_pensieve_zero_capacity_ignores_the_unused_first_rate():
+    with pytest.raises(InputError, match="capacity is zero"):
+        formats.loads("0 5.0\n1 0\n2 0\n", "pensieve")
+
+
+def test_pensieve_writer_text_by_hand():
+    # steps of 1 s at 1 and 2.5 Mbit/s: a first line at 0, then (end time, rate) per step
+    assert formats.dumps(synth.steps([1e6, 2.5e6], 1.0), "pensieve") == "0.0\t1.0\n1.0\t1.0\n2.0\t2.5\n"
 
 
 # -- Sabre JSON ---------------------------------------------------------------------------
@@ -235,6 +248,14 @@ def test_pensieve_round_trip_of_regular_trace(tmp_path):
     back = formats.load(formats.save(tr, tmp_path / "p.cooked"))
     assert back.format == "pensieve" and back.duration_s == tr.duration_s
     np.testing.assert_allclose(back.rates_bps, tr.rates_bps, rtol=1e-12)
+
+
+def test_pensieve_round_trip_of_irregular_steps(tmp_path):
+    tr = Trace(np.array([0.0, 0.7, 3.2]), np.array([4e6, 0.0, 1.5e6]), 4.0)
+    back = formats.load(formats.save(tr, tmp_path / "p.cooked"))
+    np.testing.assert_allclose(back.times_s, tr.times_s, rtol=1e-12)
+    np.testing.assert_allclose(back.rates_bps, tr.rates_bps, rtol=1e-12)
+    assert back.duration_s == pytest.approx(4.0, rel=1e-12)
 
 
 def test_mahimahi_round_trip_of_rate_trace(tmp_path):

@@ -7,6 +7,9 @@ style of h11, this module owns the state machine's rules; the two clocks own onl
 
 The rules, each stated once:
 
+- **The segments played** (`played_plan`): all of the presentation's, at their own
+  durations, unless the preset says otherwise (Pensieve's environment credits each chunk
+  with its nominal length and never plays the last one).
 - **Histories.** The policy sees the last `HISTORY_SAMPLES` throughput samples and download
   times, newest last, NaN-padded on the left before there are that many. A sample is a
   media segment's `bytes × 8 / measured`, where `measured` is the transfer time (plus the
@@ -33,12 +36,13 @@ Units: seconds, bits per second, bytes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
 
 import abr
+from netem.errors import InputError
 from player.core.buffer import BufferState
 from player.core.presets import SessionPreset
 
@@ -75,6 +79,26 @@ class SegmentPlan:
     @property
     def duration_s(self) -> float:
         return float(self.durations_s.sum())
+
+
+def played_plan(plan: SegmentPlan, preset: SessionPreset) -> SegmentPlan:
+    """The segments a session under `preset` fetches and the media each adds to the buffer:
+    without the last segment unless `preset.last_segment_played`; each duration rounded to
+    the nearest multiple of `preset.duration_quantum_s` (never below one quantum) when that is
+    set (Pensieve: 0.1 s, so EnvivioDash3's 359408/90000 s segments count as its 4 s chunks).
+    The same plan when the preset changes nothing."""
+    q = preset.duration_quantum_s
+    if preset.last_segment_played and q == 0:
+        return plan
+    durations, sizes = plan.durations_s, plan.sizes_bytes
+    if not preset.last_segment_played:
+        if durations.size < 2:
+            raise InputError(f"preset {preset.name!r} does not play the last segment: the presentation needs "
+                             f"2 segments at least, it has {durations.size}")
+        durations, sizes = durations[:-1], sizes[:-1]
+    if q > 0:
+        durations = np.maximum(np.round(durations / q), 1.0) * q
+    return replace(plan, durations_s=durations, sizes_bytes=sizes)
 
 
 class History:
@@ -229,7 +253,8 @@ class SessionRows:
                  buffer_cap_s: np.ndarray | float | None = None,
                  startup_threshold_s: np.ndarray | float | None = None) -> None:
         R = plan.n_rungs
-        self.plan = plan
+        plan = played_plan(plan, preset)
+        self.plan = plan                 # the segments as the preset plays them
         self.preset = preset
         self.n = n
         self.mask = np.ones((n, R), dtype=bool) if mask is None else np.asarray(mask, dtype=bool).reshape(n, R)

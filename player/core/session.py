@@ -54,11 +54,11 @@ class SessionCore:
     def __init__(self, plan: SegmentPlan, policy: abr.Policy, preset: SessionPreset,
                  mask: np.ndarray | None = None, buffer_cap_s: float | None = None,
                  startup_threshold_s: float | None = None, on_decision: DecisionHook | None = None) -> None:
-        self.plan = plan
         self.policy = policy
         self.preset = preset
         self.rules = SessionRows(plan, preset, 1, mask=mask, buffer_cap_s=buffer_cap_s,
                                  startup_threshold_s=startup_threshold_s)
+        self.plan = plan = self.rules.plan     # the segments as the preset plays them
         policy.reset(1, abr.Ladder(plan.bitrates_bps, float(np.median(plan.durations_s))))
         self.on_decision = on_decision
         self.now = 0.0

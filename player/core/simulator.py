@@ -132,8 +132,7 @@ class _Batch:
         content = specs[0].content
         self.preset = preset
         self.policy = policy
-        self.plan = SegmentPlan.from_content(content)
-        n, K, R = len(specs), content.n_segments, content.n_rungs
+        n, R = len(specs), content.n_rungs
         # one link over the distinct traces of the batch
         trace_ids: dict[int, int] = {}
         uniq: list[Trace] = []
@@ -151,7 +150,10 @@ class _Batch:
                 mask[i] = s.device.mask(content)
                 cap[i] = s.device.buffer_target_s
                 startup[i] = s.device.startup_threshold_s
-        self.rules = SessionRows(self.plan, preset, n, mask=mask, buffer_cap_s=cap, startup_threshold_s=startup)
+        self.rules = SessionRows(SegmentPlan.from_content(content), preset, n, mask=mask, buffer_cap_s=cap,
+                                 startup_threshold_s=startup)
+        self.plan = self.rules.plan      # the segments as the preset plays them
+        K = self.plan.n_segments
         self.trace_t = np.zeros(n)
         self.n, self.K = n, K
         # one row per step (segment), so each step writes contiguous memory; transposed at the end
@@ -314,10 +316,10 @@ def simulate_batch(specs: Sequence[SessionSpec], on_decision: DecisionHook | Non
     """Sessions sharing policy, content and preset, each with its own trace and device."""
     first = specs[0]
     preset: SessionPreset = first.preset if isinstance(first.preset, SessionPreset) else get_preset(first.preset)
-    content = first.content
     policy = preset.policy(first.abr, first.abr_params)
-    policy.reset(len(specs), abr.Ladder(content.bitrates_bps, content.segment_duration_s))
     batch = _Batch(specs, preset, policy)
+    played = batch.plan
+    policy.reset(len(specs), abr.Ladder(played.bitrates_bps, float(np.median(played.durations_s))))
     for k in range(batch.K):
         batch.step(k, on_decision)
     st = batch.rules.buffer
