@@ -16,8 +16,10 @@ from netem.edge import EdgeServer
 from netem.license_server import LicensePolicy
 from netem.package import Presentation
 from netem.trace import constant
-from player.dash import drm
+from netem.errors import DecryptError, LicenseError
 from player.core.device import BUILTIN, DeviceProfile
+from player.dash import drm
+from player.http import decryption, licences
 from player.http.player import HttpPlayer, PlaybackError
 
 pytest.importorskip("cryptography")
@@ -224,7 +226,7 @@ def test_parse_license_checks_untrusted_answers():
     kid, key = b"\x01" * 16, b"\x02" * 16
     good = json.dumps({"keys": [{"kty": "oct", "kid": drm.b64url(kid), "k": drm.b64url(key)}],
                        "policy": {"max_height": 720, "license_duration_s": 60}}).encode()
-    lic = drm.parse_license("clearkey", good, [kid], 5.0)
+    lic = licences.parse_license("clearkey", good, [kid], 5.0)
     assert lic.keys == {kid: key} and lic.max_height == 720 and lic.expires_s == 65.0
     assert lic.allows(720) and not lic.allows(1080) and lic.allows(None)
     bad = [b"not json", b"[]", b'{"keys": []}', json.dumps({"keys": [{"kid": "!!", "k": "x"}]}).encode(),
@@ -235,35 +237,35 @@ def test_parse_license_checks_untrusted_answers():
                        "policy": {"license_duration_s": "soon"}}).encode(),
            b"{" + b" " * 70000 + b"}"]
     for body in bad:
-        with pytest.raises(drm.LicenseError):
-            drm.parse_license("clearkey", body, [kid], 0.0)
-    stub = drm.parse_license("widevine", json.dumps({"status": "OK", "policy": {}}).encode(), [kid], 0.0)
+        with pytest.raises(LicenseError):
+            licences.parse_license("clearkey", body, [kid], 0.0)
+    stub = licences.parse_license("widevine", json.dumps({"status": "OK", "policy": {}}).encode(), [kid], 0.0)
     assert stub.keys == {} and stub.max_height is None and stub.expires_s == float("inf")
 
 
 def test_track_crypto_decrypt_and_verify():
     p = Protection.default()
     pres = Presentation(movie(n=2), "number", audio=True, protection=p)
-    tc = drm.track_crypto(pres.read("v1/init.mp4"))
+    tc = decryption.track_crypto(pres.read("v1/init.mp4"))
     assert tc.protected and tc.kid == p.kid and tc.iv_size == 8 and tc.kind == "video"
     enc = pres.read("v1/1.m4s")
-    d = drm.Decryptor({p.kid: p.key})
+    d = decryption.Decryptor({p.kid: p.key})
     clear = d.decrypt(tc, enc)
     assert clear == pres.read_clear("v1/1.m4s") and clear != enc
-    assert drm.verify_media(clear, "video") > 0
-    atc = drm.track_crypto(pres.read("a0/init.mp4"))
+    assert decryption.verify_media(clear, "video") > 0
+    atc = decryption.track_crypto(pres.read("a0/init.mp4"))
     assert atc.kind == "audio" and d.decrypt(atc, pres.read("a0/2.m4s")) == pres.read_clear("a0/2.m4s")
-    with pytest.raises(drm.DecryptError):
-        drm.Decryptor({b"\x09" * 16: p.key}).decrypt(tc, enc)
+    with pytest.raises(DecryptError):
+        decryption.Decryptor({b"\x09" * 16: p.key}).decrypt(tc, enc)
     broken = bytearray(clear)
     i = broken.index(b"mdat") + 4
     broken[i:i + 4] = b"\xff\xff\xff\xff"      # a NAL length that runs past its sample
-    with pytest.raises(drm.DecryptError):
-        drm.verify_media(bytes(broken), "video")
-    with pytest.raises(drm.DecryptError):
-        drm.verify_media(b"\x00\x00\x00\x08free", "video")
+    with pytest.raises(DecryptError):
+        decryption.verify_media(bytes(broken), "video")
+    with pytest.raises(DecryptError):
+        decryption.verify_media(b"\x00\x00\x00\x08free", "video")
     clear_pres = Presentation(movie(n=2), "number")
-    assert drm.track_crypto(clear_pres.read("v0/init.mp4")).protected is False
+    assert decryption.track_crypto(clear_pres.read("v0/init.mp4")).protected is False
 
 
 def test_widevine_stub_round_trip_plays_without_decryption():

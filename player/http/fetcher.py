@@ -1,0 +1,433 @@
+"""One fetcher for every object the player asks for: manifests, segments, init segments,
+segment indexes and licences, with one retry policy (`player.http.config.RetryPolicy`).
+
+`Fetcher.fetch(resource)` returns a `Body` or raises:
+
+* `Missing` — 404/410 on every BaseURL alternative (the caller may try another rung);
+* `Abandoned` — the resource's abandonment hook chose another rung mid-download;
+* `FetchFailed` (a `PlaybackError`) — given up: the retry budget ran out, or the failure
+  cannot be helped by retrying (a 4xx other than 404/408/410/429).
+
+What it does between the first attempt and that answer:
+
+* timeouts (presentation seconds, `HttpConfig`): a first-byte timeout, an idle timeout (no
+  body bytes), and a whole-attempt timeout of ``total_timeout_factor`` × the object's
+  duration (at least ``min_total_timeout_s``), or the policy's ``attempt_timeout_s``;
+* 5xx, 408, 429, timeouts, resets and refused connections are retried with the policy's
+  backoff; after ``per_edge`` consecutive failures on one alternative (edge) it fails over
+  to the next, which `Edges` then prefers, avoiding the failed one for
+  ``failover_penalty_s``; 404/410 moves to the next alternative at once;
+* a partial body is resumed with a Range request (``If-Range`` on the ETag) when the server
+  accepts ranges; a server that ignores ``Range`` (``python -m http.server``) is handled: the
+  body is read up to the range's end and cut, the bytes before it counted as wasted;
+* every body is limited to the resource's `max_bytes` (Content-Length checked first);
+* measurement: ``latency_s`` = request sent → response headers of the attempt that
+  delivered; ``t_sent`` is the first attempt's, so retries make a fetch measure slow;
+* abandonment: every ``abandon_interval_s`` of a download the resource's `abandon_check`
+  is asked (bytes so far, seconds since the first attempt); a rung aborts the response.
+
+Each attempt is reported as a "request" event, each wait as "retry", each change of
+alternative as "failover" (`emit`); `decorate(resource, url, byte_range, alt, headers)`
+may add to a request (CMCD) and returns the URL to send.
+"""
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import aiohttp
+from yarl import URL
+
+from netem.errors import PlaybackError
+from player.http.clock import Clock
+from player.http.config import HttpConfig, RetryPolicy
+
+ByteRange = tuple[int, int]                    # first and last byte, inclusive
+Location = tuple[str, ByteRange | None]        # a URL and, for part of a resource, its byte range
+ERROR_BODY_BYTES = 4096                        # of an error response, read for its first line
+
+
+# ---------------------------------------------------------------------------------------
+# what the fetcher is asked for and what it answers
+
+
+@dataclass
+class Resource:
+    """What to fetch: `locate(alt)` gives its URL and byte range on BaseURL alternative `alt`."""
+
+    what: str                                   # manifest | init | index | media | license
+    locate: Callable[[int], Location]
+    n_alternatives: int = 1
+    max_bytes: int = 16 * 1024 * 1024
+    object_type: str = "o"                      # CMCD object type (m, v, a, i, k, o)
+    segment: int | None = None
+    rung: int | None = None
+    track: str | None = None
+    bitrate_bps: float | None = None
+    duration_s: float | None = None
+    locate_next: Callable[[int], Location | None] | None = None   # the next object (CMCD nor/nrr)
+    abandon_check: Callable[[float, float], int] | None = None    # (bytes so far, elapsed s) -> rung | -1
+    method: str = "GET"
+    payload: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    retry: RetryPolicy | None = None            # None: the fetcher's
+    on_attempt: Callable[[int], None] | None = None   # called with the attempt number before sending
+
+    def label(self) -> str:
+        """How an error names it: "manifest", "video segment 3" (1-based)."""
+        return self.what if self.segment is None else f"{self.track or self.what} segment {self.segment + 1}"
+
+
+@dataclass
+class Body:
+    """One object fetched (possibly over several attempts)."""
+
+    data: bytes
+    url: str
+    t_sent: float            # first attempt sent (player clock)
+    latency_s: float         # of the attempt that delivered the data
+    t_done: float
+    edge: int
+    attempts: int
+    wasted: int = 0          # bytes received and thrown away (restarts, skipped prefixes)
+    final_url: str = ""
+    byte_range: ByteRange | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+class Missing(Exception):
+    """404/410 on every alternative."""
+
+    def __init__(self, url: str, wasted: int) -> None:
+        super().__init__(url)
+        self.url = url
+        self.wasted = wasted
+
+
+class Abandoned(Exception):
+    """The abandonment hook chose `rung`; `wasted` bytes were received for nothing."""
+
+    def __init__(self, rung: int, wasted: int) -> None:
+        super().__init__(rung)
+        self.rung = rung
+        self.wasted = wasted
+
+
+class FetchFailed(PlaybackError):
+    """A resource was given up. `permanent`: retrying could not have helped; `status`: the
+    last HTTP status, if any; `detail`: the start of the last error body."""
+
+    def __init__(self, message: str, *, permanent: bool = False, status: int | None = None,
+                 detail: str = "") -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.status = status
+        self.detail = detail
+
+
+class _Retryable(Exception):
+    """A failure worth retrying (5xx, timeout, reset, refused)."""
+
+
+class _StatusError(Exception):
+    def __init__(self, status: int, detail: str = "") -> None:
+        super().__init__(f"HTTP {status}{': ' + detail.splitlines()[0][:120] if detail.strip() else ''}")
+        self.status = status
+        self.detail = detail
+
+
+@dataclass
+class _Partial:
+    """One resource's bytes across attempts."""
+
+    t_start: float
+    got: bytearray = field(default_factory=bytearray)
+    wasted: int = 0
+    attempts: int = 0
+    resumable: bool = False
+    etag: str | None = None
+
+    def discard(self) -> None:
+        self.wasted += len(self.got)
+        self.got.clear()
+
+
+class Edges:
+    """BaseURL alternatives and which have failed recently (DVB-DASH style failover)."""
+
+    def __init__(self, n: int, penalty_s: float) -> None:
+        self.n = max(1, n)
+        self.penalty_s = penalty_s
+        self.current = 0
+        self.bad_until = [-math.inf] * self.n
+
+    def order(self, now: float) -> list[int]:
+        """Alternatives to try, best first: the current one, then the next ones, skipping
+        those in penalty (unless every one is)."""
+        ring = [(self.current + i) % self.n for i in range(self.n)]
+        good = [a for a in ring if self.bad_until[a] <= now]
+        return good or sorted(ring, key=lambda a: self.bad_until[a])
+
+    def fail(self, alt: int, now: float) -> int:
+        self.bad_until[alt % self.n] = now + self.penalty_s
+        if alt % self.n == self.current:
+            self.current = self.order(now)[0]
+        return self.current
+
+
+# ---------------------------------------------------------------------------------------
+# the fetcher
+
+
+class Fetcher:
+    """Fetches resources over one aiohttp client (see the module doc)."""
+
+    def __init__(self, client: Any, clock: Clock, config: HttpConfig, *, emit: Callable[..., Any],
+                 decorate: Callable[[Resource, str, ByteRange | None, int, dict], str] | None = None) -> None:
+        self.client = client
+        self.clock = clock
+        self.config = config
+        self.emit = emit
+        self.decorate = decorate
+        self.retry = config.retry()
+        self.edges = Edges(1, config.failover_penalty_s)
+        self.counters = {"requests": 0, "retries": 0, "failovers": 0, "wasted_bytes": 0, "ranges_ignored": 0}
+
+    def use_alternatives(self, n: int) -> None:
+        """The presentation offers `n` BaseURL alternatives (edges)."""
+        if n != self.edges.n:
+            self.edges = Edges(n, self.config.failover_penalty_s)
+
+    async def fetch(self, res: Resource) -> Body:
+        """Fetch one resource with retries, resume and failover (see the module doc)."""
+        policy = res.retry or self.retry
+        part = _Partial(t_start=self.clock.now())
+        n_alts = max(1, res.n_alternatives)
+        consecutive = 0
+        missing: set[int] = set()
+        last = "no attempt"
+        last_status: int | None = None
+        used: set[int] = set()
+        while True:
+            order = list(dict.fromkeys(a % n_alts for a in self.edges.order(self.clock.now())))
+            order = [a for a in order if a not in missing]
+            if not order:
+                raise Missing(res.locate(0)[0], part.wasted + len(part.got))
+            alt = order[0]
+            used.add(alt)
+            url, rng = res.locate(alt)
+            if part.got and not part.resumable:
+                part.discard()
+            part.attempts += 1
+            self.counters["requests"] += 1
+            if res.on_attempt is not None:
+                res.on_attempt(part.attempts)
+            try:
+                body = await self._attempt(res, url, rng, alt, part, policy)
+                self.counters["wasted_bytes"] += part.wasted
+                body.wasted = part.wasted
+                return body
+            except Abandoned as a:
+                a.wasted = part.wasted + len(part.got)
+                raise
+            except _StatusError as s:
+                last_status = s.status
+                if s.status in (404, 410):
+                    missing.add(alt)
+                    if len(missing) >= n_alts:
+                        raise Missing(url, part.wasted + len(part.got)) from None
+                    nxt = [a for a in order if a not in missing]
+                    self.counters["failovers"] += 1
+                    self.emit("failover", what=res.what, from_edge=alt, to_edge=nxt[0] if nxt else None,
+                              reason=str(s), until_s=None, url=url, segment=res.segment)
+                    continue
+                if s.status not in (408, 429) and s.status < 500:
+                    raise FetchFailed(f"{res.what} {url}: {s}", permanent=True, status=s.status,
+                                      detail=s.detail) from None
+                last = str(s)
+            except _Retryable as t:
+                last = str(t)
+            consecutive += 1
+            elapsed = self.clock.now() - part.t_start
+            if policy.gives_up(part.attempts, elapsed):
+                raise FetchFailed(f"{res.label()} ({url}): gave up after {part.attempts} attempts in {elapsed:.1f} s "
+                                  f"on {len(used)} edge(s); last error: {last}", status=last_status)
+            if consecutive >= policy.per_edge and n_alts > 1 and self.edges.n > 1:
+                new = self.edges.fail(alt, self.clock.now()) % n_alts
+                consecutive = 0
+                if new != alt:
+                    self.counters["failovers"] += 1
+                    self.emit("failover", what=res.what, from_edge=alt, to_edge=new, reason=last,
+                              until_s=round(self.edges.bad_until[alt % self.edges.n], 6), url=url,
+                              segment=res.segment)
+                    continue
+            delay = min(policy.delay(consecutive - 1), max(0.0, policy.budget_s - elapsed))
+            self.counters["retries"] += 1
+            self.emit("retry", what=res.what, url=url, attempt=part.attempts, reason=last, backoff_s=round(delay, 6),
+                      segment=res.segment, resume_from=len(part.got) if part.resumable else 0)
+            await self.clock.sleep(delay)
+
+    async def _attempt(self, res: Resource, url: str, rng: ByteRange | None, alt: int, part: _Partial,
+                       policy: RetryPolicy) -> Body:
+        """One HTTP attempt. Body bytes go to `part.got` (a resumed attempt asks for the rest);
+        raises _StatusError, _Retryable, Abandoned or FetchFailed."""
+        cfg = self.config
+        now = self.clock.now
+        held = len(part.got)                       # bytes kept from earlier attempts
+        start = (rng[0] if rng else 0) + held
+        headers: dict[str, str] = {"Accept-Encoding": "identity", **res.headers}
+        if rng is not None or held:
+            headers["Range"] = f"bytes={start}-{'' if rng is None else rng[1]}"
+            if held and part.etag:
+                headers["If-Range"] = part.etag
+        req_url = self.decorate(res, url, rng, alt, headers) if self.decorate is not None else url
+        t_sent = now()
+        rec = {"what": res.what, "url": url, "range": None if rng is None else list(rng), "status": None,
+               "bytes": 0, "latency_s": None, "transfer_s": None, "edge": alt, "attempt": part.attempts, "ok": False,
+               "error": None, "segment": res.segment, "rung": res.rung, "track": res.track}
+        if held:
+            rec["resume_from"] = held
+        resp = None
+        received = 0
+        first_byte_s = cfg.first_byte_timeout_s if policy.attempt_timeout_s is None else \
+            min(cfg.first_byte_timeout_s, policy.attempt_timeout_s)
+        try:
+            try:
+                async with asyncio.timeout(self.clock.wall(first_byte_s)):
+                    resp = await self.client.request(res.method, URL(req_url, encoded=True), headers=headers,
+                                                     data=res.payload, allow_redirects=True)
+            except TimeoutError:
+                raise _Retryable(f"no response within {first_byte_s:g} s") from None
+            t_first = now()
+            rec["status"] = resp.status
+            rec["latency_s"] = round(t_first - t_sent, 6)
+            if resp.status not in (200, 206):
+                detail = ""
+                try:
+                    async with asyncio.timeout(self.clock.wall(cfg.idle_timeout_s)):
+                        detail = (await resp.content.read(ERROR_BODY_BYTES)).decode("utf-8", "replace").strip()
+                except (TimeoutError, aiohttp.ClientError, OSError):
+                    pass
+                raise _StatusError(resp.status, detail)
+            skip = 0
+            if resp.status == 206:
+                cr = resp.headers.get("Content-Range", "")
+                if content_range_start(cr) != start:
+                    raise _Retryable(f"unexpected Content-Range {cr!r} for bytes={start}-")
+            elif "Range" in headers:
+                # 200 to a range request: the server sends the whole resource (http.server)
+                self.counters["ranges_ignored"] += 1
+                part.discard()
+                skip = rng[0] if rng else 0
+            # total length of the object we want, when known
+            if rng is not None:
+                target = rng[1] - rng[0] + 1
+            elif resp.status == 206:
+                rest = content_range_rest(resp.headers.get("Content-Range", ""))
+                target = None if rest is None else held + rest
+            else:
+                target = resp.content_length
+            length = resp.content_length
+            if length is not None and length - skip > res.max_bytes:
+                raise FetchFailed(f"{res.what} {url}: Content-Length {length} exceeds the limit of "
+                                  f"{res.max_bytes} bytes", permanent=True)
+            part.resumable = resp.status == 206 or resp.headers.get("Accept-Ranges", "").lower() == "bytes"
+            part.etag = resp.headers.get("ETag") or part.etag
+            if policy.attempt_timeout_s is not None:
+                total = policy.attempt_timeout_s
+            else:
+                total = max(cfg.min_total_timeout_s, cfg.total_timeout_factor * (res.duration_s or 2.0)
+                            + cfg.first_byte_timeout_s)
+            deadline = t_sent + total
+            last_data = last_check = now()
+            check = res.abandon_check
+            step = min(cfg.idle_timeout_s, cfg.abandon_interval_s) if check else cfg.idle_timeout_s
+            try:
+                while True:
+                    wait = min(step, deadline - now(), cfg.idle_timeout_s - (now() - last_data))
+                    chunk = None
+                    try:
+                        async with asyncio.timeout(self.clock.wall(max(wait, 1e-4))):
+                            chunk = await resp.content.readany()
+                    except TimeoutError:
+                        if now() - last_data >= cfg.idle_timeout_s - 1e-6:
+                            raise _Retryable(f"no data for {cfg.idle_timeout_s:g} s after {received} bytes") \
+                                from None
+                        if now() >= deadline - 1e-6:
+                            raise _Retryable(f"not complete after {total:g} s ({received} bytes)") from None
+                    if chunk is not None:
+                        if not chunk:
+                            break
+                        received += len(chunk)
+                        last_data = now()
+                        if skip:
+                            drop = min(skip, len(chunk))
+                            skip -= drop
+                            part.wasted += drop
+                            chunk = chunk[drop:]
+                        part.got += chunk
+                        if len(part.got) > res.max_bytes:
+                            raise FetchFailed(f"{res.what} {url}: more than {res.max_bytes} bytes", permanent=True)
+                        if target is not None and len(part.got) > target or (
+                                target is not None and len(part.got) == target and resp.status == 200
+                                and rng is not None):
+                            part.wasted += len(part.got) - target
+                            del part.got[target:]
+                            resp.close()  # the rest of a resource we did not ask for
+                            break
+                    if check is not None and now() - last_check >= cfg.abandon_interval_s:
+                        last_check = now()
+                        r = check(float(len(part.got)), now() - part.t_start)
+                        if r >= 0:
+                            resp.close()
+                            rec["error"] = f"abandoned for rung {r}"
+                            raise Abandoned(r, 0)
+            except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError,
+                    ConnectionError) as exc:
+                raise _Retryable(f"connection lost after {received} bytes ({type(exc).__name__})") from None
+            t_done = now()
+            if target is not None and len(part.got) < target:
+                raise _Retryable(f"short body: {len(part.got)} of {target} bytes")
+            rec.update(ok=True, transfer_s=round(t_done - t_first, 6))
+            final = str(resp.url) if resp.history else url
+            return Body(bytes(part.got), url, part.t_start, t_first - t_sent, t_done, alt, part.attempts,
+                        final_url=final, byte_range=rng)
+        except (_StatusError, _Retryable, Abandoned, FetchFailed) as exc:
+            rec["error"] = rec["error"] or str(exc)
+            raise
+        except (aiohttp.ClientError, OSError) as exc:
+            rec["error"] = f"{type(exc).__name__}: {exc}".split("\n")[0][:200]
+            raise _Retryable(rec["error"]) from None
+        finally:
+            if resp is not None:
+                resp.release()
+            rec["bytes"] = received
+            self.emit("request", **rec)
+
+
+def content_range_rest(text: str) -> int | None:
+    """The length of the range a Content-Range header announces (``bytes a-b/total`` gives
+    b − a + 1): the bytes still to come for an open range request. None when unknown."""
+    t = text.strip().lower()
+    if not t.startswith("bytes "):
+        return None
+    spec = t[6:].split("/", 1)[0]
+    a, _, b = spec.partition("-")
+    if not (a.strip().isdigit() and b.strip().isdigit()):
+        return None
+    return int(b) - int(a) + 1
+
+
+def content_range_start(text: str) -> int | None:
+    """The first byte a Content-Range header announces (None when unknown)."""
+    t = text.strip().lower()
+    if not t.startswith("bytes "):
+        return None
+    spec = t[6:].split("/", 1)[0]
+    a, _, _ = spec.partition("-")
+    return int(a) if a.strip().isdigit() else None
