@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_bounded, stop_process
+from conftest import event_dicts, run_bounded, stop_process
 
 from netem.content import synthetic
 from netem.edge import EdgeServer
@@ -45,7 +45,7 @@ async def session(source, *, faults=(), edge_kw=None, **kw):
 
 
 def events(player, kind):
-    return [e for e in player.events_log if e["event"] == kind]
+    return [e for e in event_dicts(player) if e["event"] == kind]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -75,7 +75,7 @@ def test_clearkey_license_and_decryption_match_the_plaintext(addressing):
     lic = [r for r in edge.records if r["path"] == "/license/clearkey"]
     assert len(lic) == 1 and lic[0]["status"] == 200
     # requested in parallel with the first segment: before its media request completed
-    first_media = next(e for e in player.events_log if e["event"] == "request" and e["what"] == "media")
+    first_media = next(e for e in event_dicts(player) if e["event"] == "request" and e["what"] == "media")
     assert req[0]["t_s"] <= first_media["t_s"]
 
 
@@ -118,7 +118,7 @@ def test_license_failure_without_clear_representations_is_a_clear_error():
     assert msg.startswith("license:") and "no unprotected representations" in msg and "\n" not in msg
     assert len(events(player, "license_request")) == 3          # retried
     assert events(player, "retry") and events(player, "license_failed")
-    assert player.events_log[-1]["event"] == "error"
+    assert event_dicts(player)[-1]["event"] == "error"
 
 
 def test_license_refused_is_not_retried():

@@ -3,7 +3,7 @@ segment indexes and licences, with one retry policy (`player.http.config.RetryPo
 
 `Fetcher.fetch(resource)` returns a `Body` or raises:
 
-* `Missing` — 404/410 on every BaseURL alternative (the caller may try another rung);
+* `NotFound` — 404/410 on every BaseURL alternative (the caller may try another rung);
 * `Abandoned` — the resource's abandonment hook chose another rung mid-download;
 * `FetchFailed` (a `PlaybackError`) — given up: the retry budget ran out, or the failure
   cannot be helped by retrying (a 4xx other than 404/408/410/429).
@@ -26,8 +26,8 @@ What it does between the first attempt and that answer:
 * abandonment: every ``abandon_interval_s`` of a download the resource's `abandon_check`
   is asked (bytes so far, seconds since the first attempt); a rung aborts the response.
 
-Each attempt is reported as a "request" event, each wait as "retry", each change of
-alternative as "failover" (`emit`); `decorate(resource, url, byte_range, alt, headers)`
+Each attempt is reported as a `Request` event, each wait as `Retry`, each change of
+alternative as `Failover` (`emit`, typed events of `player.core.events`); `decorate(resource, url, byte_range, alt, headers)`
 may add to a request (CMCD) and returns the URL to send.
 """
 from __future__ import annotations
@@ -41,6 +41,7 @@ import aiohttp
 from yarl import URL
 
 from netem.errors import PlaybackError
+from player.core.events import Event, Failover, Request, Retry
 from player.http.clock import Clock
 from player.http.config import HttpConfig, RetryPolicy
 
@@ -100,7 +101,7 @@ class Body:
         return len(self.data)
 
 
-class Missing(Exception):
+class NotFound(Exception):
     """404/410 on every alternative."""
 
     def __init__(self, url: str, wasted: int) -> None:
@@ -187,7 +188,7 @@ class Edges:
 class Fetcher:
     """Fetches resources over one aiohttp client (see the module doc)."""
 
-    def __init__(self, client: Any, clock: Clock, config: HttpConfig, *, emit: Callable[..., Any],
+    def __init__(self, client: Any, clock: Clock, config: HttpConfig, *, emit: Callable[[Event], Any],
                  decorate: Callable[[Resource, str, ByteRange | None, int, dict], str] | None = None) -> None:
         self.client = client
         self.clock = clock
@@ -217,7 +218,7 @@ class Fetcher:
             order = list(dict.fromkeys(a % n_alts for a in self.edges.order(self.clock.now())))
             order = [a for a in order if a not in missing]
             if not order:
-                raise Missing(res.locate(0)[0], part.wasted + len(part.got))
+                raise NotFound(res.locate(0)[0], part.wasted + len(part.got))
             alt = order[0]
             used.add(alt)
             url, rng = res.locate(alt)
@@ -240,11 +241,11 @@ class Fetcher:
                 if s.status in (404, 410):
                     missing.add(alt)
                     if len(missing) >= n_alts:
-                        raise Missing(url, part.wasted + len(part.got)) from None
+                        raise NotFound(url, part.wasted + len(part.got)) from None
                     nxt = [a for a in order if a not in missing]
                     self.counters["failovers"] += 1
-                    self.emit("failover", what=res.what, from_edge=alt, to_edge=nxt[0] if nxt else None,
-                              reason=str(s), until_s=None, url=url, segment=res.segment)
+                    self.emit(Failover(self.clock.now(), res.what, alt, nxt[0] if nxt else None, str(s), None,
+                                       url=url, segment=res.segment))
                     continue
                 if s.status not in (408, 429) and s.status < 500:
                     raise FetchFailed(f"{res.what} {url}: {s}", permanent=True, status=s.status,
@@ -262,14 +263,14 @@ class Fetcher:
                 consecutive = 0
                 if new != alt:
                     self.counters["failovers"] += 1
-                    self.emit("failover", what=res.what, from_edge=alt, to_edge=new, reason=last,
-                              until_s=round(self.edges.bad_until[alt % self.edges.n], 6), url=url,
-                              segment=res.segment)
+                    self.emit(Failover(self.clock.now(), res.what, alt, new, last,
+                                       round(self.edges.bad_until[alt % self.edges.n], 6), url=url,
+                                       segment=res.segment))
                     continue
             delay = min(policy.delay(consecutive - 1), max(0.0, policy.budget_s - elapsed))
             self.counters["retries"] += 1
-            self.emit("retry", what=res.what, url=url, attempt=part.attempts, reason=last, backoff_s=round(delay, 6),
-                      segment=res.segment, resume_from=len(part.got) if part.resumable else 0)
+            self.emit(Retry(self.clock.now(), res.what, url, part.attempts, last, round(delay, 6), segment=res.segment,
+                            resume_from=len(part.got) if part.resumable else 0))
             await self.clock.sleep(delay)
 
     async def _attempt(self, res: Resource, url: str, rng: ByteRange | None, alt: int, part: _Partial,
@@ -287,11 +288,7 @@ class Fetcher:
                 headers["If-Range"] = part.etag
         req_url = self.decorate(res, url, rng, alt, headers) if self.decorate is not None else url
         t_sent = now()
-        rec = {"what": res.what, "url": url, "range": None if rng is None else list(rng), "status": None,
-               "bytes": 0, "latency_s": None, "transfer_s": None, "edge": alt, "attempt": part.attempts, "ok": False,
-               "error": None, "segment": res.segment, "rung": res.rung, "track": res.track}
-        if held:
-            rec["resume_from"] = held
+        rec: dict[str, Any] = {"status": None, "latency_s": None, "transfer_s": None, "ok": False, "error": None}
         resp = None
         received = 0
         first_byte_s = cfg.first_byte_timeout_s if policy.attempt_timeout_s is None else \
@@ -406,8 +403,9 @@ class Fetcher:
         finally:
             if resp is not None:
                 resp.release()
-            rec["bytes"] = received
-            self.emit("request", **rec)
+            self.emit(Request(now(), res.what, url, rng, rec["status"], received, rec["latency_s"], rec["transfer_s"],
+                              alt, part.attempts, rec["ok"], rec["error"], segment=res.segment, rung=res.rung,
+                              track=res.track, resume_from=held))
 
 
 def content_range_rest(text: str) -> int | None:

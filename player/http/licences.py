@@ -26,9 +26,10 @@ from typing import Callable, Sequence
 from urllib.parse import urlsplit
 
 from netem.errors import LicenseError, PlaybackError
+from player.core.events import Event, LicenseFailed, LicenseGranted, LicenseRequest
 from player.dash.drm import DrmInfo, b64url, b64url_decode
 from player.http.config import RetryPolicy
-from player.http.fetcher import FetchFailed, Fetcher, Missing, Resource
+from player.http.fetcher import FetchFailed, Fetcher, NotFound, Resource
 
 MAX_LICENSE_BYTES = 64 * 1024
 
@@ -113,12 +114,12 @@ def error_text(data: str) -> str:
 class LicenseClient:
     """Acquires (and renews) the license for one `DrmInfo` through the player's fetcher.
 
-    `emit(kind, **data)` receives "license_request" (each attempt), "license" and
-    "license_failed" events; the fetcher reports the requests and retries themselves.
+    `emit(event)` receives a `LicenseRequest` (each attempt), `LicenseGranted` and
+    `LicenseFailed` events; the fetcher reports the requests and retries themselves.
     """
 
     def __init__(self, fetcher: Fetcher, info: DrmInfo, *, robustness: str | None = None, hdcp: str | None = None,
-                 retry: RetryPolicy, emit: Callable[..., None]) -> None:
+                 retry: RetryPolicy, emit: Callable[[Event], None]) -> None:
         self.fetcher = fetcher
         self.info = info
         self.robustness = robustness
@@ -141,7 +142,7 @@ class LicenseClient:
         try:
             lic = await self._acquire(renewal)
         except LicenseError as exc:
-            self.emit("license_failed", system=self.info.system, reason=str(exc), final=exc.final, renewal=renewal)
+            self.emit(LicenseFailed(self.fetcher.clock.now(), self.info.system, str(exc), exc.final, renewal))
             raise
         self.license = lic
         return lic
@@ -160,11 +161,10 @@ class LicenseClient:
         t0 = clock.now()
         res = Resource("license", lambda alt: (url, None), 1, MAX_LICENSE_BYTES, object_type="k", method="POST",
                        payload=payload, headers=headers, retry=self.retry,
-                       on_attempt=lambda n: self.emit("license_request", system=self.info.system, url=url,
-                                                      attempt=n, renewal=renewal))
+                       on_attempt=lambda n: self.emit(LicenseRequest(clock.now(), self.info.system, url, n, renewal)))
         try:
             body = await self.fetcher.fetch(res)
-        except Missing:
+        except NotFound:
             raise LicenseError(f"license server refused the request (HTTP 404) at {url}", status=404) from None
         except FetchFailed as exc:
             if exc.permanent and exc.status is not None:
@@ -175,9 +175,8 @@ class LicenseClient:
                 raise LicenseError(f"license answer unusable: {exc}") from None
             raise LicenseError(f"license request failed: {exc}", final=False) from None
         lic = parse_license(self.info.system, body.data, self.info.kids, clock.now())
-        self.emit("license", system=lic.system, url=url, latency_s=clock.now() - t0, renewal=renewal,
-                  kids=[b64url(k) for k in lic.keys], policy=lic.policy, max_height=lic.max_height,
-                  license_duration_s=lic.duration_s)
+        self.emit(LicenseGranted(clock.now(), lic.system, url, clock.now() - t0, renewal, [b64url(k) for k in lic.keys],
+                                 lic.policy, lic.max_height, lic.duration_s))
         return lic
 
     async def keep_renewed(self, lic: License, renew_at: float, on_renewed: Callable[[License], None]) -> None:

@@ -15,7 +15,7 @@ from typing import Awaitable, Callable, Sequence
 from netem.errors import PlaybackError
 from player.dash.manifest import Representation
 from player.dash.playback import PlaybackPlan, Track, alternatives
-from player.http.fetcher import Body, Location, Missing, Resource
+from player.http.fetcher import Body, Location, NotFound, Resource
 
 MAX_INIT_BYTES = 16 * 1024 * 1024
 MAX_MEDIA_BYTES = 512 * 1024 * 1024
@@ -105,7 +105,7 @@ class InitSegments:
     async def _fetch_one(self, track: Track, k: int) -> bytes:
         try:
             body = await self._fetch(init_resource(track, k))
-        except Missing as m:
+        except NotFound as m:
             raise PlaybackError(f"init segment of {track.rep_at(k).id!r} not found (HTTP 404/410) at {m.url}") \
                 from None
         self._data[track.init_key(k)] = body.data

@@ -37,10 +37,12 @@ the license cannot be had, the player falls back to unprotected representations 
 manifest has some, else stops with a clear error. With ``cryptography`` installed,
 segments are decrypted (CENC AES-CTR) and checked (`verify_media`).
 
-Observing a session (the dashboard's hook): ``player.add_listener(fn)`` calls ``fn(event)``
-for each event (an awaitable result is scheduled as a task); ``async for ev in
-player.events()`` yields them (the stream ends after the ``summary`` or ``error`` event);
-``player.snapshot()`` is the current state.
+Observing a session (the dashboard's hook): events are the typed dataclasses of
+`player.core.events` (the schema: `events.field_names(kind)`; the JSON line of one is
+``event.as_dict()``). ``player.add_listener(fn)`` calls ``fn(event)`` for each (an
+awaitable result is scheduled as a task); ``async for event in player.events()`` yields
+them (the stream ends after the ``summary`` or ``error`` event); ``player.events_log``
+keeps them all; ``player.snapshot()`` is the current state.
 """
 from __future__ import annotations
 
@@ -56,7 +58,8 @@ import numpy as np
 
 from netem.errors import DecryptError, InputError, LicenseError, PlaybackError
 from player.core.device import DeviceProfile
-from player.core.events import json_safe
+from player.core.events import (KINDS, Decrypt, Error, Event, LicenseFallback, Manifest, Missing, Note, SessionStart,
+                                Summary, json_safe)
 from player.core.presets import get as get_preset
 from player.core.session import Done, Fetch, SessionCore, Wait
 from player.dash.manifest import MAX_MANIFEST_BYTES, ManifestUnavailable, UnsupportedManifest, parse_manifest, \
@@ -66,40 +69,11 @@ from player.http import cmcd as cmcd_mod
 from player.http.clock import Clock
 from player.http.config import HttpConfig
 from player.http.decryption import Decryptor, TrackCrypto, crypto_available, nal_kind, track_crypto, verify_media
-from player.http.fetcher import Abandoned, Body, ByteRange, Fetcher, Missing, Resource
+from player.http.fetcher import Abandoned, Body, ByteRange, Fetcher, NotFound, Resource
 from player.http.licences import License, LicenseClient
 from player.http.parts import InitSegments, index_resource, media_resource
 
 __all__ = ["HttpPlayer", "HttpConfig", "PlaybackError", "play"]
-
-#: Fields every event of a kind carries (beyond "t_s" and "event"); others may be added.
-EVENT_FIELDS: dict[str, tuple[str, ...]] = {
-    "manifest": ("url", "bytes", "type", "duration_s"),
-    "session_start": ("url", "abr", "abr_params", "preset", "time_scale", "setup_s", "plan"),
-    "request": ("what", "url", "range", "status", "bytes", "latency_s", "transfer_s", "edge", "attempt", "ok",
-                "error", "segment", "rung", "track"),
-    "decision": ("segment", "rung", "observation"),
-    "wait": ("seconds", "buffer_s"),
-    "download": ("segment", "rung", "bytes", "latency_s", "transfer_s", "throughput_bps", "buffer_s", "stall_s"),
-    "stall_start": ("buffer_s",),
-    "stall_end": ("segment",),
-    "startup": ("startup_s",),
-    "abandon": ("segment", "from_rung", "to_rung", "wasted_bytes"),
-    "failure": ("segment", "reason", "wasted_bytes"),
-    "missing": ("segment", "rung", "to_rung", "url"),
-    "retry": ("what", "url", "attempt", "reason", "backoff_s"),
-    "failover": ("what", "from_edge", "to_edge", "reason", "until_s"),
-    "license_request": ("system", "url", "attempt", "renewal"),
-    "license": ("system", "url", "latency_s", "renewal", "kids", "policy", "max_height", "license_duration_s"),
-    "license_failed": ("system", "reason", "final", "renewal"),
-    "license_fallback": ("reason",),
-    "mask": ("allowed", "reason"),
-    "decrypt": ("segment", "track", "samples"),
-    "note": ("message",),
-    "end": ("played_s",),
-    "error": ("message",),
-    "summary": ("summary",),
-}
 
 
 class HttpPlayer:
@@ -134,10 +108,10 @@ class HttpPlayer:
         sid = session_id or cmcd_mod.new_session_id()
         cid = content_id or hashlib.sha256(url.split("?")[0].encode()).hexdigest()[:16]
         self.cmcd = cmcd_mod.CmcdConfig(cmcd, sid, cid) if cmcd else None
-        self.listeners: list[Callable[[dict], Any]] = []
+        self.listeners: list[Callable[[Event], Any]] = []
         self._queues: list[asyncio.Queue] = []
         self._tasks: set[asyncio.Task] = set()
-        self.events_log: list[dict] = []
+        self.events_log: list[Event] = []   # every event published, in order
         self.client: aiohttp.ClientSession | None = None     # the HTTP client (one per player)
         self.fetcher: Fetcher | None = None
         self.presentation = None
@@ -162,11 +136,12 @@ class HttpPlayer:
         self.summary: dict | None = None
 
     # -- observing -----------------------------------------------------------------------------
-    def add_listener(self, fn: Callable[[dict], Any]) -> None:
-        """Call `fn(event)` for every event (a returned awaitable is scheduled as a task)."""
+    def add_listener(self, fn: Callable[[Event], Any]) -> None:
+        """Call `fn(event)` for every event, a typed `player.core.events.Event` (a returned
+        awaitable is scheduled as a task)."""
         self.listeners.append(fn)
 
-    async def events(self) -> AsyncIterator[dict]:
+    async def events(self) -> AsyncIterator[Event]:
         """Every event from now on; ends after the "summary" or "error" event."""
         q: asyncio.Queue = asyncio.Queue()
         self._queues.append(q)
@@ -228,33 +203,25 @@ class HttpPlayer:
     def paused(self) -> bool:
         return bool(self.core is not None and self.core.state.paused[0])
 
-    def emit(self, kind: str, **data: Any) -> dict:
-        ev = {"t_s": round(self.clock.now(), 6), "event": kind, **data}
-        self._publish(ev)
-        return ev
-
-    def _publish(self, ev: dict) -> None:
-        ev = json_safe(ev)
-        self.events_log.append(ev)
+    def publish(self, event: Event) -> None:
+        """Log `event` and hand it to every listener and event stream."""
+        self.events_log.append(event)
         for fn in list(self.listeners):
-            res = fn(ev)
+            res = fn(event)
             if inspect.isawaitable(res):
                 self._spawn(res)
         for q in self._queues:
-            q.put_nowait(ev)
+            q.put_nowait(event)
 
     def _drain_core(self) -> None:
-        """Forward the core's new events (its clock moved to the player's)."""
+        """Publish the core's new events, moved from its clock to the player's."""
         core = self.core
         if core is None:
             return
         new = core.events[self._n_core_events:]
         self._n_core_events = len(core.events)
         for e in new:
-            d = core_event_dict(e, core, self.plan)
-            d["t_s"] = round(e.t_s + self.offset, 6)
-            d["session_t_s"] = round(e.t_s, 6)
-            self._publish(d)
+            self.publish(typed_core_event(e, core, self.plan).at(e.t_s + self.offset, session_t_s=round(e.t_s, 6)))
 
     def _spawn(self, coro) -> asyncio.Task:
         t = asyncio.ensure_future(coro)
@@ -285,7 +252,7 @@ class HttpPlayer:
             async with aiohttp.ClientSession(timeout=timeout, connector=connector, auto_decompress=False,
                                              headers={"User-Agent": "abrlab-player/0.1"}) as client:
                 self.client = client
-                self.fetcher = Fetcher(client, self.clock, self.config, emit=self.emit, decorate=self._decorate)
+                self.fetcher = Fetcher(client, self.clock, self.config, emit=self.publish, decorate=self._decorate)
                 try:
                     await self._setup()
                     await self._play()
@@ -299,7 +266,7 @@ class HttpPlayer:
             if error is not None and not isinstance(error, (asyncio.CancelledError, KeyboardInterrupt)):
                 msg = str(error) if isinstance(error, (PlaybackError, InputError)) else \
                     f"{type(error).__name__}: {error}"
-                self.emit("error", message=msg)
+                self.publish(Error(self.now(), msg))
                 if self.core is not None and self.plan is not None:
                     try:
                         self.summary = self._summary(error=msg)
@@ -309,7 +276,7 @@ class HttpPlayer:
                 # stopped by the user (q, Ctrl-C): the summary of what was played so far
                 self.summary = self._summary(error="stopped before the end")
             elif error is None and self.summary is not None:
-                self.emit("summary", summary=self.summary)
+                self.publish(Summary(self.now(), self.summary))
             for q in self._queues:
                 q.put_nowait(None)
         return self.summary  # type: ignore[return-value]
@@ -332,13 +299,13 @@ class HttpPlayer:
                        MAX_MANIFEST_BYTES, object_type="m")
         try:
             body = await self._fetch(res)
-        except Missing as m:
+        except NotFound as m:
             raise ManifestUnavailable(f"HTTP 404 fetching {m.url}") from None
         final = body.final_url or body.url
         pres = parse_manifest(body.data, final)
         self.presentation = pres
-        self.emit("manifest", url=final, bytes=body.size, type=pres.type, duration_s=pres.duration_s,
-                  periods=len(pres.periods), notes=list(pres.notes))
+        self.publish(Manifest(self.now(), final, body.size, pres.type, pres.duration_s, periods=len(pres.periods),
+                                 notes=list(pres.notes)))
         pres.require_static()
         await self._prepare(select(pres, self.device))
 
@@ -356,14 +323,14 @@ class HttpPlayer:
         self.fetcher.use_alternatives(max([t.n_alternatives for t in plan.video]
                                           + ([plan.audio.n_alternatives] if plan.audio else [])))
         for note in plan.notes:
-            self.emit("note", message=note)
+            self.publish(Note(self.now(), note))
         self.plan = plan
 
     async def _sidx(self, rep) -> Any:
         res, n_init = index_resource(rep, self.extra_origins)
         try:
             body = await self._fetch(res)
-        except Missing as m:
+        except NotFound as m:
             raise PlaybackError(f"segment index of representation {rep.id!r} not found (HTTP 404) at {m.url}") \
                 from None
         data = body.data
@@ -393,10 +360,10 @@ class HttpPlayer:
         self._n_core_events = 0
         if core_t > 0:
             core.tick(core_t)
-        self.emit("session_start", url=self.url, abr=self.abr_name, abr_params=core.policy.describe(),
-                  preset=self.preset_name, time_scale=self.clock.time_scale, setup_s=self.offset,
-                  plan=described, cmcd=None if self.cmcd is None else self.cmcd.mode,
-                  session_id=None if self.cmcd is None else self.cmcd.sid, restart=not first)
+        self.publish(SessionStart(self.now(), self.url, self.abr_name, core.policy.describe(), self.preset_name,
+                                     self.clock.time_scale, self.offset, described, restart=not first,
+                                     cmcd=None if self.cmcd is None else self.cmcd.mode,
+                                     session_id=None if self.cmcd is None else self.cmcd.sid))
         if plan.protected and self._license_task is None:
             self._license_task = asyncio.ensure_future(self._acquire_license())
 
@@ -465,11 +432,11 @@ class HttpPlayer:
                     core.abandoned(self.core_now(), a.wasted, a.rung)
                     self._drain_core()
                     rung = a.rung
-                except Missing as m:
+                except NotFound as m:
                     tried.add(rung)
                     self.counters["missing"] += 1
                     new = self._other_rung(rung, tried)
-                    self.emit("missing", segment=k, rung=rung, to_rung=new, url=m.url)
+                    self.publish(Missing(self.now(), k, rung, new, m.url))
                     if new is None:
                         raise PlaybackError(f"segment {k + 1} is missing (HTTP 404/410) at every representation "
                                             f"(last: {m.url})") from None
@@ -508,7 +475,7 @@ class HttpPlayer:
             for j in wanted:
                 try:
                     out.append(await self._fetch(media_resource(self.plan, track, j, None)))
-                except Missing as m:
+                except NotFound as m:
                     raise PlaybackError(f"audio segment {j + 1} is missing (HTTP 404/410): {m.url}") from None
         except BaseException:
             for t in init_tasks:
@@ -543,7 +510,7 @@ class HttpPlayer:
         self._license_client = LicenseClient(self.fetcher, self.plan.drm,
                                              robustness=dev.drm_robustness if dev else None,
                                              hdcp=dev.hdcp if dev else None, retry=self.config.license_retry(),
-                                             emit=self.emit)
+                                             emit=self.publish)
         lic = await self._license_client.acquire()
         self._apply_license(lic)
         if lic.duration_s is not None:
@@ -563,8 +530,8 @@ class HttpPlayer:
         if self.decrypt and lic.keys and crypto_available():
             self._decryptor = Decryptor(lic.keys)
         elif self.decrypt and lic.keys and not renewal:
-            self.emit("note", message="segments are not decrypted: the optional 'cryptography' package is "
-                                      "missing (pip install abrlab[drm])")
+            self.publish(Note(self.now(), "segments are not decrypted: the optional 'cryptography' package is "
+                                             "missing (pip install abrlab[drm])"))
         lm = np.array([lic.allows(int(h)) for h in self.plan.heights], dtype=bool)
         self._license_mask = lm
         if self.core is not None:
@@ -575,8 +542,8 @@ class HttpPlayer:
     def _combine(self, device_mask: np.ndarray, license_mask: np.ndarray) -> np.ndarray:
         m = device_mask & license_mask
         if not m.any():
-            self.emit("note", message="the license policy allows no representation this device plays; "
-                                      "the lowest the device allows stays")
+            self.publish(Note(self.now(), "the license policy allows no representation this device plays; "
+                                             "the lowest the device allows stays"))
             m = np.zeros_like(device_mask)
             m[int(np.flatnonzero(device_mask)[0])] = True
         return m
@@ -593,7 +560,7 @@ class HttpPlayer:
         except UnsupportedManifest:
             raise PlaybackError(f"license: {exc}; the manifest has no unprotected representations to fall "
                                 "back to") from None
-        self.emit("license_fallback", reason=str(exc), adaptation_set=selection.main.id)
+        self.publish(LicenseFallback(self.now(), str(exc), selection.main.id))
         old_core = self.core
         await self._prepare(selection)
         if self.plan.protected:  # pragma: no cover - select(clear_only) excludes protected sets
@@ -622,7 +589,7 @@ class HttpPlayer:
                     data = await asyncio.to_thread(self._decryptor.decrypt, tc, data)
                     samples = await asyncio.to_thread(verify_media, data, nal_kind(tc.kind, rep.codecs))
                     self.counters["decrypted_segments"] += 1
-                    self.emit("decrypt", segment=idx, track=track.kind, samples=samples, rung=r)
+                    self.publish(Decrypt(self.now(), idx, track.kind, samples, rung=r))
             if self.on_segment is not None:
                 self.on_segment({"segment": idx, "rung": r, "track": track.kind, "rep": rep.id,
                                  "url": body.url, "range": body.byte_range, "decrypted": samples is not None}, data)
@@ -680,7 +647,8 @@ class HttpPlayer:
 
 
 # ---------------------------------------------------------------------------------------------
-# the boundary with the session core (until it emits typed events and exposes its last sample)
+# the boundary with the session core: to go when the core emits typed events itself and
+# exposes `last_throughput_bps` (main's "core: rules module")
 
 
 def last_throughput_bps(core: SessionCore) -> float | None:
@@ -689,19 +657,22 @@ def last_throughput_bps(core: SessionCore) -> float | None:
     return float(tp) if np.isfinite(tp) else None
 
 
-def core_event_dict(e: Any, core: SessionCore, plan: PlaybackPlan) -> dict:
-    """A core event as a dict; a decision gains the observation the policy saw."""
-    d = e.as_dict()
+def typed_core_event(e: Any, core: SessionCore, plan: PlaybackPlan) -> Event:
+    """The core's dict-like event as its typed class; a decision gains the observation the
+    policy saw (and a first-rung decision its bitrate and buffer level)."""
+    data = dict(e.data)
     if e.kind == "decision":
         dt = core.dt_hist[0, -1]
-        d["observation"] = {
+        data.setdefault("bitrate_bps", float(plan.bitrates_bps[data["rung"]]))
+        data.setdefault("buffer_s", float(core.state.buffer_s[0]))
+        data["observation"] = {
             "buffer_s": float(core.state.buffer_s[0]), "last_rung": int(core.last_rung),
             "last_throughput_bps": last_throughput_bps(core),
             "last_download_s": float(dt) if np.isfinite(dt) else None,
-            "segments_left": int(plan.n_segments - d.get("segment", 0)),
+            "segments_left": int(plan.n_segments - data["segment"]),
             "allowed": core.mask[0].tolist(), "playing": bool(core.state.playing[0]),
         }
-    return d
+    return KINDS[e.kind](e.t_s, **data)
 
 
 async def play(url: str, **kwargs: Any) -> dict:

@@ -1,11 +1,11 @@
 """`abrlab play`: stream a DASH presentation over HTTP with an ABR policy (the HTTP player).
 
 ``--headless --json`` prints one JSON object per line: every event of the session (requests,
-decisions with the policy's inputs, stalls, license events, failovers, retries; see
-`player.http.player.EVENT_FIELDS`), and last the summary object, with the same fields and QoE as
-``abrlab simulate --json``. Without ``--json`` it prints plain progress lines and a summary
-table. (A live dashboard can attach to the same event stream: `player.http.player.HttpPlayer`'s
-``add_listener`` / ``events()``.)
+decisions with the policy's inputs, stalls, license events, failovers, retries; the typed
+events of `player.core.events`, each line ``event.as_dict()``), and last the summary object,
+with the same fields and QoE as ``abrlab simulate --json``. Without ``--json`` it prints plain
+progress lines and a summary table. (The live dashboard attaches to the same event stream:
+`player.http.player.HttpPlayer`'s ``add_listener`` / ``events()``.)
 
 Exit status: 0 played to the end; 1 playback failed (network gave up, license refused with
 no clear fallback; one line on stderr); 2 bad input (options, manifest, live MPD: an
@@ -23,6 +23,9 @@ import numpy as np
 
 from netem.errors import InputError
 from player.cli.commands._common import check_policy, parse_params
+from player.core.events import (Abandon, Download, Error, Event, Failover, LicenseFailed, LicenseFallback,
+                                LicenseGranted, Manifest, Mask, Missing, Note, Retry, SessionStart, StallEnd,
+                                StallStart, Startup, Summary)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -132,10 +135,10 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stdout
     state: dict = {"player": None}
 
-    def on_event(ev: dict) -> None:
-        if ev["event"] == "summary":
+    def on_event(ev: Event) -> None:
+        if isinstance(ev, Summary):
             return  # printed last, as the bare summary object
-        line = json.dumps(ev, separators=(",", ":"))
+        line = json.dumps(ev.as_dict(), separators=(",", ":"))
         if log is not None:
             log.write(line + "\n")
         if args.json:
@@ -245,12 +248,11 @@ async def _with_dashboard(player, title: dict, capacity) -> None:
     if capacity is not None:
         model.capacity_at = lambda ts: capacity(np.asarray(ts) + offset["s"])
 
-    def on_event(ev: dict) -> None:
-        if ev["event"] == "session_start":
-            plan = ev.get("plan", {})
-            model.title["policy"] = ev.get("abr_params", model.title["policy"])
-            model.title["duration_s"] = plan.get("duration_s", model.title.get("duration_s"))
-            model.title["representations"] = dict(enumerate(plan.get("ladder", [])))
+    def on_event(ev: Event) -> None:
+        if isinstance(ev, SessionStart):
+            model.title["policy"] = ev.abr_params or model.title["policy"]
+            model.title["duration_s"] = ev.plan.get("duration_s", model.title.get("duration_s"))
+            model.title["representations"] = dict(enumerate(ev.plan.get("ladder", [])))
             offset["s"] = float(player.offset)
         model.on_event(ev)
 
@@ -295,45 +297,43 @@ def _mb(n: float) -> str:
     return f"{n / 1e6:.2f} MB"
 
 
-def progress_line(ev: dict) -> str | None:
+def progress_line(ev: Event) -> str | None:
     """One plain line for the events worth a line (None for the others)."""
-    t = f"[{ev['t_s']:8.2f} s]"
-    k = ev["event"]
-    if k == "manifest":
-        dur = ev.get("duration_s")
-        return f"{t} manifest {ev['url']} ({ev['type']}, {dur if dur is None else round(dur, 1)} s)"
-    if k == "session_start":
-        plan = ev["plan"]
-        ladder = ", ".join(f"{r['bitrate_bps'] / 1e6:.2f}" for r in plan["ladder"])
-        extra = " (restart)" if ev.get("restart") else ""
-        return (f"{t} session start{extra}: {plan['segments']} segments, ladder [{ladder}] Mbit/s, "
-                f"{ev['abr_params']}, preset {ev['preset']}, time scale {ev['time_scale']:g}")
-    if k == "download":
-        tp = ev["throughput_bps"]
-        return (f"{t} segment {ev['segment'] + 1:4d} rung {ev['rung']}  {_mb(ev['bytes'])} in "
-                f"{ev['latency_s'] + ev['transfer_s']:.2f} s ({tp / 1e6:.2f} Mbit/s)  buffer {ev['buffer_s']:.1f} s"
-                + (f"  stalled {ev['stall_s']:.2f} s" if ev.get("stall_s") else ""))
-    if k == "startup":
-        return f"{t} playback started after {ev['startup_s']:.2f} s"
-    if k == "stall_start":
-        return f"{t} STALL: buffer empty"
-    if k == "stall_end":
-        return f"{t} stall over (segment {ev['segment'] + 1} arrived)"
-    if k == "abandon":
-        return (f"{t} abandoned segment {ev['segment'] + 1} at rung {ev['from_rung']} for rung {ev['to_rung']} "
-                f"({_mb(ev['wasted_bytes'])} wasted)")
-    if k == "retry":
-        return f"{t} retry {ev['what']} in {ev['backoff_s']:.2f} s: {ev['reason']}"
-    if k == "failover":
-        return f"{t} failover {ev['what']}: edge {ev['from_edge']} -> {ev['to_edge']} ({ev['reason']})"
-    if k == "missing":
-        return f"{t} segment {ev['segment'] + 1} missing at rung {ev['rung']}; trying rung {ev['to_rung']}"
-    if k in ("license", "license_failed", "license_fallback", "mask", "note", "error"):
-        detail = {kk: v for kk, v in ev.items() if kk not in ("t_s", "event")}
-        if k == "license":
-            return (f"{t} license ({ev['system']}{', renewal' if ev['renewal'] else ''}): max height "
-                    f"{ev['max_height']}, duration {ev['license_duration_s']}")
-        if k in ("note", "error"):
-            return f"{t} {k}: {ev['message']}"
-        return f"{t} {k}: {json.dumps(detail)}"
+    t = f"[{ev.t_s:8.2f} s]"
+    match ev:
+        case Manifest():
+            dur = None if ev.duration_s is None else round(ev.duration_s, 1)
+            return f"{t} manifest {ev.url} ({ev.type}, {dur} s)"
+        case SessionStart():
+            ladder = ", ".join(f"{r['bitrate_bps'] / 1e6:.2f}" for r in ev.plan["ladder"])
+            extra = " (restart)" if ev.restart else ""
+            return (f"{t} session start{extra}: {ev.plan['segments']} segments, ladder [{ladder}] Mbit/s, "
+                    f"{ev.abr_params}, preset {ev.preset}, time scale {ev.time_scale:g}")
+        case Download():
+            return (f"{t} segment {ev.segment + 1:4d} rung {ev.rung}  {_mb(ev.bytes)} in "
+                    f"{ev.latency_s + ev.transfer_s:.2f} s ({ev.throughput_bps / 1e6:.2f} Mbit/s)  buffer "
+                    f"{ev.buffer_s:.1f} s" + (f"  stalled {ev.stall_s:.2f} s" if ev.stall_s else ""))
+        case Startup():
+            return f"{t} playback started after {ev.startup_s:.2f} s"
+        case StallStart():
+            return f"{t} STALL: buffer empty"
+        case StallEnd():
+            return f"{t} stall over (segment {ev.segment + 1} arrived)"
+        case Abandon():
+            return (f"{t} abandoned segment {ev.segment + 1} at rung {ev.from_rung} for rung {ev.to_rung} "
+                    f"({_mb(ev.wasted_bytes)} wasted)")
+        case Retry():
+            return f"{t} retry {ev.what} in {ev.backoff_s:.2f} s: {ev.reason}"
+        case Failover():
+            return f"{t} failover {ev.what}: edge {ev.from_edge} -> {ev.to_edge} ({ev.reason})"
+        case Missing():
+            return f"{t} segment {ev.segment + 1} missing at rung {ev.rung}; trying rung {ev.to_rung}"
+        case LicenseGranted():
+            return (f"{t} license ({ev.system}{', renewal' if ev.renewal else ''}): max height {ev.max_height}, "
+                    f"duration {ev.license_duration_s}")
+        case Note() | Error():
+            return f"{t} {ev.kind}: {ev.message}"
+        case LicenseFailed() | LicenseFallback() | Mask():
+            detail = {k: v for k, v in ev.as_dict().items() if k not in ("t_s", "event")}
+            return f"{t} {ev.kind}: {json.dumps(detail)}"
     return None
