@@ -58,13 +58,13 @@ import numpy as np
 
 from netem.errors import DecryptError, InputError, LicenseError, PlaybackError
 from player.core.device import DeviceProfile
-from player.core.events import (KINDS, Decrypt, Error, Event, LicenseFallback, Manifest, Missing, Note, SessionStart,
-                                Summary, json_safe)
+from player.core.events import (Decrypt, Error, Event, LicenseFallback, Manifest, Missing, Note, SessionStart, Summary,
+                                json_safe)
 from player.core.presets import get as get_preset
 from player.core.session import Done, Fetch, SessionCore, Wait
 from player.dash.manifest import MAX_MANIFEST_BYTES, ManifestUnavailable, UnsupportedManifest, parse_manifest, \
     resolve_sidx
-from player.dash.playback import PlaybackPlan, Selection, Track, build, make_core, select, summarize, swap_origin
+from player.dash.playback import PlaybackPlan, Selection, Track, build, make_core, select, swap_origin
 from player.http import cmcd as cmcd_mod
 from player.http.clock import Clock
 from player.http.config import HttpConfig
@@ -172,13 +172,13 @@ class HttpPlayer:
             st = core.state
             last = core.last_rung
             out.update({
-                "session_s": core.now, "buffer_s": float(st.buffer_s[0]), "buffer_cap_s": float(core.cap[0]),
+                "session_s": core.now, "buffer_s": float(st.buffer_s[0]), "buffer_cap_s": core.buffer_cap_s,
                 "playing": bool(st.playing[0]), "stalled": bool(st.stalled[0]), "paused": bool(st.paused[0]),
                 "played_s": float(st.played_s[0]),
                 "stall_s": float(st.stall_s[0]), "stalls": int(st.stall_count[0]),
                 "segment": core.next_segment, "segments": plan.n_segments, "rung": last,
                 "bitrate_bps": float(plan.bitrates_bps[last]) if last >= 0 else None,
-                "throughput_bps": last_throughput_bps(core),
+                "throughput_bps": finite_or_none(core.last_throughput_bps),
                 "ladder_bps": plan.bitrates_bps.tolist(), "allowed": core.mask[0].tolist(),
                 "bytes": int(core.bytes_downloaded), "wasted_bytes": int(core.wasted_bytes),
                 "in_flight": None if core.in_flight is None else {"segment": core.in_flight.segment,
@@ -221,7 +221,7 @@ class HttpPlayer:
         new = core.events[self._n_core_events:]
         self._n_core_events = len(core.events)
         for e in new:
-            self.publish(typed_core_event(e, core, self.plan).at(e.t_s + self.offset, session_t_s=round(e.t_s, 6)))
+            self.publish(e.at(e.t_s + self.offset, session_t_s=round(e.t_s, 6)))
 
     def _spawn(self, coro) -> asyncio.Task:
         t = asyncio.ensure_future(coro)
@@ -620,7 +620,7 @@ class HttpPlayer:
         if res.what == "media" and res.track == self.plan.video[0].kind:
             self._stalls_at_last_request = core.stall_count
         return cmcd_mod.PlayerStatus(
-            buffer_s=float(core.state.buffer_s[0]), throughput_bps=last_throughput_bps(core),
+            buffer_s=core.buffer_s, throughput_bps=finite_or_none(core.last_throughput_bps),
             top_bitrate_bps=float(self.plan.bitrates_bps[allowed[-1]]) if allowed.size else None,
             urgent=(not bool(core.state.playing[0])) or bool(core.state.stalled[0]), starved=bool(starved))
 
@@ -641,38 +641,16 @@ class HttpPlayer:
         }
         if error is not None:
             extra["error"] = error
-        s = summarize(self.core, self.plan, abr_name=self.abr_name, preset=self.preset_name, trace=self.trace_label,
-                      movie=self.url, qoe_model=self.qoe_model, extra=extra)
+        labels = {"abr": self.abr_name, "trace": self.trace_label, "movie": self.url,
+                  "device": self.plan.device.name if self.plan.device else "none", "preset": self.preset_name}
+        s = self.core.summary(self.qoe_model, labels=labels)
+        s.update(extra)
         return json_safe(s)
 
 
-# ---------------------------------------------------------------------------------------------
-# the boundary with the session core: to go when the core emits typed events itself and
-# exposes `last_throughput_bps` (main's "core: rules module")
-
-
-def last_throughput_bps(core: SessionCore) -> float | None:
-    """The throughput of the core's last download (None before the first)."""
-    tp = core.tp_hist[0, -1]
-    return float(tp) if np.isfinite(tp) else None
-
-
-def typed_core_event(e: Any, core: SessionCore, plan: PlaybackPlan) -> Event:
-    """The core's dict-like event as its typed class; a decision gains the observation the
-    policy saw (and a first-rung decision its bitrate and buffer level)."""
-    data = dict(e.data)
-    if e.kind == "decision":
-        dt = core.dt_hist[0, -1]
-        data.setdefault("bitrate_bps", float(plan.bitrates_bps[data["rung"]]))
-        data.setdefault("buffer_s", float(core.state.buffer_s[0]))
-        data["observation"] = {
-            "buffer_s": float(core.state.buffer_s[0]), "last_rung": int(core.last_rung),
-            "last_throughput_bps": last_throughput_bps(core),
-            "last_download_s": float(dt) if np.isfinite(dt) else None,
-            "segments_left": int(plan.n_segments - data["segment"]),
-            "allowed": core.mask[0].tolist(), "playing": bool(core.state.playing[0]),
-        }
-    return KINDS[e.kind](e.t_s, **data)
+def finite_or_none(x: float) -> float | None:
+    """`x`, or None when it is NaN or infinite (nothing measured yet)."""
+    return x if math.isfinite(x) else None
 
 
 async def play(url: str, **kwargs: Any) -> dict:

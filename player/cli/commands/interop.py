@@ -149,30 +149,25 @@ def simulate_prediction(trace: str, content_json: str, init: str = "shaped") -> 
     preset's init-segment requests are left out."""
     import dataclasses
 
-    from abr.algorithms.dashjs import RULES, DashJs
+    from abr.algorithms.dashjs import RULES
     from netem import content, formats
     from player.core.presets import get as get_preset
     from player.core.simulator import SessionSpec, simulate
 
     infos: list[dict] = []
-    original = DashJs._select
 
-    def recording(self, obs):  # one session: row 0
-        q = original(self, obs)
-        li = self.last_info
+    def record(d) -> None:  # one session: row 0
+        if d.observation is None:
+            return
+        li = d.inputs
         infos.append({"rule": RULES[int(li["rule"][0])], "throughput_bps": float(li["throughput_bps"][0]),
                       "bola": bool(li["bola"][0]), "placeholder_s": float(li["placeholder_s"][0]),
-                      "buffer_at_decision_s": float(obs.buffer_s[0])})
-        return q
+                      "buffer_at_decision_s": float(d.observation.buffer_s[0])})
 
     preset = "dashjs" if init != "free" else dataclasses.replace(get_preset("dashjs"), init_bytes=0)
     spec = SessionSpec(formats.load(trace), content.load(content_json), "dashjs", {}, None, preset,
                        label={"trace": trace, "movie": content_json})
-    DashJs._select = recording
-    try:
-        res = simulate([spec])[0]
-    finally:
-        DashJs._select = original
+    res = simulate([spec], on_decision=record)[0]
     log = res.segment_log()
     for row, info in zip(log, infos):
         row.update(info)

@@ -57,6 +57,7 @@ from typing import Any, Callable
 import numpy as np
 
 from netem.errors import InputError, UnavailableError
+from player.core.summary import session_summary
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DASHJS_FILE = Path("node_modules/dashjs/dist/modern/umd/dash.all.min.js")
@@ -528,7 +529,6 @@ def _rule_of(reason: dict | None) -> str:
 
 def _assemble(col: _Collected, prepared: PreparedContent, trace_path: str, t0_wall: float | None, k: float,
               setup: Setup, chrome_version: str) -> SessionOutput:
-    from player.core import qoe as qoe_mod
 
     content = prepared.content
     K = content.n_segments
@@ -741,40 +741,14 @@ def _assemble(col: _Collected, prepared: PreparedContent, trace_path: str, t0_wa
             chosen[ld["segment"]] = ld["rung"]
     never = np.flatnonzero(chosen < 0)
     ch = chosen[:int(never[0])] if never.size else chosen
-    br = bitrates[ch] if ch.size else np.zeros(0)
     session_s = float(ended_t) if ended_t is not None else float(events[-1]["t_s"] if events else 0.0)
-    play_time = session_s - (startup if np.isfinite(startup) else 0.0)
-    durs = content.segment_durations_s[:ch.size]
-    switches = int(np.count_nonzero(np.diff(ch))) if ch.size > 1 else 0
     heights = np.array([r.height for r in content.rungs])
-    qoe_all = {}
-    for mname in qoe_mod.MODELS:
-        rows = qoe_mod.score(mname, ch[None, :], rebuf[:ch.size][None, :], bitrates, heights, False) \
-            if ch.size else np.zeros((1, 4))
-        qoe_all[mname] = qoe_mod.qoe_records(mname, rows, int(ch.size))[0].as_dict()
-    summary = {
-        "abr": "dash.js",
-        "abr_params": f"dash.js {col.version or setup.dashjs_version} defaults",
-        "trace": str(trace_path),
-        "movie": str(prepared.content_json),
-        "device": "none",
-        "preset": "dashjs",
-        "segments": int(ch.size),
-        "avg_bitrate_bps": float(br.mean()) if ch.size else 0.0,
-        "time_avg_bitrate_bps": float((br * durs).sum() / play_time) if play_time > 0 and ch.size else (
-            float(br.mean()) if ch.size else 0.0),
-        "utility": float(np.log(br / bitrates[0]).mean()) if ch.size else 0.0,
-        "rebuffer_s": float(rebuf.sum()),
-        "rebuffer_count": len(stalls),
-        "rebuffer_ratio": float(rebuf.sum() / session_s) if session_s > 0 else 0.0,
-        "startup_s": float(startup),
-        "switches": switches,
-        "switch_magnitude_bps": float(np.abs(np.diff(br)).sum() / switches) if switches else 0.0,
-        "bytes": int(seg_bytes),
-        "session_s": session_s,
-        "qoe": qoe_all["linear"],
-        "qoe_all": qoe_all,
-        "chosen": ch.tolist(),
+    summary = session_summary(
+        ch, rebuf[:ch.size], content.segment_durations_s, bitrates, startup_s=float(startup), session_s=session_s,
+        stall_count=len(stalls), bytes_=int(seg_bytes), heights=heights,
+        labels={"abr": "dash.js", "abr_params": f"dash.js {col.version or setup.dashjs_version} defaults",
+                "trace": str(trace_path), "movie": str(prepared.content_json), "device": "none", "preset": "dashjs"})
+    summary.update({
         # beyond the simulator's fields
         "player": f"dash.js {col.version or setup.dashjs_version}",
         "browser": chrome_version,
@@ -788,7 +762,7 @@ def _assemble(col: _Collected, prepared: PreparedContent, trace_path: str, t0_wa
         "ok": not problems,
         "problems": problems,
         "console": col.console[:20],
-    }
+    })
     raw = {"events": col.events, "samples": col.samples, "resource_timing": col.rt, "edge_records": col.records,
            "t0_wall": t0_wall, "started_wall": col.started_wall}
     return SessionOutput(events, summary, raw)
