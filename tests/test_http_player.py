@@ -252,7 +252,7 @@ def test_cli_errors_are_one_line(http_server):
     assert missing.returncode == 2 and "HTTP 404" in missing.stderr and "Traceback" not in missing.stderr
     down = subprocess.run(ABRLAB + ["play", "http://127.0.0.1:9/manifest.mpd", "--headless", "--max-retry", "0.5"],
                           capture_output=True, text=True, timeout=60, cwd=REPO)
-    assert down.returncode == 1 and "gave up" in down.stderr and "Traceback" not in down.stderr
+    assert down.returncode == 2 and "unavailable: " in down.stderr and "Traceback" not in down.stderr
     local = subprocess.run(ABRLAB + ["play", "manifest.mpd", "--headless"], capture_output=True, text=True,
                            timeout=60, cwd=REPO)
     assert local.returncode == 2 and "unsupported" in local.stderr

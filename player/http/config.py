@@ -60,6 +60,7 @@ class HttpConfig:
     backoff_max_s: float = 4.0
     max_retry_s: float = 60.0               # per object: the retry budget
     failover_penalty_s: float = 60.0
+    max_redirects: int = 5                  # hops followed per request (http/https only)
     abandon_interval_s: float = 0.25
     max_failures_per_segment: int = 6
     license_attempts: int = 3

@@ -5,16 +5,23 @@ segment indexes and licences, with one retry policy (`player.http.config.RetryPo
 
 * `NotFound` — 404/410 on every BaseURL alternative (the caller may try another rung);
 * `Abandoned` — the resource's abandonment hook chose another rung mid-download;
-* `FetchFailed` (a `PlaybackError`) — given up: the retry budget ran out, or the failure
-  cannot be helped by retrying (a 4xx other than 404/408/410/429).
+* `FetchFailed` (a `PlaybackError`) — given up: the retry budget ran out (`kind`
+  "budget"), or the failure cannot be helped by retrying (`permanent`): a 4xx other than
+  404/408/410/429 ("status"), a redirect loop, more than ``max_redirects`` hops or a
+  redirect to a non-HTTP scheme such as file:// ("redirect"), a body over the limit
+  ("too_large"), or — for a resource marked `fail_fast`, the manifest before anything
+  played — a server that cannot be reached on any alternative ("unreachable": connection
+  refused, unknown host).
 
 What it does between the first attempt and that answer:
 
 * timeouts (presentation seconds, `HttpConfig`): a first-byte timeout, an idle timeout (no
   body bytes), and a whole-attempt timeout of ``total_timeout_factor`` × the object's
   duration (at least ``min_total_timeout_s``), or the policy's ``attempt_timeout_s``;
-* 5xx, 408, 429, timeouts, resets and refused connections are retried with the policy's
-  backoff; after ``per_edge`` consecutive failures on one alternative (edge) it fails over
+* redirects are followed by hand: at most ``max_redirects`` hops, http and https only, a
+  loop refused at the first repeated URL (303, and 301/302 after a POST, become a GET);
+* 5xx, 408, 429, timeouts, resets, short bodies and refused connections (except on a
+  `fail_fast` resource) are retried with the policy's backoff; after ``per_edge`` consecutive failures on one alternative (edge) it fails over
   to the next, which `Edges` then prefers, avoiding the failed one for
   ``failover_penalty_s``; 404/410 moves to the next alternative at once;
 * a partial body is resumed with a Range request (``If-Range`` on the ETag) when the server
@@ -36,6 +43,7 @@ import asyncio
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from yarl import URL
@@ -48,6 +56,8 @@ from player.http.config import HttpConfig, RetryPolicy
 ByteRange = tuple[int, int]                    # first and last byte, inclusive
 Location = tuple[str, ByteRange | None]        # a URL and, for part of a resource, its byte range
 ERROR_BODY_BYTES = 4096                        # of an error response, read for its first line
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+USER_AGENT = "abrlab-player/0.1"
 
 
 # ---------------------------------------------------------------------------------------
@@ -75,6 +85,7 @@ class Resource:
     headers: dict[str, str] = field(default_factory=dict)
     retry: RetryPolicy | None = None            # None: the fetcher's
     on_attempt: Callable[[int], None] | None = None   # called with the attempt number before sending
+    fail_fast: bool = False                     # an unreachable server is final (the manifest before play)
 
     def label(self) -> str:
         """How an error names it: "manifest", "video segment 3" (1-based)."""
@@ -120,19 +131,37 @@ class Abandoned(Exception):
 
 
 class FetchFailed(PlaybackError):
-    """A resource was given up. `permanent`: retrying could not have helped; `status`: the
+    """A resource was given up. `kind` says why: "budget" (retries ran out), or a failure
+    retrying cannot help: "status", "redirect", "too_large", "unreachable". `status`: the
     last HTTP status, if any; `detail`: the start of the last error body."""
 
-    def __init__(self, message: str, *, permanent: bool = False, status: int | None = None,
-                 detail: str = "") -> None:
+    def __init__(self, message: str, *, kind: str = "budget", status: int | None = None, detail: str = "") -> None:
         super().__init__(message)
-        self.permanent = permanent
+        self.kind = kind
         self.status = status
         self.detail = detail
 
+    @property
+    def permanent(self) -> bool:
+        """Whether retrying could not have helped."""
+        return self.kind != "budget"
+
 
 class _Retryable(Exception):
-    """A failure worth retrying (5xx, timeout, reset, refused)."""
+    """A failure worth retrying (5xx, timeout, reset, a short body)."""
+
+
+class _Unreachable(_Retryable):
+    """The server cannot be reached (connection refused, unknown host): retried, except on a
+    `fail_fast` resource."""
+
+
+class _Permanent(Exception):
+    """A failure retrying cannot help; `kind` as `FetchFailed.kind`."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class _StatusError(Exception):
@@ -185,6 +214,16 @@ class Edges:
 # the fetcher
 
 
+def open_client(config: HttpConfig) -> aiohttp.ClientSession:
+    """The player's HTTP client: keep-alive, the connect timeout (wall seconds: TCP set-up
+    is not emulated), bodies as sent (no decompression: sizes are what the link carried)."""
+    timeout = aiohttp.ClientTimeout(total=None, connect=config.connect_timeout_s,
+                                    sock_connect=config.connect_timeout_s)
+    connector = aiohttp.TCPConnector(limit=32, keepalive_timeout=60.0)
+    return aiohttp.ClientSession(timeout=timeout, connector=connector, auto_decompress=False,
+                                 headers={"User-Agent": USER_AGENT})
+
+
 class Fetcher:
     """Fetches resources over one aiohttp client (see the module doc)."""
 
@@ -210,13 +249,14 @@ class Fetcher:
         part = _Partial(t_start=self.clock.now())
         n_alts = max(1, res.n_alternatives)
         consecutive = 0
-        missing: set[int] = set()
+        missing: set[int] = set()          # alternatives without the object (404/410)
+        unreachable: set[int] = set()      # alternatives that refused the connection (fail_fast)
         last = "no attempt"
         last_status: int | None = None
         used: set[int] = set()
         while True:
             order = list(dict.fromkeys(a % n_alts for a in self.edges.order(self.clock.now())))
-            order = [a for a in order if a not in missing]
+            order = [a for a in order if a not in missing and a not in unreachable]
             if not order:
                 raise NotFound(res.locate(0)[0], part.wasted + len(part.got))
             alt = order[0]
@@ -248,9 +288,22 @@ class Fetcher:
                                        url=url, segment=res.segment))
                     continue
                 if s.status not in (408, 429) and s.status < 500:
-                    raise FetchFailed(f"{res.what} {url}: {s}", permanent=True, status=s.status,
+                    raise FetchFailed(f"{res.label()} ({url}): {s}", kind="status", status=s.status,
                                       detail=s.detail) from None
                 last = str(s)
+            except _Permanent as p:
+                raise FetchFailed(f"{res.label()} ({url}): {p}", kind=p.kind, status=last_status) from None
+            except _Unreachable as u:
+                last = str(u)
+                if res.fail_fast:
+                    unreachable.add(alt)
+                    left = [a for a in order if a not in missing and a not in unreachable]
+                    if not left:
+                        raise FetchFailed(f"{res.label()} ({url}): {u}", kind="unreachable") from None
+                    self.counters["failovers"] += 1
+                    self.emit(Failover(self.clock.now(), res.what, alt, left[0], last, None, url=url,
+                                       segment=res.segment))
+                    continue
             except _Retryable as t:
                 last = str(t)
             consecutive += 1
@@ -276,7 +329,7 @@ class Fetcher:
     async def _attempt(self, res: Resource, url: str, rng: ByteRange | None, alt: int, part: _Partial,
                        policy: RetryPolicy) -> Body:
         """One HTTP attempt. Body bytes go to `part.got` (a resumed attempt asks for the rest);
-        raises _StatusError, _Retryable, Abandoned or FetchFailed."""
+        raises _StatusError, _Retryable (_Unreachable), _Permanent or Abandoned."""
         cfg = self.config
         now = self.clock.now
         held = len(part.got)                       # bytes kept from earlier attempts
@@ -293,11 +346,11 @@ class Fetcher:
         received = 0
         first_byte_s = cfg.first_byte_timeout_s if policy.attempt_timeout_s is None else \
             min(cfg.first_byte_timeout_s, policy.attempt_timeout_s)
+        final = url
         try:
             try:
                 async with asyncio.timeout(self.clock.wall(first_byte_s)):
-                    resp = await self.client.request(res.method, URL(req_url, encoded=True), headers=headers,
-                                                     data=res.payload, allow_redirects=True)
+                    resp, final = await self._send(res, url, req_url, headers)
             except TimeoutError:
                 raise _Retryable(f"no response within {first_byte_s:g} s") from None
             t_first = now()
@@ -331,8 +384,7 @@ class Fetcher:
                 target = resp.content_length
             length = resp.content_length
             if length is not None and length - skip > res.max_bytes:
-                raise FetchFailed(f"{res.what} {url}: Content-Length {length} exceeds the limit of "
-                                  f"{res.max_bytes} bytes", permanent=True)
+                raise _Permanent(f"Content-Length {length} exceeds the limit of {res.max_bytes} bytes", "too_large")
             part.resumable = resp.status == 206 or resp.headers.get("Accept-Ranges", "").lower() == "bytes"
             part.etag = resp.headers.get("ETag") or part.etag
             if policy.attempt_timeout_s is not None:
@@ -369,7 +421,7 @@ class Fetcher:
                             chunk = chunk[drop:]
                         part.got += chunk
                         if len(part.got) > res.max_bytes:
-                            raise FetchFailed(f"{res.what} {url}: more than {res.max_bytes} bytes", permanent=True)
+                            raise _Permanent(f"more than {res.max_bytes} bytes", "too_large")
                         if target is not None and len(part.got) > target or (
                                 target is not None and len(part.got) == target and resp.status == 200
                                 and rng is not None):
@@ -391,12 +443,14 @@ class Fetcher:
             if target is not None and len(part.got) < target:
                 raise _Retryable(f"short body: {len(part.got)} of {target} bytes")
             rec.update(ok=True, transfer_s=round(t_done - t_first, 6))
-            final = str(resp.url) if resp.history else url
             return Body(bytes(part.got), url, part.t_start, t_first - t_sent, t_done, alt, part.attempts,
                         final_url=final, byte_range=rng)
-        except (_StatusError, _Retryable, Abandoned, FetchFailed) as exc:
+        except (_StatusError, _Retryable, _Permanent, Abandoned) as exc:
             rec["error"] = rec["error"] or str(exc)
             raise
+        except aiohttp.ClientConnectorError as exc:
+            rec["error"] = unreachable_reason(final, exc)
+            raise _Unreachable(rec["error"]) from None
         except (aiohttp.ClientError, OSError) as exc:
             rec["error"] = f"{type(exc).__name__}: {exc}".split("\n")[0][:200]
             raise _Retryable(rec["error"]) from None
@@ -406,6 +460,41 @@ class Fetcher:
             self.emit(Request(now(), res.what, url, rng, rec["status"], received, rec["latency_s"], rec["transfer_s"],
                               alt, part.attempts, rec["ok"], rec["error"], segment=res.segment, rung=res.rung,
                               track=res.track, resume_from=held))
+
+
+    async def _send(self, res: Resource, url: str, req_url: str, headers: dict[str, str]) -> tuple[Any, str]:
+        """Send the request, following redirects by hand: (response, final URL)."""
+        method, payload = res.method, res.payload
+        seen = {url}
+        for _hop in range(self.config.max_redirects + 1):
+            resp = await self.client.request(method, URL(req_url, encoded=True), headers=headers, data=payload,
+                                             allow_redirects=False)
+            if resp.status not in REDIRECT_STATUSES:
+                return resp, url
+            location = resp.headers.get("Location")
+            resp.release()
+            if not location:
+                raise _Permanent(f"HTTP {resp.status} redirect without a Location from {url}", "redirect")
+            nxt = urljoin(url, location)
+            if urlsplit(nxt).scheme.lower() not in ("http", "https"):
+                raise _Permanent(f"redirect from {url} to a non-HTTP URL {nxt[:200]!r}", "redirect")
+            if nxt in seen:
+                raise _Permanent(f"redirect loop ({url} back to {nxt})", "redirect")
+            seen.add(nxt)
+            if resp.status == 303 or (resp.status in (301, 302) and method == "POST"):
+                method, payload = "GET", None
+            url = req_url = nxt
+        raise _Permanent(f"too many redirects (more than {self.config.max_redirects})", "redirect")
+
+
+def unreachable_reason(url: str, exc: aiohttp.ClientConnectorError) -> str:
+    """One line for a connection that could not be made: refused, unknown host, or other."""
+    host = urlsplit(url).netloc
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"cannot connect to {host}: unknown host"
+    if isinstance(exc.os_error, ConnectionRefusedError):
+        return f"cannot connect to {host}: connection refused"
+    return f"cannot connect to {host}: {exc.os_error.strerror or type(exc.os_error).__name__}"
 
 
 def content_range_rest(text: str) -> int | None:

@@ -62,15 +62,15 @@ from player.core.events import (Decrypt, Error, Event, LicenseFallback, Manifest
                                 json_safe)
 from player.core.presets import get as get_preset
 from player.core.session import Done, Fetch, SessionCore, Wait
-from player.dash.manifest import MAX_MANIFEST_BYTES, ManifestUnavailable, UnsupportedManifest, parse_manifest, \
-    resolve_sidx
+from player.dash.manifest import UnsupportedManifest, parse_manifest, resolve_sidx
 from player.dash.playback import PlaybackPlan, Selection, Track, build, make_core, select, swap_origin
 from player.http import cmcd as cmcd_mod
 from player.http.clock import Clock
 from player.http.config import HttpConfig
 from player.http.decryption import Decryptor, TrackCrypto, crypto_available, nal_kind, track_crypto, verify_media
-from player.http.fetcher import Abandoned, Body, ByteRange, Fetcher, NotFound, Resource
+from player.http.fetcher import Abandoned, Body, ByteRange, Fetcher, NotFound, Resource, open_client
 from player.http.licences import License, LicenseClient
+from player.http.manifests import fetch_manifest
 from player.http.parts import InitSegments, index_resource, media_resource
 
 __all__ = ["HttpPlayer", "HttpConfig", "PlaybackError", "play"]
@@ -244,13 +244,9 @@ class HttpPlayer:
         """Play to the end; returns the summary. Raises PlaybackError (network, license)
         or ManifestError/InputError (the manifest or the options)."""
         self.clock.start()
-        timeout = aiohttp.ClientTimeout(total=None, connect=self.config.connect_timeout_s,
-                                        sock_connect=self.config.connect_timeout_s)
-        connector = aiohttp.TCPConnector(limit=32, keepalive_timeout=60.0)
         error: BaseException | None = None
         try:
-            async with aiohttp.ClientSession(timeout=timeout, connector=connector, auto_decompress=False,
-                                             headers={"User-Agent": "abrlab-player/0.1"}) as client:
+            async with open_client(self.config) as client:
                 self.client = client
                 self.fetcher = Fetcher(client, self.clock, self.config, emit=self.publish, decorate=self._decorate)
                 try:
@@ -295,12 +291,7 @@ class HttpPlayer:
     async def _setup(self) -> None:
         origins = [self.url] + [swap_origin(self.url, o) for o in self.extra_origins]
         self.fetcher.use_alternatives(len(origins))
-        res = Resource("manifest", lambda alt: (origins[alt % len(origins)], None), len(origins),
-                       MAX_MANIFEST_BYTES, object_type="m")
-        try:
-            body = await self._fetch(res)
-        except NotFound as m:
-            raise ManifestUnavailable(f"HTTP 404 fetching {m.url}") from None
+        body = await fetch_manifest(self.fetcher, origins)
         final = body.final_url or body.url
         pres = parse_manifest(body.data, final)
         self.presentation = pres

@@ -2,7 +2,8 @@
 
 A manifest that is unsupported (live, xlink, limits) or malformed exits with status 2 and
 one stderr line starting with `unsupported: ` or `invalid: ` (`unavailable: ` when the
-file or URL cannot be read), never a traceback.
+file or URL cannot be read), never a traceback. An http(s) URL is fetched as the player
+fetches it (`player.http.manifests`).
 """
 from __future__ import annotations
 
@@ -38,10 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from player.dash.manifest import ManifestError, load_manifest
+    from player.dash.manifest import ManifestError
+    from player.http.manifests import load
 
     try:
-        pres = load_manifest(args.manifest).require_static()
+        pres = load(args.manifest).require_static()
     except ManifestError as exc:
         print(str(exc), file=sys.stderr)
         return 2

@@ -7,9 +7,12 @@ with the same fields and QoE as ``abrlab simulate --json``. Without ``--json`` i
 progress lines and a summary table. (The live dashboard attaches to the same event stream:
 `player.http.player.HttpPlayer`'s ``add_listener`` / ``events()``.)
 
-Exit status: 0 played to the end; 1 playback failed (network gave up, license refused with
-no clear fallback; one line on stderr); 2 bad input (options, manifest, live MPD: an
-``unsupported: ...`` line); 130 interrupted.
+Exit status: 0 played to the end; 1 playback failed after the session started (the network
+gave up on a segment, license refused with no clear fallback; one line on stderr); 2 bad
+input or no manifest to play (options; a manifest that is malformed, live or too large:
+``invalid: ...`` / ``unsupported: ...``; a manifest that cannot be had: ``unavailable: ...``,
+at once for a server that refuses the connection or a bad redirect, after the retry budget
+for one that keeps failing); 130 interrupted.
 """
 from __future__ import annotations
 
