@@ -7,6 +7,8 @@ bounded (`run_bounded`, short content, time scale 10) and no test sleeps for tim
 """
 from __future__ import annotations
 
+import asyncio
+import re
 import socket
 import subprocess
 import sys
@@ -195,3 +197,52 @@ def test_a_manifest_announcing_ten_gigabytes_is_refused_unread():
                 await load_url(base + "/big.mpd", HttpConfig(max_retry_s=2.0))
 
     run_bounded(go())
+
+
+# ---------------------------------------------------------------------------------------------
+# 500 for ever: retried inside a stated budget, then one clear error
+
+
+def _gave_up(msg: str) -> tuple[int, float]:
+    m = re.search(r"gave up after (\d+) attempts in ([0-9.]+) s on 1 edge\(s\) \(retry budget 4 s\)", msg)
+    assert m, msg
+    return int(m.group(1)), float(m.group(2))
+
+
+def test_500_for_ever_is_retried_inside_the_budget_then_unavailable():
+    async def always_500(request):
+        return web.Response(status=500, text="boom")
+
+    async def go():
+        async with serve(routes={"/manifest.mpd": always_500}) as base:
+            player = HttpPlayer(base + "/manifest.mpd", time_scale=K, config=HttpConfig(max_retry_s=4.0))
+            with pytest.raises(ManifestUnavailable) as info:
+                await player.run()
+            return player, str(info.value)
+
+    player, msg = run_bounded(go())
+    assert msg.startswith("unavailable: ") and "HTTP 500: boom" in msg and "\n" not in msg
+    attempts, elapsed = _gave_up(msg)
+    # backoff 0.25 s doubling, jitter in [0.5, 1]: the shortest waits 0.125, 0.25, 0.5, 1, 2 s add up
+    # to 3.875 s, so at most 5 retries fit in 4 s; the longest (0.25 .. 2 s) leave room for at least 3
+    assert 3 <= attempts <= 6 and elapsed <= 4.0
+    assert len(requests_for(player, "manifest")) == attempts
+    retries = [e for e in event_dicts(player) if e["event"] == "retry"]
+    assert len(retries) == attempts - 1 and sum(e["backoff_s"] for e in retries) < 4.0
+
+
+def test_a_slow_500_does_not_outlast_the_budget():
+    async def slow_500(request):
+        await asyncio.sleep(0.3)          # 3 s of the player's clock at time scale 10
+        return web.Response(status=500, text="slow boom")
+
+    async def go():
+        async with serve(routes={"/manifest.mpd": slow_500}) as base:
+            player = HttpPlayer(base + "/manifest.mpd", time_scale=K, config=HttpConfig(max_retry_s=4.0))
+            with pytest.raises(ManifestUnavailable) as info:
+                await player.run()
+            return str(info.value)
+
+    attempts, elapsed = _gave_up(run_bounded(go()))
+    # the first answer takes 3 s; the retry must end with the budget at 4 s, not run to 6 s
+    assert attempts == 2 and elapsed < 4.6

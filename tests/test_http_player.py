@@ -393,6 +393,7 @@ def test_bounded_retry_then_clear_error():
 
     player, msg = run(go())
     assert "segment 3" in msg and "gave up after" in msg and "HTTP 502" in msg and "\n" not in msg
+    assert "(retry budget 4 s)" in msg
     assert player.summary["segments"] == 2 and player.summary["error"] == msg
 
 

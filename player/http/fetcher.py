@@ -21,9 +21,15 @@ What it does between the first attempt and that answer:
 * redirects are followed by hand: at most ``max_redirects`` hops, http and https only, a
   loop refused at the first repeated URL (303, and 301/302 after a POST, become a GET);
 * 5xx, 408, 429, timeouts, resets, short bodies and refused connections (except on a
-  `fail_fast` resource) are retried with the policy's backoff; after ``per_edge`` consecutive failures on one alternative (edge) it fails over
-  to the next, which `Edges` then prefers, avoiding the failed one for
-  ``failover_penalty_s``; 404/410 moves to the next alternative at once;
+  `fail_fast` resource) are retried with the policy's backoff; after ``per_edge``
+  consecutive failures on one alternative (edge) it fails over to the next, which `Edges`
+  then prefers, avoiding the failed one for ``failover_penalty_s``; 404/410 moves to the
+  next alternative at once;
+* the retry budget (``max_retry_s``, presentation seconds) bounds the whole fetch: an
+  object is given up at most that long after its first request (or when its first attempt
+  ends, if that is later — a slow first download is not cut short): retries run inside it,
+  their timeouts end where it ends, and no retry starts whose backoff would outlast it. The
+  error says the attempts, the seconds and the budget;
 * a partial body is resumed with a Range request (``If-Range`` on the ETag) when the server
   accepts ranges; a server that ignores ``Range`` (``python -m http.server``) is handled: the
   body is read up to the range's end and cut, the bytes before it counted as wasted;
@@ -34,8 +40,9 @@ What it does between the first attempt and that answer:
   is asked (bytes so far, seconds since the first attempt); a rung aborts the response.
 
 Each attempt is reported as a `Request` event, each wait as `Retry`, each change of
-alternative as `Failover` (`emit`, typed events of `player.core.events`); `decorate(resource, url, byte_range, alt, headers)`
-may add to a request (CMCD) and returns the URL to send.
+alternative as `Failover` (`emit`, typed events of `player.core.events`);
+`decorate(resource, url, byte_range, alt, headers)` may add to a request (CMCD) and
+returns the URL to send.
 """
 from __future__ import annotations
 
@@ -187,6 +194,36 @@ class _Partial:
         self.got.clear()
 
 
+class _Tries:
+    """One resource's attempts across alternatives: which are excluded and why, the last
+    error, how many failed in a row on the current one."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.missing: set[int] = set()          # without the object (404/410)
+        self.unreachable: set[int] = set()      # refused the connection (fail_fast resources)
+        self.used: set[int] = set()
+        self.consecutive = 0
+        self.last = "no attempt"
+        self.last_status: int | None = None
+
+    def excluded(self) -> set[int]:
+        return self.missing | self.unreachable
+
+    def next_alternative(self, preferred: list[int]) -> int | None:
+        """The alternative to try next (the edges' preference, excluded ones skipped)."""
+        out = self.excluded()
+        alt = next((a % self.n for a in preferred if a % self.n not in out), None)
+        if alt is not None:
+            self.used.add(alt)
+        return alt
+
+    def exclude(self, alt: int, reason: set[int]) -> bool:
+        """Exclude `alt` (adding it to `reason`); whether any alternative is left."""
+        reason.add(alt)
+        return len(self.excluded()) < self.n
+
+
 class Edges:
     """BaseURL alternatives and which have failed recently (DVB-DASH style failover)."""
 
@@ -247,20 +284,11 @@ class Fetcher:
         """Fetch one resource with retries, resume and failover (see the module doc)."""
         policy = res.retry or self.retry
         part = _Partial(t_start=self.clock.now())
-        n_alts = max(1, res.n_alternatives)
-        consecutive = 0
-        missing: set[int] = set()          # alternatives without the object (404/410)
-        unreachable: set[int] = set()      # alternatives that refused the connection (fail_fast)
-        last = "no attempt"
-        last_status: int | None = None
-        used: set[int] = set()
+        tries = _Tries(max(1, res.n_alternatives))
         while True:
-            order = list(dict.fromkeys(a % n_alts for a in self.edges.order(self.clock.now())))
-            order = [a for a in order if a not in missing and a not in unreachable]
-            if not order:
+            alt = tries.next_alternative(self.edges.order(self.clock.now()))
+            if alt is None:
                 raise NotFound(res.locate(0)[0], part.wasted + len(part.got))
-            alt = order[0]
-            used.add(alt)
             url, rng = res.locate(alt)
             if part.got and not part.resumable:
                 part.discard()
@@ -277,61 +305,63 @@ class Fetcher:
                 a.wasted = part.wasted + len(part.got)
                 raise
             except _StatusError as s:
-                last_status = s.status
+                tries.last, tries.last_status = str(s), s.status
                 if s.status in (404, 410):
-                    missing.add(alt)
-                    if len(missing) >= n_alts:
+                    if not tries.exclude(alt, tries.missing):
                         raise NotFound(url, part.wasted + len(part.got)) from None
-                    nxt = [a for a in order if a not in missing]
-                    self.counters["failovers"] += 1
-                    self.emit(Failover(self.clock.now(), res.what, alt, nxt[0] if nxt else None, str(s), None,
-                                       url=url, segment=res.segment))
+                    self._failover(res, url, alt, tries.next_alternative(self.edges.order(self.clock.now())),
+                                   str(s), None)
                     continue
                 if s.status not in (408, 429) and s.status < 500:
                     raise FetchFailed(f"{res.label()} ({url}): {s}", kind="status", status=s.status,
                                       detail=s.detail) from None
-                last = str(s)
             except _Permanent as p:
-                raise FetchFailed(f"{res.label()} ({url}): {p}", kind=p.kind, status=last_status) from None
-            except _Unreachable as u:
-                last = str(u)
-                if res.fail_fast:
-                    unreachable.add(alt)
-                    left = [a for a in order if a not in missing and a not in unreachable]
-                    if not left:
-                        raise FetchFailed(f"{res.label()} ({url}): {u}", kind="unreachable") from None
-                    self.counters["failovers"] += 1
-                    self.emit(Failover(self.clock.now(), res.what, alt, left[0], last, None, url=url,
-                                       segment=res.segment))
-                    continue
+                raise FetchFailed(f"{res.label()} ({url}): {p}", kind=p.kind, status=tries.last_status) from None
             except _Retryable as t:
-                last = str(t)
-            consecutive += 1
-            elapsed = self.clock.now() - part.t_start
-            if policy.gives_up(part.attempts, elapsed):
-                raise FetchFailed(f"{res.label()} ({url}): gave up after {part.attempts} attempts in {elapsed:.1f} s "
-                                  f"on {len(used)} edge(s); last error: {last}", status=last_status)
-            if consecutive >= policy.per_edge and n_alts > 1 and self.edges.n > 1:
-                new = self.edges.fail(alt, self.clock.now()) % n_alts
-                consecutive = 0
-                if new != alt:
-                    self.counters["failovers"] += 1
-                    self.emit(Failover(self.clock.now(), res.what, alt, new, last,
-                                       round(self.edges.bad_until[alt % self.edges.n], 6), url=url,
-                                       segment=res.segment))
+                tries.last = str(t)
+                if isinstance(t, _Unreachable) and res.fail_fast:
+                    if not tries.exclude(alt, tries.unreachable):
+                        raise FetchFailed(f"{res.label()} ({url}): {t}", kind="unreachable") from None
+                    self._failover(res, url, alt, tries.next_alternative(self.edges.order(self.clock.now())),
+                                   str(t), None)
                     continue
-            delay = min(policy.delay(consecutive - 1), max(0.0, policy.budget_s - elapsed))
-            self.counters["retries"] += 1
-            self.emit(Retry(self.clock.now(), res.what, url, part.attempts, last, round(delay, 6), segment=res.segment,
-                            resume_from=len(part.got) if part.resumable else 0))
-            await self.clock.sleep(delay)
+            await self._after_failure(res, policy, part, tries, alt, url)
+
+    async def _after_failure(self, res: Resource, policy: RetryPolicy, part: _Partial, tries: _Tries, alt: int,
+                             url: str) -> None:
+        """A retryable failure on `alt`: give up (FetchFailed) when the budget is spent, fail
+        over after `per_edge` in a row, else wait the policy's backoff."""
+        tries.consecutive += 1
+        elapsed = self.clock.now() - part.t_start
+        delay = policy.delay(tries.consecutive - 1)
+        if policy.gives_up(part.attempts, elapsed + delay):
+            raise FetchFailed(f"{res.label()} ({url}): gave up after {part.attempts} attempts in {elapsed:.1f} s on "
+                              f"{len(tries.used)} edge(s) (retry budget {policy.budget_s:g} s); last error: "
+                              f"{tries.last}", status=tries.last_status)
+        if tries.consecutive >= policy.per_edge and tries.n > 1 and self.edges.n > 1:
+            new = self.edges.fail(alt, self.clock.now()) % tries.n
+            tries.consecutive = 0
+            if new != alt:
+                self._failover(res, url, alt, new, tries.last, round(self.edges.bad_until[alt % self.edges.n], 6))
+                return
+        self.counters["retries"] += 1
+        self.emit(Retry(self.clock.now(), res.what, url, part.attempts, tries.last, round(delay, 6),
+                        segment=res.segment, resume_from=len(part.got) if part.resumable else 0))
+        await self.clock.sleep(delay)
+
+    def _failover(self, res: Resource, url: str, alt: int, new: int | None, reason: str,
+                  until_s: float | None) -> None:
+        self.counters["failovers"] += 1
+        self.emit(Failover(self.clock.now(), res.what, alt, new, reason, until_s, url=url, segment=res.segment))
 
     async def _attempt(self, res: Resource, url: str, rng: ByteRange | None, alt: int, part: _Partial,
                        policy: RetryPolicy) -> Body:
         """One HTTP attempt. Body bytes go to `part.got` (a resumed attempt asks for the rest);
-        raises _StatusError, _Retryable (_Unreachable), _Permanent or Abandoned."""
+        raises _StatusError, _Retryable (_Unreachable), _Permanent or Abandoned. A retry runs
+        inside the object's retry budget: its timeouts end where the budget does."""
         cfg = self.config
         now = self.clock.now
+        budget_end = part.t_start + policy.budget_s if part.attempts > 1 else math.inf
         held = len(part.got)                       # bytes kept from earlier attempts
         start = (rng[0] if rng else 0) + held
         headers: dict[str, str] = {"Accept-Encoding": "identity", **res.headers}
@@ -349,20 +379,18 @@ class Fetcher:
         final = url
         try:
             try:
-                async with asyncio.timeout(self.clock.wall(first_byte_s)):
+                async with asyncio.timeout(self.clock.wall(min(first_byte_s, budget_end - t_sent))):
                     resp, final = await self._send(res, url, req_url, headers)
             except TimeoutError:
+                if now() >= budget_end - 1e-6:
+                    raise _Retryable(f"no response before the retry budget of {policy.budget_s:g} s ran out") \
+                        from None
                 raise _Retryable(f"no response within {first_byte_s:g} s") from None
             t_first = now()
             rec["status"] = resp.status
             rec["latency_s"] = round(t_first - t_sent, 6)
             if resp.status not in (200, 206):
-                detail = ""
-                try:
-                    async with asyncio.timeout(self.clock.wall(cfg.idle_timeout_s)):
-                        detail = (await resp.content.read(ERROR_BODY_BYTES)).decode("utf-8", "replace").strip()
-                except (TimeoutError, aiohttp.ClientError, OSError):
-                    pass
+                detail = await self._error_text(resp, min(cfg.idle_timeout_s, budget_end - now()))
                 raise _StatusError(resp.status, detail)
             skip = 0
             if resp.status == 206:
@@ -392,7 +420,7 @@ class Fetcher:
             else:
                 total = max(cfg.min_total_timeout_s, cfg.total_timeout_factor * (res.duration_s or 2.0)
                             + cfg.first_byte_timeout_s)
-            deadline = t_sent + total
+            deadline = min(t_sent + total, budget_end)
             last_data = last_check = now()
             check = res.abandon_check
             step = min(cfg.idle_timeout_s, cfg.abandon_interval_s) if check else cfg.idle_timeout_s
@@ -408,7 +436,9 @@ class Fetcher:
                             raise _Retryable(f"no data for {cfg.idle_timeout_s:g} s after {received} bytes") \
                                 from None
                         if now() >= deadline - 1e-6:
-                            raise _Retryable(f"not complete after {total:g} s ({received} bytes)") from None
+                            limit = "the retry budget ran out" if deadline == budget_end else \
+                                f"not complete after {total:g} s"
+                            raise _Retryable(f"{limit} ({received} bytes)") from None
                     if chunk is not None:
                         if not chunk:
                             break
@@ -461,6 +491,14 @@ class Fetcher:
                               alt, part.attempts, rec["ok"], rec["error"], segment=res.segment, rung=res.rung,
                               track=res.track, resume_from=held))
 
+    async def _error_text(self, resp: Any, timeout_s: float) -> str:
+        """The start of an error response's body (its first line names the error), if it
+        comes within `timeout_s`."""
+        try:
+            async with asyncio.timeout(self.clock.wall(timeout_s)):
+                return (await resp.content.read(ERROR_BODY_BYTES)).decode("utf-8", "replace").strip()
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            return ""
 
     async def _send(self, res: Resource, url: str, req_url: str, headers: dict[str, str]) -> tuple[Any, str]:
         """Send the request, following redirects by hand: (response, final URL)."""

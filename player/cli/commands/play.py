@@ -91,7 +91,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="what to put in the summary's `trace` field (default: the --trace path for the in-process "
                         "edge, else network)")
     p.add_argument("--max-retry", type=float, default=None, metavar="S",
-                   help="give up on one object after retrying it this long (presentation seconds; default 60)")
+                   help="the retry budget: give up on one object (manifest, segment, init segment, index) this "
+                        "long after its first request; retries, their backoff and their timeouts run inside it "
+                        "(presentation seconds; default 60). A server that refuses the manifest's connection or "
+                        "redirects it badly is not retried")
     p.add_argument("--seed", type=int, default=0, help="seed for retry jitter (default 0)")
     p.set_defaults(func=run)
 
