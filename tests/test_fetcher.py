@@ -25,7 +25,7 @@ from netem.package import Presentation
 from player.dash.manifest import ManifestUnavailable, UnsupportedManifest
 from player.http.config import HttpConfig
 from player.http.manifests import load_url
-from player.http.player import HttpPlayer
+from player.http.player import HttpPlayer, PlaybackError
 
 REPO = Path(__file__).resolve().parent.parent
 ABRLAB = [sys.executable, "-m", "player.cli"]
@@ -209,18 +209,23 @@ def _gave_up(msg: str) -> tuple[int, float]:
     return int(m.group(1)), float(m.group(2))
 
 
-def test_500_for_ever_is_retried_inside_the_budget_then_unavailable():
-    async def always_500(request):
-        return web.Response(status=500, text="boom")
-
+def manifest_failure(handler, budget_s: float = 4.0) -> tuple[HttpPlayer, str]:
+    """Play a manifest that `handler` serves; the player and its one-line error."""
     async def go():
-        async with serve(routes={"/manifest.mpd": always_500}) as base:
-            player = HttpPlayer(base + "/manifest.mpd", time_scale=K, config=HttpConfig(max_retry_s=4.0))
+        async with serve(routes={"/manifest.mpd": handler}) as base:
+            player = HttpPlayer(base + "/manifest.mpd", time_scale=K, config=HttpConfig(max_retry_s=budget_s))
             with pytest.raises(ManifestUnavailable) as info:
                 await player.run()
             return player, str(info.value)
 
-    player, msg = run_bounded(go())
+    return run_bounded(go())
+
+
+def test_500_for_ever_is_retried_inside_the_budget_then_unavailable():
+    async def always_500(request):
+        return web.Response(status=500, text="boom")
+
+    player, msg = manifest_failure(always_500)
     assert msg.startswith("unavailable: ") and "HTTP 500: boom" in msg and "\n" not in msg
     attempts, elapsed = _gave_up(msg)
     # backoff 0.25 s doubling, jitter in [0.5, 1]: the shortest waits 0.125, 0.25, 0.5, 1, 2 s add up
@@ -236,13 +241,89 @@ def test_a_slow_500_does_not_outlast_the_budget():
         await asyncio.sleep(0.3)          # 3 s of the player's clock at time scale 10
         return web.Response(status=500, text="slow boom")
 
-    async def go():
-        async with serve(routes={"/manifest.mpd": slow_500}) as base:
-            player = HttpPlayer(base + "/manifest.mpd", time_scale=K, config=HttpConfig(max_retry_s=4.0))
-            with pytest.raises(ManifestUnavailable) as info:
-                await player.run()
-            return str(info.value)
-
-    attempts, elapsed = _gave_up(run_bounded(go()))
+    attempts, elapsed = _gave_up(manifest_failure(slow_500)[1])
     # the first answer takes 3 s; the retry must end with the budget at 4 s, not run to 6 s
     assert attempts == 2 and elapsed < 4.6
+
+
+# ---------------------------------------------------------------------------------------------
+# garbage, empty and truncated bodies are failed downloads, not video
+
+
+def _random(n: int) -> bytes:
+    return bytes((i * 2654435761 >> 13) & 0xFF for i in range(n))   # deterministic noise
+
+
+def fixed(body: bytes):
+    async def handler(request):
+        return web.Response(body=body)
+    return handler
+
+
+def every_rung(pres: Presentation, name: str, handler) -> dict:
+    """`handler` for `name` (e.g. "2.m4s") under every video representation."""
+    return {f"/{p}": handler for p in pres.files() if p.startswith("v") and p.endswith("/" + name)}
+
+
+def play_against(pres: Presentation, routes: dict, good_origin: bool = False, **kw):
+    """One session against a server with `routes` replaced (and, with `good_origin`, a second
+    origin serving the presentation as it is): (summary or error text, player, log of the first)."""
+    log: list = []
+
+    async def go():
+        async with serve(pres, routes, log) as bad, serve(pres) as good:
+            player = HttpPlayer(bad + "/manifest.mpd", time_scale=K, abr="fixed", abr_params={"rung": 1},
+                                extra_origins=[good] if good_origin else [], **kw)
+            try:
+                return await player.run(), player
+            except PlaybackError as exc:
+                return str(exc), player
+
+    out, player = run_bounded(go())
+    return out, player, log
+
+
+@pytest.mark.parametrize("what, body, reason", [
+    ("2.m4s", _random(50_000), "media segment is not ISO-BMFF"),
+    ("2.m4s", b"", "media segment is empty (0 bytes)"),
+    ("2.m4s", b"\x00\x00\x10\x00moof" + bytes(100), "runs past the end"),      # a 4096-byte box in 108 bytes
+    ("2.m4s", b"\x00\x00\x00\x10free" + bytes(8), "no moof followed by an mdat"),
+    ("init.mp4", b"\x00\x00\x00\x10ftypiso6" + bytes(4), "init segment has no moov"),
+    ("init.mp4", b"", "init segment is empty"),
+])
+def test_a_bad_body_is_retried_then_a_clear_error(what, body, reason):
+    pres = Presentation(movie(), "number")
+    out, player, log = play_against(pres, every_rung(pres, what, fixed(body)))
+    assert isinstance(out, str), "a bad body must not play"
+    assert reason in out and "no good body after 3 attempts on 1 edge(s)" in out and "\n" not in out
+    kind = "media" if what.endswith(".m4s") else "init"
+    failed = [e for e in requests_for(player, kind) if not e["ok"]]
+    assert len(failed) == 3 and all(reason in e["error"] for e in failed)
+    assert player.summary["complete"] is False
+    if kind == "media":
+        assert player.summary["segments"] == 1                 # segment 1 played, segment 2 never did
+
+
+def test_a_bad_body_from_one_edge_fails_over_to_a_good_one():
+    pres = Presentation(movie(), "number")
+    s, player, log = play_against(pres, every_rung(pres, "2.m4s", fixed(_random(30_000))), good_origin=True)
+    assert isinstance(s, dict) and s["complete"] and s["failovers"] >= 1
+    seg2 = [e for e in requests_for(player, "media") if e["segment"] == 1]
+    assert [e["edge"] for e in seg2] == [0, 0, 0, 1] and [e["ok"] for e in seg2] == [False] * 3 + [True]
+    assert s["wasted_bytes"] == 3 * 30_000                       # the bad bodies count as wasted
+    # the failed edge is avoided afterwards: segments 3 and 4 come from the good one
+    assert {e["edge"] for e in requests_for(player, "media") if e["segment"] >= 2} == {1}
+
+
+def test_a_bad_body_once_is_retried_and_plays():
+    pres = Presentation(movie(), "number")
+    served = {"n": 0}
+
+    async def once_garbage(request):
+        served["n"] += 1
+        if served["n"] == 1:
+            return web.Response(body=_random(20_000))
+        return web.Response(body=pres.read(request.path.lstrip("/")))
+
+    s, player, _ = play_against(pres, every_rung(pres, "3.m4s", once_garbage))
+    assert isinstance(s, dict) and s["complete"] and s["retries"] == 1 and served["n"] == 2

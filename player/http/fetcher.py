@@ -11,7 +11,9 @@ segment indexes and licences, with one retry policy (`player.http.config.RetryPo
   redirect to a non-HTTP scheme such as file:// ("redirect"), a body over the limit
   ("too_large"), or — for a resource marked `fail_fast`, the manifest before anything
   played — a server that cannot be reached on any alternative ("unreachable": connection
-  refused, unknown host).
+  refused, unknown host); "bad_body" — every alternative answered with something the
+  resource's `check` refuses (garbage, an empty body, a box that runs past the body),
+  ``per_edge`` times each.
 
 What it does between the first attempt and that answer:
 
@@ -34,6 +36,10 @@ What it does between the first attempt and that answer:
   accepts ranges; a server that ignores ``Range`` (``python -m http.server``) is handled: the
   body is read up to the range's end and cut, the bytes before it counted as wasted;
 * every body is limited to the resource's `max_bytes` (Content-Length checked first);
+* a complete body is checked (`Resource.check`, e.g. `player.http.media.check_media`); a
+  body it refuses is a failed download: thrown away (counted as wasted), retried, and after
+  ``per_edge`` such bodies from one alternative that alternative is dropped for this
+  object (and the edge penalised) in favour of the next;
 * measurement: ``latency_s`` = request sent → response headers of the attempt that
   delivered; ``t_sent`` is the first attempt's, so retries make a fetch measure slow;
 * abandonment: every ``abandon_interval_s`` of a download the resource's `abandon_check`
@@ -93,6 +99,7 @@ class Resource:
     retry: RetryPolicy | None = None            # None: the fetcher's
     on_attempt: Callable[[int], None] | None = None   # called with the attempt number before sending
     fail_fast: bool = False                     # an unreachable server is final (the manifest before play)
+    check: Callable[[bytes], None] | None = None     # raises BoxError/ValueError when a body is not what it should be
 
     def label(self) -> str:
         """How an error names it: "manifest", "video segment 3" (1-based)."""
@@ -158,6 +165,10 @@ class _Retryable(Exception):
     """A failure worth retrying (5xx, timeout, reset, a short body)."""
 
 
+class _BadBody(_Retryable):
+    """A complete body that is not what the resource should be (its `check` refused it)."""
+
+
 class _Unreachable(_Retryable):
     """The server cannot be reached (connection refused, unknown host): retried, except on a
     `fail_fast` resource."""
@@ -202,13 +213,15 @@ class _Tries:
         self.n = n
         self.missing: set[int] = set()          # without the object (404/410)
         self.unreachable: set[int] = set()      # refused the connection (fail_fast resources)
+        self.corrupt: set[int] = set()          # answered with bad bodies `per_edge` times
+        self.bad_bodies: dict[int, int] = {}
         self.used: set[int] = set()
         self.consecutive = 0
         self.last = "no attempt"
         self.last_status: int | None = None
 
     def excluded(self) -> set[int]:
-        return self.missing | self.unreachable
+        return self.missing | self.unreachable | self.corrupt
 
     def next_alternative(self, preferred: list[int]) -> int | None:
         """The alternative to try next (the edges' preference, excluded ones skipped)."""
@@ -319,6 +332,16 @@ class Fetcher:
                 raise FetchFailed(f"{res.label()} ({url}): {p}", kind=p.kind, status=tries.last_status) from None
             except _Retryable as t:
                 tries.last = str(t)
+                if isinstance(t, _BadBody):
+                    tries.bad_bodies[alt] = tries.bad_bodies.get(alt, 0) + 1
+                    if tries.bad_bodies[alt] >= policy.per_edge:
+                        self.edges.fail(alt, self.clock.now())
+                        if not tries.exclude(alt, tries.corrupt):
+                            raise FetchFailed(f"{res.label()} ({url}): no good body after {part.attempts} attempts on "
+                                              f"{len(tries.used)} edge(s); last: {t}", kind="bad_body") from None
+                        self._failover(res, url, alt, tries.next_alternative(self.edges.order(self.clock.now())),
+                                       str(t), round(self.edges.bad_until[alt % self.edges.n], 6))
+                        continue
                 if isinstance(t, _Unreachable) and res.fail_fast:
                     if not tries.exclude(alt, tries.unreachable):
                         raise FetchFailed(f"{res.label()} ({url}): {t}", kind="unreachable") from None
@@ -472,8 +495,16 @@ class Fetcher:
             t_done = now()
             if target is not None and len(part.got) < target:
                 raise _Retryable(f"short body: {len(part.got)} of {target} bytes")
+            data = bytes(part.got)
+            if res.check is not None:
+                try:
+                    res.check(data)
+                except ValueError as exc:   # BoxError is one
+                    part.discard()
+                    part.resumable = False
+                    raise _BadBody(str(exc)) from None
             rec.update(ok=True, transfer_s=round(t_done - t_first, 6))
-            return Body(bytes(part.got), url, part.t_start, t_first - t_sent, t_done, alt, part.attempts,
+            return Body(data, url, part.t_start, t_first - t_sent, t_done, alt, part.attempts,
                         final_url=final, byte_range=rng)
         except (_StatusError, _Retryable, _Permanent, Abandoned) as exc:
             rec["error"] = rec["error"] or str(exc)

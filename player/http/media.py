@@ -8,7 +8,9 @@ a box whose size runs past its parent or the body:
 
 * an init segment is well-formed boxes including a ``moov``;
 * a media segment (or a SegmentBase range: a run of fragments) is well-formed boxes with a
-  ``moof`` and an ``mdat`` after it (``styp``, ``sidx``, ``emsg``, ``prft`` may come too).
+  ``moof`` and an ``mdat`` after it (``styp``, ``sidx``, ``emsg``, ``prft`` may come too);
+* a SegmentBase index range is well-formed boxes with a ``sidx`` (after the init segment,
+  when one range holds both).
 
 Only ISO-BMFF is checked: a representation whose MIME type names another container (WebM,
 MPEG-TS) passes as it is.
@@ -47,6 +49,16 @@ def check_media(data: bytes) -> None:
     moof = next((b for b in boxes if b.type == "moof"), None)
     if moof is None or not any(b.type == "mdat" and b.offset > moof.offset for b in boxes):
         raise BoxError(f"media segment has no moof followed by an mdat (boxes: {_names(boxes)})")
+
+
+def check_index(data: bytes, init_bytes: int = 0) -> None:
+    """Raise BoxError unless `data` is a segment index: its first `init_bytes` an init
+    segment (when the range holds both), the rest well-formed boxes with a ``sidx``."""
+    if init_bytes:
+        check_init(data[:init_bytes])
+    boxes = _boxes(data[init_bytes:], "segment index")
+    if not any(b.type == "sidx" for b in boxes):
+        raise BoxError(f"segment index has no sidx box (boxes: {_names(boxes)})")
 
 
 def _names(boxes: list[isobmff.Box], limit: int = 6) -> str:

@@ -16,6 +16,7 @@ from netem.errors import PlaybackError
 from player.dash.manifest import Representation
 from player.dash.playback import PlaybackPlan, Track, alternatives
 from player.http.fetcher import Body, Location, NotFound, Resource
+from player.http.media import check_index, check_init, check_media, is_isobmff
 
 MAX_INIT_BYTES = 16 * 1024 * 1024
 MAX_MEDIA_BYTES = 512 * 1024 * 1024
@@ -33,7 +34,8 @@ def media_resource(plan: PlaybackPlan, track: Track, k: int, rung: int | None) -
 
     return Resource("media", lambda alt: track.segment(k, alt), track.n_alternatives, MAX_MEDIA_BYTES,
                     object_type="v" if track.kind == "video" else "a", segment=k, rung=rung, track=track.kind,
-                    bitrate_bps=track.rep.bandwidth_bps, duration_s=dur, locate_next=locate_next)
+                    bitrate_bps=track.rep.bandwidth_bps, duration_s=dur, locate_next=locate_next,
+                    check=check_media if is_isobmff(track.rep_at(k).mime_type) else None)
 
 
 def init_resource(track: Track, k: int = 0) -> Resource:
@@ -45,7 +47,7 @@ def init_resource(track: Track, k: int = 0) -> Resource:
         return init.url, init.byte_range
 
     return Resource("init", locate, part.n_alternatives, MAX_INIT_BYTES, object_type="i", track=track.kind,
-                    bitrate_bps=part.rep.bandwidth_bps)
+                    bitrate_bps=part.rep.bandwidth_bps, check=check_init if is_isobmff(part.rep.mime_type) else None)
 
 
 def index_resource(rep: Representation, extra_origins: Sequence[str]) -> tuple[Resource, int]:
@@ -65,7 +67,7 @@ def index_resource(rep: Representation, extra_origins: Sequence[str]) -> tuple[R
 
     n_init = init.byte_range[1] - init.byte_range[0] + 1 if combined else 0
     return Resource("index", locate, len(bases), MAX_INIT_BYTES, object_type="i", track=rep.id,
-                    bitrate_bps=rep.bandwidth_bps), n_init
+                    bitrate_bps=rep.bandwidth_bps, check=lambda data: check_index(data, n_init)), n_init
 
 
 class InitSegments:
