@@ -327,3 +327,47 @@ def test_a_bad_body_once_is_retried_and_plays():
 
     s, player, _ = play_against(pres, every_rung(pres, "3.m4s", once_garbage))
     assert isinstance(s, dict) and s["complete"] and s["retries"] == 1 and served["n"] == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# a body without end is cut off at what the manifest leads the player to expect
+
+
+def test_an_endless_chunked_body_is_cut_at_the_expected_size():
+    from player.http.parts import MIN_BODY_LIMIT_BYTES
+
+    pres = Presentation(movie(), "number")
+    chunk = _random(64 * 1024)
+    cap = 64 * 2**20                       # the server gives up by itself after 64 MiB per request
+    sent: list[int] = []
+
+    async def endless(request):
+        resp = web.StreamResponse()         # no Content-Length: chunked transfer encoding
+        await resp.prepare(request)
+        n = 0
+        try:
+            while n < cap:
+                await resp.write(chunk)
+                n += len(chunk)
+        except (ConnectionError, RuntimeError):
+            pass                            # the player hung up
+        sent.append(n)
+        return resp
+
+    out, player, _ = play_against(pres, every_rung(pres, "2.m4s", endless))
+    assert isinstance(out, str) and "longer than the limit of" in out and "no good body after 3 attempts" in out
+    # rung 1 is 750 kbit/s × 2 s = 187.5 kB: 8 × that is below the 4 MiB floor, so 4 MiB is the limit
+    assert f"limit of {MIN_BODY_LIMIT_BYTES} bytes" in out
+    got = [e["bytes"] for e in requests_for(player, "media") if e["segment"] == 1]
+    # each attempt reads one byte past the limit, sees it is too long and hangs up
+    assert got == [MIN_BODY_LIMIT_BYTES + 1] * 3
+    assert len(sent) == 3 and all(n < cap for n in sent)     # every response was cut short, not read to the end
+
+
+def test_body_limits():
+    from player.http.parts import MEDIA_SIZE_FACTOR, MIN_BODY_LIMIT_BYTES, body_limit
+
+    assert body_limit((100, 1099)) == 1000                                   # a known range: exactly
+    assert body_limit(None, 750e3, 2.0) == MIN_BODY_LIMIT_BYTES              # small: the floor
+    assert body_limit(None, 40e6, 4.0) == int(MEDIA_SIZE_FACTOR * 40e6 * 4.0 / 8)   # 160 MB at 8×
+    assert body_limit(None) == MIN_BODY_LIMIT_BYTES

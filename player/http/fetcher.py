@@ -5,15 +5,15 @@ segment indexes and licences, with one retry policy (`player.http.config.RetryPo
 
 * `NotFound` — 404/410 on every BaseURL alternative (the caller may try another rung);
 * `Abandoned` — the resource's abandonment hook chose another rung mid-download;
-* `FetchFailed` (a `PlaybackError`) — given up: the retry budget ran out (`kind`
-  "budget"), or the failure cannot be helped by retrying (`permanent`): a 4xx other than
-  404/408/410/429 ("status"), a redirect loop, more than ``max_redirects`` hops or a
-  redirect to a non-HTTP scheme such as file:// ("redirect"), a body over the limit
-  ("too_large"), or — for a resource marked `fail_fast`, the manifest before anything
-  played — a server that cannot be reached on any alternative ("unreachable": connection
-  refused, unknown host); "bad_body" — every alternative answered with something the
-  resource's `check` refuses (garbage, an empty body, a box that runs past the body),
-  ``per_edge`` times each.
+* `FetchFailed` (a `PlaybackError`) — given up, `kind` saying why: "budget" (the retry
+  budget ran out on failures worth retrying), or one retrying cannot help (`permanent`):
+  "status" (a 4xx other than 404/408/410/429), "redirect" (a loop, more than
+  ``max_redirects`` hops, or a redirect to a non-HTTP scheme such as file://),
+  "unreachable" (a `fail_fast` resource — the manifest before anything played — whose
+  server cannot be reached on any alternative: connection refused, unknown host),
+  "bad_body" / "too_large" (every alternative answered, ``per_edge`` times each, with a
+  body the resource's `check` refuses — garbage, an empty body, a box that runs past the
+  body — or one over its size limit).
 
 What it does between the first attempt and that answer:
 
@@ -35,7 +35,9 @@ What it does between the first attempt and that answer:
 * a partial body is resumed with a Range request (``If-Range`` on the ETag) when the server
   accepts ranges; a server that ignores ``Range`` (``python -m http.server``) is handled: the
   body is read up to the range's end and cut, the bytes before it counted as wasted;
-* every body is limited to the resource's `max_bytes` (Content-Length checked first);
+* every body is limited to the resource's `max_bytes` (a Content-Length over it is refused
+  unread; a body that grows past it is cut off, never held beyond it); over the limit is a
+  bad body (below), and when every alternative sends one, FetchFailed kind "too_large";
 * a complete body is checked (`Resource.check`, e.g. `player.http.media.check_media`); a
   body it refuses is a failed download: thrown away (counted as wasted), retried, and after
   ``per_edge`` such bodies from one alternative that alternative is dropped for this
@@ -71,6 +73,7 @@ Location = tuple[str, ByteRange | None]        # a URL and, for part of a resour
 ERROR_BODY_BYTES = 4096                        # of an error response, read for its first line
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 USER_AGENT = "abrlab-player/0.1"
+READ_BYTES = 256 * 1024                        # the most one read of a body takes
 
 
 # ---------------------------------------------------------------------------------------
@@ -146,8 +149,8 @@ class Abandoned(Exception):
 
 class FetchFailed(PlaybackError):
     """A resource was given up. `kind` says why: "budget" (retries ran out), or a failure
-    retrying cannot help: "status", "redirect", "too_large", "unreachable". `status`: the
-    last HTTP status, if any; `detail`: the start of the last error body."""
+    retrying cannot help: "status", "redirect", "unreachable", "bad_body", "too_large".
+    `status`: the last HTTP status, if any; `detail`: the start of the last error body."""
 
     def __init__(self, message: str, *, kind: str = "budget", status: int | None = None, detail: str = "") -> None:
         super().__init__(message)
@@ -167,6 +170,10 @@ class _Retryable(Exception):
 
 class _BadBody(_Retryable):
     """A complete body that is not what the resource should be (its `check` refused it)."""
+
+
+class _TooLarge(_BadBody):
+    """A body (or its Content-Length) over the resource's limit."""
 
 
 class _Unreachable(_Retryable):
@@ -338,7 +345,8 @@ class Fetcher:
                         self.edges.fail(alt, self.clock.now())
                         if not tries.exclude(alt, tries.corrupt):
                             raise FetchFailed(f"{res.label()} ({url}): no good body after {part.attempts} attempts on "
-                                              f"{len(tries.used)} edge(s); last: {t}", kind="bad_body") from None
+                                              f"{len(tries.used)} edge(s); last: {t}",
+                                              kind="too_large" if isinstance(t, _TooLarge) else "bad_body") from None
                         self._failover(res, url, alt, tries.next_alternative(self.edges.order(self.clock.now())),
                                        str(t), round(self.edges.bad_until[alt % self.edges.n], 6))
                         continue
@@ -434,8 +442,8 @@ class Fetcher:
             else:
                 target = resp.content_length
             length = resp.content_length
-            if length is not None and length - skip > res.max_bytes:
-                raise _Permanent(f"Content-Length {length} exceeds the limit of {res.max_bytes} bytes", "too_large")
+            if rng is None and length is not None and length > res.max_bytes:   # (a range is cut at its end)
+                raise _TooLarge(f"Content-Length {length} exceeds the limit of {res.max_bytes} bytes")
             part.resumable = resp.status == 206 or resp.headers.get("Accept-Ranges", "").lower() == "bytes"
             part.etag = resp.headers.get("ETag") or part.etag
             if policy.attempt_timeout_s is not None:
@@ -453,7 +461,7 @@ class Fetcher:
                     chunk = None
                     try:
                         async with asyncio.timeout(self.clock.wall(max(wait, 1e-4))):
-                            chunk = await resp.content.readany()
+                            chunk = await resp.content.read(self._read_size(res, part, skip, target))
                     except TimeoutError:
                         if now() - last_data >= cfg.idle_timeout_s - 1e-6:
                             raise _Retryable(f"no data for {cfg.idle_timeout_s:g} s after {received} bytes") \
@@ -472,15 +480,17 @@ class Fetcher:
                             skip -= drop
                             part.wasted += drop
                             chunk = chunk[drop:]
+                        if target is not None and len(part.got) + len(chunk) > target:
+                            part.wasted += len(part.got) + len(chunk) - target
+                            chunk = chunk[:target - len(part.got)]
+                        if len(part.got) + len(chunk) > res.max_bytes:
+                            resp.close()
+                            part.discard()
+                            part.resumable = False
+                            raise _TooLarge(f"body longer than the limit of {res.max_bytes} bytes")
                         part.got += chunk
-                        if len(part.got) > res.max_bytes:
-                            raise _Permanent(f"more than {res.max_bytes} bytes", "too_large")
-                        if target is not None and len(part.got) > target or (
-                                target is not None and len(part.got) == target and resp.status == 200
-                                and rng is not None):
-                            part.wasted += len(part.got) - target
-                            del part.got[target:]
-                            resp.close()  # the rest of a resource we did not ask for
+                        if target is not None and len(part.got) == target and rng is not None and resp.status == 200:
+                            resp.close()  # all we asked for, from a server that ignored Range and sends more
                             break
                     if check is not None and now() - last_check >= cfg.abandon_interval_s:
                         last_check = now()
@@ -521,6 +531,14 @@ class Fetcher:
             self.emit(Request(now(), res.what, url, rng, rec["status"], received, rec["latency_s"], rec["transfer_s"],
                               alt, part.attempts, rec["ok"], rec["error"], segment=res.segment, rung=res.rung,
                               track=res.track, resume_from=held))
+
+    @staticmethod
+    def _read_size(res: Resource, part: _Partial, skip: int, target: int | None) -> int:
+        """How much the next read of a body may take: what is still to skip, then what is
+        still wanted (the rest of a known length, else one byte past the limit, to see a body
+        that is too long), never more than `READ_BYTES`."""
+        wanted = target - len(part.got) if target is not None else res.max_bytes - len(part.got) + 1
+        return max(1, min(READ_BYTES, skip + max(1, wanted)))
 
     async def _error_text(self, resp: Any, timeout_s: float) -> str:
         """The start of an error response's body (its first line names the error), if it

@@ -6,22 +6,42 @@ module turns the playback plan's tracks (`player.dash.playback`) into fetcher `R
 media, init and SegmentBase index (the init segment and its ``sidx`` in one range request
 when they are adjacent) — and keeps init segments once fetched (`InitSegments`): rungs or
 periods that share one share the fetch, and decryption reads them back.
+
+Each resource's body is limited to what the manifest leads the player to expect, so a
+server that streams without end (a chunked body with no Content-Length) is cut off early
+and held in memory only up to that limit: the exact length when the byte range is known
+(SegmentBase, SegmentList with mediaRange, init and index ranges); otherwise, for a media
+segment, `MEDIA_SIZE_FACTOR` (8) times its representation's @bandwidth × its duration —
+generous, as variable-bitrate segments run a few times over their average — and never less
+than `MIN_BODY_LIMIT_BYTES` (4 MiB, also the limit of an init segment or index without a
+range). A body over its limit is a bad body (`player.http.fetcher`): retried, failed over,
+then an error.
 """
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Awaitable, Callable, Sequence
 
 from netem.errors import PlaybackError
 from player.dash.manifest import Representation
 from player.dash.playback import PlaybackPlan, Track, alternatives
-from player.http.fetcher import Body, Location, NotFound, Resource
+from player.http.fetcher import Body, ByteRange, Location, NotFound, Resource
 from player.http.media import check_index, check_init, check_media, is_isobmff
 
-MAX_INIT_BYTES = 16 * 1024 * 1024
-MAX_MEDIA_BYTES = 512 * 1024 * 1024
+MEDIA_SIZE_FACTOR = 8.0                     # × @bandwidth × duration: a media body's limit
+MIN_BODY_LIMIT_BYTES = 4 * 1024 * 1024      # the least limit of any body (and that of an init without range)
 
 InitKey = tuple[str, tuple[int, int] | None]    # an init segment's URL and range on the first alternative
+
+
+def body_limit(byte_range: ByteRange | None, bandwidth_bps: float = 0.0, duration_s: float = 0.0) -> int:
+    """The most bytes a body may have: the range's length when known, else the expected
+    size (`MEDIA_SIZE_FACTOR` × bandwidth × duration) but at least `MIN_BODY_LIMIT_BYTES`."""
+    if byte_range is not None:
+        return byte_range[1] - byte_range[0] + 1
+    expected = MEDIA_SIZE_FACTOR * max(0.0, bandwidth_bps) * max(0.0, duration_s) / 8.0
+    return max(MIN_BODY_LIMIT_BYTES, math.ceil(expected))
 
 
 def media_resource(plan: PlaybackPlan, track: Track, k: int, rung: int | None) -> Resource:
@@ -32,10 +52,12 @@ def media_resource(plan: PlaybackPlan, track: Track, k: int, rung: int | None) -
     def locate_next(alt: int) -> Location | None:
         return track.segment(k + 1, alt) if k + 1 < n else None
 
-    return Resource("media", lambda alt: track.segment(k, alt), track.n_alternatives, MAX_MEDIA_BYTES,
+    rep = track.rep_at(k)
+    limit = body_limit(track.segment(k, 0)[1], rep.bandwidth_bps, dur)
+    return Resource("media", lambda alt: track.segment(k, alt), track.n_alternatives, limit,
                     object_type="v" if track.kind == "video" else "a", segment=k, rung=rung, track=track.kind,
                     bitrate_bps=track.rep.bandwidth_bps, duration_s=dur, locate_next=locate_next,
-                    check=check_media if is_isobmff(track.rep_at(k).mime_type) else None)
+                    check=check_media if is_isobmff(rep.mime_type) else None)
 
 
 def init_resource(track: Track, k: int = 0) -> Resource:
@@ -46,7 +68,7 @@ def init_resource(track: Track, k: int = 0) -> Resource:
         init = part.init(alt)
         return init.url, init.byte_range
 
-    return Resource("init", locate, part.n_alternatives, MAX_INIT_BYTES, object_type="i", track=track.kind,
+    return Resource("init", locate, part.n_alternatives, body_limit(locate(0)[1]), object_type="i", track=track.kind,
                     bitrate_bps=part.rep.bandwidth_bps, check=check_init if is_isobmff(part.rep.mime_type) else None)
 
 
@@ -66,7 +88,7 @@ def index_resource(rep: Representation, extra_origins: Sequence[str]) -> tuple[R
         return p.url, p.index_range
 
     n_init = init.byte_range[1] - init.byte_range[0] + 1 if combined else 0
-    return Resource("index", locate, len(bases), MAX_INIT_BYTES, object_type="i", track=rep.id,
+    return Resource("index", locate, len(bases), body_limit(locate(0)[1]), object_type="i", track=rep.id,
                     bitrate_bps=rep.bandwidth_bps, check=lambda data: check_index(data, n_init)), n_init
 
 
