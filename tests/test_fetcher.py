@@ -111,6 +111,16 @@ def test_dead_origin_on_the_command_line_exits_2_with_one_line():
     assert out.returncode == 2
     err = out.stderr.strip().splitlines()
     assert len(err) == 1 and "unavailable: " in err[0] and "connection refused" in err[0]
+    assert "connection refused" not in out.stdout              # said once, on stderr
+
+
+def test_a_playback_error_is_printed_once():
+    out = subprocess.run(ABRLAB + ["play", "--headless", "--time-scale", "20", "--fault", "404:path=*/2.m4s"],
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert out.returncode == 1
+    said = (out.stdout + out.stderr).count("segment 2 is missing")
+    assert said == 1 and "segment 2 is missing" in out.stderr and out.stderr.count("\n") == 1
+    assert "segment    1 rung" in out.stdout                    # the progress lines are still there
 
 
 def test_a_dead_first_origin_fails_over_to_the_next():

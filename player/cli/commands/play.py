@@ -26,7 +26,7 @@ import numpy as np
 
 from netem.errors import InputError
 from player.cli.commands._common import check_policy, parse_params
-from player.core.events import (Abandon, Download, Error, Event, Failover, LicenseFailed, LicenseFallback,
+from player.core.events import (Abandon, Download, Event, Failover, LicenseFailed, LicenseFallback,
                                 LicenseGranted, Manifest, Mask, Missing, Note, Retry, SessionStart, StallEnd,
                                 StallStart, Startup, Summary)
 
@@ -304,7 +304,8 @@ def _mb(n: float) -> str:
 
 
 def progress_line(ev: Event) -> str | None:
-    """One plain line for the events worth a line (None for the others)."""
+    """One plain line for the events worth a line (None for the others). An `Error` has
+    none: the command prints it once, on stderr, as it exits."""
     t = f"[{ev.t_s:8.2f} s]"
     match ev:
         case Manifest():
@@ -337,8 +338,8 @@ def progress_line(ev: Event) -> str | None:
         case LicenseGranted():
             return (f"{t} license ({ev.system}{', renewal' if ev.renewal else ''}): max height {ev.max_height}, "
                     f"duration {ev.license_duration_s}")
-        case Note() | Error():
-            return f"{t} {ev.kind}: {ev.message}"
+        case Note():
+            return f"{t} note: {ev.message}"
         case LicenseFailed() | LicenseFallback() | Mask():
             detail = {k: v for k, v in ev.as_dict().items() if k not in ("t_s", "event")}
             return f"{t} {ev.kind}: {json.dumps(detail)}"
