@@ -56,8 +56,14 @@ from typing import Any, Callable
 
 import numpy as np
 
+from netem import content as content_mod
+from netem import formats
+from netem.edge import EdgeServer
+from netem.encode import encode_presentation
 from netem.errors import InputError, UnavailableError
+from netem.shaper import Shaper
 from player.core.summary import session_summary
+from player.dash.manifest import parse_manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DASHJS_FILE = Path("node_modules/dashjs/dist/modern/umd/dash.all.min.js")
@@ -198,7 +204,6 @@ def prepare_content(movie: str | os.PathLike, *, cache_dir: str | os.PathLike | 
                     max_duration_s: float | None = None, max_height: int | None = DEFAULT_MAX_HEIGHT,
                     x264_preset: str = "veryfast", progress: Callable[[str], None] | None = None) -> PreparedContent:
     """Encoded content for the movie's ladder and duration, from the cache or made now."""
-    from netem import content as content_mod
 
     mp = Path(movie)
     if not mp.exists():
@@ -211,7 +216,6 @@ def prepare_content(movie: str | os.PathLike, *, cache_dir: str | os.PathLike | 
     if done.is_file() and (target / "content.json").is_file() and (target / "manifest.mpd").is_file():
         c = content_mod.load(target / "content.json")
         return PreparedContent(target, c, target / "content.json", key, False)
-    from netem.encode import encode_presentation
 
     desc = content_mod.load(mp)
     if max_duration_s is not None:
@@ -241,7 +245,6 @@ def prepare_content(movie: str | os.PathLike, *, cache_dir: str | os.PathLike | 
 def check_urls(root: str | os.PathLike, mpd: str = "manifest.mpd") -> list[str]:
     """Every init and media URL the MPD implies, missing from `root` (or outside it, or
     shorter than a byte range asks): an empty list when all are there."""
-    from player.dash.manifest import parse_manifest
 
     base = Path(root).resolve()
     text = (base / mpd).read_bytes()
@@ -300,9 +303,6 @@ def write_page(root: Path, time_scale: float = 1.0) -> tuple[str, str]:
 
 # -- the edge -----------------------------------------------------------------------------------
 def _edge_class():
-    from netem.edge import EdgeServer
-    from netem.shaper import Shaper
-
     class InteropEdge(EdgeServer):
         """Our edge, with the trace clock restarted when the first media segment is asked for."""
 
@@ -372,7 +372,6 @@ async def run_session(trace_path: str, movie: str, *, cache_dir: str | None = No
                       fast_switch: bool | None = None, abandonment: bool | None = None,
                       free_init: bool = False) -> SessionOutput:
     """Play `movie` (cut to `max_duration_s`) in dash.js over `trace_path`; see the module doc."""
-    from netem import formats
 
     setup = setup or find_setup()
     k = float(time_scale)
