@@ -22,6 +22,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from player.core import qoe
 from player.core.events import (Abandon, Decision, Download, End, Event, Failover, LicenseFailed, LicenseFallback,
                                 LicenseGranted, LicenseRequest, Retry, StallEnd, StallStart, Startup, Summary)
 
@@ -315,8 +316,6 @@ def _qoe_so_far(model: DashboardModel) -> tuple[float, float, float, float] | No
     ladder = model.snapshot.get("ladder_bps")
     if not model.downloaded or not ladder:
         return None
-    from player.core import qoe
-
     u, w = qoe.rung_utilities("linear", np.asarray(ladder, dtype=float))
     vals = u[np.asarray(model.downloaded)]
     util = float(vals.sum())

@@ -11,6 +11,13 @@ import argparse
 import json
 import sys
 
+from rich.console import Console
+from rich.markup import escape
+from rich.tree import Tree
+
+from player.dash.manifest import ManifestError
+from player.http.manifests import load
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -39,9 +46,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from player.dash.manifest import ManifestError
-    from player.http.manifests import load
-
     try:
         pres = load(args.manifest).require_static()
     except ManifestError as exc:
@@ -50,8 +54,6 @@ def run_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(pres.to_dict()))
         return 0
-    from rich.console import Console
-
     Console().print(render_tree(pres))
     return 0
 
@@ -68,9 +70,6 @@ def _secs(v: float | None) -> str:
 
 def render_tree(pres):
     """A rich Tree: periods → adaptation sets → representations."""
-    from rich.markup import escape
-    from rich.tree import Tree
-
     head = (f"[bold]MPD[/bold] {pres.type}, duration {_secs(pres.duration_s)}, "
             f"min buffer {_secs(pres.min_buffer_time_s)}")
     if pres.source_url:

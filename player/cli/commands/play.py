@@ -21,19 +21,32 @@ import asyncio
 import json
 import math
 import sys
+from urllib.parse import urlsplit
 
 import numpy as np
+from rich.console import Console
+from rich.live import Live
 
-from netem.errors import InputError
+from netem import formats
+from netem.cenc import Protection
+from netem.content import load as load_content
+from netem.edge import EdgeGroup, EdgeServer
+from netem.errors import InputError, PlaybackError
+from netem.package import Presentation
 from player.cli.commands._common import check_policy, parse_params
+from player.cli.commands.simulate import print_summary
+from player.cli.dashboard import DashboardModel, KeyReader, render
+from player.core import device as devices
+from player.core import presets, qoe
 from player.core.events import (Abandon, Download, Event, Failover, LicenseFailed, LicenseFallback,
                                 LicenseGranted, Manifest, Mask, Missing, Note, Retry, SessionStart, StallEnd,
                                 StallStart, Startup, Summary)
+from player.http.config import HttpConfig
+from player.http.player import HttpPlayer
+from player.lab.data import BUNDLED
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from player.core import presets, qoe
-
     p = sub.add_parser(
         "play", help="play a DASH presentation over HTTP with an ABR policy (headless player)",
         description="Stream the MPD at MPD_URL over HTTP (our edge from `abrlab serve`, any web server, or "
@@ -101,8 +114,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def build_player(args: argparse.Namespace, url: str | None = None, origins: tuple[str, ...] = ()):
     """An `HttpPlayer` from the command's options (InputError for bad ones)."""
-    from player.core import device as devices
-    from player.http.player import HttpConfig, HttpPlayer
 
     params = parse_params(args.abr_param)
     check_policy(args.abr, params)
@@ -113,8 +124,6 @@ def build_player(args: argparse.Namespace, url: str | None = None, origins: tupl
         if not (math.isfinite(args.max_retry) and args.max_retry > 0):
             raise InputError(f"--max-retry must be positive seconds, got {args.max_retry!r}")
         cfg.max_retry_s = args.max_retry
-    from urllib.parse import urlsplit
-
     for e in args.edge:
         u = urlsplit(e)
         if u.scheme not in ("http", "https") or not u.netloc:
@@ -129,8 +138,6 @@ def build_player(args: argparse.Namespace, url: str | None = None, origins: tupl
 
 
 def run(args: argparse.Namespace) -> int:
-    from player.http.player import PlaybackError
-
     log = None
     if args.log:
         try:
@@ -188,8 +195,6 @@ def run(args: argparse.Namespace) -> int:
             if args.json:
                 out.write(line + "\n")
             elif rc in (0, 130):
-                from player.cli.commands.simulate import print_summary
-
                 out.flush()
                 print_summary(summary)
         out.flush()
@@ -200,12 +205,6 @@ def run(args: argparse.Namespace) -> int:
 
 async def _local_edge(args: argparse.Namespace, play) -> None:
     """Serve a generated presentation from in-process edges on 127.0.0.1 and play it."""
-    from netem import formats
-    from netem.content import load as load_content
-    from netem.edge import EdgeGroup, EdgeServer
-    from netem.package import Presentation
-    from player.lab.data import BUNDLED
-
     movie_path = args.movie or str(BUNDLED / "content" / "demo-6rung-120s.json")
     trace_path = args.trace or str(BUNDLED / "synthetic" / "markov-2.json")
     if args.edges < 1 or args.edges > 16:
@@ -216,8 +215,6 @@ async def _local_edge(args: argparse.Namespace, play) -> None:
         args.label = trace_path
     protection = None
     if args.protect:
-        from netem.cenc import Protection
-
         protection = Protection.default()
     pres = Presentation(content, addressing=args.addressing, protection=protection)
     edges = [EdgeServer(pres, trace=trace, time_scale=args.time_scale, faults=list(args.fault), seed=args.seed,
@@ -233,19 +230,12 @@ async def _local_edge(args: argparse.Namespace, play) -> None:
 
 
 def _origin(url: str) -> str:
-    from urllib.parse import urlsplit
-
     u = urlsplit(url)
     return f"{u.scheme}://{u.netloc}"
 
 
 async def _with_dashboard(player, title: dict, capacity) -> None:
     """Run the player under the live dashboard: q quits (with the summary), space pauses."""
-    from rich.console import Console
-    from rich.live import Live
-
-    from player.cli.dashboard import DashboardModel, KeyReader, render
-
     console = Console()
     model = DashboardModel(title={**title, "time_scale": f"{player.clock.time_scale:g}",
                                   "device": player.device.name if player.device else "none (no mask)",
