@@ -8,11 +8,15 @@ licence's keys, then checked.
   the edge use too (AES-128-CTR; needs the optional ``cryptography`` package);
 * `verify_media(data, kind)` checks that a (decrypted) segment is well formed: every
   ``trun`` sample lies inside its ``mdat`` and, for video, each sample is a chain of
-  length-prefixed NAL units that tiles it exactly — what a wrong key would break.
+  length-prefixed NAL units that tiles it exactly — what a wrong key would break;
+* `SessionDecryption` is a session's use of them: the keys of the licence in use, and what
+  each init segment says, read once.
 """
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
 
 from netem import cenc, isobmff
 from netem.errors import BoxError, DecryptError
@@ -134,3 +138,34 @@ def _check_nal_chain(data: bytes, pos: int, size: int, length_size: int) -> None
 def nal_kind(track_kind: str, codecs: str | None) -> str:
     """The `kind` to verify a segment as: "video" when its samples are NAL units."""
     return track_kind if (codecs or "avc").split(".")[0] in NAL_CODECS else "unknown"
+
+
+class SessionDecryption:
+    """A session's decryption: a `Decryptor` for the licence in use (none until one with
+    keys arrives) and each init segment's `TrackCrypto`, read once per init segment."""
+
+    def __init__(self) -> None:
+        self.decryptor: Decryptor | None = None
+        self._tracks: dict[Any, TrackCrypto] = {}
+
+    def use_keys(self, keys: dict[bytes, bytes]) -> None:
+        self.decryptor = Decryptor(keys)
+
+    async def decrypt(self, data: bytes, init_key: Any, init_bytes: Callable[[], Awaitable[bytes | None]],
+                      codecs: str | None) -> tuple[bytes, int | None]:
+        """(`data` decrypted, samples checked) when its track is protected and a key is at
+        hand; (`data`, None) otherwise. `init_bytes()` gives the init segment when needed.
+        The AES work runs in a thread, off the event loop."""
+        if self.decryptor is None:
+            return data, None
+        tc = self._tracks.get(init_key)
+        if tc is None:
+            init = await init_bytes()
+            if init is None:
+                return data, None
+            tc = self._tracks[init_key] = track_crypto(init)
+        if not tc.protected:
+            return data, None
+        clear = await asyncio.to_thread(self.decryptor.decrypt, tc, data)
+        samples = await asyncio.to_thread(verify_media, clear, nal_kind(tc.kind, codecs))
+        return clear, samples

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 from urllib.parse import urlsplit
 
+import numpy as np
+
 from netem.errors import LicenseError, PlaybackError
 from player.core.events import Event, LicenseFailed, LicenseGranted, LicenseRequest
 from player.dash.drm import DrmInfo, b64url, b64url_decode
@@ -55,6 +57,17 @@ class License:
         return {"system": self.system, "kids": [b64url(k) for k in self.keys], "policy": self.policy,
                 "max_height": self.max_height, "license_duration_s": self.duration_s,
                 "expires_s": None if self.duration_s is None else self.expires_s}
+
+
+def allowed_rungs(lic: License, heights: np.ndarray, device_mask: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The rungs both the device and the licence policy allow, and whether none was (then the
+    lowest rung the device allows stays, so the session can go on)."""
+    both = device_mask & np.array([lic.allows(int(h)) for h in heights], dtype=bool)
+    if both.any():
+        return both, False
+    lowest = np.zeros_like(device_mask)
+    lowest[int(np.flatnonzero(device_mask)[0])] = True
+    return lowest, True
 
 
 def parse_license(system: str, body: bytes, wanted: Sequence[bytes], now_s: float) -> License:

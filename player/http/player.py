@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import inspect
 import math
 from typing import Any, AsyncIterator, Callable
 from urllib.parse import urlsplit
@@ -63,13 +62,14 @@ from player.core.events import (Decrypt, Error, Event, LicenseFallback, Manifest
 from player.core.presets import get as get_preset
 from player.core.session import Done, Fetch, SessionCore, Wait
 from player.dash.manifest import UnsupportedManifest, parse_manifest, resolve_sidx
-from player.dash.playback import PlaybackPlan, Selection, Track, build, make_core, select, swap_origin
+from player.dash.playback import PlaybackPlan, Selection, build, make_core, select, swap_origin
 from player.http import cmcd as cmcd_mod
 from player.http.clock import Clock
 from player.http.config import HttpConfig
-from player.http.decryption import Decryptor, TrackCrypto, crypto_available, nal_kind, track_crypto, verify_media
+from player.http.decryption import SessionDecryption, crypto_available
 from player.http.fetcher import Abandoned, Body, ByteRange, Fetcher, NotFound, Resource, open_client
-from player.http.licences import License, LicenseClient
+from player.http.hub import EventHub
+from player.http.licences import License, LicenseClient, allowed_rungs
 from player.http.manifests import fetch_manifest
 from player.http.parts import InitSegments, index_resource, media_resource
 
@@ -108,10 +108,7 @@ class HttpPlayer:
         sid = session_id or cmcd_mod.new_session_id()
         cid = content_id or hashlib.sha256(url.split("?")[0].encode()).hexdigest()[:16]
         self.cmcd = cmcd_mod.CmcdConfig(cmcd, sid, cid) if cmcd else None
-        self.listeners: list[Callable[[Event], Any]] = []
-        self._queues: list[asyncio.Queue] = []
-        self._tasks: set[asyncio.Task] = set()
-        self.events_log: list[Event] = []   # every event published, in order
+        self.hub = EventHub()
         self.client: aiohttp.ClientSession | None = None     # the HTTP client (one per player)
         self.fetcher: Fetcher | None = None
         self.presentation = None
@@ -125,9 +122,7 @@ class HttpPlayer:
         self._license_client: LicenseClient | None = None
         self._license_task: asyncio.Task | None = None
         self._renew_task: asyncio.Task | None = None
-        self._license_mask: np.ndarray | None = None
-        self._decryptor: Decryptor | None = None
-        self._track_crypto: dict[Any, TrackCrypto] = {}
+        self.decryption = SessionDecryption()
         self._n_core_events = 0         # core events already published
         self._fatal: BaseException | None = None
         self._stalls_at_last_request = 0
@@ -139,21 +134,16 @@ class HttpPlayer:
     def add_listener(self, fn: Callable[[Event], Any]) -> None:
         """Call `fn(event)` for every event, a typed `player.core.events.Event` (a returned
         awaitable is scheduled as a task)."""
-        self.listeners.append(fn)
+        self.hub.add_listener(fn)
 
-    async def events(self) -> AsyncIterator[Event]:
+    def events(self) -> AsyncIterator[Event]:
         """Every event from now on; ends after the "summary" or "error" event."""
-        q: asyncio.Queue = asyncio.Queue()
-        self._queues.append(q)
-        try:
-            while True:
-                ev = await q.get()
-                if ev is None:
-                    return
-                yield ev
-        finally:
-            if q in self._queues:
-                self._queues.remove(q)
+        return self.hub.stream()
+
+    @property
+    def events_log(self) -> list[Event]:
+        """Every event published so far, in order."""
+        return self.hub.log
 
     def all_counters(self) -> dict[str, int]:
         """The fetcher's counters (requests, retries, failovers, ...) and the player's."""
@@ -205,13 +195,7 @@ class HttpPlayer:
 
     def publish(self, event: Event) -> None:
         """Log `event` and hand it to every listener and event stream."""
-        self.events_log.append(event)
-        for fn in list(self.listeners):
-            res = fn(event)
-            if inspect.isawaitable(res):
-                self._spawn(res)
-        for q in self._queues:
-            q.put_nowait(event)
+        self.hub.publish(event)
 
     def _drain_core(self) -> None:
         """Publish the core's new events, moved from its clock to the player's."""
@@ -222,12 +206,6 @@ class HttpPlayer:
         self._n_core_events = len(core.events)
         for e in new:
             self.publish(e.at(e.t_s + self.offset, session_t_s=round(e.t_s, 6)))
-
-    def _spawn(self, coro) -> asyncio.Task:
-        t = asyncio.ensure_future(coro)
-        self._tasks.add(t)
-        t.add_done_callback(self._tasks.discard)
-        return t
 
     # -- clocks ------------------------------------------------------------------------------------
     def now(self) -> float:
@@ -273,16 +251,16 @@ class HttpPlayer:
                 self.summary = self._summary(error="stopped before the end")
             elif error is None and self.summary is not None:
                 self.publish(Summary(self.now(), self.summary))
-            for q in self._queues:
-                q.put_nowait(None)
+            self.hub.close()
         return self.summary  # type: ignore[return-value]
 
     async def _cancel_tasks(self) -> None:
-        background = [t for t in (self._license_task, self._renew_task, *self.inits.tasks()) if t is not None]
-        for t in [*self._tasks, *background]:
+        tasks = [t for t in (self._license_task, self._renew_task, *self.inits.tasks(), *self.hub.tasks())
+                 if t is not None]
+        for t in tasks:
             if not t.done():
                 t.cancel()
-        await asyncio.gather(*self._tasks, *background, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _fetch(self, res: Resource) -> Body:
         return await self.fetcher.fetch(res)
@@ -334,9 +312,7 @@ class HttpPlayer:
     # -- the session -----------------------------------------------------------------------------------
     def _start_session(self, first: bool = True) -> None:
         plan = self.plan
-        mask = plan.mask.copy()
-        if self._license_mask is not None:
-            mask = self._combine(mask, self._license_mask)
+        mask = plan.mask.copy() if self.license is None else self._licensed_rungs(self.license)
         old = self.core
         core = make_core(plan, self.abr_name, self.abr_params, self.preset, mask=mask)
         described = plan.describe()
@@ -505,7 +481,7 @@ class HttpPlayer:
         lic = await self._license_client.acquire()
         self._apply_license(lic)
         if lic.duration_s is not None:
-            self._renew_task = self._spawn(self._keep_renewed(lic))
+            self._renew_task = asyncio.ensure_future(self._keep_renewed(lic))
         return lic
 
     async def _keep_renewed(self, lic: License) -> None:
@@ -519,25 +495,21 @@ class HttpPlayer:
         """Use a (new or renewed) license: keys for decryption, its policy as a mask."""
         self.license = lic
         if self.decrypt and lic.keys and crypto_available():
-            self._decryptor = Decryptor(lic.keys)
+            self.decryption.use_keys(lic.keys)
         elif self.decrypt and lic.keys and not renewal:
             self.publish(Note(self.now(), "segments are not decrypted: the optional 'cryptography' package is "
                                              "missing (pip install abrlab[drm])"))
-        lm = np.array([lic.allows(int(h)) for h in self.plan.heights], dtype=bool)
-        self._license_mask = lm
         if self.core is not None:
-            new = self._combine(self.plan.mask, lm)
+            new = self._licensed_rungs(lic)
             if self.core.set_mask(new, f"{'renewed ' if renewal else ''}license policy max_height={lic.max_height}"):
                 self._drain_core()
 
-    def _combine(self, device_mask: np.ndarray, license_mask: np.ndarray) -> np.ndarray:
-        m = device_mask & license_mask
-        if not m.any():
+    def _licensed_rungs(self, lic: License) -> np.ndarray:
+        mask, none_allowed = allowed_rungs(lic, self.plan.heights, self.plan.mask)
+        if none_allowed:
             self.publish(Note(self.now(), "the license policy allows no representation this device plays; "
-                                             "the lowest the device allows stays"))
-            m = np.zeros_like(device_mask)
-            m[int(np.flatnonzero(device_mask)[0])] = True
-        return m
+                                          "the lowest the device allows stays"))
+        return mask
 
     async def _need_license(self) -> License:
         if self._license_task is None:
@@ -557,7 +529,7 @@ class HttpPlayer:
         if self.plan.protected:  # pragma: no cover - select(clear_only) excludes protected sets
             raise PlaybackError(f"license: {exc}")
         self._license_task = None
-        self._license_mask = None
+        self.license = None
         if old_core is not None and old_core.in_flight is not None:
             old_core.download_failed(self.core_now(), 0, "license failed")
             self._drain_core()
@@ -571,29 +543,17 @@ class HttpPlayer:
         jobs = [(plan.video[rung], video, k, rung)]
         jobs += [(plan.audio, b, j, None) for b, j in zip(audio, plan.audio_for[k])]
         for track, body, idx, r in jobs:
-            data = body.data
-            samples = None
+            data, samples = body.data, None
             rep = track.rep_at(idx)
-            if track.protected_at(idx) and self._decryptor is not None:
-                tc = await self._crypto_of(track, idx)
-                if tc is not None and tc.protected:
-                    data = await asyncio.to_thread(self._decryptor.decrypt, tc, data)
-                    samples = await asyncio.to_thread(verify_media, data, nal_kind(tc.kind, rep.codecs))
-                    self.counters["decrypted_segments"] += 1
-                    self.publish(Decrypt(self.now(), idx, track.kind, samples, rung=r))
+            if track.protected_at(idx):
+                data, samples = await self.decryption.decrypt(data, track.init_key(idx),
+                                                              lambda: self.inits.bytes_for(track, idx), rep.codecs)
+            if samples is not None:
+                self.counters["decrypted_segments"] += 1
+                self.publish(Decrypt(self.now(), idx, track.kind, samples, rung=r))
             if self.on_segment is not None:
                 self.on_segment({"segment": idx, "rung": r, "track": track.kind, "rep": rep.id,
                                  "url": body.url, "range": body.byte_range, "decrypted": samples is not None}, data)
-
-    async def _crypto_of(self, track: Track, k: int) -> TrackCrypto | None:
-        """What segment `k`'s init segment says about its encryption (read once per init)."""
-        key = track.init_key(k)
-        tc = self._track_crypto.get(key)
-        if tc is None:
-            init = await self.inits.bytes_for(track, k)
-            if init is not None:
-                tc = self._track_crypto[key] = track_crypto(init)
-        return tc
 
     # -- CMCD ------------------------------------------------------------------------------------------
     def _decorate(self, res: Resource, url: str, rng: ByteRange | None, alt: int, headers: dict) -> str:
