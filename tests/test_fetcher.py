@@ -381,3 +381,53 @@ def test_body_limits():
     assert body_limit(None, 750e3, 2.0) == MIN_BODY_LIMIT_BYTES              # small: the floor
     assert body_limit(None, 40e6, 4.0) == int(MEDIA_SIZE_FACTOR * 40e6 * 4.0 / 8)   # 160 MB at 8×
     assert body_limit(None) == MIN_BODY_LIMIT_BYTES
+
+
+# ---------------------------------------------------------------------------------------------
+# the small pieces, by hand
+
+
+def test_retry_policy_backoff_budget_and_attempts():
+    from player.http.config import RetryPolicy
+
+    p = RetryPolicy(backoff_s=0.25, backoff_max_s=4.0, budget_s=10.0, seed=1)
+    for n in range(8):
+        base = min(4.0, 0.25 * 2 ** n)          # 0.25, 0.5, 1, 2, 4, 4, ...
+        assert 0.5 * base <= p.delay(n) <= base
+    assert p.gives_up(1, 10.0) and not p.gives_up(50, 9.9)
+    three = RetryPolicy(attempts=3)
+    assert three.gives_up(3, 0.0) and not three.gives_up(2, 0.0)
+    lic = HttpConfig(license_attempts=3, license_timeout_s=10.0).license_retry()
+    assert (lic.attempts, lic.attempt_timeout_s, lic.backoff_s) == (3, 10.0, 0.5)
+
+
+def test_content_range_headers():
+    from player.http.fetcher import content_range_rest, content_range_start
+
+    assert content_range_rest("bytes 100-199/1000") == 100 and content_range_start("bytes 100-199/1000") == 100
+    assert content_range_rest("bytes 0-0/*") == 1
+    assert content_range_rest("bytes */1000") is None and content_range_start("bytes */1000") is None
+    assert content_range_rest("items 1-2/3") is None and content_range_start("") is None
+
+
+def test_media_structure_checks_on_real_and_broken_bodies():
+    from netem import isobmff
+    from netem.errors import BoxError
+    from player.http.media import check_index, check_init, check_media, is_isobmff
+
+    pres = Presentation(movie(n=2), "number")
+    init, seg = pres.read("v0/init.mp4"), pres.read("v0/1.m4s")
+    check_init(init)
+    check_media(seg)
+    for fn, body in ((check_media, init), (check_init, seg), (check_media, seg[:-1]), (check_init, b"")):
+        with pytest.raises(BoxError):
+            fn(body)
+    base = Presentation(movie(n=2), "base").read("v0.mp4")
+    boxes = {b.type: b for b in isobmff.parse(base)}            # ftyp, moov, sidx, then fragments
+    check_index(base[:boxes["sidx"].end], boxes["moov"].end)     # init and sidx in one range
+    check_index(base[boxes["sidx"].offset:boxes["sidx"].end])    # the sidx alone
+    with pytest.raises(BoxError, match="no sidx"):
+        check_index(init + seg, len(init))                      # fragments where the sidx should be
+    with pytest.raises(BoxError, match="empty"):
+        check_index(base[:boxes["moov"].end], boxes["moov"].end)
+    assert is_isobmff("video/mp4") and is_isobmff(None) and not is_isobmff("video/webm")
