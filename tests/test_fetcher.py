@@ -194,6 +194,19 @@ def test_mpd_info_uses_the_same_fetch():
     assert pres_read.source_url.endswith("/manifest.mpd") and len(pres_read.periods) == 1
 
 
+def test_mpd_info_reads_local_files_and_refuses_other_schemes(tmp_path):
+    from player.http.manifests import load
+
+    Presentation(movie(), "number").write(tmp_path)
+    local = load(str(tmp_path / "manifest.mpd"))
+    assert local.source_url.startswith("file://") and len(local.periods) == 1
+    with pytest.raises(UnsupportedManifest, match="scheme 'ftp'"):
+        load("ftp://127.0.0.1/x.mpd")
+    out = subprocess.run(ABRLAB + ["mpd", "info", f"http://127.0.0.1:{free_port()}/x.mpd"], capture_output=True,
+                         text=True, timeout=60, cwd=REPO)
+    assert out.returncode == 2 and out.stderr.startswith("unavailable: ") and "connection refused" in out.stderr
+
+
 def test_a_manifest_announcing_ten_gigabytes_is_refused_unread():
     async def huge(request):
         resp = web.StreamResponse(headers={"Content-Length": str(10 * 2**30)})
