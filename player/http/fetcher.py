@@ -123,6 +123,7 @@ class Body:
     wasted: int = 0          # bytes received and thrown away (restarts, skipped prefixes)
     final_url: str = ""
     byte_range: ByteRange | None = None
+    charset: str | None = None   # of the Content-Type, when the server names one (a manifest's text)
 
     @property
     def size(self) -> int:
@@ -515,7 +516,7 @@ class Fetcher:
                     raise _BadBody(str(exc)) from None
             rec.update(ok=True, transfer_s=round(t_done - t_first, 6))
             return Body(data, url, part.t_start, t_first - t_sent, t_done, alt, part.attempts,
-                        final_url=final, byte_range=rng)
+                        final_url=final, byte_range=rng, charset=resp.charset)
         except (_StatusError, _Retryable, _Permanent, Abandoned) as exc:
             rec["error"] = rec["error"] or str(exc)
             raise
