@@ -1,4 +1,4 @@
-"""The emulated edge server: aiohttp serving a directory or a virtual `Presentation`, with
+"""The emulated edge server: aiohttp serving a directory or a virtual `SyntheticPresentation`, with
 every response body paced by one trace-driven bottleneck (`netem.shaper`), injected faults
 (`netem.faults`), license endpoints (`netem.license_server`) and a JSON-lines access log
 with the client's CMCD keys (`netem.accesslog`).
@@ -218,7 +218,7 @@ class DirectorySource:
 
 
 class PresentationSource:
-    """A virtual `netem.package.Presentation` (or anything with `files()` and `read()`)."""
+    """A virtual `netem.package.SyntheticPresentation` (or anything with `files()` and `read()`)."""
 
     def __init__(self, presentation) -> None:
         self.presentation = presentation
@@ -249,7 +249,7 @@ def make_source(source, mpd: str | None = None):
         return DirectorySource(source, mpd)
     if hasattr(source, "files") and hasattr(source, "read"):
         return PresentationSource(source)
-    raise TypeError(f"cannot serve {type(source).__name__}: give a directory or a Presentation")
+    raise TypeError(f"cannot serve {type(source).__name__}: give a directory or a SyntheticPresentation")
 
 
 # -- ranges -----------------------------------------------------------------------------------
@@ -308,7 +308,7 @@ class _Gate:
 class EdgeServer:
     """One emulated edge: `await start()` / `await stop()` or ``async with``.
 
-    `source`: a directory path or a Presentation. `trace` (None = unshaped), `latency_s`
+    `source`: a directory path or a SyntheticPresentation. `trace` (None = unshaped), `latency_s`
     (trace seconds, None = the trace's own), `time_scale`, `faults` (specs or `Fault`s),
     `seed`, `index` (this edge's number in logs and ``edge=`` faults), `access_log` (a path,
     a stream or an `AccessLog`), `protection` (a `netem.cenc.Protection`, a list of them or a

@@ -1,6 +1,6 @@
 """DASH packaging of a content description: real ISO-BMFF of exactly the described sizes.
 
-`Presentation(content, addressing, audio, protection, seed)` is a *virtual* presentation:
+`SyntheticPresentation(content, addressing, audio, protection, seed)` is a *virtual* presentation:
 it knows every file's path and size, and generates any byte range of any file on demand,
 deterministically, without touching the disk (the emulated edge serves it from memory);
 `write(out_dir)` stores the same bytes as files (`abrlab content make`).
@@ -362,7 +362,7 @@ def timeline_xml(starts: np.ndarray, durs: np.ndarray, indent: str) -> list[str]
 class Packaged:
     """A DASH presentation made of `Track`s: the manifest, the file map and byte ranges.
 
-    Subclasses build the tracks (`Presentation` from a content description,
+    Subclasses build the tracks (`SyntheticPresentation` from a content description,
     `netem.encode.EncodedPresentation` from real encoder output)."""
 
     def __init__(self, tracks: Sequence[Track], addressing: str, protection=None, title: str = "abrlab",
@@ -678,7 +678,7 @@ class Packaged:
         return out
 
 
-class Presentation(Packaged):
+class SyntheticPresentation(Packaged):
     """A content description packaged as DASH, generated on demand (see module doc)."""
 
     def __init__(self, content: Content, addressing: str = "number", audio: bool = False,

@@ -2,7 +2,7 @@
 redirects out of HTTP, 500 for ever, garbage or empty media, bodies with no end.
 
 Every server is an aiohttp app on 127.0.0.1:0 in this process serving a generated
-presentation (`netem.package.Presentation`) with some paths replaced; every session is
+presentation (`netem.package.SyntheticPresentation`) with some paths replaced; every session is
 bounded (`run_bounded`, short content, time scale 10) and no test sleeps for timing.
 """
 from __future__ import annotations
@@ -21,8 +21,8 @@ from aiohttp import web
 from conftest import event_dicts, run_bounded
 
 from netem.content import synthetic
-from netem.package import Presentation
-from player.dash.manifest import ManifestUnavailable, UnsupportedManifest
+from netem.package import SyntheticPresentation
+from player.dash.errors import ManifestUnavailable, UnsupportedManifest
 from player.http.config import HttpConfig
 from player.http.manifests import load_url
 from player.http.player import HttpPlayer, PlaybackError
@@ -47,7 +47,7 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def serve(pres: Presentation | None = None, routes: dict | None = None, log: list | None = None):
+async def serve(pres: SyntheticPresentation | None = None, routes: dict | None = None, log: list | None = None):
     """An HTTP server on 127.0.0.1:0: `routes` (path → handler) first, then the files of
     `pres`. Yields its base URL; `log` gets (method, path, headers) of every request."""
     routes = dict(routes or {})
@@ -124,7 +124,7 @@ def test_a_playback_error_is_printed_once():
 
 
 def test_a_dead_first_origin_fails_over_to_the_next():
-    pres = Presentation(movie(), "number")
+    pres = SyntheticPresentation(movie(), "number")
 
     async def go():
         async with serve(pres) as base:
@@ -160,7 +160,7 @@ def test_bad_redirects_of_the_manifest_are_final(path, routes, expect):
 
 
 def test_redirected_manifest_plays_with_urls_resolved_against_the_final_url():
-    pres = Presentation(movie(), "number")
+    pres = SyntheticPresentation(movie(), "number")
     log: list = []
     routes = {"/start.mpd": redirect_to("/moved.mpd"), "/moved.mpd": redirect_to("/manifest.mpd")}
 
@@ -178,12 +178,20 @@ def test_redirected_manifest_plays_with_urls_resolved_against_the_final_url():
 
 
 def test_mpd_info_uses_the_same_fetch():
-    pres = Presentation(movie(), "number")
-    routes = {"/a.mpd": redirect_to("/manifest.mpd"), "/loop.mpd": redirect_to("/loop.mpd")}
+    pres = SyntheticPresentation(movie(), "number")
+
+    async def in_a_folder(request):
+        return web.Response(body=pres.mpd(), content_type="application/dash+xml")
+
+    routes = {"/a.mpd": redirect_to("/content/x.mpd"), "/content/x.mpd": in_a_folder,
+              "/loop.mpd": redirect_to("/loop.mpd")}
 
     async def go():
         async with serve(pres, routes) as base:
             good = await load_url(base + "/a.mpd")
+            # relative segment URLs resolve against the final URL, after the redirect
+            (_, _, rep), *_ = list(good.representations())
+            assert rep.segment_index[0].url == f"{base}/content/{rep.id}/1.m4s"
             with pytest.raises(ManifestUnavailable, match="redirect loop"):
                 await load_url(base + "/loop.mpd")
             with pytest.raises(ManifestUnavailable, match="HTTP 404"):
@@ -191,13 +199,13 @@ def test_mpd_info_uses_the_same_fetch():
             return good
 
     pres_read = run_bounded(go())
-    assert pres_read.source_url.endswith("/manifest.mpd") and len(pres_read.periods) == 1
+    assert pres_read.source_url.endswith("/content/x.mpd") and len(pres_read.periods) == 1
 
 
 def test_mpd_info_reads_local_files_and_refuses_other_schemes(tmp_path):
     from player.http.manifests import load
 
-    Presentation(movie(), "number").write(tmp_path)
+    SyntheticPresentation(movie(), "number").write(tmp_path)
     local = load(str(tmp_path / "manifest.mpd"))
     assert local.source_url.startswith("file://") and len(local.periods) == 1
     with pytest.raises(UnsupportedManifest, match="scheme 'ftp'"):
@@ -283,12 +291,12 @@ def fixed(body: bytes):
     return handler
 
 
-def every_rung(pres: Presentation, name: str, handler) -> dict:
+def every_rung(pres: SyntheticPresentation, name: str, handler) -> dict:
     """`handler` for `name` (e.g. "2.m4s") under every video representation."""
     return {f"/{p}": handler for p in pres.files() if p.startswith("v") and p.endswith("/" + name)}
 
 
-def play_against(pres: Presentation, routes: dict, good_origin: bool = False, **kw):
+def play_against(pres: SyntheticPresentation, routes: dict, good_origin: bool = False, **kw):
     """One session against a server with `routes` replaced (and, with `good_origin`, a second
     origin serving the presentation as it is): (summary or error text, player, log of the first)."""
     log: list = []
@@ -315,7 +323,7 @@ def play_against(pres: Presentation, routes: dict, good_origin: bool = False, **
     ("init.mp4", b"", "init segment is empty"),
 ])
 def test_a_bad_body_is_retried_then_a_clear_error(what, body, reason):
-    pres = Presentation(movie(), "number")
+    pres = SyntheticPresentation(movie(), "number")
     out, player, log = play_against(pres, every_rung(pres, what, fixed(body)))
     assert isinstance(out, str), "a bad body must not play"
     assert reason in out and "no good body after 3 attempts on 1 edge(s)" in out and "\n" not in out
@@ -328,7 +336,7 @@ def test_a_bad_body_is_retried_then_a_clear_error(what, body, reason):
 
 
 def test_a_bad_body_from_one_edge_fails_over_to_a_good_one():
-    pres = Presentation(movie(), "number")
+    pres = SyntheticPresentation(movie(), "number")
     s, player, log = play_against(pres, every_rung(pres, "2.m4s", fixed(_random(30_000))), good_origin=True)
     assert isinstance(s, dict) and s["complete"] and s["failovers"] >= 1
     seg2 = [e for e in requests_for(player, "media") if e["segment"] == 1]
@@ -339,7 +347,7 @@ def test_a_bad_body_from_one_edge_fails_over_to_a_good_one():
 
 
 def test_a_bad_body_once_is_retried_and_plays():
-    pres = Presentation(movie(), "number")
+    pres = SyntheticPresentation(movie(), "number")
     served = {"n": 0}
 
     async def once_garbage(request):
@@ -359,7 +367,7 @@ def test_a_bad_body_once_is_retried_and_plays():
 def test_an_endless_chunked_body_is_cut_at_the_expected_size():
     from player.http.parts import MIN_BODY_LIMIT_BYTES
 
-    pres = Presentation(movie(), "number")
+    pres = SyntheticPresentation(movie(), "number")
     chunk = _random(64 * 1024)
     cap = 64 * 2**20                       # the server gives up by itself after 64 MiB per request
     sent: list[int] = []
@@ -428,14 +436,14 @@ def test_media_structure_checks_on_real_and_broken_bodies():
     from netem.errors import BoxError
     from player.http.media import check_index, check_init, check_media, is_isobmff
 
-    pres = Presentation(movie(n=2), "number")
+    pres = SyntheticPresentation(movie(n=2), "number")
     init, seg = pres.read("v0/init.mp4"), pres.read("v0/1.m4s")
     check_init(init)
     check_media(seg)
     for fn, body in ((check_media, init), (check_init, seg), (check_media, seg[:-1]), (check_init, b"")):
         with pytest.raises(BoxError):
             fn(body)
-    base = Presentation(movie(n=2), "base").read("v0.mp4")
+    base = SyntheticPresentation(movie(n=2), "base").read("v0.mp4")
     boxes = {b.type: b for b in isobmff.parse(base)}            # ftyp, moov, sidx, then fragments
     check_index(base[:boxes["sidx"].end], boxes["moov"].end)     # init and sidx in one range
     check_index(base[boxes["sidx"].offset:boxes["sidx"].end])    # the sidx alone

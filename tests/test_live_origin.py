@@ -31,7 +31,7 @@ from netem.live.config import LiveConfig
 from netem.live.origin import LiveEdge
 from netem.live.presentation import LivePresentation
 from netem.live.vod import load_directory
-from netem.package import Presentation
+from netem.package import SyntheticPresentation
 from netem.trace import constant
 from player.cli.main import main
 
@@ -68,7 +68,7 @@ async def wait_for_sleeper(clock: ManualClock) -> list[float]:
 # -- availability --------------------------------------------------------------------------------
 def test_too_early_gone_and_available_by_a_fixed_clock():
     clock = ManualClock(AST + 10.0)
-    pres = Presentation(small_content())
+    pres = SyntheticPresentation(small_content())
 
     async def main_():
         async with LiveEdge(pres, config=config(time_shift_depth_s=6.0), clock=clock) as edge, \
@@ -96,7 +96,7 @@ def test_too_early_gone_and_available_by_a_fixed_clock():
 
 def test_too_early_status_404_option():
     async def main_():
-        async with LiveEdge(Presentation(small_content()), config=config(too_early_status=404),
+        async with LiveEdge(SyntheticPresentation(small_content()), config=config(too_early_status=404),
                             clock=ManualClock(AST + 10.0)) as edge, aiohttp.ClientSession() as s:
             async with s.get(f"{edge.base_url}/v0/6.m4s") as r:
                 assert r.status == 404
@@ -105,7 +105,7 @@ def test_too_early_status_404_option():
 
 
 def test_served_segments_carry_live_times_and_numbers():
-    pres = Presentation(small_content(), audio=True)
+    pres = SyntheticPresentation(small_content(), audio=True)
     clock = ManualClock(AST + 30.0)
 
     async def main_():
@@ -132,7 +132,7 @@ def test_mpd_over_http_grows_and_dates_come_from_the_origin_clock():
     clock = ManualClock(AST + 10.0)
 
     async def main_():
-        async with LiveEdge(Presentation(small_content()), config=config(addressing="timeline"), clock=clock) as edge, \
+        async with LiveEdge(SyntheticPresentation(small_content()), config=config(addressing="timeline"), clock=clock) as edge, \
                 aiohttp.ClientSession() as s:
             assert edge.url == edge.base_url + "/manifest.mpd"
             async with s.get(edge.url) as r:
@@ -153,7 +153,7 @@ def test_mpd_over_http_grows_and_dates_come_from_the_origin_clock():
 
 def test_timeline_mpd_before_the_first_segment_is_too_early():
     async def main_():
-        async with LiveEdge(Presentation(small_content()), config=config(addressing="timeline"),
+        async with LiveEdge(SyntheticPresentation(small_content()), config=config(addressing="timeline"),
                             clock=ManualClock(AST - 30.0)) as edge, aiohttp.ClientSession() as s:
             async with s.get(edge.url) as r:
                 assert r.status == 425 and r.headers["Retry-After"] == "32"  # first segment ends at AST + 2
@@ -163,7 +163,7 @@ def test_timeline_mpd_before_the_first_segment_is_too_early():
 
 # -- low latency ---------------------------------------------------------------------------------
 def test_low_latency_chunks_leave_no_earlier_than_their_end():
-    pres = Presentation(small_content())
+    pres = SyntheticPresentation(small_content())
     clock = ManualClock(AST + 10.5)  # j = 5 ($Number$ 6, 10-12 s): its first chunk just ended
 
     async def main_():
@@ -196,7 +196,7 @@ def test_low_latency_chunks_leave_no_earlier_than_their_end():
 
 def test_low_latency_segment_already_complete_is_an_ordinary_response():
     async def main_():
-        async with LiveEdge(Presentation(small_content()), config=config(chunk_s=0.5),
+        async with LiveEdge(SyntheticPresentation(small_content()), config=config(chunk_s=0.5),
                             clock=ManualClock(AST + 20.0)) as edge, aiohttp.ClientSession() as s:
             seg = edge.live.segment(edge.live.track("v0").index, 5)
             async with s.get(f"{edge.base_url}/v0/6.m4s", headers={"Range": "bytes=0-99"}) as r:
@@ -214,7 +214,7 @@ def test_utc_endpoints_answer_the_origin_clock():
     clock = ManualClock(AST + 0.25)
 
     async def main_():
-        async with LiveEdge(Presentation(small_content()), config=config(), clock=clock) as edge, \
+        async with LiveEdge(SyntheticPresentation(small_content()), config=config(), clock=clock) as edge, \
                 aiohttp.ClientSession() as s:
             for path in ("/utc/iso", "/utc/xsdate"):
                 async with s.get(edge.base_url + path) as r:
@@ -232,7 +232,7 @@ def test_clock_offset_moves_availability_and_utc_answers():
     live_now = int(time.time() // seg_s)  # by the machine's clock segment `live_now` (0-based) is in progress
 
     async def main_():
-        async with LiveEdge(Presentation(small_content()), config=LiveConfig(time_shift_depth_s=7200.0),
+        async with LiveEdge(SyntheticPresentation(small_content()), config=LiveConfig(time_shift_depth_s=7200.0),
                             clock=behind) as edge, aiohttp.ClientSession() as s:
             async with s.get(f"{edge.base_url}/v0/{live_now - 1}.m4s") as r:  # ended by the machine clock
                 assert r.status == 425  # but the origin's clock is an hour behind
@@ -257,7 +257,7 @@ def test_system_clock_offset_and_time_scale():
 
 
 def test_live_edge_clock_runs_at_the_time_scale():
-    edge = LiveEdge(Presentation(small_content()), config=config(), time_scale=8.0, clock_offset_s=2.0)
+    edge = LiveEdge(SyntheticPresentation(small_content()), config=config(), time_scale=8.0, clock_offset_s=2.0)
     assert edge.clock.time_scale == 8.0 and edge.clock.offset_s == 2.0 and edge.time_scale == 8.0
 
 
@@ -288,7 +288,7 @@ def test_manual_clock_wakes_sleepers_in_order():
 # -- faults, sources ----------------------------------------------------------------------------------
 def test_faults_apply_on_live_paths():
     async def main_():
-        async with LiveEdge(Presentation(small_content()), config=config(), clock=ManualClock(AST + 10.0),
+        async with LiveEdge(SyntheticPresentation(small_content()), config=config(), clock=ManualClock(AST + 10.0),
                             faults=["5xx:path=/v1/*,status=502"]) as edge, aiohttp.ClientSession() as s:
             async with s.get(f"{edge.base_url}/v1/5.m4s") as r:
                 assert r.status == 502
@@ -301,7 +301,7 @@ def test_faults_apply_on_live_paths():
 
 @pytest.mark.parametrize("addressing", ["number", "timeline", "list", "base"])
 def test_content_make_directory_plays_live_like_the_presentation(tmp_path, addressing):
-    pres = Presentation(small_content(), addressing=addressing, audio=True)
+    pres = SyntheticPresentation(small_content(), addressing=addressing, audio=True)
     pres.write(tmp_path / "vod")
     cfg = config(addressing="timeline", chunk_s=0.5)
     from_dir = LivePresentation(load_directory(tmp_path / "vod"), cfg)

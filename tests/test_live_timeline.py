@@ -23,8 +23,8 @@ from netem.live.presentation import LivePresentation
 from netem.live.segments import Sample, chunk_groups, fit_samples
 from netem.live.timeline import RefTimeline, Schedule, TrackTiming, Window, round_div
 from netem.live.utc import http_date, iso_ms
-from netem.package import Presentation
-from player.dash.manifest import parse_manifest
+from netem.package import SyntheticPresentation
+from player.dash.loading import parse_manifest
 
 AST = 1_700_000_000.0
 NS = {"d": "urn:mpeg:dash:schema:mpd:2011"}
@@ -37,7 +37,7 @@ def small_content(n: int = 4, seg_s: float = 2.0) -> Content:
 
 def live_of(audio: bool = False, **cfg) -> LivePresentation:
     cfg.setdefault("availability_start_s", AST)
-    return LivePresentation(Presentation(small_content(), audio=audio), LiveConfig(**cfg))
+    return LivePresentation(SyntheticPresentation(small_content(), audio=audio), LiveConfig(**cfg))
 
 
 def mpd_xml(live: LivePresentation, now: float) -> ET.Element:
@@ -247,12 +247,12 @@ def test_our_manifest_parser_reads_the_live_mpd():
 # -- content checks ----------------------------------------------------------------------------
 def test_number_addressing_drops_a_short_last_segment_and_refuses_uneven_ones():
     c = Content(rungs_from_bitrates([300e3]), np.array([2.0, 2.0, 2.0, 1.0]), np.full((4, 1), 50_000))
-    live = LivePresentation(Presentation(c), LiveConfig(availability_start_s=AST))
+    live = LivePresentation(SyntheticPresentation(c), LiveConfig(availability_start_s=AST))
     assert live.n_vod == 3 and live.ref.loop_ticks == 540000
     uneven = Content(rungs_from_bitrates([300e3]), np.array([2.0, 3.0, 2.0]), np.full((3, 1), 50_000))
     with pytest.raises(UsageError, match="timeline"):
-        LivePresentation(Presentation(uneven), LiveConfig())
-    assert LivePresentation(Presentation(uneven), LiveConfig(addressing="timeline")).n_vod == 3
+        LivePresentation(SyntheticPresentation(uneven), LiveConfig())
+    assert LivePresentation(SyntheticPresentation(uneven), LiveConfig(addressing="timeline")).n_vod == 3
 
 
 @pytest.mark.parametrize("cfg, msg", [
@@ -297,7 +297,7 @@ def _traf(data: bytes):
 
 
 def test_live_segment_is_the_vod_segment_with_new_tfdt_and_sequence():
-    pres = Presentation(small_content())
+    pres = SyntheticPresentation(small_content())
     live = LivePresentation(pres, LiveConfig(availability_start_s=AST))
     lt = live.track("v1")
     seg = live.segment(lt.index, 9)  # loop 2, VoD segment 1: $Number$ 10, starts at 18 s
@@ -314,7 +314,7 @@ def test_live_segment_is_the_vod_segment_with_new_tfdt_and_sequence():
 
 
 def test_audio_segment_loses_a_frame_where_the_live_boundaries_say():
-    pres = Presentation(small_content(), audio=True)
+    pres = SyntheticPresentation(small_content(), audio=True)
     live = LivePresentation(pres, LiveConfig(availability_start_s=AST))
     lt = live.track("a0")
     # j = 1 (loop 0) is the VoD segment exactly; j = 5 (loop 1, same VoD segment) has 93 frames, not 94
@@ -330,7 +330,7 @@ def test_audio_segment_loses_a_frame_where_the_live_boundaries_say():
 
 
 def test_low_latency_segment_is_cmaf_chunks():
-    pres = Presentation(small_content())
+    pres = SyntheticPresentation(small_content())
     live = LivePresentation(pres, LiveConfig(availability_start_s=AST, chunk_s=0.5))
     lt = live.track("v0")
     seg = live.segment(lt.index, 5)  # 10-12 s, 60 frames of 3000 ticks -> 4 chunks of 15 frames
@@ -353,7 +353,7 @@ def test_low_latency_segment_is_cmaf_chunks():
 def test_protected_chunks_keep_ivs_and_decrypt():
     pytest.importorskip("cryptography")
     prot = Protection.default()
-    pres = Presentation(small_content(), protection=prot)
+    pres = SyntheticPresentation(small_content(), protection=prot)
     live = LivePresentation(pres, LiveConfig(availability_start_s=AST, chunk_s=0.5))
     seg = live.segment(live.track("v0").index, 1)  # loop 0, VoD segment 1
     clear = prot.decrypt_segment(seg.read(0, seg.size))

@@ -54,7 +54,7 @@ def load_vod(source, mpd: str | None = None) -> Packaged:
         return source
     if isinstance(source, str) or hasattr(source, "__fspath__"):
         return load_directory(source, mpd)
-    raise TypeError(f"cannot play {type(source).__name__} live: give a directory or a Presentation")
+    raise TypeError(f"cannot play {type(source).__name__} live: give a directory or a SyntheticPresentation")
 
 
 def _etag(*parts) -> str:

@@ -339,14 +339,11 @@ def _base_files(r, sbase, files: _Files, base: str, at: str):
     sidx = isobmff.find(boxes, "sidx")
     if sidx is None:
         raise InputError("indexRange does not hold a sidx", where=at)
-    info = isobmff.parse_sidx(sidx)
-    pos = x1 + 1 + info["first_offset"]
-    media = []
-    for ref in info["references"]:
-        if ref["reference_type"]:
-            raise UsageError("hierarchical sidx (references to sidx) is not supported", where=at)
-        media.append((path, pos, ref["size"]))
-        pos += ref["size"]
+    try:
+        subsegments = isobmff.parse_sidx(sidx, offset=x0).subsegments()
+    except isobmff.SidxUnsupported:
+        raise UsageError("hierarchical sidx (references to sidx) is not supported", where=at) from None
+    media = [(path, s.first_byte, s.size_bytes) for s in subsegments]
     return (path, i0, i1 + 1 - i0), media
 
 

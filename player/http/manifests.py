@@ -5,7 +5,7 @@ The fetch is the fetcher's (`player.http.fetcher`): redirects followed by hand (
 `MAX_MANIFEST_BYTES`, ``Accept: application/dash+xml``, the one retry policy for transient
 failures (5xx, timeouts, resets), and no retry at all when the server cannot be reached on
 any origin (connection refused, unknown host: nothing has played, so nothing is lost by
-saying so at once). Failures become the manifest errors of `player.dash.manifest`, each one
+saying so at once). Failures become the manifest errors of `player.dash.errors`, each one
 line that the command line prints before exiting with status 2: ``unavailable: ...`` (not
 found, unreachable, a bad redirect, retries exhausted) or ``unsupported: ...`` (too large).
 """
@@ -16,8 +16,10 @@ import re
 from typing import Sequence
 from urllib.parse import urlsplit
 
-from player.dash.manifest import (MAX_MANIFEST_BYTES, ManifestUnavailable, Presentation, UnsupportedManifest,
-                                  load_manifest, parse_manifest)
+from player.dash.errors import ManifestUnavailable, UnsupportedManifest
+from player.dash.loading import load_manifest, parse_manifest
+from player.dash.model import Presentation
+from player.dash.xmlsafe import MAX_MANIFEST_BYTES, decode_manifest_bytes
 from player.http.clock import Clock
 from player.http.config import HttpConfig
 from player.http.fetcher import Body, FetchFailed, Fetcher, NotFound, Resource, open_client
@@ -50,7 +52,13 @@ async def load_url(url: str, config: HttpConfig | None = None) -> Presentation:
     async with open_client(config) as client:
         fetcher = Fetcher(client, Clock(), config, emit=lambda event: None)
         body = await fetch_manifest(fetcher, [url])
-    return parse_manifest(body.data, body.final_url or body.url)
+    return parse_body(body)
+
+
+def parse_body(body: Body) -> Presentation:
+    """The manifest in a fetched body (its text decoded with the server's charset, if any),
+    URLs resolved against where it came from after redirects."""
+    return parse_manifest(decode_manifest_bytes(body.data, body.charset), body.final_url or body.url)
 
 
 def load(path_or_url: str, config: HttpConfig | None = None) -> Presentation:

@@ -24,7 +24,7 @@ import math
 from typing import Awaitable, Callable, Sequence
 
 from netem.errors import PlaybackError
-from player.dash.manifest import Representation
+from player.dash.model import Representation
 from player.dash.playback import PlaybackPlan, Track, alternatives
 from player.http.fetcher import Body, ByteRange, Location, NotFound, Resource
 from player.http.media import check_index, check_init, check_media, is_isobmff

@@ -61,7 +61,8 @@ from player.core.events import (Decrypt, Error, Event, LicenseFallback, Manifest
                                 json_safe)
 from player.core.presets import get as get_preset
 from player.core.session import Done, Fetch, SessionCore, Wait
-from player.dash.manifest import UnsupportedManifest, parse_manifest, resolve_sidx
+from player.dash.addressing import resolve_sidx
+from player.dash.errors import UnsupportedManifest
 from player.dash.playback import PlaybackPlan, Selection, build, make_core, select, swap_origin
 from player.http import cmcd as cmcd_mod
 from player.http.clock import Clock
@@ -70,7 +71,7 @@ from player.http.decryption import SessionDecryption, crypto_available
 from player.http.fetcher import Abandoned, Body, ByteRange, Fetcher, NotFound, Resource, open_client
 from player.http.hub import EventHub
 from player.http.licences import License, LicenseClient, allowed_rungs
-from player.http.manifests import fetch_manifest
+from player.http.manifests import fetch_manifest, parse_body
 from player.http.parts import InitSegments, index_resource, media_resource
 
 __all__ = ["HttpPlayer", "HttpConfig", "PlaybackError", "play"]
@@ -270,10 +271,9 @@ class HttpPlayer:
         origins = [self.url] + [swap_origin(self.url, o) for o in self.extra_origins]
         self.fetcher.use_alternatives(len(origins))
         body = await fetch_manifest(self.fetcher, origins)
-        final = body.final_url or body.url
-        pres = parse_manifest(body.data, final)
+        pres = parse_body(body)
         self.presentation = pres
-        self.publish(Manifest(self.now(), final, body.size, pres.type, pres.duration_s, periods=len(pres.periods),
+        self.publish(Manifest(self.now(), body.final_url or body.url, body.size, pres.type, pres.duration_s, periods=len(pres.periods),
                                  notes=list(pres.notes)))
         pres.require_static()
         await self._prepare(select(pres, self.device))

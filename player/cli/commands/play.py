@@ -32,7 +32,7 @@ from netem.cenc import Protection
 from netem.content import load as load_content
 from netem.edge import EdgeGroup, EdgeServer
 from netem.errors import InputError, PlaybackError
-from netem.package import Presentation
+from netem.package import SyntheticPresentation
 from player.cli.commands._common import check_policy, parse_params
 from player.cli.commands.simulate import print_summary
 from player.cli.dashboard import DashboardModel, KeyReader, render
@@ -216,7 +216,7 @@ async def _local_edge(args: argparse.Namespace, play) -> None:
     protection = None
     if args.protect:
         protection = Protection.default()
-    pres = Presentation(content, addressing=args.addressing, protection=protection)
+    pres = SyntheticPresentation(content, addressing=args.addressing, protection=protection)
     edges = [EdgeServer(pres, trace=trace, time_scale=args.time_scale, faults=list(args.fault), seed=args.seed,
                         index=i) for i in range(args.edges)]
     async with EdgeGroup(edges) as group:

@@ -17,7 +17,7 @@ from netem.live.clock import SystemClock
 from netem.live.config import DEFAULT_TARGET_LATENCY_S, LiveConfig, parse_instant, parse_utc_timing
 from netem.live.origin import LiveEdge, load_vod
 from netem.live.utc import iso_ms, iso_seconds
-from netem.package import Presentation
+from netem.package import SyntheticPresentation
 from netem.trace import constant
 from player.cli.commands._common import stop_on_signals
 
@@ -185,7 +185,8 @@ def _source(args):
     if args.protect == "clearkey":
         protection = Protection.default()
     addressing = "number" if args.live else args.addressing  # live: --addressing is the live MPD's
-    return Presentation(content, addressing=addressing, audio=args.audio, protection=protection, seed=args.seed)
+    return SyntheticPresentation(content, addressing=addressing, audio=args.audio, protection=protection,
+                                 seed=args.seed)
 
 
 def run(args: argparse.Namespace) -> int:
