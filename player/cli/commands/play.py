@@ -324,7 +324,8 @@ def progress_line(ev: Event) -> str | None:
         case Failover():
             return f"{t} failover {ev.what}: edge {ev.from_edge} -> {ev.to_edge} ({ev.reason})"
         case Missing():
-            return f"{t} segment {ev.segment + 1} missing at rung {ev.rung}; trying rung {ev.to_rung}"
+            then = "no other rung left" if ev.to_rung is None else f"trying rung {ev.to_rung}"
+            return f"{t} segment {ev.segment + 1} missing at rung {ev.rung}; {then}"
         case LicenseGranted():
             return (f"{t} license ({ev.system}{', renewal' if ev.renewal else ''}): max height {ev.max_height}, "
                     f"duration {ev.license_duration_s}")
