@@ -142,11 +142,12 @@ def braille_chart(series: dict[str, list[tuple[float, float]]], width: int, heig
         # join consecutive points: for every column between them, fill from the previous
         # interpolated height to this one, so both slopes and steps read as lines
         px, py = int(xs[0]), int(ys[0])
+        prev_y = py
         for x, y in zip(xs.tolist(), ys.tolist()):
             cols = range(px, x + 1) if x >= px else [x]
             for cx in cols:
                 cy = y if x == px else round(py + (y - py) * (cx - px) / (x - px))
-                lo, hi = sorted((py if cx == px else prev_y, cy))
+                lo, hi = sorted((prev_y, cy))
                 for yy in range(lo, hi + 1):
                     r, c = yy // 4, cx // 2
                     dots[r, c] |= _BRAILLE[yy % 4][cx % 2]
