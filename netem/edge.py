@@ -373,6 +373,19 @@ class EdgeServer:
             self._die_handle = self._loop.call_at(self.t0 + self.plan.die_at / self.time_scale, self.die)
         return self
 
+    def restart_clock(self) -> bool:
+        """Start the trace again from its beginning now, and the faults' clock with it (``abrlab
+        play`` replays the trace from its session's start, after the manifest). Only between
+        bodies: with a body in flight nothing changes and it returns False."""
+        t0 = self._loop.time()
+        if self.shaper is not None and not self.shaper.restart(t0):
+            return False
+        self.t0 = t0
+        if self._die_handle is not None and not self.dead:
+            self._die_handle.cancel()
+            self._die_handle = self._loop.call_at(self.t0 + self.plan.die_at / self.time_scale, self.die)
+        return True
+
     async def stop(self) -> None:
         if self._die_handle is not None:
             self._die_handle.cancel()

@@ -273,13 +273,18 @@ class Link:
     def _trace_latency(self, idx: np.ndarray, start_s: np.ndarray) -> np.ndarray:
         return self._lat_steps.at(idx, start_s)
 
-    def transfer(self, idx: np.ndarray, start_s: np.ndarray, size_bytes: np.ndarray) -> Transfers:
-        """Requests sent at trace time `start_s` on traces `idx`, of `size_bytes` each."""
+    def transfer(self, idx: np.ndarray, start_s: np.ndarray, size_bytes: np.ndarray,
+                 overhead_s: np.ndarray | None = None) -> Transfers:
+        """Requests sent at trace time `start_s` on traces `idx`, of `size_bytes` each.
+        `overhead_s`: each request's own overhead, in place of the link's `overhead_s` (a
+        session replayed with the overheads measured in it, `player.lab.prediction`)."""
         idx = np.asarray(idx, dtype=np.int64)
         start = np.asarray(start_s, dtype=np.float64)
         bits = np.asarray(size_bytes, dtype=np.float64) * 8.0 / self.params.efficiency
         lat = self.latency(idx, start)
-        if self.params.overhead_s:
+        if overhead_s is not None:
+            lat = lat + np.asarray(overhead_s, dtype=np.float64)
+        elif self.params.overhead_s:
             lat = lat + self.params.overhead_s
         first_byte = start + lat if self.params.latency_advances_trace else start
         done = self._cap.advance(idx, first_byte, bits)

@@ -51,6 +51,7 @@ class DashboardModel:
     summary: dict | None = None
     _last_rung: int | None = None
     downloaded: list = field(default_factory=list)   # rung of every segment that arrived
+    prediction: dict | None = None   # the summary's `prediction` (`player.lab.prediction`), once the session is over
 
     def on_event(self, ev: Event) -> None:
         """Take in one event of the session (a typed `player.core.events.Event`)."""
@@ -289,8 +290,22 @@ def render(model: DashboardModel, width: int, height: int) -> Layout:
     if L.get("max_height"):
         lic.add_row("policy cap", f"{L['max_height']}p")
     lic.add_row("CMCD", str(title.get("cmcd") or "off"))
-    layout["license"].update(Panel(lic, title="license & CMCD", border_style="yellow"))
+    for i, line in enumerate(prediction_lines(model.prediction)):
+        lic.add_row("prediction" if i == 0 else "", line)
+    layout["license"].update(Panel(lic, title="license, CMCD, prediction", border_style="yellow"))
     return layout
+
+
+def prediction_lines(record: dict | None) -> list[str]:
+    """The simulator's prediction of the session in two short lines (`player.lab.prediction`):
+    once the session is over, the share of segments at the same rung and the QoE difference."""
+    if record is None:
+        return ["when the session ends"]
+    if not record.get("available"):
+        return ["none (see the summary)"]
+    rel = record.get("qoe_rel_diff")
+    return [f"{100 * record['same_rung']:.0f}% same rung",
+            "QoE " + ("—" if rel is None else f"{100 * rel:+.1f}%") + (", goal met" if record.get("meets_goal") else "")]
 
 
 def _steps(points: list[tuple[float, float]], t_end: float) -> list[tuple[float, float]]:

@@ -72,6 +72,19 @@ def field_names(kind: str) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(KINDS[kind]) if f.name not in ("t_s", "extra"))
 
 
+def from_dict(line: dict[str, Any]) -> Event:
+    """The event a JSON line (`Event.as_dict`) came from: its kind's fields by name, any other
+    key into ``extra`` (for kinds that have one). KeyError for an unknown kind, TypeError for
+    a line that lacks a field."""
+    cls = KINDS[line["event"]]
+    names = {f.name for f in dataclasses.fields(cls)}
+    known = {k: v for k, v in line.items() if k in names and k != "extra"}
+    rest = {k: v for k, v in line.items() if k not in names and k != "event"}
+    if "extra" in names:
+        known["extra"] = rest
+    return cls(**known)
+
+
 # -- emitted by the session core -----------------------------------------------------------------
 
 @dataclass(frozen=True)

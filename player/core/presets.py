@@ -5,7 +5,7 @@ semantics (not their bugs) so results line up with published work. README states
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -71,6 +71,17 @@ class SessionPreset:
             return abr.get(real, **merged)
         except (TypeError, ValueError) as exc:
             raise InputError(str(exc)) from None
+
+    def at_time_scale(self, time_scale: float) -> "SessionPreset":
+        """This preset for a session played at ``--time-scale K``: the per-request overhead
+        (`LinkParams.overhead_s`, the client's and the server's own work) takes wall-clock
+        time, so K times as many session seconds; the rest is session time already."""
+        k = float(time_scale)
+        if not (np.isfinite(k) and k > 0):
+            raise InputError(f"time scale must be positive, got {time_scale!r}")
+        if k == 1.0 or not self.link.overhead_s:
+            return self
+        return replace(self, link=replace(self.link, overhead_s=self.link.overhead_s * k))
 
     def top_cap_s(self, content_s: float) -> float | None:
         """The buffer target at the top rung for content of this duration (None: no special one)."""

@@ -10,7 +10,7 @@ event-driven clock and the event log (`player.core.events`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -329,13 +329,16 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def drive_with_link(core: SessionCore, link, trace_index: int = 0) -> SessionCore:
+def drive_with_link(core: SessionCore, link, trace_index: int = 0, *, trace_start_s: float = 0.0,
+                    overhead_s: Callable[[Fetch], float] | None = None) -> SessionCore:
     """Run a session to the end on the analytical link, one request at a time (virtual time).
 
     The differential tests use this to hold the session core and the batch simulator to
-    the same answers; it is also the reference for the HTTP driver's loop.
+    the same answers; it is also the reference for the HTTP driver's loop. The trace starts
+    at `trace_start_s` (as `SessionSpec.trace_start_s`); `overhead_s(fetch)`, when given, is
+    each media request's own overhead in place of the link's (`netem.link.Link.transfer`).
     """
-    lag = 0.0  # session clock minus trace clock (Pensieve's latency is outside trace time)
+    lag = -float(trace_start_s)  # session clock minus trace clock (Pensieve's latency is outside trace time)
     idx = np.array([trace_index])
     p = core.preset
     abandoning = can_abandon(p, core.policy)
@@ -352,7 +355,8 @@ def drive_with_link(core: SessionCore, link, trace_index: int = 0) -> SessionCor
                 lag += float(it.total_s[0]) - float(it.trace_advance_s[0])
                 core.tick(core.now + float(it.total_s[0]))
             start = core.now
-            tr = link.transfer(idx, np.array([start - lag]), np.array([action.expected_bytes]))
+            extra = None if overhead_s is None else np.array([float(overhead_s(action))])
+            tr = link.transfer(idx, np.array([start - lag]), np.array([action.expected_bytes]), extra)
             total, lat = float(tr.total_s[0]), float(tr.latency_s[0])
             new = -1
             if abandoning and action.rung > 0:

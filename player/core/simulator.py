@@ -24,6 +24,7 @@ import numpy as np
 
 import abr
 from netem.content import Content
+from netem.errors import InputError
 from netem.link import Link
 from netem.trace import Trace
 from player.core.device import DeviceProfile
@@ -44,6 +45,14 @@ class SessionSpec:
     device: DeviceProfile | None = None
     preset: str | SessionPreset = "default"   # a preset's name, or a SessionPreset (e.g. a variant)
     label: dict[str, Any] = field(default_factory=dict)  # carried into the result (e.g. trace path)
+    # the trace time at which the session starts (its request for segment 1 goes out): 0 plays the
+    # trace from its beginning; an HTTP session against an edge that started replaying the trace
+    # earlier starts where the edge's trace clock stood (`player.lab.prediction`)
+    trace_start_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.trace_start_s) and self.trace_start_s >= 0):
+            raise InputError(f"trace_start_s must be a number of seconds >= 0, got {self.trace_start_s!r}")
 
     @property
     def preset_name(self) -> str:
@@ -154,7 +163,7 @@ class _Batch:
                                  startup_threshold_s=startup)
         self.plan = self.rules.plan      # the segments as the preset plays them
         K = self.plan.n_segments
-        self.trace_t = np.zeros(n)
+        self.trace_t = np.array([float(s.trace_start_s) for s in specs])
         self.n, self.K = n, K
         # one row per step (segment), so each step writes contiguous memory; transposed at the end
         self.rec = {k: np.zeros((K, n)) for k in ("download", "latency", "rebuffer", "buffer", "wait", "request",

@@ -3,8 +3,12 @@
 ``--headless --json`` prints one JSON object per line: every event of the session (requests,
 decisions with the policy's inputs, stalls, license events, failovers, retries; the typed
 events of `player.core.events`, each line ``event.as_dict()``), and last the summary object,
-with the same fields and QoE as ``abrlab simulate --json``. Without ``--json`` it prints plain
-progress lines and a summary table. (The live dashboard attaches to the same event stream:
+with the same fields and QoE as ``abrlab simulate --json``, and a ``prediction`` object: the
+simulator's prediction of the same session beside what happened (`player.lab.prediction`; for
+the in-process edge: the same trace from the trace time at which the session started, with the
+per-request overhead measured in the session; for an MPD_URL only when ``--trace`` says what
+shapes that network). Without ``--json`` it prints plain progress lines, a summary table and the
+prediction. (The live dashboard attaches to the same event stream:
 `player.http.player.HttpPlayer`'s ``add_listener`` / ``events()``.)
 
 Exit status: 0 played to the end; 1 playback failed after the session started (the network
@@ -36,14 +40,17 @@ from netem.package import SyntheticPresentation
 from player.cli.commands._common import add_trace_format, check_policy, parse_params
 from player.cli.commands.simulate import print_summary
 from player.cli.dashboard import DashboardModel, KeyReader, render
+from player.cli.prediction import Prediction
 from player.core import device as devices
 from player.core import presets, qoe
 from player.core.events import (Abandon, Download, Event, Failover, LicenseFailed, LicenseFallback,
                                 LicenseGranted, Manifest, Mask, Missing, Note, Retry, SessionStart, StallEnd,
                                 StallStart, Startup, Summary)
 from player.http.config import HttpConfig
+from player.http.clock import run_precise
 from player.http.player import HttpPlayer
 from player.lab.data import BUNDLED
+from player.lab.prediction import describe as describe_prediction
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,10 +68,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     local = p.add_argument_group("the in-process edge (when no MPD_URL is given)")
     local.add_argument("--movie", default=None, metavar="M",
                        help="content description to generate the presentation from (default: the bundled "
-                            "traces/content/demo-6rung-120s.json, 6 rungs, 120 s)")
+                            "traces/content/demo-6rung-120s.json, 6 rungs, 120 s); with an MPD_URL, the content it "
+                            "serves, for the prediction (default: what the manifest says)")
     local.add_argument("--trace", default=None, metavar="FILE",
                        help="bandwidth trace shaping the edge (default: the bundled traces/synthetic/markov-2.json, "
-                            "mean 3.2 Mbit/s)")
+                            "mean 3.2 Mbit/s); with an MPD_URL, the trace that shapes that network, for the "
+                            "prediction (default: none, no prediction)")
     add_trace_format(local, "the --trace file's")
     local.add_argument("--edges", type=int, default=1, metavar="N",
                        help="start N edges serving the same content; the player fails over between them (default 1)")
@@ -148,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
     dashboard = not args.headless and not args.json and sys.stdout.isatty()
     out = sys.stdout
     state: dict = {"player": None}
+    how = Prediction()
 
     def on_event(ev: Event) -> None:
         if isinstance(ev, Summary):
@@ -166,21 +176,23 @@ def run(args: argparse.Namespace) -> int:
     async def play(url: str | None, origins: tuple[str, ...], title: dict, capacity) -> None:
         player = build_player(args, url, origins)
         state["player"] = player
+        how.watch(player)
         player.add_listener(on_event)
         if dashboard:
-            await _with_dashboard(player, title, capacity)
+            await _with_dashboard(player, title, capacity, how)
         else:
             await player.run()
 
     rc = 0
     try:
         if args.url is None:
-            asyncio.run(_local_edge(args, play))
+            run_precise(_local_edge(args, play, how))
         else:
-            if args.movie or args.trace or args.fault or args.protect or args.edges != 1:
-                raise InputError("--movie, --trace, --edges, --fault and --protect configure the in-process edge; "
-                                 "they do not apply when an MPD_URL is given")
-            asyncio.run(play(None, (), {"content": args.url, "edge": args.url}, None))
+            if args.fault or args.protect or args.edges != 1:
+                raise InputError("--edges, --fault and --protect configure the in-process edge; they do not apply "
+                                 "when an MPD_URL is given")
+            how.for_network(args)
+            run_precise(play(None, (), {"content": args.url, "edge": args.url}, None))
     except PlaybackError as exc:
         rc = 1
         print(f"abrlab play: error: {exc}", file=sys.stderr)
@@ -190,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
         player = state["player"]
         summary = player.summary if player is not None else None
         if summary is not None:
+            how.attach(player)
             line = json.dumps(summary, separators=(",", ":"))
             if log is not None:
                 log.write(line + "\n")
@@ -198,13 +211,14 @@ def run(args: argparse.Namespace) -> int:
             elif rc in (0, 130):
                 out.flush()
                 print_summary(summary)
+                print_prediction(summary["prediction"])
         out.flush()
         if log is not None:
             log.close()
     return rc
 
 
-async def _local_edge(args: argparse.Namespace, play) -> None:
+async def _local_edge(args: argparse.Namespace, play, how: "Prediction") -> None:
     """Serve a generated presentation from in-process edges on 127.0.0.1 and play it."""
     movie_path = args.movie or str(BUNDLED / "content" / "demo-6rung-120s.json")
     trace_path = args.trace or str(BUNDLED / "synthetic" / "markov-2.json")
@@ -226,8 +240,14 @@ async def _local_edge(args: argparse.Namespace, play) -> None:
         title = {"content": f"{content.name} ({content.n_rungs} rungs, {content.duration_s:.0f} s)",
                  "edge": urls[0] + (f" (+{len(urls) - 1} more)" if len(urls) > 1 else ""),
                  "trace": trace.name, "duration_s": content.duration_s}
-
+        how.for_edge(trace, content, edges, args)
         await play(urls[0], origins, title, trace.rate_at)
+
+
+def print_prediction(record: dict) -> None:
+    """The prediction beside what happened, after the summary table."""
+    for line in describe_prediction(record):
+        print(line)
 
 
 def _origin(url: str) -> str:
@@ -235,8 +255,9 @@ def _origin(url: str) -> str:
     return f"{u.scheme}://{u.netloc}"
 
 
-async def _with_dashboard(player, title: dict, capacity) -> None:
-    """Run the player under the live dashboard: q quits (with the summary), space pauses."""
+async def _with_dashboard(player, title: dict, capacity, how: Prediction) -> None:
+    """Run the player under the live dashboard: q quits (with the summary), space pauses. The
+    last frame shows the simulator's prediction of the session beside what happened."""
     console = Console()
     model = DashboardModel(title={**title, "time_scale": f"{player.clock.time_scale:g}",
                                   "device": player.device.name if player.device else "none (no mask)",
@@ -250,7 +271,7 @@ async def _with_dashboard(player, title: dict, capacity) -> None:
             model.title["policy"] = ev.abr_params or model.title["policy"]
             model.title["duration_s"] = ev.plan.get("duration_s", model.title.get("duration_s"))
             model.title["representations"] = dict(enumerate(ev.plan.get("ladder", [])))
-            offset["s"] = float(player.offset)
+            offset["s"] = how.trace_offset_s(player)
         model.on_event(ev)
 
     player.add_listener(on_event)
@@ -279,6 +300,7 @@ async def _with_dashboard(player, title: dict, capacity) -> None:
                 model.on_snapshot(player.snapshot())
                 live.update(render(model, console.width, console.height), refresh=True)
                 await asyncio.wait({task}, timeout=0.2)
+            model.prediction = how.attach(player) or model.prediction
             model.on_snapshot(player.snapshot())
             live.update(render(model, console.width, console.height), refresh=True)
     finally:

@@ -25,6 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="policy parameter, repeatable (units as `abrlab abr list` states; default: the policy's)")
     p.add_argument("--preset", default="default", choices=presets.names(),
                    help="session semantics (default: default; sabre and pensieve reproduce those simulators)")
+    p.add_argument("--time-scale", type=float, default=1.0, metavar="K",
+                   help="predict a session played at `abrlab play --time-scale K`: the preset's per-request "
+                        "overhead (the client's and server's own work, wall-clock time) costs K times as many "
+                        "session seconds (default 1)")
     p.add_argument("--device", default="none",
                    help="device profile: mobile, tablet, tv, desktop, or a TOML/JSON file (default: none, no mask; "
                         "a device's buffer target replaces the preset's cap)")
@@ -41,7 +45,10 @@ def run(args: argparse.Namespace) -> int:
     tr = formats.load(args.trace, args.trace_format)
     movie = content.load(args.movie)
     dev = None if args.device == "none" else devices.load(args.device)
-    spec = SessionSpec(tr, movie, args.abr, params, dev, args.preset, label={"trace": args.trace, "movie": args.movie})
+    preset = presets.get(args.preset)
+    scaled = preset.at_time_scale(args.time_scale)
+    spec = SessionSpec(tr, movie, args.abr, params, dev, args.preset if scaled is preset else scaled,
+                       label={"trace": args.trace, "movie": args.movie})
     result = simulate([spec])[0]
     summary = result.summary(args.qoe)
     if args.log:
