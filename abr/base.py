@@ -57,6 +57,7 @@ class Observation:
     mask: np.ndarray                # (n, rungs) bool: allowed rungs
     time_s: np.ndarray              # (n,) float: the session clock
     buffer_cap_s: np.ndarray        # (n,) float: buffer target / cap
+    latency_s: np.ndarray | None = None  # (n, H) float: request → first byte per past download (None: unknown)
 
     @property
     def n(self) -> int:
@@ -93,6 +94,7 @@ class Progress:
     segment_duration_s: float
     sizes_bytes: np.ndarray     # (n, rungs) float: this segment's size at every rung
     mask: np.ndarray            # (n, rungs) bool
+    latency_s: np.ndarray | None = None  # (n,) float: request → first byte (elapsed so far if none yet)
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,19 @@ class SessionPreset:
         return None if self.buffer_cap_top_s is None else float(self.buffer_cap_top_s)
 
 
+#: Under the Sabre presets, Sabre's policy names mean Sabre's own policies (abr/algorithms/sabre.py).
+SABRE_ALIASES = {"bola": "sabre-bola", "bolae": "sabre-bolae", "throughput": "sabre-throughput",
+                 "dynamic": "sabre-dynamic", "dynamicdash": "sabre-dynamicdash"}
+#: Sabre's command-line defaults (-gp 5, -hl 3 8; -b 25 is the preset's buffer cap).
+SABRE_DEFAULTS = {
+    "sabre-bola": {"gp": 5.0, "fast_half_life_s": 3.0, "slow_half_life_s": 8.0},
+    "sabre-bolae": {"gp": 5.0, "fast_half_life_s": 3.0, "slow_half_life_s": 8.0},
+    "sabre-throughput": {"fast_half_life_s": 3.0, "slow_half_life_s": 8.0},
+    "sabre-dynamic": {"gp": 5.0, "threshold_s": 10.0, "fast_half_life_s": 3.0, "slow_half_life_s": 8.0},
+    "sabre-dynamicdash": {"gp": 5.0, "low_s": 5.0, "high_s": 10.0, "fast_half_life_s": 3.0,
+                          "slow_half_life_s": 8.0},
+}
+
 PRESETS: dict[str, SessionPreset] = {
     "default": SessionPreset(
         "default", link_preset("trace-latency"), buffer_cap_s=30.0,
@@ -80,14 +93,23 @@ PRESETS: dict[str, SessionPreset] = {
             "in-flight download is offered to the policy's abandonment hook (if it has one)."),
     "sabre": SessionPreset(
         "sabre", link_preset("sabre"), buffer_cap_s=25.0, whole_segment_fits=True, first_rung=0, abandonment=False,
-        abr_defaults={"bola": {"gp": 5.0}, "dynamic": {"threshold_s": 10.0, "preset": "sabre"},
-                      "throughput": {"preset": "sabre"}},
-        doc="Sabre (UMass-LIDS/sabre): per request the trace's latency passes before any byte "
+        abr_aliases=dict(SABRE_ALIASES), abr_defaults={name: dict(v) for name, v in SABRE_DEFAULTS.items()},
+        doc="Sabre (UMass-LIDS/sabre) run with -noa: per request the trace's latency passes before any byte "
             "moves (a latency straddling periods takes part of each) with the trace clock "
             "advancing; bytes flow at each period's rate; throughput samples exclude latency; "
             "buffer cap 25 s and the next request waits until a whole segment fits; segment 1 "
             "at the lowest rung, playback starts when it arrives and that wait is not a stall; "
-            "bola γp = 5 s, dynamic switches at 10 s; abandonment off."),
+            "Sabre's policy names (bola, bolae, throughput, dynamic, dynamicdash) mean Sabre's own "
+            "policies (sabre-bola, ...) with Sabre's defaults; a policy's delay is waited before "
+            "its request; abandonment off."),
+    "sabre-abandon": SessionPreset(
+        "sabre-abandon", link_preset("sabre"), buffer_cap_s=25.0, whole_segment_fits=True, first_rung=0,
+        abandonment=True, abandon_interval_s=0.05,
+        abr_aliases=dict(SABRE_ALIASES), abr_defaults={name: dict(v) for name, v in SABRE_DEFAULTS.items()},
+        doc="Sabre's default run (abandonment on), otherwise as `sabre`: an in-flight download is "
+            "offered to the policy's abandonment rule once its latency has passed and then whenever "
+            "both 50 ms and 1500 bytes have passed since the last offer; after an abandonment the "
+            "policy decides the segment afresh (Sabre drops the rung its rule named)."),
     "pensieve": SessionPreset(
         "pensieve", link_preset("pensieve"), buffer_cap_s=60.0, whole_segment_fits=False,
         wait_quantum_s=0.5, startup_is_stall=True, first_rung=1, throughput_includes_latency=True,

@@ -96,6 +96,7 @@ class SessionCore:
         self.last_rung = -1
         self.tp_hist = np.full((1, HISTORY), np.nan)
         self.dt_hist = np.full((1, HISTORY), np.nan)
+        self.lat_hist = np.full((1, HISTORY), np.nan)
         self._padded = np.concatenate([plan.sizes_bytes, np.repeat(plan.sizes_bytes[-1:], HORIZON, axis=0)])
         self.events: list[Event] = []
         self.chosen: list[int] = []
@@ -182,7 +183,8 @@ class SessionCore:
             last_rung=np.array([self.last_rung]), throughput_bps=self.tp_hist, download_time_s=self.dt_hist,
             next_sizes_bytes=self._padded[None, k:k + HORIZON], segments_left=np.array([self.plan.n_segments - k]),
             segment_index=np.array([k]), segment_duration_s=float(self.plan.durations_s[k]),
-            playing=s.playing.copy(), mask=self.mask, time_s=np.array([self.now]), buffer_cap_s=self.cap)
+            playing=s.playing.copy(), mask=self.mask, time_s=np.array([self.now]), buffer_cap_s=self.cap,
+            latency_s=self.lat_hist)
 
     # -- reports from the driver --------------------------------------------------------------
     def download_done(self, now: float, size_bytes: int, latency_s: float, transfer_s: float) -> None:
@@ -199,6 +201,7 @@ class SessionCore:
         measured = max(transfer_s + (latency_s if self.preset.throughput_includes_latency else 0.0), 1e-9)
         self.tp_hist = np.concatenate([self.tp_hist[:, 1:], [[size_bytes * 8.0 / measured]]], axis=1)
         self.dt_hist = np.concatenate([self.dt_hist[:, 1:], [[measured]]], axis=1)
+        self.lat_hist = np.concatenate([self.lat_hist[:, 1:], [[latency_s]]], axis=1)
         self.bytes_downloaded += int(size_bytes)
         self.chosen.append(rung)
         self.rebuffer_per_segment.append(self._stall_during_fetch)
@@ -222,9 +225,10 @@ class SessionCore:
         self._emit("failure", segment=self.in_flight.segment, reason=reason, wasted_bytes=int(wasted_bytes))
         self.in_flight = None
 
-    def check_abandon(self, now: float, bytes_done: float, elapsed_s: float) -> int:
+    def check_abandon(self, now: float, bytes_done: float, elapsed_s: float, latency_s: float | None = None) -> int:
         """Offer an in-flight download to the policy's abandonment hook; -1 carries on.
-        When it returns a rung, the driver aborts and calls `abandoned`."""
+        When it returns a rung, the driver aborts and calls `abandoned`. `latency_s`: request
+        to first byte (the elapsed time while no byte has come; None: unknown)."""
         fetch = self._require_in_flight()
         self.tick(now)
         k = fetch.segment
@@ -232,7 +236,8 @@ class SessionCore:
             sessions=np.zeros(1, dtype=np.int64), rung=np.array([fetch.rung]), bytes_done=np.array([bytes_done]),
             bytes_total=np.array([fetch.expected_bytes]), elapsed_s=np.array([elapsed_s]),
             buffer_s=self.state.buffer_s.copy(), segment_duration_s=float(self.plan.durations_s[k]),
-            sizes_bytes=self.plan.sizes_bytes[k][None, :], mask=self.mask)
+            sizes_bytes=self.plan.sizes_bytes[k][None, :], mask=self.mask,
+            latency_s=None if latency_s is None else np.array([latency_s]))
         new = int(self.policy.abandon(prog)[0])
         return new if 0 <= new < fetch.rung else -1
 
@@ -348,7 +353,7 @@ def drive_with_link(core: SessionCore, link, trace_index: int = 0) -> SessionCor
                     else:
                         got = action.expected_bytes * flowing / max(float(tr.transfer_s[0]), 1e-12)
                     got = min(got, action.expected_bytes)
-                    new = core.check_abandon(start + e, got, e)
+                    new = core.check_abandon(start + e, got, e, min(lat, e))
                     if new >= 0:
                         if not p.link.latency_advances_trace:
                             lag += lat

@@ -221,6 +221,7 @@ def simulate_batch(specs: Sequence[SessionSpec]) -> list[SessionResult]:
     last = np.full(n, -1, dtype=np.int64)
     tp_hist = np.full((n, HISTORY), np.nan)
     dt_hist = np.full((n, HISTORY), np.nan)
+    lat_hist = np.full((n, HISTORY), np.nan)
     rec = {k: np.zeros((n, K)) for k in ("download", "latency", "rebuffer", "buffer", "wait", "request", "size")}
     chosen = np.zeros((n, K), dtype=np.int64)
     wasted = np.zeros(n)
@@ -246,7 +247,7 @@ def simulate_batch(specs: Sequence[SessionSpec]) -> list[SessionResult]:
                 next_sizes_bytes=np.broadcast_to(padded[k:k + HORIZON], (n, HORIZON, R)),
                 segments_left=np.full(n, K - k), segment_index=np.full(n, k),
                 segment_duration_s=float(durs[k]), playing=st.playing.copy(), mask=mask,
-                time_s=st.clock_s.copy(), buffer_cap_s=cap,
+                time_s=st.clock_s.copy(), buffer_cap_s=cap, latency_s=lat_hist,
             )
             rung = policy.select(obs)
         rec["request"][:, k] = st.clock_s
@@ -272,6 +273,7 @@ def simulate_batch(specs: Sequence[SessionSpec]) -> list[SessionResult]:
         measured = np.maximum(measured, 1e-9)
         tp_hist = np.concatenate([tp_hist[:, 1:], (size * 8.0 / measured)[:, None]], axis=1)
         dt_hist = np.concatenate([dt_hist[:, 1:], measured[:, None]], axis=1)
+        lat_hist = np.concatenate([lat_hist[:, 1:], tr.latency_s[:, None]], axis=1)
         last = rung
         chosen[:, k] = rung
         rec["download"][:, k] = total
@@ -344,7 +346,8 @@ def _abandonments(policy, link: Link, tidx: np.ndarray, trace_t: np.ndarray, st:
             buf = np.where(st.playing[rows] & ~st.paused[rows], np.maximum(st.buffer_s[rows] - e, 0.0), st.buffer_s[rows])
             prog = abr.Progress(sessions=rows, rung=rung[rows], bytes_done=got, bytes_total=size[pending],
                                 elapsed_s=np.full(rows.size, e), buffer_s=buf, segment_duration_s=seg_s,
-                                sizes_bytes=np.broadcast_to(seg_sizes, (rows.size, seg_sizes.size)), mask=mask[rows])
+                                sizes_bytes=np.broadcast_to(seg_sizes, (rows.size, seg_sizes.size)), mask=mask[rows],
+                                latency_s=np.minimum(lat[pending], e))
             new = np.asarray(policy.abandon(prog), dtype=np.int64)
             hit = (new >= 0) & (new < rung[rows])
             decided[pending[hit]] = new[hit]
