@@ -96,7 +96,8 @@ class SabrePolicy(Policy):
         self.aborted_s[s] = 0.0
         self.seg_prev[s] = k
         self.last_delay_s = delay
-        self.last_info = {"throughput_bps": t_est, "latency_s": l_est, "delay_s": delay, **self._info(s)}
+        self.last_info = {"throughput_bps": t_est, "latency_s": l_est, "wait_s": wait, "delay_s": delay,
+                          **self._info(s)}
         return q
 
     def abandon(self, progress: Progress) -> np.ndarray:
@@ -183,6 +184,9 @@ class SabreBola(SabrePolicy):
     def _check_abandon(self, s, rung, done, total, elapsed, ttfb, level, lat_est):
         return self.bola.check_abandon(s, rung, done, total, level)
 
+    def _info(self, s):
+        return {"target_s": self.bola.target[s].copy()}
+
 
 @register("sabre-bolae")
 class SabreBolaE(SabrePolicy):
@@ -246,7 +250,7 @@ class SabreDynamic(SabrePolicy):
         return self.tput.check_abandon(rung, done, total, elapsed, ttfb, lat_est)
 
     def _info(self, s):
-        return {"bola": self.is_bola[s].copy()}
+        return {"bola": self.is_bola[s].copy(), "target_s": self.bola.target[s].copy()}
 
 
 @register("sabre-dynamicdash")

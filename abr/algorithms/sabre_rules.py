@@ -168,6 +168,7 @@ class BolaRule:
         self.osc = bool(osc)
         self.last = np.zeros(n, dtype=np.int64)
         self.Vp = np.full(n, np.nan)
+        self.target = np.full(n, np.nan)
 
     def target_s(self, buffer_size_s: np.ndarray, k: np.ndarray, n_segments: np.ndarray) -> np.ndarray:
         """The buffer target: the configured size, or (unless `basic`) max(min(k, N − k) / 2, 3)
@@ -181,6 +182,7 @@ class BolaRule:
                lat: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         Vp = (target_s - self.p) / (self.u[-1] + self.gp)
         self.Vp[s] = Vp
+        self.target[s] = target_s
         gp = np.full(s.size, self.gp)
         q = masked_argmax(bola_scores(Vp, gp, self.u, level_s, self.b), mask)
         last = self.last[s]
