@@ -175,9 +175,13 @@ def side_by_side(ours: SessionResult, theirs: SabreRun) -> list[dict]:
     """Per segment: our request, rung, download and buffer beside Sabre's."""
     final = theirs.final_attempts()
     aborted: dict[int, list[int]] = {}
+    waited: dict[int, list[float]] = {}     # full-buffer wait and policy delay, over all attempts
     for a in theirs.attempts:
         if a["abandoned"]:
             aborted.setdefault(a["segment"], []).append(a["rung"])
+        w = waited.setdefault(a["segment"], [0.0, 0.0])
+        w[0] += a["wait_s"]
+        w[1] += a["delay_s"]
     rows = []
     for rec in ours.segment_log():
         k = rec["segment"]
@@ -185,7 +189,8 @@ def side_by_side(ours: SessionResult, theirs: SabreRun) -> list[dict]:
         rows.append({
             "segment": k, "ours_rung": rec["rung"], "sabre_rung": a.get("rung"),
             "ours_request_s": rec["request_s"], "sabre_request_s": a.get("start_s"),
-            "ours_wait_s": rec["wait_s"], "sabre_wait_s": a.get("wait_s"), "sabre_delay_s": a.get("delay_s"),
+            "ours_wait_s": rec["wait_s"], "sabre_wait_s": waited.get(k, [None, None])[0],
+            "sabre_delay_s": waited.get(k, [None, None])[1],
             "ours_download_s": rec["download_s"], "sabre_download_s": a.get("time_s"),
             "ours_rebuffer_s": rec["rebuffer_s"],
             "ours_buffer_s": rec["buffer_s"], "sabre_buffer_s": a.get("buffer_s"),
