@@ -25,10 +25,6 @@ def register(name: str) -> Callable[[type[Policy]], type[Policy]]:
     return deco
 
 
-def _load_builtins() -> None:
-    import abr.algorithms  # noqa: F401  (registers the built-in policies)
-
-
 def _entry_points() -> dict[str, Any]:
     try:
         return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
@@ -36,15 +32,18 @@ def _entry_points() -> dict[str, Any]:
         return {}
 
 
+def registered() -> dict[str, type[Policy]]:
+    """The policies registered in this process (the built-ins once `abr` is imported), by name."""
+    return dict(_REGISTRY)
+
+
 def names() -> list[str]:
     """Names of every built-in and installed policy."""
-    _load_builtins()
     return list(_REGISTRY) + sorted(n for n in _entry_points() if n not in _REGISTRY)
 
 
 def policy_class(spec: str) -> type[Policy]:
     """Resolve a name, an installed plug-in, or `path/to/file.py:ClassName`."""
-    _load_builtins()
     if spec in _REGISTRY:
         return _REGISTRY[spec]
     if ":" in spec and spec.rsplit(":", 1)[0].endswith(".py"):

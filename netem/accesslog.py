@@ -21,6 +21,8 @@ import threading
 from pathlib import Path
 from typing import Mapping
 
+from netem.errors import InputError
+
 CMCD_HEADERS = ("CMCD-Request", "CMCD-Object", "CMCD-Status", "CMCD-Session")
 MAX_CMCD_CHARS = 4096
 _KEY = re.compile(r"[a-zA-Z0-9_.\-]{1,64}\Z")
@@ -128,8 +130,6 @@ class AccessLog:
             try:
                 self._fh = open(target, "a", buffering=1, encoding="utf-8")
             except OSError as exc:
-                from netem.errors import InputError
-
                 raise InputError(f"cannot open access log: {exc.strerror or exc}", where=str(target)) from None
             self._own = True
         else:

@@ -29,10 +29,18 @@ from typing import Callable
 import numpy as np
 
 from netem import isobmff
+from netem.cenc import avc_subsamples
 from netem.content import Content, Rung
 from netem.errors import InputError
-from netem.package import (AAC_FRAME, AUDIO_CODEC, AUDIO_SAMPLE_RATE, DEFAULT_AUDIO_BITRATE_BPS, Packaged,
-                           Track)
+from netem.package import (
+    AAC_FRAME,
+    ADDRESSING,
+    AUDIO_CODEC,
+    AUDIO_SAMPLE_RATE,
+    DEFAULT_AUDIO_BITRATE_BPS,
+    Packaged,
+    Track,
+)
 
 #: Refuse to encode more than this many video frames in total (all rungs): encoding is slow.
 MAX_FRAMES = 2_000_000
@@ -136,8 +144,6 @@ def _fragment(seq: int, track_id: int, tfdt: int, samples: list[bytes], durs: li
     subs = None
     data = samples
     if protection is not None:
-        from netem.cenc import avc_subsamples
-
         subs = [avc_subsamples(s) for s in samples] if video else None
         data = [protection.crypt_sample(s, iv, sub if video else None)
                 for s, iv, sub in zip(samples, ivs, subs or [None] * len(samples))]
@@ -302,7 +308,6 @@ def encode_presentation(content: Content, addressing: str = "number", audio: boo
         import av  # noqa: F401
     except ImportError:  # pragma: no cover
         raise InputError("--encode needs PyAV: pip install 'abrlab[encode]'") from None
-    from netem.package import ADDRESSING
 
     if addressing not in ADDRESSING:
         raise InputError(f"addressing must be one of {', '.join(ADDRESSING)}; got {addressing!r}", where="addressing")

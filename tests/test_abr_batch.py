@@ -8,11 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import abr
-from abr.registry import _REGISTRY, _load_builtins
 from test_abr_support import TEST_PARAMS, Sessions, abr_cache, random_ladder, single  # noqa: F401
 
-_load_builtins()
-BUILTINS = sorted(_REGISTRY)
+BUILTINS = sorted(abr.registered())
 
 
 def _policy(name: str, seed: int = 0) -> abr.Policy:

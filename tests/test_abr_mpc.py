@@ -160,12 +160,12 @@ def test_fastmpc_table_is_cached_on_disk(tmp_path, monkeypatch):
     from abr.algorithms import fastmpc
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    fastmpc._MEMORY.clear()
+    fastmpc.clear_memory()
     p = abr.get("fastmpc", **SMALL)
     p.reset(2, PENSIEVE)
     files = list((tmp_path / "abrlab").glob("fastmpc-*.npy"))
     assert len(files) == 1
-    fastmpc._MEMORY.clear()
+    fastmpc.clear_memory()
 
     def boom(*a, **k):
         raise AssertionError("table rebuilt instead of loaded")
@@ -187,7 +187,7 @@ def test_fastmpc_unwritable_cache_still_works(tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
-    fastmpc._MEMORY.clear()
+    fastmpc.clear_memory()
     p = abr.get("fastmpc", **SMALL)
     p.reset(1, PENSIEVE)
     sizes = np.tile(PENSIEVE.bitrates_bps * 4 / 8, (5, 1))

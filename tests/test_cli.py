@@ -16,9 +16,9 @@ def _subparsers(parser: argparse.ArgumentParser, prefix=()):
                 yield from _subparsers(sub, prefix + (name,))
 
 
-def test_help_lists_every_subcommand(capsys):
-    assert main([]) == 0
-    out = capsys.readouterr().out
+def test_no_subcommand_prints_the_help_and_exits_2(capsys):
+    assert main([]) == 2
+    out = capsys.readouterr().err
     for cmd in ("demo", "simulate", "compare", "traces", "abr", "content", "serve", "proxy", "mpd", "bench"):
         assert cmd in out
 
@@ -40,3 +40,12 @@ def test_every_option_names_its_default():
 def test_console_script_runs():
     r = subprocess.run([sys.executable, "-m", "player.cli", "--help"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "simulate" in r.stdout
+
+
+def test_a_subcommand_loads_only_its_own_module():
+    """`abrlab compare` must not pay for the HTTP stack (aiohttp) or scipy.stats at start-up."""
+    code = ("import sys; from player.cli.main import build_parser; build_parser('compare'); "
+            "print(sorted(m for m in ('aiohttp', 'scipy.stats', 'matplotlib') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"

@@ -15,9 +15,10 @@ import pytest
 
 from netem import formats, synth
 from netem.content import save as save_content, synthetic
-from player.lab import experiment
+from player.lab import sweep as experiment
 from player.cli.main import main
-from player.lab.experiment import ResultsFile, Sweep, run_sweep
+from player.lab.results import ResultsFile
+from player.lab.sweep import Sweep, run_sweep
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -461,7 +461,7 @@ def test_device_mask_and_buffer_target_as_the_simulator():
     np.testing.assert_array_equal(player.plan.mask, dev.mask(c))
     assert max(s["chosen"]) == int(np.flatnonzero(dev.mask(c))[-1])
     assert any(e["event"] == "wait" for e in player.events_log)   # the 4 s target paces requests
-    assert player.core.cap[0] == 4.0 and s["device"] == "small"
+    assert player.core.buffer_cap_s == 4.0 and s["device"] == "small"
 
 
 @pytest.mark.parametrize("mode", ["query", "headers"])

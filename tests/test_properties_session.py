@@ -37,7 +37,7 @@ class SessionMachine(RuleBasedStateMachine):
         self.mask = mask
         self.preset = PRESETS[preset]
         self.core = SessionCore(SegmentPlan.from_content(self.content), abr.get(policy), self.preset, mask=mask)
-        self.cap = float(self.core.cap[0])
+        self.cap = self.core.buffer_cap_s
         self.pending: Fetch | None = None
         self.wait_until: float | None = None
         self.done = False

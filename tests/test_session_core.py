@@ -60,7 +60,7 @@ def test_core_waits_when_buffer_full():
     core = SessionCore(SegmentPlan.from_content(c), abr.get("lowest"), get_preset("sabre"))
     drive_with_link(core, Link([constant(100e6, 1000.0)]))
     waits = [e for e in core.events if e.kind == "wait"]
-    assert waits and all(e.data["seconds"] > 0 for e in waits)
+    assert waits and all(e.seconds > 0 for e in waits)
     assert core.ended and isinstance(core.next_action(core.now), Done)
 
 

@@ -22,13 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
-from abr.algorithms.mpc import (MPC_PARAMS, MPC, F32, _chunk_rows, first_digit_min, get_tree,
-                                pick_first)
+from abr.algorithms.mpc import F32, MPC, MPC_PARAMS, chunk_rows, first_digit_min, get_tree, pick_first
 from abr.base import Ladder, Observation, Param
 from abr.registry import register
 
 TABLE_VERSION = 2
 _MEMORY: dict[str, np.ndarray] = {}
+
+
+def clear_memory() -> None:
+    """Forget the tables built in this process (the bench measures a fresh build)."""
+    _MEMORY.clear()
 
 
 def cache_dir() -> Path:
@@ -48,7 +52,7 @@ def build_table(bitrates_bps: np.ndarray, seg_s: float, horizon: int, rebuf_pena
     rows = buf.size
     # best cost per first digit, per level, with no previous rung
     M = np.empty((H, rows, R), dtype=F32)
-    c = _chunk_rows(R, H)
+    c = chunk_rows(R, H)
     nominal = b * seg_s / 8.0
     for lo in range(0, rows, c):
         hi = min(rows, lo + c)

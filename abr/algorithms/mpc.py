@@ -133,7 +133,7 @@ def first_digit_min(C: np.ndarray, R: int) -> np.ndarray:
     return C
 
 
-def _chunk_rows(R: int, H: int) -> int:
+def chunk_rows(R: int, H: int) -> int:
     """Sessions per chunk: a level's arrays stay near 512 kB, inside a core's L2 cache
     (measured best at 16–24 sessions for 6 rungs, horizon 5)."""
     return int(max(1, min(256, (1 << 17) // max(1, R ** H))))
@@ -150,7 +150,7 @@ def solve(tree: SequenceTree, buffer_s: np.ndarray, dt_s: np.ndarray, last: np.n
     R, H = tree.R, tree.H
     best = np.zeros(n, dtype=np.int64)
     value = np.zeros(n)
-    c = _chunk_rows(R, H)
+    c = chunk_rows(R, H)
     for lo in range(0, n, c):
         hi = min(n, lo + c)
         he = heff[lo:hi]

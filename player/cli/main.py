@@ -1,8 +1,13 @@
-"""The `abrlab` command line: a thin shell that finds subcommands in `player.cli.commands`.
+"""The `abrlab` command line: a thin shell over the subcommands in `player.cli.commands`.
 
 Each module in `player.cli.commands` defines `register(subparsers)`, adding its parser and
-setting `func(args) -> int`. Bad input (`InputError`, `ValueError` raised for a user's
-file or option) becomes exit status 2 and one line on stderr, never a traceback.
+setting `func(args) -> int`. Any `AbrlabError` (bad input, usage, playback, licence...)
+becomes one line on stderr and exit status 2, never a traceback; `abrlab` with no
+subcommand prints the help and exits 2.
+
+Subcommands load lazily: `abrlab compare` imports the compare module and what it needs, not
+the HTTP stack the player and the edge need (aiohttp alone costs about 0.3 s), so a short
+sweep is not dominated by imports. `abrlab --help` loads them all.
 """
 from __future__ import annotations
 
@@ -11,16 +16,24 @@ import importlib
 import pkgutil
 import sys
 
+import player.cli.commands as commands_pkg
 from netem.errors import AbrlabError
 
 # Order in `abrlab --help`; modules not listed here are appended alphabetically.
 COMMAND_ORDER = [
     "demo", "play", "simulate", "compare", "traces", "abr", "content", "serve", "proxy",
-    "mpd", "interop", "bench",
+    "mpd", "interop", "fidelity", "crowd", "bench",
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_names() -> list[str]:
+    """Every subcommand, in help order (one module each in `player.cli.commands`)."""
+    found = {m.name for m in pkgutil.iter_modules(commands_pkg.__path__) if not m.name.startswith("_")}
+    return [c for c in COMMAND_ORDER if c in found] + sorted(found - set(COMMAND_ORDER))
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every subcommand, or with just `only` (when it names one)."""
     parser = argparse.ArgumentParser(
         prog="abrlab",
         description=(
@@ -31,22 +44,19 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    import player.cli.commands as pkg
-
-    found = {m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_")}
-    ordered = [c for c in COMMAND_ORDER if c in found] + sorted(found - set(COMMAND_ORDER))
-    for name in ordered:
-        module = importlib.import_module(f"player.cli.commands.{name}")
-        module.register(sub)
+    names = command_names()
+    for name in ([only] if only in names else names):
+        importlib.import_module(f"{commands_pkg.__name__}.{name}").register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
-        parser.print_help()
-        return 0
+        parser.print_help(sys.stderr)
+        return 2
     try:
         return int(args.func(args) or 0)
     except AbrlabError as exc:

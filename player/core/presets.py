@@ -29,6 +29,13 @@ class SessionPreset:
     play_out_at_end: bool = True        # play the remaining buffer after the last download
     abandonment: bool = True            # offer in-flight downloads to the policy's abandonment hook
     abandon_interval_s: float = 0.25    # how often (session seconds) an in-flight download is offered
+    # an offer also waits until this many more bytes have arrived since the last one (the first
+    # offer: since the request); 0: offers every `abandon_interval_s` from the request (Sabre: 1500)
+    abandon_min_bytes: float = 0.0
+    # after an abandonment the policy chooses the segment's rung afresh (a new decision, its
+    # delay honoured) instead of taking the rung its abandonment rule named (Sabre does: its
+    # loop never reads the rule's answer)
+    abandon_reselect: bool = False
     abr_defaults: dict[str, dict] = field(default_factory=dict)  # per-policy parameter defaults
     # a policy name that means another registered policy under this preset (Sabre's `bola`
     # is Sabre's own BOLA): name -> registered name; defaults are looked up by either name
@@ -104,7 +111,7 @@ PRESETS: dict[str, SessionPreset] = {
             "its request; abandonment off."),
     "sabre-abandon": SessionPreset(
         "sabre-abandon", link_preset("sabre"), buffer_cap_s=25.0, whole_segment_fits=True, first_rung=0,
-        abandonment=True, abandon_interval_s=0.05,
+        abandonment=True, abandon_interval_s=0.05, abandon_min_bytes=1500.0, abandon_reselect=True,
         abr_aliases=dict(SABRE_ALIASES), abr_defaults={name: dict(v) for name, v in SABRE_DEFAULTS.items()},
         doc="Sabre's default run (abandonment on), otherwise as `sabre`: an in-flight download is "
             "offered to the policy's abandonment rule once its latency has passed and then whenever "

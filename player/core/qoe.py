@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from netem.content import default_resolution
+
 MODELS = ("linear", "log", "hd")
 _HD_BY_HEIGHT = ((240, 1.0), (360, 2.0), (480, 3.0), (720, 12.0), (1080, 15.0))
 
@@ -39,7 +41,6 @@ def hd_utilities(bitrates_bps: np.ndarray, heights: np.ndarray | None = None) ->
     if b.size == 6 and np.allclose(b, [300e3, 750e3, 1200e3, 1850e3, 2850e3, 4300e3]):
         return np.array([1.0, 2.0, 3.0, 12.0, 15.0, 20.0])
     if heights is None or np.all(np.asarray(heights) <= 0):
-        from netem.content import default_resolution
         heights = np.array([default_resolution(x)[1] for x in b])
     out = np.full(b.size, 20.0)
     for limit, u in reversed(_HD_BY_HEIGHT):
@@ -60,11 +61,13 @@ def rung_utilities(model: str, bitrates_bps: np.ndarray, heights: np.ndarray | N
 
 
 def score(model: str, rungs: np.ndarray, rebuffer_s: np.ndarray, bitrates_bps: np.ndarray,
-          heights: np.ndarray | None = None, skip_first: bool = False) -> np.ndarray:
+          heights: np.ndarray | None = None, skip_first: bool = False,
+          valid: np.ndarray | None = None) -> np.ndarray:
     """Vectorised over sessions: `rungs` and `rebuffer_s` are (n, segments). Returns an
     (n, 4) array of total, utility, rebuffer penalty, smoothness penalty.
 
     With `skip_first`, segment 1 is left out of every term (Pensieve sums over 2..N).
+    `valid` (n, segments) marks the segments each session got (default: all).
     """
     u, w = rung_utilities(model, bitrates_bps, heights)
     rungs = np.atleast_2d(rungs)
@@ -72,6 +75,10 @@ def score(model: str, rungs: np.ndarray, rebuffer_s: np.ndarray, bitrates_bps: n
     util = u[rungs]
     smooth = np.zeros_like(util)
     smooth[:, 1:] = np.abs(np.diff(util, axis=1))
+    if valid is not None:
+        util = util * valid
+        smooth[:, 1:] *= valid[:, 1:]
+        rebuffer_s = rebuffer_s * valid
     first = 1 if skip_first else 0
     U = util[:, first:].sum(axis=1)
     RB = w * rebuffer_s[:, first:].sum(axis=1)

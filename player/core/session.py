@@ -2,41 +2,26 @@
 
 In the style of h11, it never opens a socket or sleeps: a driver (the HTTP player, a test,
 or the analytical link in `drive_with_link`) asks `next_action(now)`, performs it, and
-reports back with `download_done`, `download_failed` or `tick`. It uses the simulator's
-buffer model (`player.core.buffer.BufferState`, n = 1) and the same batch policy interface with
-one row, so the two worlds share every rule (DESIGN.md, "one model, two clocks").
+reports back with `download_done`, `download_failed` or `tick`. Every rule comes from
+`player.core.rules` with one row (the batch simulator runs the same rules with n rows), so
+the two worlds share them (DESIGN.md, "one model, two clocks"); this module keeps only the
+event-driven clock and the event log (`player.core.events`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 import abr
-from player.core.buffer import BufferState
+from player.core import events as ev
 from player.core.presets import SessionPreset
+from player.core.rules import (MAX_ATTEMPTS, DecisionHook, DecisionRecord, SegmentPlan, SessionRows, accept_abandon,
+                               can_abandon, delivered_bytes, next_offer_s)
+from player.core.summary import session_summary
 
-HISTORY = 8
-HORIZON = 5
-
-
-@dataclass(frozen=True)
-class SegmentPlan:
-    """What the session knows of the presentation: durations, bitrates, sizes (estimated
-    as bitrate × duration where the manifest does not say)."""
-
-    durations_s: np.ndarray          # (K,)
-    bitrates_bps: np.ndarray         # (R,) ascending
-    sizes_bytes: np.ndarray          # (K, R)
-
-    @classmethod
-    def from_content(cls, content) -> "SegmentPlan":
-        return cls(content.segment_durations_s, content.bitrates_bps, content.segment_sizes_bytes.astype(float))
-
-    @property
-    def n_segments(self) -> int:
-        return int(self.durations_s.size)
+__all__ = ["Done", "Fetch", "SegmentPlan", "SessionCore", "Wait", "drive_with_link"]
 
 
 @dataclass(frozen=True)
@@ -60,16 +45,7 @@ class Done:
     pass
 
 
-@dataclass
-class Event:
-    """One line of the event log."""
-
-    t_s: float
-    kind: str                 # decision, download, stall_start, stall_end, startup, abandon, failure, wait, end
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        return {"t_s": round(self.t_s, 6), "event": self.kind, **self.data}
+_ROW = np.zeros(1, dtype=np.int64)   # the core's one row, as an index array
 
 
 class SessionCore:
@@ -77,38 +53,70 @@ class SessionCore:
 
     def __init__(self, plan: SegmentPlan, policy: abr.Policy, preset: SessionPreset,
                  mask: np.ndarray | None = None, buffer_cap_s: float | None = None,
-                 startup_threshold_s: float | None = None) -> None:
+                 startup_threshold_s: float | None = None, on_decision: DecisionHook | None = None) -> None:
         self.plan = plan
         self.policy = policy
         self.preset = preset
-        R = plan.bitrates_bps.size
-        self.mask = np.ones((1, R), dtype=bool) if mask is None else np.asarray(mask, dtype=bool).reshape(1, R)
-        self.cap = np.array([buffer_cap_s if buffer_cap_s is not None else preset.buffer_cap_s])
-        top = preset.top_cap_s(float(plan.durations_s.sum()))
-        self._top_cap = None if top is None else np.array([top])   # the buffer target at the top rung
-        thr = startup_threshold_s if startup_threshold_s is not None else 0.0
-        self.startup_thr = np.array([max(thr, preset.startup_threshold_s)])
+        self.rules = SessionRows(plan, preset, 1, mask=mask, buffer_cap_s=buffer_cap_s,
+                                 startup_threshold_s=startup_threshold_s)
         policy.reset(1, abr.Ladder(plan.bitrates_bps, float(np.median(plan.durations_s))))
-        self.state = BufferState.new(1, playing_from_start=preset.startup_is_stall)
+        self.on_decision = on_decision
         self.now = 0.0
         self.next_segment = 0
         self.in_flight: Fetch | None = None
-        self.last_rung = -1
-        self.tp_hist = np.full((1, HISTORY), np.nan)
-        self.dt_hist = np.full((1, HISTORY), np.nan)
-        self.lat_hist = np.full((1, HISTORY), np.nan)
-        self._padded = np.concatenate([plan.sizes_bytes, np.repeat(plan.sizes_bytes[-1:], HORIZON, axis=0)])
-        self.events: list[Event] = []
+        self.events: list[ev.Event] = []
         self.chosen: list[int] = []
         self.rebuffer_per_segment: list[float] = []
         self.bytes_downloaded = 0
         self.wasted_bytes = 0
+        self.abandons = 0
         self.ended = False
         self._stall_during_fetch = 0.0
         self._was_stalled = False
+        self._stall_started_s = 0.0
         self._was_playing = bool(self.state.playing[0])
-        self._init_last = -1                           # rung of the last init segment requested
-        self._init_had = np.zeros(R, dtype=bool)       # rungs whose init segment was requested before
+        self._delayed_for: int = -1        # the segment whose policy delay has been waited
+        self._pending: tuple[int, float] | None = None   # (rung, delay) decided, waiting out the delay
+
+    # -- read-only views ----------------------------------------------------------------------
+    @property
+    def state(self):
+        """The buffer (`player.core.buffer.BufferState`, one row)."""
+        return self.rules.buffer
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.rules.mask
+
+    @property
+    def buffer_cap_s(self) -> float:
+        return float(self.rules.buffer_cap_s[0])
+
+    @property
+    def buffer_s(self) -> float:
+        return float(self.state.buffer_s[0])
+
+    @property
+    def last_rung(self) -> int:
+        return int(self.rules.last_rung[0])
+
+    @property
+    def last_throughput_bps(self) -> float:
+        """The newest throughput sample (NaN before the first download)."""
+        return float(self.rules.throughput.last()[0])
+
+    @property
+    def last_download_s(self) -> float:
+        """The newest sample's download time (NaN before the first download)."""
+        return float(self.rules.download_time.last()[0])
+
+    @property
+    def startup_s(self) -> float:
+        return float(self.state.startup_s[0])
+
+    @property
+    def stall_count(self) -> int:
+        return int(self.state.stall_count[0])
 
     # -- clock ------------------------------------------------------------------------------
     def tick(self, now: float) -> None:
@@ -121,10 +129,12 @@ class SessionCore:
             return
         if dt > 0:
             stall = float(self.state.elapse(np.array([dt]))[0])
+            if stall > 0 and not self._was_stalled:
+                self._stall_started_s = now - stall
             self._stall_during_fetch += stall
             self.now = now
             if self.state.stalled[0] and not self._was_stalled:
-                self._emit("stall_start", buffer_s=0.0)
+                self._emit(ev.StallStart, buffer_s=0.0)
             self._was_stalled = bool(self.state.stalled[0])
 
     # -- what to do next ----------------------------------------------------------------------
@@ -137,54 +147,59 @@ class SessionCore:
                 self._finish()
             return Done()
         k = self.next_segment
-        if k > 0:
-            target = self.cap
-            if self._top_cap is not None and self.last_rung == int(np.flatnonzero(self.mask[0])[-1]):
-                target = self._top_cap
-            wait = float(self.state.room_wait(self.plan.durations_s[k], target, self.preset.whole_segment_fits,
-                                              self.preset.wait_quantum_s)[0])
+        if self._pending is None:
+            wait = float(self.rules.room_wait_s(k, _ROW)[0])
             if wait > 1e-9:
-                self._emit("wait", seconds=wait, buffer_s=float(self.state.buffer_s[0]))
+                self._emit(ev.Wait, seconds=wait, buffer_s=self.buffer_s)
                 return Wait(self.now + wait)
-        rung = self._decide(k)
-        if k == 0 and self._init_last < 0 and not self.preset.init_at_start:
-            self._init_last = rung          # the first init came before the session clock
-            self._init_had[rung] = True
-        fetch = Fetch(k, rung, float(self.plan.sizes_bytes[k, rung]), self._init_for(rung))
+            rung, delay = self._decide(k)
+            if delay > 0:
+                self._pending = (rung, self.now + delay)
+                self._emit(ev.Wait, seconds=delay, buffer_s=self.buffer_s, reason="policy delay")
+                return Wait(self.now + delay)
+        else:
+            rung, until = self._pending
+            if self.now < until - 1e-9:
+                return Wait(until)
+        self._pending = None
+        rules = self.rules
+        init_bytes = None
+        if rules.inits is not None:
+            rules.first_inits_before_clock(k, _ROW, np.array([rung]))
+            init_bytes = self._init_request(rung)
+        fetch = Fetch(k, rung, float(self.plan.sizes_bytes[k, rung]), init_bytes)
         self.in_flight = fetch
         return fetch
 
-    def _init_for(self, rung: int) -> float | None:
-        """The init-segment request before a request at `rung`, as the batch simulator's `_Inits`."""
-        if self.preset.init_bytes <= 0 or rung == self._init_last:
-            return None
-        size = 0.0 if self.preset.init_revalidated and self._init_had[rung] else float(self.preset.init_bytes)
-        self._init_last = rung
-        self._init_had[rung] = True
-        return size
+    def _init_request(self, rung: int) -> float | None:
+        need, size = self.rules.inits.request(_ROW, np.array([rung]))
+        return float(size[0]) if need[0] else None
 
-    def _decide(self, k: int) -> int:
-        R = self.plan.bitrates_bps.size
-        if k == 0 and self.preset.first_rung is not None:
-            rung = int(abr.apply_mask(np.array([min(self.preset.first_rung, R - 1)]), self.mask)[0])
-            self._emit("decision", segment=k, rung=rung, reason="preset first rung")
-            return rung
-        obs = self.observation(k)
-        rung = int(self.policy.select(obs)[0])
-        info = {key: _plain(v) for key, v in self.policy.last_info.items()}
-        self._emit("decision", segment=k, rung=rung, bitrate_bps=float(self.plan.bitrates_bps[rung]),
-                   buffer_s=float(self.state.buffer_s[0]), inputs=info)
-        return rung
+    def _decide(self, k: int) -> tuple[int, float]:
+        seen: list[DecisionRecord] = []
+        rung_a, delay_a = self.rules.choose(self.policy, k, _ROW, hook=seen.append, time_s=np.array([self.now]))
+        rec = seen[0]
+        if self.on_decision is not None:
+            self.on_decision(rec)
+        rung = int(rung_a[0])
+        delay = float(delay_a[0]) if delay_a is not None else 0.0
+        self._emit(ev.Decision, segment=k, rung=rung, bitrate_bps=float(self.plan.bitrates_bps[rung]),
+                   buffer_s=self.buffer_s, observation=self._observed(k),
+                   inputs={key: _plain(v) for key, v in rec.inputs.items()}, reason=rec.reason)
+        return rung, delay
+
+    def _observed(self, k: int) -> dict[str, Any]:
+        """What the decision's event reports of the observation (plain numbers)."""
+        tp, dt = self.last_throughput_bps, self.last_download_s
+        return {"buffer_s": self.buffer_s, "last_rung": self.last_rung,
+                "last_throughput_bps": tp if np.isfinite(tp) else None,
+                "last_download_s": dt if np.isfinite(dt) else None,
+                "segments_left": int(self.plan.n_segments - k), "allowed": self.mask[0].tolist(),
+                "playing": bool(self.state.playing[0])}
 
     def observation(self, k: int) -> abr.Observation:
-        s = self.state
-        return abr.Observation(
-            sessions=np.zeros(1, dtype=np.int64), buffer_s=s.buffer_s.copy(),
-            last_rung=np.array([self.last_rung]), throughput_bps=self.tp_hist, download_time_s=self.dt_hist,
-            next_sizes_bytes=self._padded[None, k:k + HORIZON], segments_left=np.array([self.plan.n_segments - k]),
-            segment_index=np.array([k]), segment_duration_s=float(self.plan.durations_s[k]),
-            playing=s.playing.copy(), mask=self.mask, time_s=np.array([self.now]), buffer_cap_s=self.cap,
-            latency_s=self.lat_hist)
+        """What the policy would see before choosing segment `k` now."""
+        return self.rules.observation(k, _ROW, time_s=np.array([self.now]))
 
     # -- reports from the driver --------------------------------------------------------------
     def download_done(self, now: float, size_bytes: int, latency_s: float, transfer_s: float) -> None:
@@ -192,68 +207,71 @@ class SessionCore:
         fetch = self._require_in_flight()
         self.tick(now)
         k, rung = fetch.segment, fetch.rung
-        self.state.add(np.array([self.plan.durations_s[k]]), self.startup_thr)
+        sample = float(self.rules.downloaded(k, np.array([rung]), np.array([float(size_bytes)]),
+                                             np.array([latency_s]), np.array([transfer_s]), _ROW)[0])
         if self._was_stalled:
-            self._emit("stall_end", segment=k)
+            self._emit(ev.StallEnd, segment=k, stall_s=self.now - self._stall_started_s)
         self._was_stalled = False
         started = bool(self.state.playing[0]) and not self._was_playing
         self._was_playing = bool(self.state.playing[0])
-        measured = max(transfer_s + (latency_s if self.preset.throughput_includes_latency else 0.0), 1e-9)
-        self.tp_hist = np.concatenate([self.tp_hist[:, 1:], [[size_bytes * 8.0 / measured]]], axis=1)
-        self.dt_hist = np.concatenate([self.dt_hist[:, 1:], [[measured]]], axis=1)
-        self.lat_hist = np.concatenate([self.lat_hist[:, 1:], [[latency_s]]], axis=1)
         self.bytes_downloaded += int(size_bytes)
         self.chosen.append(rung)
         self.rebuffer_per_segment.append(self._stall_during_fetch)
         stall_here = self._stall_during_fetch
         self._stall_during_fetch = 0.0  # stalls from now on belong to the next segment
-        self.last_rung = rung
         self.next_segment = k + 1
         self.in_flight = None
-        self._emit("download", segment=k, rung=rung, bytes=int(size_bytes), latency_s=latency_s,
-                   transfer_s=transfer_s, throughput_bps=size_bytes * 8.0 / measured,
-                   buffer_s=float(self.state.buffer_s[0]), stall_s=stall_here)
+        self._emit(ev.Download, segment=k, rung=rung, bytes=int(size_bytes), latency_s=latency_s,
+                   transfer_s=transfer_s, throughput_bps=sample, buffer_s=self.buffer_s, stall_s=stall_here)
         if started:
-            self._emit("startup", startup_s=float(self.state.startup_s[0]))
+            self._emit(ev.Startup, startup_s=self.startup_s)
 
     def download_failed(self, now: float, wasted_bytes: int, reason: str) -> None:
         """The in-flight request failed (after the driver's own retries): try again, same segment."""
-        self._require_in_flight()
+        fetch = self._require_in_flight()
         self.tick(now)
         self.wasted_bytes += int(wasted_bytes)
         self.bytes_downloaded += int(wasted_bytes)
-        self._emit("failure", segment=self.in_flight.segment, reason=reason, wasted_bytes=int(wasted_bytes))
+        self._emit(ev.Failure, segment=fetch.segment, reason=reason, wasted_bytes=int(wasted_bytes))
         self.in_flight = None
 
     def check_abandon(self, now: float, bytes_done: float, elapsed_s: float, latency_s: float | None = None) -> int:
         """Offer an in-flight download to the policy's abandonment hook; -1 carries on.
-        When it returns a rung, the driver aborts and calls `abandoned`. `latency_s`: request
-        to first byte (the elapsed time while no byte has come; None: unknown)."""
+        When it returns a rung, the driver aborts and calls `abandoned`. `latency_s`: from the
+        request to the first byte (the elapsed time while none has come; None: not known)."""
         fetch = self._require_in_flight()
         self.tick(now)
         k = fetch.segment
         prog = abr.Progress(
-            sessions=np.zeros(1, dtype=np.int64), rung=np.array([fetch.rung]), bytes_done=np.array([bytes_done]),
+            sessions=_ROW, rung=np.array([fetch.rung]), bytes_done=np.array([bytes_done]),
             bytes_total=np.array([fetch.expected_bytes]), elapsed_s=np.array([elapsed_s]),
             buffer_s=self.state.buffer_s.copy(), segment_duration_s=float(self.plan.durations_s[k]),
             sizes_bytes=self.plan.sizes_bytes[k][None, :], mask=self.mask,
-            latency_s=None if latency_s is None else np.array([latency_s]))
-        new = int(self.policy.abandon(prog)[0])
-        return new if 0 <= new < fetch.rung else -1
+            latency_s=None if latency_s is None else np.array([float(latency_s)]))
+        new = np.asarray(self.policy.abandon(prog), dtype=np.int64)
+        return int(new[0]) if accept_abandon(new, np.array([fetch.rung]))[0] else -1
 
-    def abandoned(self, now: float, wasted_bytes: int, new_rung: int, reason: str = "policy") -> Fetch:
+    def abandoned(self, now: float, wasted_bytes: int, new_rung: int, reason: str = "policy",
+                  decide_again: bool = False) -> Fetch | Wait:
         """The driver aborted the in-flight download; refetch the same segment at `new_rung`.
 
         `reason` says why: "policy" (the abandonment hook), "missing" (the server has no such
-        object at that rung), "license" (the license no longer allows the rung)."""
+        object at that rung), "license" (the license no longer allows the rung).
+        `decide_again` (a driver following the preset's `abandon_reselect`, as Sabre does):
+        the policy chooses the segment's rung afresh instead; the answer is `next_action`'s,
+        a Fetch, or a Wait (for room or the policy's delay) after which `next_action` fetches."""
         fetch = self._require_in_flight()
         self.tick(now)
         self.wasted_bytes += int(wasted_bytes)
         self.bytes_downloaded += int(wasted_bytes)
-        self._emit("abandon", segment=fetch.segment, from_rung=fetch.rung, to_rung=new_rung,
+        self.abandons += 1
+        self._emit(ev.Abandon, segment=fetch.segment, from_rung=fetch.rung, to_rung=new_rung,
                    wasted_bytes=int(wasted_bytes), reason=reason)
-        refetch = Fetch(fetch.segment, new_rung, float(self.plan.sizes_bytes[fetch.segment, new_rung]),
-                        self._init_for(new_rung))
+        if decide_again:
+            self.in_flight = None
+            return self.next_action(self.now)
+        init = self._init_request(new_rung) if self.rules.inits is not None else None
+        refetch = Fetch(fetch.segment, new_rung, float(self.plan.sizes_bytes[fetch.segment, new_rung]), init)
         self.in_flight = refetch
         return refetch
 
@@ -262,13 +280,13 @@ class SessionCore:
         self.tick(now)
         if not self.state.paused[0]:
             self.state.paused[0] = True
-            self._emit("pause", buffer_s=float(self.state.buffer_s[0]))
+            self._emit(ev.Pause, buffer_s=self.buffer_s)
 
     def resume(self, now: float) -> None:
         self.tick(now)
         if self.state.paused[0]:
             self.state.paused[0] = False
-            self._emit("resume", buffer_s=float(self.state.buffer_s[0]))
+            self._emit(ev.Resume, buffer_s=self.buffer_s)
 
     def set_mask(self, allowed: np.ndarray, reason: str) -> bool:
         """Change which rungs may be chosen (a license policy arrived or was renewed).
@@ -278,8 +296,8 @@ class SessionCore:
             raise ValueError("a mask must allow at least one rung")
         if np.array_equal(new, self.mask):
             return False
-        self.mask = new
-        self._emit("mask", allowed=new[0].tolist(), reason=reason)
+        self.rules.set_mask(new)
+        self._emit(ev.Mask, allowed=new[0].tolist(), reason=reason)
         return True
 
     def _require_in_flight(self) -> Fetch:
@@ -292,19 +310,24 @@ class SessionCore:
             self.state.play_out()
             self.now = float(self.state.clock_s[0])
         self.ended = True
-        self._emit("end", played_s=float(self.state.played_s[0]))
+        self._emit(ev.End, played_s=float(self.state.played_s[0]))
 
-    def _emit(self, kind: str, **data: Any) -> None:
-        self.events.append(Event(self.now, kind, data))
+    def _emit(self, kind: type[ev.Event], **data: Any) -> None:
+        self.events.append(kind(t_s=self.now, **data))
 
     # -- results ------------------------------------------------------------------------------
-    @property
-    def startup_s(self) -> float:
-        return float(self.state.startup_s[0])
-
-    @property
-    def stall_count(self) -> int:
-        return int(self.state.stall_count[0])
+    def summary(self, qoe_model: str = "linear", labels: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The session's summary so far (`player.core.summary`): the simulator's fields over
+        the segments that arrived; `complete` says whether every segment did."""
+        n = len(self.chosen)
+        return session_summary(
+            np.asarray(self.chosen, dtype=np.int64), np.asarray(self.rebuffer_per_segment[:n]),
+            self.plan.durations_s, self.plan.bitrates_bps, startup_s=self.startup_s,
+            session_s=float(self.state.clock_s[0]), stall_count=self.stall_count,
+            bytes_=self.bytes_downloaded - self.wasted_bytes, wasted_bytes=self.wasted_bytes, abandons=self.abandons,
+            heights=self.plan.heights, qoe_skip_first=self.preset.qoe_skip_first, qoe_model=qoe_model,
+            played_s=float(self.state.played_s[0]), n_segments=self.plan.n_segments,
+            labels={"abr_params": self.policy.describe(), **(labels or {})})
 
 
 def _plain(v: Any) -> Any:
@@ -324,8 +347,10 @@ def drive_with_link(core: SessionCore, link, trace_index: int = 0) -> SessionCor
     lag = 0.0  # session clock minus trace clock (Pensieve's latency is outside trace time)
     idx = np.array([trace_index])
     p = core.preset
-    abandoning = p.abandonment and type(core.policy).abandon is not abr.Policy.abandon
-    for _ in range(10 * core.plan.n_segments + 10):
+    abandoning = can_abandon(p, core.policy)
+    offered_attempts = MAX_ATTEMPTS if p.abandon_reselect else 10 ** 9
+    attempts = {}          # segment -> requests made for it so far
+    for _ in range((MAX_ATTEMPTS + 10) * core.plan.n_segments + 10):
         action = core.next_action(core.now)
         if isinstance(action, Done):
             return core
@@ -338,30 +363,35 @@ def drive_with_link(core: SessionCore, link, trace_index: int = 0) -> SessionCor
                 lag += float(it.total_s[0]) - float(it.trace_advance_s[0])
                 core.tick(core.now + float(it.total_s[0]))
             start = core.now
-            tr = link.transfer(idx, np.array([start - lag]), np.array([action.expected_bytes]))
+            start_trace = np.array([start - lag])
+            tr = link.transfer(idx, start_trace, np.array([action.expected_bytes]))
             total, lat = float(tr.total_s[0]), float(tr.latency_s[0])
+            attempts[action.segment] = attempts.get(action.segment, 0) + 1
             new = -1
-            if abandoning and action.rung > 0:
+            if abandoning and action.rung > 0 and attempts[action.segment] <= offered_attempts:
                 first_byte = start - lag + (lat if p.link.latency_advances_trace else 0.0)
-                j = 1
-                while j * p.abandon_interval_s < total:
-                    e = j * p.abandon_interval_s
-                    flowing = max(e - lat, 0.0)
-                    if link.params.noise is None:
-                        got = float(link.delivered_bits(idx, np.array([first_byte]), np.array([first_byte + flowing]))[0])
-                        got *= p.link.efficiency / 8.0
-                    else:
-                        got = action.expected_bytes * flowing / max(float(tr.transfer_s[0]), 1e-12)
-                    got = min(got, action.expected_bytes)
+                size = np.array([action.expected_bytes])
+                e, got, j = 0.0, 0.0, 1
+                while True:
+                    e = float(next_offer_s(p, link, idx, start_trace, j, np.array([e]), np.array([got]), tr.latency_s,
+                                           size, tr.transfer_s)[0])
+                    if not e < total:
+                        break
+                    got = float(delivered_bytes(link, idx, np.array([first_byte]), np.array([e]), tr.latency_s,
+                                                size, tr.transfer_s)[0])
                     new = core.check_abandon(start + e, got, e, min(lat, e))
                     if new >= 0:
                         if not p.link.latency_advances_trace:
                             lag += lat
-                        action = core.abandoned(start + e, int(got), new)
+                        action = core.abandoned(start + e, int(got), new, decide_again=p.abandon_reselect)
                         break
                     j += 1
             if new < 0:
                 break
+            if isinstance(action, Wait):   # a new decision's wait: back to the session's loop
+                break
+        if new >= 0:
+            continue
         lag += total - float(tr.trace_advance_s[0])
         core.download_done(start + total, int(action.expected_bytes), lat, float(tr.transfer_s[0]))
     raise RuntimeError("session did not end")  # pragma: no cover - bounded loop guard

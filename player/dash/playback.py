@@ -21,7 +21,6 @@
   before the video segment's end, less a quarter of its duration).
 * `make_core(plan, abr, params, preset)` builds the `SessionCore` as the simulator builds
   its batch (the preset's per-policy defaults under the user's parameters).
-* `summarize(...)` gives the same summary fields as `SessionResult.summary()`.
 * `Clock`: presentation seconds = `time.monotonic()` × time scale since the player started.
 
 Units: seconds, bits per second, bytes.
@@ -37,14 +36,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-import abr
-from player.core import qoe as qoe_mod
 from player.core.device import DeviceProfile
 from player.dash.drm import DrmInfo, drm_info, is_protected
 from player.dash.manifest import (AdaptationSet, InitSegment, Period, Presentation, Representation, SegmentIndex,
                              UnsupportedManifest)
 from player.core.presets import SessionPreset, get as get_preset
-from player.core.session import SegmentPlan, SessionCore
+from player.core.rules import SegmentPlan
+from player.core.session import SessionCore
 
 AUDIO_SLACK = 0.25  # fraction of a video segment by which an audio segment may start before its end
 
@@ -576,7 +574,7 @@ def build(selection: Selection, indexes: dict[tuple[int, str], SegmentIndex], de
     if any(t.protected for t in video) or (audio is not None and audio.protected):
         info = drm_info(protections, src,
                         system=drm_system, license_url=license_url)
-    plan = SegmentPlan(durs.astype(np.float64), bitrates, sizes)
+    plan = SegmentPlan(durs.astype(np.float64), bitrates, sizes, heights)
     return PlaybackPlan(selection, video, audio, plan, mask, heights, device, audio_for, info, notes)
 
 
@@ -591,57 +589,3 @@ def make_core(plan: PlaybackPlan, abr_name: str, abr_params: dict[str, Any] | No
     m = plan.mask if mask is None else mask
     return SessionCore(plan.segment_plan, policy, p, mask=m, buffer_cap_s=plan.buffer_cap_s,
                        startup_threshold_s=plan.startup_threshold_s)
-
-
-def summarize(core: SessionCore, plan: PlaybackPlan, *, abr_name: str, preset: str = "default",
-              trace: str = "network", movie: str | None = None, qoe_model: str = "linear",
-              extra: dict[str, Any] | None = None) -> dict:
-    """The summary of a (possibly partial) session: `SessionResult.summary()`'s fields, from
-    the segments that arrived, then `extra`."""
-    p = get_preset(preset)
-    chosen = np.asarray(core.chosen, dtype=np.int64)
-    n = int(chosen.size)
-    bitrates = plan.bitrates_bps
-    br = bitrates[chosen] if n else np.zeros(0)
-    played = plan.segment_plan.durations_s[:n]
-    rebuf = np.asarray(core.rebuffer_per_segment[:n], dtype=np.float64)
-    switches = int(np.count_nonzero(np.diff(chosen))) if n > 1 else 0
-    mag = float(np.abs(np.diff(br)).sum() / switches) if switches else 0.0
-    session_s = float(core.state.clock_s[0])
-    startup = core.startup_s
-    play_time = session_s - (startup if np.isfinite(startup) else 0.0)
-    n_scored = max(0, n - 1) if p.qoe_skip_first else n
-    qoe_all = {}
-    for m in qoe_mod.MODELS:
-        if n:
-            rows = qoe_mod.score(m, chosen[None, :], rebuf[None, :], bitrates, plan.heights, p.qoe_skip_first)
-        else:
-            rows = np.zeros((1, 4))
-        qoe_all[m] = qoe_mod.qoe_records(m, rows, n_scored)[0].as_dict()
-    out = {
-        "abr": abr_name,
-        "abr_params": core.policy.describe(),
-        "trace": trace,
-        "movie": movie or plan.selection.presentation.source_url or "",
-        "device": plan.device.name if plan.device else "none",
-        "preset": preset,
-        "segments": n,
-        "avg_bitrate_bps": float(br.mean()) if n else 0.0,
-        "time_avg_bitrate_bps": (float((br * played).sum() / play_time) if play_time > 0 and n
-                                 else (float(br.mean()) if n else 0.0)),
-        "utility": float(np.log(br / bitrates[0]).mean()) if n else 0.0,
-        "rebuffer_s": float(rebuf.sum()),
-        "rebuffer_count": int(core.stall_count),
-        "rebuffer_ratio": float(rebuf.sum() / session_s) if session_s > 0 else 0.0,
-        "startup_s": float(startup),
-        "switches": switches,
-        "switch_magnitude_bps": mag,
-        "bytes": int(core.bytes_downloaded - core.wasted_bytes),
-        "session_s": session_s,
-        "qoe": qoe_all[qoe_model],
-        "qoe_all": qoe_all,
-        "chosen": chosen.tolist(),
-    }
-    if extra:
-        out.update(extra)
-    return out

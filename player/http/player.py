@@ -77,7 +77,7 @@ from player.dash.drm import (Decryptor, License, LicenseClient, RetryPolicy,
                         crypto_available, track_crypto, verify_media)
 from player.dash.manifest import (MAX_MANIFEST_BYTES, ManifestUnavailable, UnsupportedManifest, parse_manifest,
                              resolve_sidx)
-from player.dash.playback import Clock, PlaybackPlan, Selection, Track, build, make_core, select, summarize, swap_origin
+from player.dash.playback import Clock, PlaybackPlan, Selection, Track, build, make_core, select, swap_origin
 from player.core.presets import get as get_preset
 from player.core.session import Done, Fetch, SessionCore, Wait
 
@@ -342,9 +342,9 @@ class HttpPlayer:
         if core is not None and plan is not None:
             st = core.state
             last = core.last_rung
-            tp = core.tp_hist[0, -1]
+            tp = core.last_throughput_bps
             out.update({
-                "session_s": core.now, "buffer_s": float(st.buffer_s[0]), "buffer_cap_s": float(core.cap[0]),
+                "session_s": core.now, "buffer_s": float(st.buffer_s[0]), "buffer_cap_s": core.buffer_cap_s,
                 "playing": bool(st.playing[0]), "stalled": bool(st.stalled[0]), "paused": bool(st.paused[0]),
                 "played_s": float(st.played_s[0]),
                 "stall_s": float(st.stall_s[0]), "stalls": int(st.stall_count[0]),
@@ -401,16 +401,6 @@ class HttpPlayer:
             d = e.as_dict()
             d["t_s"] = round(e.t_s + self.offset, 6)
             d["session_t_s"] = round(e.t_s, 6)
-            if e.kind == "decision":
-                tp = core.tp_hist[0, -1]
-                dt = core.dt_hist[0, -1]
-                d["observation"] = {
-                    "buffer_s": float(core.state.buffer_s[0]), "last_rung": int(core.last_rung),
-                    "last_throughput_bps": float(tp) if np.isfinite(tp) else None,
-                    "last_download_s": float(dt) if np.isfinite(dt) else None,
-                    "segments_left": int(self.plan.n_segments - d.get("segment", 0)),
-                    "allowed": core.mask[0].tolist(), "playing": bool(core.state.playing[0]),
-                }
             self._publish(d)
 
     def _spawn(self, coro) -> asyncio.Task:
@@ -903,8 +893,8 @@ class HttpPlayer:
         bs = False
         if core is not None:
             bl = float(core.state.buffer_s[0])
-            tp = core.tp_hist[0, -1]
-            mtp = float(tp) if np.isfinite(tp) else None
+            tp = core.last_throughput_bps
+            mtp = tp if np.isfinite(tp) else None
             allowed = np.flatnonzero(core.mask[0])
             tb = float(self.plan.bitrates_bps[allowed[-1]]) if allowed.size else None
             su = (not bool(core.state.playing[0])) or bool(core.state.stalled[0])
@@ -1147,8 +1137,10 @@ class HttpPlayer:
         }
         if error is not None:
             extra["error"] = error
-        s = summarize(self.core, self.plan, abr_name=self.abr_name, preset=self.preset_name, trace=self.trace_label,
-                      movie=self.url, qoe_model=self.qoe_model, extra=extra)
+        labels = {"abr": self.abr_name, "trace": self.trace_label, "movie": self.url,
+                  "device": self.plan.device.name if self.plan.device else "none", "preset": self.preset_name}
+        s = self.core.summary(self.qoe_model, labels=labels)
+        s.update(extra)
         return json_safe(s)
 
 

@@ -12,7 +12,6 @@ import math
 from collections import defaultdict
 
 import numpy as np
-from scipy import stats
 
 ALPHA = 0.05
 
@@ -22,6 +21,7 @@ def _f(row: dict, key: str) -> float:
 
 
 def bootstrap_ci(values: np.ndarray, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    from scipy import stats  # scipy.stats costs ~1 s to import: only when statistics are computed
     v = np.asarray(values, dtype=float)
     if v.size < 2 or np.all(v == v[0]):
         return float(v.mean()), float(v.mean())
@@ -66,6 +66,7 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def paired_tests(rows: list[dict]) -> list[dict]:
+    from scipy import stats  # scipy.stats costs ~1 s to import: only when statistics are computed
     """Wilcoxon signed-rank between every two policies on the sessions they share."""
     # collect per (device, preset) the QoE of each policy on each trace occurrence
     cells: dict[tuple, dict[str, dict]] = defaultdict(lambda: defaultdict(dict))

@@ -9,10 +9,11 @@ import platform
 import sys
 import time
 
+import player.lab.benches as pkg
+from netem.errors import UsageError
+
 
 def _suites() -> list[str]:
-    import player.lab.benches as pkg
-
     return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_"))
 
 
@@ -42,8 +43,6 @@ def run(args: argparse.Namespace) -> int:
         suites.append("emulator")
     unknown = set(suites) - set(_suites())
     if unknown:
-        from netem.errors import UsageError
-
         raise UsageError(f"unknown suite(s) {', '.join(sorted(unknown))}; known: {', '.join(_suites())}")
     report = {
         "machine": {"python": platform.python_version(), "platform": platform.platform(),

@@ -5,12 +5,18 @@ import argparse
 import json
 from pathlib import Path
 
+from netem.content import load as load_movie
+from netem.errors import InputError
+from netem.formats import expand_paths
 from player.cli.commands._common import check_policy, parse_params, split_list
+from player.core import presets, qoe
+from player.core.device import load as load_device
+from player.lab import plots
+from player.lab.stats import summarise
+from player.lab.sweep import Sweep, run_sweep
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from player.core import presets, qoe
-
     p = sub.add_parser(
         "compare", help="compare ABR policies on trace sets (simulated; tables, CSV/JSON, plots)",
         description=(
@@ -46,14 +52,6 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from netem.content import load as load_movie
-    from netem.errors import InputError
-    from netem.formats import expand_paths
-    from player.lab import plots
-    from player.core import presets
-    from player.lab.experiment import Sweep, run_sweep
-    from player.lab.stats import summarise
-
     traces = [str(p) for p in expand_paths(args.traces)]
     if not traces:
         raise InputError(f"no trace files found in {' '.join(args.traces)}")
@@ -70,9 +68,7 @@ def run(args: argparse.Namespace) -> int:
     devices = split_list(args.device)
     for d in devices:
         if d != "none":
-            from player.core.device import load
-
-            load(d)
+            load_device(d)
     sweep = Sweep(traces, args.movie, abrs, scoped, devices, pres, args.qoe, args.repeat_to)
     console = Console(stderr=True)
     with Progress(TextColumn("[bold]simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("sessions"),

@@ -9,6 +9,14 @@ import time
 from pathlib import Path
 
 from netem.errors import InputError
+from netem import content as content_mod
+from netem import package
+from netem.cenc import Protection
+from netem.content import load
+from netem.content import save
+from netem.encode import encode_presentation
+from netem.errors import UsageError
+from netem.package import parse_ladder
 
 ADDRESSING_HELP = (
     "number: SegmentTemplate $Number$ (v0/init.mp4, v0/1.m4s …); "
@@ -93,9 +101,6 @@ def _seconds(text: str | None, name: str) -> float:
 
 
 def _load_content(args: argparse.Namespace):
-    from netem import content as content_mod
-    from netem.package import parse_ladder
-    from netem.errors import UsageError
 
     if bool(args.movie) == bool(args.ladder):
         raise UsageError("give exactly one of --movie M or --ladder RATES --duration SECONDS")
@@ -119,8 +124,6 @@ def _load_content(args: argparse.Namespace):
 
 
 def run_make(args: argparse.Namespace) -> int:
-    from netem import package
-    from netem.errors import UsageError
 
     if (args.key or args.kid) and not args.protect:
         raise UsageError("--key/--kid need --protect clearkey")
@@ -133,12 +136,10 @@ def run_make(args: argparse.Namespace) -> int:
     audio_bps = package.parse_bitrate(args.audio_bitrate, "--audio-bitrate") if args.audio_bitrate else None
     protection = None
     if args.protect:
-        from netem.cenc import Protection
 
         protection = Protection.from_hex(args.key, args.kid)
     t0 = time.perf_counter()
     if args.encode:
-        from netem.encode import encode_presentation
 
         pres = encode_presentation(c, args.addressing, audio=args.audio, protection=protection,
                                    audio_bitrate_bps=audio_bps, max_height=args.max_height, preset=args.preset,
@@ -154,7 +155,6 @@ def run_make(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise InputError(f"cannot write: {exc.strerror or exc}", where=str(exc.filename or out)) from None
     if args.save_content:
-        from netem.content import save
 
         save(described, args.save_content)
     report = {
@@ -171,7 +171,6 @@ def run_make(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from netem.content import load
 
     print(json.dumps(load(args.movie).summary(), indent=1))
     return 0

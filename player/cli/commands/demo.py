@@ -8,11 +8,11 @@ main policy families on the bundled traces and shows one session segment by segm
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import tempfile
 from pathlib import Path
 
-BUNDLED = Path(__file__).resolve().parents[3] / "traces"
+from player.cli.main import main
+from player.lab.data import bundled_paths
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,29 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def bundled_paths() -> tuple[list[str], str]:
-    """The shipped traces and content; regenerated in a temp dir if this is not a checkout."""
-    traces = sorted(str(p) for p in (BUNDLED / "synthetic").glob("*.json"))
-    movie = BUNDLED / "content" / "demo-6rung-120s.json"
-    if traces and movie.exists():
-        return traces, str(movie)
-    from netem import formats, synth
-    from netem.content import save, synthetic
-
-    tmp = Path(tempfile.mkdtemp(prefix="abrlab-demo-"))
-    traces = []
-    for seed in range(1, 7):
-        path = tmp / f"markov-{seed}.json"
-        formats.save(synth.markov(seed=seed, duration_s=300.0, min_rate_bps=0.3e6, max_rate_bps=6e6), path, "sabre")
-        traces.append(str(path))
-    save(synthetic(duration_s=120, seed=1), tmp / "movie.json")
-    return traces, str(tmp / "movie.json")
-
-
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
-
-    from player.cli.main import main
 
     if not args.simulate:
         return main(["play", "--time-scale", f"{args.time_scale:g}", "--abr", args.abr or "bola"])

@@ -17,6 +17,14 @@ import math
 import sys
 from pathlib import Path
 
+from abr.algorithms.dashjs import RULES
+from netem import content, formats
+from netem.errors import UsageError
+from player.cli.commands.simulate import print_summary
+from player.cli.interop.dashjs import InteropUnavailable, chromium_version, find_setup, run_session
+from player.core.presets import get as get_preset
+from player.core.simulator import SessionSpec, simulate
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -81,9 +89,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _setup():
-    from netem.errors import UsageError
-    from player.cli.interop.dashjs import InteropUnavailable, find_setup
-
     try:
         return find_setup()
     except InteropUnavailable as exc:
@@ -91,8 +96,6 @@ def _setup():
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from player.cli.interop.dashjs import chromium_version
-
     s = _setup()
     print(json.dumps({"chromium": str(s.chromium), "chromium_version": chromium_version(s),
                       "dashjs": str(s.dashjs_js), "dashjs_version": s.dashjs_version,
@@ -105,8 +108,6 @@ def _note(msg: str) -> None:
 
 
 def _session(args: argparse.Namespace, trace: str, setup):
-    from player.cli.interop.dashjs import run_session
-
     return asyncio.run(run_session(trace, args.movie, cache_dir=args.encode_cache, max_duration_s=args.max_duration,
                                    time_scale=args.time_scale, max_height=args.max_height, timeout_s=args.timeout,
                                    progress=_note, setup=setup,
@@ -127,8 +128,6 @@ def run_dashjs(args: argparse.Namespace) -> int:
             print(json.dumps(e))
         print(json.dumps(out.summary))
     else:
-        from player.cli.commands.simulate import print_summary
-
         print_summary(out.summary)
         w = out.summary["watchdog"]
         print(f"{out.summary['player']} in {out.summary['browser']}; frames decoded {w['frames_decoded']}, "
@@ -149,30 +148,20 @@ def simulate_prediction(trace: str, content_json: str, init: str = "shaped") -> 
     preset's init-segment requests are left out."""
     import dataclasses
 
-    from abr.algorithms.dashjs import RULES, DashJs
-    from netem import content, formats
-    from player.core.presets import get as get_preset
-    from player.core.simulator import SessionSpec, simulate
-
     infos: list[dict] = []
-    original = DashJs._select
 
-    def recording(self, obs):  # one session: row 0
-        q = original(self, obs)
-        li = self.last_info
+    def record(d) -> None:  # one session: row 0
+        if d.observation is None:
+            return
+        li = d.inputs
         infos.append({"rule": RULES[int(li["rule"][0])], "throughput_bps": float(li["throughput_bps"][0]),
                       "bola": bool(li["bola"][0]), "placeholder_s": float(li["placeholder_s"][0]),
-                      "buffer_at_decision_s": float(obs.buffer_s[0])})
-        return q
+                      "buffer_at_decision_s": float(d.observation.buffer_s[0])})
 
     preset = "dashjs" if init != "free" else dataclasses.replace(get_preset("dashjs"), init_bytes=0)
     spec = SessionSpec(formats.load(trace), content.load(content_json), "dashjs", {}, None, preset,
                        label={"trace": trace, "movie": content_json})
-    DashJs._select = recording
-    try:
-        res = simulate([spec])[0]
-    finally:
-        DashJs._select = original
+    res = simulate([spec], on_decision=record)[0]
     log = res.segment_log()
     for row, info in zip(log, infos):
         row.update(info)
@@ -296,7 +285,6 @@ def _resimulate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     res_path = out / "agreement.jsonl"
     if not res_path.is_file():
-        from netem.errors import UsageError
         raise UsageError(f"{res_path} does not exist: nothing to resimulate")
     rows = [json.loads(line) for line in res_path.read_text().splitlines() if line.strip()]
     wanted = set(args.traces)

@@ -195,7 +195,7 @@ async def _local_edge(args: argparse.Namespace, play) -> None:
     from netem.content import load as load_content
     from netem.edge import EdgeGroup, EdgeServer
     from netem.package import Presentation
-    from player.cli.commands.demo import BUNDLED
+    from player.lab.data import BUNDLED
 
     movie_path = args.movie or str(BUNDLED / "content" / "demo-6rung-120s.json")
     trace_path = args.trace or str(BUNDLED / "synthetic" / "markov-2.json")

@@ -6,12 +6,13 @@ import asyncio
 import sys
 
 from netem.errors import InputError
+from netem.faults import parse_all
+from netem.proxy import ShapingProxy, parse_hostport
 from player.cli.commands._common import stop_on_signals
+from player.cli.commands.serve import add_shaping_args, check_common, load_traces
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from player.cli.commands.serve import add_shaping_args
-
     p = sub.add_parser(
         "proxy",
         help="TCP shaping proxy in front of any origin (trace-driven bottleneck, latency, outages)",
@@ -30,10 +31,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from netem.faults import parse_all
-    from netem.proxy import ShapingProxy, parse_hostport
-    from player.cli.commands.serve import check_common, load_traces
-
     check_common(args)
     listen = parse_hostport(args.listen, "--listen")
     upstream = parse_hostport(args.upstream, "--upstream")

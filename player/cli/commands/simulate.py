@@ -4,12 +4,14 @@ from __future__ import annotations
 import argparse
 import json
 
+from netem import content, formats
 from player.cli.commands._common import check_policy, parse_params
+from player.core import device as devices
+from player.core import presets, qoe
+from player.core.simulator import SessionSpec, simulate
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from player.core import presets, qoe
-
     p = sub.add_parser(
         "simulate", help="simulate one session on a trace (virtual time, no network)",
         description="Simulate one streaming session of MOVIE over the bandwidth TRACE with an ABR policy, "
@@ -33,10 +35,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from netem import content, formats
-    from player.core import device as devices
-    from player.core.simulator import SessionSpec, simulate
-
     params = parse_params(args.abr_param)
     check_policy(args.abr, params)
     tr = formats.load(args.trace)

@@ -56,7 +56,14 @@ from typing import Any, Callable
 
 import numpy as np
 
+from netem import content as content_mod
+from netem import formats
+from netem.edge import EdgeServer
+from netem.encode import encode_presentation
 from netem.errors import InputError, UnavailableError
+from netem.shaper import Shaper
+from player.core.summary import session_summary
+from player.dash.manifest import parse_manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DASHJS_FILE = Path("node_modules/dashjs/dist/modern/umd/dash.all.min.js")
@@ -197,7 +204,6 @@ def prepare_content(movie: str | os.PathLike, *, cache_dir: str | os.PathLike | 
                     max_duration_s: float | None = None, max_height: int | None = DEFAULT_MAX_HEIGHT,
                     x264_preset: str = "veryfast", progress: Callable[[str], None] | None = None) -> PreparedContent:
     """Encoded content for the movie's ladder and duration, from the cache or made now."""
-    from netem import content as content_mod
 
     mp = Path(movie)
     if not mp.exists():
@@ -210,7 +216,6 @@ def prepare_content(movie: str | os.PathLike, *, cache_dir: str | os.PathLike | 
     if done.is_file() and (target / "content.json").is_file() and (target / "manifest.mpd").is_file():
         c = content_mod.load(target / "content.json")
         return PreparedContent(target, c, target / "content.json", key, False)
-    from netem.encode import encode_presentation
 
     desc = content_mod.load(mp)
     if max_duration_s is not None:
@@ -240,7 +245,6 @@ def prepare_content(movie: str | os.PathLike, *, cache_dir: str | os.PathLike | 
 def check_urls(root: str | os.PathLike, mpd: str = "manifest.mpd") -> list[str]:
     """Every init and media URL the MPD implies, missing from `root` (or outside it, or
     shorter than a byte range asks): an empty list when all are there."""
-    from player.dash.manifest import parse_manifest
 
     base = Path(root).resolve()
     text = (base / mpd).read_bytes()
@@ -299,9 +303,6 @@ def write_page(root: Path, time_scale: float = 1.0) -> tuple[str, str]:
 
 # -- the edge -----------------------------------------------------------------------------------
 def _edge_class():
-    from netem.edge import EdgeServer
-    from netem.shaper import Shaper
-
     class InteropEdge(EdgeServer):
         """Our edge, with the trace clock restarted when the first media segment is asked for."""
 
@@ -371,7 +372,6 @@ async def run_session(trace_path: str, movie: str, *, cache_dir: str | None = No
                       fast_switch: bool | None = None, abandonment: bool | None = None,
                       free_init: bool = False) -> SessionOutput:
     """Play `movie` (cut to `max_duration_s`) in dash.js over `trace_path`; see the module doc."""
-    from netem import formats
 
     setup = setup or find_setup()
     k = float(time_scale)
@@ -528,7 +528,6 @@ def _rule_of(reason: dict | None) -> str:
 
 def _assemble(col: _Collected, prepared: PreparedContent, trace_path: str, t0_wall: float | None, k: float,
               setup: Setup, chrome_version: str) -> SessionOutput:
-    from player.core import qoe as qoe_mod
 
     content = prepared.content
     K = content.n_segments
@@ -741,40 +740,14 @@ def _assemble(col: _Collected, prepared: PreparedContent, trace_path: str, t0_wa
             chosen[ld["segment"]] = ld["rung"]
     never = np.flatnonzero(chosen < 0)
     ch = chosen[:int(never[0])] if never.size else chosen
-    br = bitrates[ch] if ch.size else np.zeros(0)
     session_s = float(ended_t) if ended_t is not None else float(events[-1]["t_s"] if events else 0.0)
-    play_time = session_s - (startup if np.isfinite(startup) else 0.0)
-    durs = content.segment_durations_s[:ch.size]
-    switches = int(np.count_nonzero(np.diff(ch))) if ch.size > 1 else 0
     heights = np.array([r.height for r in content.rungs])
-    qoe_all = {}
-    for mname in qoe_mod.MODELS:
-        rows = qoe_mod.score(mname, ch[None, :], rebuf[:ch.size][None, :], bitrates, heights, False) \
-            if ch.size else np.zeros((1, 4))
-        qoe_all[mname] = qoe_mod.qoe_records(mname, rows, int(ch.size))[0].as_dict()
-    summary = {
-        "abr": "dash.js",
-        "abr_params": f"dash.js {col.version or setup.dashjs_version} defaults",
-        "trace": str(trace_path),
-        "movie": str(prepared.content_json),
-        "device": "none",
-        "preset": "dashjs",
-        "segments": int(ch.size),
-        "avg_bitrate_bps": float(br.mean()) if ch.size else 0.0,
-        "time_avg_bitrate_bps": float((br * durs).sum() / play_time) if play_time > 0 and ch.size else (
-            float(br.mean()) if ch.size else 0.0),
-        "utility": float(np.log(br / bitrates[0]).mean()) if ch.size else 0.0,
-        "rebuffer_s": float(rebuf.sum()),
-        "rebuffer_count": len(stalls),
-        "rebuffer_ratio": float(rebuf.sum() / session_s) if session_s > 0 else 0.0,
-        "startup_s": float(startup),
-        "switches": switches,
-        "switch_magnitude_bps": float(np.abs(np.diff(br)).sum() / switches) if switches else 0.0,
-        "bytes": int(seg_bytes),
-        "session_s": session_s,
-        "qoe": qoe_all["linear"],
-        "qoe_all": qoe_all,
-        "chosen": ch.tolist(),
+    summary = session_summary(
+        ch, rebuf[:ch.size], content.segment_durations_s, bitrates, startup_s=float(startup), session_s=session_s,
+        stall_count=len(stalls), bytes_=int(seg_bytes), heights=heights,
+        labels={"abr": "dash.js", "abr_params": f"dash.js {col.version or setup.dashjs_version} defaults",
+                "trace": str(trace_path), "movie": str(prepared.content_json), "device": "none", "preset": "dashjs"})
+    summary.update({
         # beyond the simulator's fields
         "player": f"dash.js {col.version or setup.dashjs_version}",
         "browser": chrome_version,
@@ -788,7 +761,7 @@ def _assemble(col: _Collected, prepared: PreparedContent, trace_path: str, t0_wa
         "ok": not problems,
         "problems": problems,
         "console": col.console[:20],
-    }
+    })
     raw = {"events": col.events, "samples": col.samples, "resource_timing": col.rt, "edge_records": col.records,
            "t0_wall": t0_wall, "started_wall": col.started_wall}
     return SessionOutput(events, summary, raw)

@@ -17,6 +17,10 @@ import time
 
 import numpy as np
 
+import abr
+from abr import Ladder, Observation
+from abr.algorithms import fastmpc
+
 LADDER_BPS = (300e3, 750e3, 1200e3, 1850e3, 2850e3, 4300e3)
 SEGMENT_S = 4.0
 GOALS = {
@@ -29,7 +33,6 @@ GOALS = {
 
 def make_observations(n: int, count: int, seed: int = 0, history: int = 20, horizon: int = 5):
     """`count` random observations for n sessions (rows are sessions 0..n-1)."""
-    from abr import Ladder, Observation
 
     ladder = Ladder(np.array(LADDER_BPS), SEGMENT_S)
     rng = np.random.default_rng(seed)
@@ -56,8 +59,6 @@ def make_observations(n: int, count: int, seed: int = 0, history: int = 20, hori
 
 
 def _time_policy(name: str, n: int, observations, ladder, budget_s: float, min_calls: int):
-    import abr
-
     policy = abr.get(name)
     policy.reset(n, ladder)
     policy.select(observations[0])  # warm-up (tables, workspaces)
@@ -83,11 +84,7 @@ def _time_policy(name: str, n: int, observations, ladder, budget_s: float, min_c
 
 
 def run(quick: bool) -> dict:
-    import abr
-    from abr.registry import _REGISTRY, _load_builtins
-
-    _load_builtins()
-    names = list(_REGISTRY)
+    names = list(abr.registered())
     budget = 0.15 if quick else 1.0
     ladder, obs1 = make_observations(1, 64, seed=1)
     _, obs1000 = make_observations(1000, 4, seed=2)
@@ -103,9 +100,7 @@ def run(quick: bool) -> dict:
         old = os.environ.get("XDG_CACHE_HOME")
         os.environ["XDG_CACHE_HOME"] = tmp  # measure the FastMPC table build, not a cached one
         try:
-            from abr.algorithms import fastmpc
-
-            fastmpc._MEMORY.clear()
+            fastmpc.clear_memory()
             t0 = time.perf_counter()
             abr.get("fastmpc").reset(1, ladder)
             report["fastmpc_table_build_s"] = round(time.perf_counter() - t0, 3)

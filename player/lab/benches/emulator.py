@@ -22,11 +22,15 @@ import asyncio
 import multiprocessing as mp
 import time
 from array import array
-from pathlib import Path
 
 import numpy as np
 
-SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "traces"
+from netem.edge import EdgeServer, load_trace
+from netem.shaper import Capacity
+from netem.trace import Trace, constant
+from player.lab import data
+
+SHARED = data.SHARED / "traces"
 MAX_RATE_BPS = 50e6
 BIG = 10**12  # bytes of the endless resource
 TRACES = [  # (label, path under ../shared/traces)
@@ -53,7 +57,6 @@ class _Endless:
 
 def _worker(conn) -> None:
     """Edge process: ("start", trace, time_scale) → ("started", port, t0); ("stop",) → cpu figures."""
-    from netem.edge import EdgeServer
 
     async def serve(trace, k):
         edge = EdgeServer(_Endless(), trace=trace, time_scale=k, latency_s=0.0, chunk_bytes=1 << 20)
@@ -118,8 +121,6 @@ async def _download(port: int, flows: int, wall_s: float) -> list[_Recv]:
 
 
 def _measure(conn, trace, k: float, wall_s: float, flows: int = 1) -> dict:
-    from netem.shaper import Capacity
-
     conn.send(("start", trace, k))
     _, port, t0 = conn.recv()
     protos = asyncio.run(_download(port, flows, wall_s))
@@ -154,8 +155,6 @@ def _measure(conn, trace, k: float, wall_s: float, flows: int = 1) -> dict:
 
 
 def _clip(trace):
-    from netem.trace import Trace
-
     if trace.packet_times_s is not None or trace.rates_bps.max() <= MAX_RATE_BPS:
         return trace
     return Trace(trace.times_s, np.minimum(trace.rates_bps, MAX_RATE_BPS), trace.duration_s,
@@ -168,9 +167,6 @@ def _jain(x) -> float:
 
 
 def run(quick: bool = False) -> dict:
-    from netem.edge import load_trace
-    from netem.trace import constant
-
     report: dict = {
         "what": "real-time edge over loopback vs trace capacity (goodput per 1 s trace window, totals, "
                 "20-flow fairness, server CPU)",

@@ -7,16 +7,17 @@ step, as the simulator makes it.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 
-SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "traces"
+from netem import formats, synth
+from netem.link import Link, preset
+from player.lab import data
+
+SHARED = data.SHARED / "traces"
 
 
 def _traces():
-    from netem import formats, synth
-
     if SHARED.is_dir():
         base = [formats.load(p) for p in formats.expand_paths([SHARED])]
         return base, f"{len(base)} real traces from ../shared/traces (86 HSDPA, 40 LTE, 7 Mahimahi)"
@@ -36,8 +37,6 @@ def _rate(link, n: int, steps: int, rng) -> float:
 
 
 def run(quick: bool = False) -> dict:
-    from netem.link import Link, preset
-
     n = 1000
     base, src = _traces()
     rng = np.random.default_rng(0)

@@ -12,18 +12,21 @@ import resource
 import time
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[3].parent / "shared"
+import abr
+from netem import formats
+from player.lab import data
+from player.lab.data import bundled_paths
+from player.lab.sweep import Sweep, run_sweep
+
+SHARED = data.SHARED
 SABRE_POLICIES = ("bola", "throughput", "dynamic")
 
 
 def _workload():
-    from netem import formats
-
     hsdpa = SHARED / "traces" / "hsdpa-3g"
     if hsdpa.is_dir():
         return ([str(p) for p in formats.expand_paths([hsdpa])], str(SHARED / "movies" / "bbb.json"),
                 str(SHARED / "movies" / "envivio.json"), "86 hsdpa-3g traces, bbb.json / envivio.json")
-    from player.cli.commands.demo import bundled_paths
 
     traces, movie = bundled_paths()
     return traces, movie, movie, "bundled synthetic traces and content (../shared absent)"
@@ -31,8 +34,6 @@ def _workload():
 
 def _sweep(traces, movie, abr_name, preset, n, jobs):
     import tempfile
-
-    from player.lab.experiment import Sweep, run_sweep
 
     sweep = Sweep(traces, movie, [abr_name], presets=[preset], repeat_to=n)
     with tempfile.TemporaryDirectory() as tmp:
@@ -45,8 +46,6 @@ def _sweep(traces, movie, abr_name, preset, n, jobs):
 
 
 def run(quick: bool = False) -> dict:
-    import abr
-
     traces, bbb, envivio, src = _workload()
     n = 200 if quick else 1000
     out = {"what": "simulated sessions per second (wall clock, includes loading and writing sessions.csv)",

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from netem import formats
+from player.lab import data
 
-SHARED_MAHIMAHI = Path(__file__).resolve().parents[3].parent / "shared" / "traces" / "mahimahi-cellular"
+SHARED_MAHIMAHI = data.SHARED / "traces" / "mahimahi-cellular"
 
 
 def run(quick: bool) -> dict:

@@ -8,26 +8,19 @@ the sessions that are missing.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
-import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Sequence
 
-from netem.errors import InputError
+from netem import content as content_mod, formats
+from player.core import device as device_mod
+from player.core.simulator import SessionSpec, simulate
+from player.lab.executors import run_all
+from player.lab.results import CSV_FIELDS, ResultsFile
 
-CSV_FIELDS = [
-    "trace", "abr", "abr_params", "device", "preset", "movie", "segments",
-    "avg_bitrate_bps", "time_avg_bitrate_bps", "utility", "rebuffer_s", "rebuffer_count",
-    "rebuffer_ratio", "startup_s", "switches", "switch_magnitude_bps", "bytes", "session_s",
-    "qoe", "qoe_model", "qoe_utility", "qoe_rebuffer_penalty", "qoe_smoothness_penalty",
-    "qoe_linear", "qoe_log", "qoe_hd", "chosen",
-]
-KEY_FIELDS = ("trace", "abr", "abr_params", "device", "preset", "movie")
 CHUNK_SESSIONS = 128
 
 
@@ -54,26 +47,21 @@ def job_key(trace: str, abr: str, params: str, device: str, preset: str, movie: 
 
 @lru_cache(maxsize=4096)
 def _trace(path: str):
-    from netem.formats import load
-    return load(path)
+    return formats.load(path)
 
 
 @lru_cache(maxsize=64)
 def _movie(path: str):
-    from netem.content import load
-    return load(path)
+    return content_mod.load(path)
 
 
 @lru_cache(maxsize=64)
 def _device(name: str):
-    from player.core.device import load
-    return None if name == "none" else load(name)
+    return None if name == "none" else device_mod.load(name)
 
 
 def run_chunk(chunk: Chunk) -> list[dict]:
     """Simulate one chunk and return its CSV rows (runs in a worker)."""
-    from player.core.simulator import SessionSpec, simulate
-
     movie = _movie(chunk.movie)
     device = _device(chunk.device)
     specs = [SessionSpec(_trace(t), movie, chunk.abr, dict(chunk.abr_params), device, chunk.preset,
@@ -117,42 +105,8 @@ class Sweep:
         return len(self.trace_list()) * len(self.abrs) * len(self.devices) * len(self.presets)
 
 
-# -- results file ----------------------------------------------------------------------------
-class ResultsFile:
-    """`sessions.csv`, appended chunk by chunk and fsynced; tolerant of a torn last line."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-
-    def load(self) -> list[dict]:
-        if not self.path.exists():
-            return []
-        raw = self.path.read_text()
-        good_end = raw.rfind("\n") + 1
-        if good_end != len(raw):  # an interrupted write left a partial line: drop it
-            with open(self.path, "r+") as fh:
-                fh.truncate(good_end)
-            raw = raw[:good_end]
-        rows = list(csv.DictReader(io.StringIO(raw)))
-        if rows and set(CSV_FIELDS) - set(rows[0]):
-            raise InputError(f"{self.path} was written by another version (columns differ); use a new --out")
-        return rows
-
-    def append(self, rows: list[dict]) -> None:
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        with open(self.path, "a", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
-            if new:
-                w.writeheader()
-            w.writerows(rows)
-            fh.flush()
-            os.fsync(fh.fileno())
-
-
 def missing_chunks(sweep: Sweep, rows: list[dict], size: int = CHUNK_SESSIONS) -> list[Chunk]:
     """Chunks for every (trace occurrence × policy × device × preset) not yet in `rows`."""
-    from collections import Counter
-
     have = Counter(job_key(r["trace"], r["abr"], r["abr_params"], r["device"], r["preset"], r["movie"]) for r in rows)
     out = []
     for abr_name in sweep.abrs:
@@ -172,47 +126,6 @@ def missing_chunks(sweep: Sweep, rows: list[dict], size: int = CHUNK_SESSIONS) -
     return out
 
 
-# -- executors ------------------------------------------------------------------------------
-def run_chunks(chunks: Sequence[Chunk], executor: str = "process", jobs: int | None = None) -> Iterator[list[dict]]:
-    """Yield each chunk's rows as it finishes. executor: inprocess | process | dask://HOST:PORT."""
-    if not chunks:
-        return
-    if executor == "inprocess" or (executor == "process" and (jobs == 1 or len(chunks) == 1)):
-        for c in chunks:
-            yield run_chunk(c)
-        return
-    if executor == "process":
-        workers = jobs or os.cpu_count() or 1
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(run_chunk, c) for c in chunks]
-            try:
-                for f in as_completed(futures):
-                    yield f.result()
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
-        return
-    if executor.startswith(("dask://", "tcp://")):
-        try:
-            from distributed import Client, as_completed as dask_completed
-        except ImportError:
-            raise InputError("the dask executor needs the 'dask' extra: pip install 'abrlab[dask]'") from None
-        address = "tcp://" + executor.split("://", 1)[1]
-        try:
-            client = Client(address, timeout="10s")
-        except OSError as exc:
-            raise InputError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
-        try:
-            futures = client.map(run_chunk, list(chunks), pure=False)
-            for f in dask_completed(futures):
-                yield f.result()
-        finally:
-            client.close()
-        return
-    raise InputError(f"unknown executor {executor!r}; use inprocess, process or dask://HOST:PORT")
-
-
 def run_sweep(sweep: Sweep, out_dir: Path, executor: str = "process", jobs: int | None = None,
               on_progress: Callable[[int, int], None] | None = None, chunk_size: int = CHUNK_SESSIONS) -> list[dict]:
     """Run what is missing from `out_dir/sessions.csv` and return every row of the sweep."""
@@ -226,7 +139,7 @@ def run_sweep(sweep: Sweep, out_dir: Path, executor: str = "process", jobs: int 
     done = total - sum(len(c.traces) for c in chunks)
     if on_progress:
         on_progress(done, total)
-    for new in run_chunks(chunks, executor, jobs):
+    for new in run_all(run_chunk, chunks, executor, jobs):
         results.append(new)
         rows.extend(new)
         done += len(new)
