@@ -187,20 +187,28 @@ def test_bolae_starts_by_throughput_with_a_placeholder():
     assert p.last_info["placeholder_s"][0] == pytest.approx(10 + V_E - 2.0)
 
 
-def _steady(level, ph, last, tput, ibr=True):
-    r = BolaERule(1, LADDER.bitrates_bps, 2.0, 5.0, osc=False, ibr=ibr)
-    r.set_params(np.array([0]), np.array([25.0]))
-    r.steady[0], r.placeholder[0], r.last[0] = True, ph, last
-    q, d = r.decide(np.array([0]), np.array([level]), np.array([tput]), np.array([0.0]), np.ones((1, 4), bool))
-    return int(q[0]), float(d[0]), float(r.placeholder[0])
+def _rule():
+    """BOLA-E's rule in Sabre's units: kbit/s, ms."""
+    r = BolaERule(1, LADDER.bitrates_bps / 1000, 2000.0, 5.0, osc=False, ibr=True)
+    r.set_params(np.array([0]), np.array([25000.0]))
+    return r
+
+
+def _steady(level, ph, last, tput):
+    """A steady-state BOLA-E decision, in seconds and bits per second."""
+    r = _rule()
+    r.steady[0], r.placeholder[0], r.last[0] = True, ph * 1000, last
+    q, d = r.decide(np.array([0]), np.array([level * 1000]), np.array([tput / 1000]), np.array([0.0]),
+                    np.ones((1, 4), bool))
+    return int(q[0]), float(d[0]) / 1000, float(r.placeholder[0]) / 1000
 
 
 def test_bolae_parameters():
-    r = BolaERule(1, LADDER.bitrates_bps, 2.0, 5.0, osc=False, ibr=True)
-    r.set_params(np.array([0]), np.array([25.0]))
-    assert r.gpv[0] == pytest.approx(GP_E) and r.Vp[0] == pytest.approx(V_E)
-    assert r.max_level(np.array([0]), np.array([2]))[0] == pytest.approx(10 + V_E + 10)
-    assert r.min_level(np.array([0]), np.array([1]))[0] == pytest.approx(10 + V_E * (1 - math.log(2)))
+    r = _rule()
+    assert r.gpv[0] == pytest.approx(GP_E) and r.Vp[0] == pytest.approx(1000 * V_E)
+    assert r.max_level(np.array([0]), np.array([2]))[0] == pytest.approx(1000 * (10 + V_E + 10))
+    assert r.min_level(np.array([0]), np.array([1]))[0] == pytest.approx(1000 * (10 + V_E * (1 - math.log(2))))
+    assert r.min_level(np.array([0]), np.array([0]))[0] == 0.0
 
 
 @pytest.mark.parametrize("level, ph, last, tput, expected", [

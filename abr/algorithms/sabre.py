@@ -9,7 +9,8 @@ policy only `select` and `abandon`, so each policy here rebuilds Sabre's callbac
 what it sees: a new throughput sample means a download completed (`report_download`
 with the buffer as it was on arrival), and the session time not accounted for by its
 own delay, abandoned attempts and the download is the full-buffer wait (`report_delay`).
-The rules themselves are `abr.algorithms.sabre_rules`.
+The rules themselves are `abr.algorithms.sabre_rules`, which compute in Sabre's units
+(ms, kbit/s, bits); this module converts at its edges.
 
 Sabre's first segment is fetched at the lowest rung without asking the ABR (its
 `get_first_quality`); these policies answer rung 0 while they have no estimate. The
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from abr.algorithms.sabre_rules import BolaERule, BolaRule, SabreEstimate, ThroughputRule
+from abr.algorithms.sabre_rules import BolaERule, BolaRule, SabreEstimate, ThroughputRule, to_kbps, to_ms
 from abr.base import Ladder, Observation, Param, Policy, Progress
 from abr.estimators import newest_sample
 from abr.registry import register
@@ -43,28 +44,32 @@ P_IBR = Param("insufficient_buffer_rule", True, "bool", "Sabre's insufficient-bu
 
 
 def _newest_latency(obs: Observation) -> np.ndarray:
-    lat = getattr(obs, "latency_s", None)
+    lat = obs.latency_s
     if lat is None or lat.shape[1] == 0:
         return np.zeros(obs.n)
     return np.nan_to_num(np.asarray(lat[:, -1], dtype=np.float64))
 
 
 class SabrePolicy(Policy):
-    """Sabre's loop around a rule: the estimate, the callbacks, the bookkeeping."""
+    """Sabre's loop around a rule: the estimate, the callbacks, the bookkeeping (seconds
+    outside, Sabre's ms and kbit/s inside)."""
 
     def _reset(self, n_sessions: int, ladder: Ladder) -> None:
-        self.p = float(ladder.segment_duration_s)
-        self.est = SabreEstimate(n_sessions, (float(self.fast_half_life_s), float(self.slow_half_life_s)), self.p)
-        self.t_prev = np.zeros(n_sessions)           # when this session last decided (0: the first request)
-        self.delay_prev = np.zeros(n_sessions)       # the delay it asked for then
-        self.aborted_s = np.zeros(n_sessions)        # time spent on abandoned attempts since
+        self.p = float(to_ms(ladder.segment_duration_s))
+        self.b = to_kbps(ladder.bitrates_bps)
+        half_lives = (float(to_ms(self.fast_half_life_s)), float(to_ms(self.slow_half_life_s)))
+        self.est = SabreEstimate(n_sessions, half_lives, self.p)
+        self.t_prev = np.zeros(n_sessions)           # when this session last decided, s (0: the first request)
+        self.delay_prev = np.zeros(n_sessions)       # the delay it asked for then, s
+        self.aborted_s = np.zeros(n_sessions)        # time spent on abandoned attempts since, s
         self.seg_prev = np.full(n_sessions, -1, dtype=np.int64)
         self._reset_rules(n_sessions, ladder)
 
     def _buffer_size(self, obs: Observation) -> np.ndarray:
+        """Sabre's buffer size (-b), ms."""
         if self.buffer_size_s is None:
-            return np.asarray(obs.buffer_cap_s, dtype=np.float64)
-        return np.full(obs.n, float(self.buffer_size_s))
+            return to_ms(obs.buffer_cap_s)
+        return np.full(obs.n, float(to_ms(self.buffer_size_s)))
 
     def _select(self, obs: Observation) -> np.ndarray:
         s = obs.sessions
@@ -79,25 +84,26 @@ class SabrePolicy(Policy):
         self._before_decision(obs)
         arrived = fresh & (self.seg_prev[s] >= 0)      # Sabre reports every download but the first
         if arrived.any():
-            self._report_download(s[arrived], np.asarray(obs.last_rung)[arrived], (lat + xfer)[arrived],
-                                  (buf + wait)[arrived])
+            self._report_download(s[arrived], np.asarray(obs.last_rung)[arrived], to_ms((lat + xfer)[arrived]),
+                                  to_ms((buf + wait)[arrived]))
         if fresh.any():
-            self.est.push(s[fresh], xfer[fresh], tput[fresh], lat[fresh])
-        self._report_delay(s, wait)
+            self.est.push(s[fresh], to_ms(xfer[fresh]), to_kbps(tput[fresh]), to_ms(lat[fresh]))
+        self._report_delay(s, to_ms(wait))
         t_est, l_est = self.est.estimate(s)
         q = np.zeros(obs.n, dtype=np.int64)
-        delay = np.zeros(obs.n)
+        delay_ms = np.zeros(obs.n)
         have = ~np.isnan(t_est)
         if have.any():
             rows = np.flatnonzero(have)
-            q[rows], delay[rows] = self._decide(obs, rows, buf[rows], t_est[rows], l_est[rows])
+            q[rows], delay_ms[rows] = self._decide(obs, rows, to_ms(buf[rows]), t_est[rows], l_est[rows])
+        delay = delay_ms / 1000.0
         self.t_prev[s] = obs.time_s
         self.delay_prev[s] = delay
         self.aborted_s[s] = 0.0
         self.seg_prev[s] = k
         self.last_delay_s = delay
-        self.last_info = {"throughput_bps": t_est, "latency_s": l_est, "wait_s": wait, "delay_s": delay,
-                          **self._info(s)}
+        self.last_info = {"throughput_bps": t_est * 1000.0, "latency_s": l_est / 1000.0, "wait_s": wait,
+                          "delay_s": delay, **self._info(s)}
         return q
 
     def abandon(self, progress: Progress) -> np.ndarray:
@@ -105,21 +111,20 @@ class SabrePolicy(Policy):
             return super().abandon(progress)
         s = np.asarray(progress.sessions)
         rung = np.asarray(progress.rung, dtype=np.int64)
-        done = np.asarray(progress.bytes_done, dtype=np.float64)
-        total = np.asarray(progress.bytes_total, dtype=np.float64)
+        done = np.asarray(progress.bytes_done, dtype=np.float64) * 8.0
+        size = np.asarray(progress.bytes_total, dtype=np.float64) * 8.0
         elapsed = np.asarray(progress.elapsed_s, dtype=np.float64)
-        ttfb = getattr(progress, "latency_s", None)
         _, l_est = self.est.estimate(s)
-        ttfb = np.nan_to_num(l_est) if ttfb is None else np.asarray(ttfb, dtype=np.float64)
-        level = np.asarray(progress.buffer_s, dtype=np.float64)
-        out = self._check_abandon(s, rung, done, total, elapsed, ttfb, level, l_est)
+        ttfb = np.nan_to_num(l_est) if progress.latency_s is None else to_ms(progress.latency_s)
+        level = to_ms(progress.buffer_s)
+        out = self._check_abandon(s, rung, done, size, to_ms(elapsed), ttfb, level, l_est)
         hit = out >= 0
         if hit.any():
             self.aborted_s[s[hit]] += elapsed[hit]
             self._report_abandon(s[hit], rung[hit], out[hit], level[hit])
         return out
 
-    # -- what each policy supplies ------------------------------------------------------------
+    # -- what each policy supplies (Sabre's units: ms, kbit/s, bits) --------------------------
     def _reset_rules(self, n: int, ladder: Ladder) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -130,16 +135,16 @@ class SabrePolicy(Policy):
                 lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _report_download(self, s: np.ndarray, rung: np.ndarray, time_s: np.ndarray, level: np.ndarray) -> None:
+    def _report_download(self, s: np.ndarray, rung: np.ndarray, time: np.ndarray, level: np.ndarray) -> None:
         pass
 
-    def _report_delay(self, s: np.ndarray, wait_s: np.ndarray) -> None:
+    def _report_delay(self, s: np.ndarray, wait: np.ndarray) -> None:
         pass
 
     def _report_abandon(self, s: np.ndarray, rung: np.ndarray, to: np.ndarray, level: np.ndarray) -> None:
         pass
 
-    def _check_abandon(self, s, rung, done, total, elapsed, ttfb, level, lat_est) -> np.ndarray:
+    def _check_abandon(self, s, rung, done, size, elapsed, ttfb, level, lat_est) -> np.ndarray:
         return np.full(s.size, -1, dtype=np.int64)
 
     def _info(self, s: np.ndarray) -> dict[str, np.ndarray]:
@@ -149,7 +154,7 @@ class SabrePolicy(Policy):
 def _bola_target(rule: BolaRule, policy: SabrePolicy, obs: Observation, rows: np.ndarray) -> np.ndarray:
     k = np.asarray(obs.segment_index, dtype=np.float64)[rows]
     n_seg = k + np.asarray(obs.segments_left, dtype=np.float64)[rows]
-    return rule.target_s(policy._buffer_size(obs)[rows], k, n_seg)
+    return rule.target_ms(policy._buffer_size(obs)[rows], k, n_seg)
 
 
 @register("sabre-throughput")
@@ -159,13 +164,13 @@ class SabreThroughput(SabrePolicy):
     PARAMS = (P_IBR, P_BUFFER) + P_HALF_LIVES
 
     def _reset_rules(self, n: int, ladder: Ladder) -> None:
-        self.tput = ThroughputRule(n, ladder.bitrates_bps, self.p, self.insufficient_buffer_rule)
+        self.tput = ThroughputRule(n, self.b, self.p, self.insufficient_buffer_rule)
 
     def _decide(self, obs, rows, level, tput, lat):
         return self.tput.decide(obs.sessions[rows], level, tput, lat), np.zeros(rows.size)
 
-    def _check_abandon(self, s, rung, done, total, elapsed, ttfb, level, lat_est):
-        return self.tput.check_abandon(rung, done, total, elapsed, ttfb, lat_est)
+    def _check_abandon(self, s, rung, done, size, elapsed, ttfb, level, lat_est):
+        return self.tput.check_abandon(rung, done, size, elapsed, ttfb, lat_est)
 
 
 @register("sabre-bola")
@@ -175,17 +180,17 @@ class SabreBola(SabrePolicy):
     PARAMS = (P_GP, P_BASIC, P_OSC, P_BUFFER) + P_HALF_LIVES
 
     def _reset_rules(self, n: int, ladder: Ladder) -> None:
-        self.bola = BolaRule(n, ladder.bitrates_bps, self.p, float(self.gp), self.basic, self.osc)
+        self.bola = BolaRule(n, self.b, self.p, float(self.gp), self.basic, self.osc)
 
     def _decide(self, obs, rows, level, tput, lat):
         target = _bola_target(self.bola, self, obs, rows)
         return self.bola.decide(obs.sessions[rows], level, target, tput, lat, np.asarray(obs.mask, bool)[rows])
 
-    def _check_abandon(self, s, rung, done, total, elapsed, ttfb, level, lat_est):
-        return self.bola.check_abandon(s, rung, done, total, level)
+    def _check_abandon(self, s, rung, done, size, elapsed, ttfb, level, lat_est):
+        return self.bola.check_abandon(s, rung, done, size, level)
 
     def _info(self, s):
-        return {"target_s": self.bola.target[s].copy()}
+        return {"target_s": self.bola.target[s] / 1000.0}
 
 
 @register("sabre-bolae")
@@ -196,7 +201,7 @@ class SabreBolaE(SabrePolicy):
     PARAMS = (P_GP, P_OSC, P_IBR, P_BUFFER) + P_HALF_LIVES
 
     def _reset_rules(self, n: int, ladder: Ladder) -> None:
-        self.bolae = BolaERule(n, ladder.bitrates_bps, self.p, float(self.gp), self.osc, self.insufficient_buffer_rule)
+        self.bolae = BolaERule(n, self.b, self.p, float(self.gp), self.osc, self.insufficient_buffer_rule)
 
     def _before_decision(self, obs: Observation) -> None:
         self.bolae.set_params(obs.sessions, self._buffer_size(obs))
@@ -204,20 +209,20 @@ class SabreBolaE(SabrePolicy):
     def _decide(self, obs, rows, level, tput, lat):
         return self.bolae.decide(obs.sessions[rows], level, tput, lat, np.asarray(obs.mask, bool)[rows])
 
-    def _report_download(self, s, rung, time_s, level):
-        self.bolae.report_download(s, rung, time_s, level)
+    def _report_download(self, s, rung, time, level):
+        self.bolae.report_download(s, rung, time, level)
 
-    def _report_delay(self, s, wait_s):
-        self.bolae.report_delay(s, wait_s)
+    def _report_delay(self, s, wait):
+        self.bolae.report_delay(s, wait)
 
     def _report_abandon(self, s, rung, to, level):
         self.bolae.report_abandon(s, rung, to, level)
 
-    def _check_abandon(self, s, rung, done, total, elapsed, ttfb, level, lat_est):
-        return self.bolae.check_abandon(s, rung, done, total, elapsed, ttfb, level)
+    def _check_abandon(self, s, rung, done, size, elapsed, ttfb, level, lat_est):
+        return self.bolae.check_abandon(s, rung, done, size, elapsed, ttfb, level)
 
     def _info(self, s):
-        return {"placeholder_s": self.bolae.placeholder[s].copy()}
+        return {"placeholder_s": self.bolae.placeholder[s] / 1000.0}
 
 
 @register("sabre-dynamic")
@@ -231,8 +236,8 @@ class SabreDynamic(SabrePolicy):
         P_GP, P_BASIC, P_OSC, P_IBR, P_BUFFER) + P_HALF_LIVES
 
     def _reset_rules(self, n: int, ladder: Ladder) -> None:
-        self.bola = BolaRule(n, ladder.bitrates_bps, self.p, float(self.gp), self.basic, self.osc)
-        self.tput = ThroughputRule(n, ladder.bitrates_bps, self.p, self.insufficient_buffer_rule)
+        self.bola = BolaRule(n, self.b, self.p, float(self.gp), self.basic, self.osc)
+        self.tput = ThroughputRule(n, self.b, self.p, self.insufficient_buffer_rule)
         self.is_bola = np.zeros(n, dtype=bool)
 
     def _decide(self, obs, rows, level, tput, lat):
@@ -240,17 +245,17 @@ class SabreDynamic(SabrePolicy):
         target = _bola_target(self.bola, self, obs, rows)
         qb, db = self.bola.decide(s, level, target, tput, lat, np.asarray(obs.mask, bool)[rows])
         qt = self.tput.decide(s, level, tput, lat)
-        thr = float(self.threshold_s)
+        thr = float(to_ms(self.threshold_s))
         cur = self.is_bola[s]
         now = np.where(cur, ~((level < thr) & (qb < qt)), (level > thr) & (qb >= qt))
         self.is_bola[s] = now
         return np.where(now, qb, qt), np.where(now, db, 0.0)
 
-    def _check_abandon(self, s, rung, done, total, elapsed, ttfb, level, lat_est):
-        return self.tput.check_abandon(rung, done, total, elapsed, ttfb, lat_est)
+    def _check_abandon(self, s, rung, done, size, elapsed, ttfb, level, lat_est):
+        return self.tput.check_abandon(rung, done, size, elapsed, ttfb, lat_est)
 
     def _info(self, s):
-        return {"bola": self.is_bola[s].copy(), "target_s": self.bola.target[s].copy()}
+        return {"bola": self.is_bola[s].copy(), "target_s": self.bola.target[s] / 1000.0}
 
 
 @register("sabre-dynamicdash")
@@ -264,8 +269,8 @@ class SabreDynamicDash(SabrePolicy):
         P_GP, P_OSC, P_IBR, P_BUFFER) + P_HALF_LIVES
 
     def _reset_rules(self, n: int, ladder: Ladder) -> None:
-        self.bolae = BolaERule(n, ladder.bitrates_bps, self.p, float(self.gp), self.osc, self.insufficient_buffer_rule)
-        self.tput = ThroughputRule(n, ladder.bitrates_bps, self.p, self.insufficient_buffer_rule)
+        self.bolae = BolaERule(n, self.b, self.p, float(self.gp), self.osc, self.insufficient_buffer_rule)
+        self.tput = ThroughputRule(n, self.b, self.p, self.insufficient_buffer_rule)
         self.is_bola = np.zeros(n, dtype=bool)
 
     def _before_decision(self, obs: Observation) -> None:
@@ -274,7 +279,7 @@ class SabreDynamicDash(SabrePolicy):
     def _decide(self, obs, rows, level, tput, lat):
         s = obs.sessions[rows]
         cur = self.is_bola[s]
-        now = np.where(cur, level >= float(self.low_s), level > float(self.high_s))
+        now = np.where(cur, level >= float(to_ms(self.low_s)), level > float(to_ms(self.high_s)))
         self.is_bola[s] = now
         q = np.zeros(rows.size, dtype=np.int64)
         delay = np.zeros(rows.size)
@@ -285,22 +290,22 @@ class SabreDynamicDash(SabrePolicy):
             q[~now] = self.tput.decide(s[~now], level[~now], tput[~now], lat[~now])
         return q, delay
 
-    def _report_download(self, s, rung, time_s, level):
-        self.bolae.report_download(s, rung, time_s, level)
+    def _report_download(self, s, rung, time, level):
+        self.bolae.report_download(s, rung, time, level)
 
-    def _report_delay(self, s, wait_s):
-        self.bolae.report_delay(s, wait_s)
+    def _report_delay(self, s, wait):
+        self.bolae.report_delay(s, wait)
 
     def _report_abandon(self, s, rung, to, level):
         self.bolae.report_abandon(s, rung, to, level)
 
-    def _check_abandon(self, s, rung, done, total, elapsed, ttfb, level, lat_est):
+    def _check_abandon(self, s, rung, done, size, elapsed, ttfb, level, lat_est):
         bola = self.is_bola[s]
-        out = self.tput.check_abandon(rung, done, total, elapsed, ttfb, lat_est)
+        out = self.tput.check_abandon(rung, done, size, elapsed, ttfb, lat_est)
         if bola.any():
-            out[bola] = self.bolae.check_abandon(s[bola], rung[bola], done[bola], total[bola], elapsed[bola],
+            out[bola] = self.bolae.check_abandon(s[bola], rung[bola], done[bola], size[bola], elapsed[bola],
                                                  ttfb[bola], level[bola])
         return out
 
     def _info(self, s):
-        return {"bola": self.is_bola[s].copy(), "placeholder_s": self.bolae.placeholder[s].copy()}
+        return {"bola": self.is_bola[s].copy(), "placeholder_s": self.bolae.placeholder[s] / 1000.0}
