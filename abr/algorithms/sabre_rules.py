@@ -49,6 +49,10 @@ IBR_SAFETY_MIN = 0.5
 THROUGHPUT_SAFETY = 0.9
 ABANDON_MULTIPLIER = 1.8
 ABANDON_GRACE_MS = 500.0
+#: Sabre's progress checks fall on sums of latency and whole check steps, which land exactly
+#: on the grace time when the numbers are round (100 ms + 7 × 12000 bits / 210 kbit/s); our
+#: times, summed in other units and order, may come out a rounding error short of it.
+GRACE_TOLERANCE_MS = 1e-6
 
 
 def to_ms(seconds):
@@ -167,7 +171,7 @@ class ThroughputRule:
         left (bits done and in all, ms elapsed and to the first byte)."""
         dl = elapsed - ttfb
         left = size - done
-        live = (elapsed >= ABANDON_GRACE_MS) & (dl > 0) & (done > 0) & (left > 0)
+        live = (elapsed >= ABANDON_GRACE_MS - GRACE_TOLERANCE_MS) & (dl > 0) & (done > 0) & (left > 0)
         with np.errstate(divide="ignore", invalid="ignore"):
             rate = done / dl
             projected = elapsed + left / rate
