@@ -17,7 +17,7 @@ from player.core.session import SegmentPlan, SessionCore, drive_with_link
 from player.core.simulator import SessionSpec, simulate
 
 POLICIES = ["bola", "bba", "throughput", "rb", "robustmpc", "mpc", "dynamic", "festive", "bolae", "random", "fixed",
-            "dashjs"]
+            "dashjs", "sabre-bola", "sabre-bolae", "sabre-throughput", "sabre-dynamic", "sabre-dynamicdash"]
 
 
 @st.composite

@@ -63,6 +63,7 @@ class SabrePolicy(Policy):
         self.delay_prev = np.zeros(n_sessions)       # the delay it asked for then, s
         self.aborted_s = np.zeros(n_sessions)        # time spent on abandoned attempts since, s
         self.seg_prev = np.full(n_sessions, -1, dtype=np.int64)
+        self.lat_est = np.full(n_sessions, np.nan)  # the latency estimate (ms) as of the last decision
         self._reset_rules(n_sessions, ladder)
 
     def _buffer_size(self, obs: Observation) -> np.ndarray:
@@ -90,6 +91,7 @@ class SabrePolicy(Policy):
             self.est.push(s[fresh], to_ms(xfer[fresh]), to_kbps(tput[fresh]), to_ms(lat[fresh]))
         self._report_delay(s, to_ms(wait))
         t_est, l_est = self.est.estimate(s)
+        self.lat_est[s] = l_est
         q = np.zeros(obs.n, dtype=np.int64)
         delay_ms = np.zeros(obs.n)
         have = ~np.isnan(t_est)
@@ -114,7 +116,7 @@ class SabrePolicy(Policy):
         done = np.asarray(progress.bytes_done, dtype=np.float64) * 8.0
         size = np.asarray(progress.bytes_total, dtype=np.float64) * 8.0
         elapsed = np.asarray(progress.elapsed_s, dtype=np.float64)
-        _, l_est = self.est.estimate(s)
+        l_est = self.lat_est[s]
         ttfb = np.nan_to_num(l_est) if progress.latency_s is None else to_ms(progress.latency_s)
         level = to_ms(progress.buffer_s)
         out = self._check_abandon(s, rung, done, size, to_ms(elapsed), ttfb, level, l_est)

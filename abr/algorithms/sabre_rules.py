@@ -169,13 +169,19 @@ class ThroughputRule:
         """After 0.5 s, if the download's own rate projects past 1.8 segment durations: the
         throughput rung at 0.9 × that rate, when lower and its segment smaller than what is
         left (bits done and in all, ms elapsed and to the first byte)."""
+        out = np.full(rung.size, -1, dtype=np.int64)
+        live = elapsed >= ABANDON_GRACE_MS - GRACE_TOLERANCE_MS
+        if not live.any():
+            return out
         dl = elapsed - ttfb
         left = size - done
-        live = (elapsed >= ABANDON_GRACE_MS - GRACE_TOLERANCE_MS) & (dl > 0) & (done > 0) & (left > 0)
+        live &= (dl > 0) & (done > 0) & (left > 0)
         with np.errstate(divide="ignore", invalid="ignore"):
             rate = done / dl
             projected = elapsed + left / rate
         slow = live & (projected > ABANDON_MULTIPLIER * self.p)
+        if not slow.any():
+            return out
         q = quality_from_throughput(np.where(slow, rate * THROUGHPUT_SAFETY, np.nan), lat_est, self.p, self.b)
         est_size = size * self.b[q] / self.b[rung]
         return np.where(slow & (q < rung) & (est_size < left), q, -1).astype(np.int64)

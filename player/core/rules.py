@@ -36,7 +36,7 @@ Units: seconds, bits per second, bytes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -214,20 +214,27 @@ def delivered_bytes(link, trace_idx: np.ndarray, first_byte_trace_s: np.ndarray,
     return np.minimum(got, size_bytes)
 
 
-def next_offer_s(preset: SessionPreset, link, trace_idx: np.ndarray, request_trace_s: np.ndarray, j: int,
+def payload_link(link):
+    """The same traces without request latency or overhead: how long bytes take to arrive
+    once the first one has (for `next_offer_s`, built once per link)."""
+    return type(link)(link.traces, replace(link.params, latency="none", overhead_s=0.0))
+
+
+def next_offer_s(preset: SessionPreset, payload, trace_idx: np.ndarray, first_byte_trace_s: np.ndarray, j: int,
                  prev_s: np.ndarray, prev_bytes: np.ndarray, latency_s: np.ndarray, size_bytes: np.ndarray,
                  transfer_s: np.ndarray) -> np.ndarray:
     """When (seconds after the request) an in-flight download is offered to the abandonment
     hook for the `j`-th time (j = 1, 2, ...): every `abandon_interval_s`; with
     `abandon_min_bytes`, once both the interval has passed since the previous offer (`prev_s`,
     0 for the first) and that many bytes have arrived since it (`prev_bytes`), as Sabre's
-    `NetworkModel.download` checks. At or past the transfer's end there is no offer."""
+    `NetworkModel.download` checks. `payload` is the link's `payload_link` (unused without
+    `abandon_min_bytes`). At or past the transfer's end there is no offer (inf)."""
     dt = preset.abandon_interval_s
     if preset.abandon_min_bytes <= 0:
         return np.full(np.shape(prev_s), j * dt)
     want = prev_bytes + preset.abandon_min_bytes
-    if link.params.noise is None:
-        reach = link.transfer(trace_idx, request_trace_s, want).total_s
+    if payload.params.noise is None:
+        reach = latency_s + payload.transfer(trace_idx, first_byte_trace_s, want).transfer_s
     else:  # noisy transfer times: progress in proportion
         reach = latency_s + transfer_s * want / np.maximum(size_bytes, 1e-12)
     return np.maximum(prev_s + dt, np.where(want >= size_bytes, np.inf, reach))

@@ -18,7 +18,7 @@ import abr
 from player.core import events as ev
 from player.core.presets import SessionPreset
 from player.core.rules import (MAX_ATTEMPTS, DecisionHook, DecisionRecord, SegmentPlan, SessionRows, accept_abandon,
-                               can_abandon, delivered_bytes, next_offer_s)
+                               can_abandon, delivered_bytes, next_offer_s, payload_link)
 from player.core.summary import session_summary
 
 __all__ = ["Done", "Fetch", "SegmentPlan", "SessionCore", "Wait", "drive_with_link"]
@@ -349,6 +349,7 @@ def drive_with_link(core: SessionCore, link, trace_index: int = 0) -> SessionCor
     p = core.preset
     abandoning = can_abandon(p, core.policy)
     offered_attempts = MAX_ATTEMPTS if p.abandon_reselect else 10 ** 9
+    payload = payload_link(link) if abandoning and p.abandon_min_bytes > 0 else None
     attempts = {}          # segment -> requests made for it so far
     for _ in range((MAX_ATTEMPTS + 10) * core.plan.n_segments + 10):
         action = core.next_action(core.now)
@@ -373,8 +374,8 @@ def drive_with_link(core: SessionCore, link, trace_index: int = 0) -> SessionCor
                 size = np.array([action.expected_bytes])
                 e, got, j = 0.0, 0.0, 1
                 while True:
-                    e = float(next_offer_s(p, link, idx, start_trace, j, np.array([e]), np.array([got]), tr.latency_s,
-                                           size, tr.transfer_s)[0])
+                    e = float(next_offer_s(p, payload, idx, np.array([first_byte]), j, np.array([e]), np.array([got]),
+                                           tr.latency_s, size, tr.transfer_s)[0])
                     if not e < total:
                         break
                     got = float(delivered_bytes(link, idx, np.array([first_byte]), np.array([e]), tr.latency_s,

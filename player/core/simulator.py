@@ -29,7 +29,7 @@ from netem.trace import Trace
 from player.core.device import DeviceProfile
 from player.core.presets import SessionPreset, get as get_preset
 from player.core.rules import (MAX_ATTEMPTS, DecisionHook, SegmentPlan, SessionRows, accept_abandon, can_abandon,
-                               delivered_bytes, next_offer_s)
+                               delivered_bytes, next_offer_s, payload_link)
 from player.core.summary import row_summary, session_metrics
 
 
@@ -159,6 +159,7 @@ class _Batch:
         self.wasted = np.zeros(n)
         self.abandons = np.zeros(n, dtype=np.int64)
         self.abandoning = can_abandon(preset, policy)
+        self.payload = payload_link(self.link) if self.abandoning and preset.abandon_min_bytes > 0 else None
 
     def elapse(self, rows: np.ndarray | slice, seconds: np.ndarray, trace_advance_s: np.ndarray | None = None
                ) -> np.ndarray:
@@ -240,7 +241,7 @@ class _Batch:
             pending = np.arange(live.size)
             j = 1
             while pending.size:
-                e = next_offer_s(p, link, self.tidx[live[pending]], start[pending], j, prev_e[pending],
+                e = next_offer_s(p, self.payload, self.tidx[live[pending]], first_byte[pending], j, prev_e[pending],
                                  prev_got[pending], lat[pending], size[pending], tr.transfer_s[pending])
                 keep = e < total[pending]
                 pending, e = pending[keep], e[keep]
