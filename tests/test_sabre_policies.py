@@ -12,6 +12,7 @@ V·(υ_m + γp) = 10 + V + 5m = 17.2135 + 5m seconds.
 """
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -288,3 +289,16 @@ def test_sabre_preset_defaults_are_sabre_defaults():
     p = get_preset("sabre").policy("bola")
     assert p.params["gp"] == 5.0 and p.params["basic"] is False and p.params["osc"] is False
     assert get_preset("sabre").policy("bola", {"osc": True}).params["osc"] is True
+
+
+def test_abr_list_says_what_sabres_names_mean(capsys):
+    from player.cli.main import main
+
+    assert main(["abr", "list", "--json"]) == 0
+    aliases = json.loads(capsys.readouterr().out)["aliases"]
+    sabre = {a["name"]: a for a in aliases if a["preset"] == "sabre"}
+    assert set(sabre) == {"bola", "bolae", "throughput", "dynamic", "dynamicdash"}
+    assert sabre["bola"]["policy"] == "sabre-bola" and sabre["bola"]["defaults"]["gp"] == 5.0
+    assert main(["abr", "list", "dynamic"]) == 0
+    out = capsys.readouterr().out
+    assert "--preset sabre: dynamic means sabre-dynamic" in " ".join(out.split())

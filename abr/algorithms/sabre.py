@@ -15,8 +15,17 @@ The rules themselves are `abr.algorithms.sabre_rules`, which compute in Sabre's 
 Sabre's first segment is fetched at the lowest rung without asking the ABR (its
 `get_first_quality`); these policies answer rung 0 while they have no estimate. The
 request latency of each download comes from `Observation.latency_s` (and
-`Progress.latency_s`), when the session supplies it; otherwise it is taken as 0.
-A policy's delay (Sabre's BOLA-O and BOLA-E pauses) is `last_delay_s`.
+`Progress.latency_s`; without it, the latency estimate stands in for the time to the
+first byte). A policy's delay (Sabre's BOLA-O and BOLA-E pauses) is `last_delay_s`.
+Under `--preset sabre` (Sabre's `-noa` run) and `sabre-abandon` (its default run, which
+also decides afresh after an abandonment, as Sabre's loop does), Sabre's names bola,
+bolae, throughput, dynamic and dynamicdash mean these policies; `abrlab fidelity sabre`
+holds them to Sabre itself.
+
+Not reproduced: Sabre's replacement strategies (-r), seeking (-s), the sliding-window
+average (-ma sliding), its unfinished `bba`, and ABR modules loaded from a file; ties that
+Sabre breaks by the last bit of its own arithmetic (BOLA-E's placeholder after an
+abandonment) can go the other way.
 """
 from __future__ import annotations
 

@@ -114,9 +114,13 @@ PRESETS: dict[str, SessionPreset] = {
         abandonment=True, abandon_interval_s=0.05, abandon_min_bytes=1500.0, abandon_reselect=True,
         abr_aliases=dict(SABRE_ALIASES), abr_defaults={name: dict(v) for name, v in SABRE_DEFAULTS.items()},
         doc="Sabre's default run (abandonment on), otherwise as `sabre`: an in-flight download is "
-            "offered to the policy's abandonment rule once its latency has passed and then whenever "
-            "both 50 ms and 1500 bytes have passed since the last offer; after an abandonment the "
-            "policy decides the segment afresh (Sabre drops the rung its rule named)."),
+            "offered to the policy's abandonment rule once 50 ms have passed since the request and "
+            "1500 bytes (12000 bits) have arrived, then whenever both 50 ms and 1500 more bytes have "
+            "passed since the previous offer (Sabre's NetworkModel min_progress_time/size); after an "
+            "abandonment the policy decides the segment afresh, as Sabre's loop does: it stores the "
+            "rule's rung in abandon_to_quality but reads abandoned_to_quality, which stays None, so "
+            "the rung is never fetched as such (only the rules' own side effects keep it: Sabre's "
+            "BOLA takes it as its last rung, BOLA-E sizes its placeholder for it)."),
     "pensieve": SessionPreset(
         "pensieve", link_preset("pensieve"), buffer_cap_s=60.0, whole_segment_fits=False,
         wait_quantum_s=0.5, startup_is_stall=True, first_rung=1, throughput_includes_latency=True,
