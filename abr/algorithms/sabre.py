@@ -204,21 +204,14 @@ class SabreBola(SabrePolicy):
         return {"target_s": self.bola.target[s] / 1000.0}
 
 
-@register("sabre-bolae")
-class SabreBolaE(SabrePolicy):
-    """Sabre's BolaEnh: BOLA-E with placeholder buffer, BOLA-U (BOLA-O with osc) and its
-    insufficient-buffer rule."""
+class WithBolaE(SabrePolicy):
+    """A Sabre policy holding Sabre's BolaEnh (`self.bolae`), which hears every report:
+    its parameters from the buffer size, downloads, full-buffer waits and abandonments."""
 
-    PARAMS = (P_GP, P_OSC, P_IBR, P_BUFFER) + P_HALF_LIVES
-
-    def _reset_rules(self, n: int, ladder: Ladder) -> None:
-        self.bolae = BolaERule(n, self.b, self.p, float(self.gp), self.osc, self.insufficient_buffer_rule)
+    bolae: BolaERule
 
     def _before_decision(self, obs: Observation) -> None:
         self.bolae.set_params(obs.sessions, self._buffer_size(obs))
-
-    def _decide(self, obs, rows, level, tput, lat):
-        return self.bolae.decide(obs.sessions[rows], level, tput, lat, np.asarray(obs.mask, bool)[rows])
 
     def _report_download(self, s, rung, time, level):
         self.bolae.report_download(s, rung, time, level)
@@ -228,6 +221,20 @@ class SabreBolaE(SabrePolicy):
 
     def _report_abandon(self, s, rung, to, level):
         self.bolae.report_abandon(s, rung, to, level)
+
+
+@register("sabre-bolae")
+class SabreBolaE(WithBolaE):
+    """Sabre's BolaEnh: BOLA-E with placeholder buffer, BOLA-U (BOLA-O with osc) and its
+    insufficient-buffer rule."""
+
+    PARAMS = (P_GP, P_OSC, P_IBR, P_BUFFER) + P_HALF_LIVES
+
+    def _reset_rules(self, n: int, ladder: Ladder) -> None:
+        self.bolae = BolaERule(n, self.b, self.p, float(self.gp), self.osc, self.insufficient_buffer_rule)
+
+    def _decide(self, obs, rows, level, tput, lat):
+        return self.bolae.decide(obs.sessions[rows], level, tput, lat, np.asarray(obs.mask, bool)[rows])
 
     def _check_abandon(self, s, rung, done, size, elapsed, ttfb, level, lat_est):
         return self.bolae.check_abandon(s, rung, done, size, elapsed, ttfb, level)
@@ -270,7 +277,7 @@ class SabreDynamic(SabrePolicy):
 
 
 @register("sabre-dynamicdash")
-class SabreDynamicDash(SabrePolicy):
+class SabreDynamicDash(WithBolaE):
     """Sabre's DynamicDash: BolaEnh above 10 s of buffer until it falls below 5 s, Sabre's
     ThroughputRule otherwise; only the one in charge decides, both hear every report."""
 
@@ -283,9 +290,6 @@ class SabreDynamicDash(SabrePolicy):
         self.bolae = BolaERule(n, self.b, self.p, float(self.gp), self.osc, self.insufficient_buffer_rule)
         self.tput = ThroughputRule(n, self.b, self.p, self.insufficient_buffer_rule)
         self.is_bola = np.zeros(n, dtype=bool)
-
-    def _before_decision(self, obs: Observation) -> None:
-        self.bolae.set_params(obs.sessions, self._buffer_size(obs))
 
     def _decide(self, obs, rows, level, tput, lat):
         s = obs.sessions[rows]
@@ -300,15 +304,6 @@ class SabreDynamicDash(SabrePolicy):
         if (~now).any():
             q[~now] = self.tput.decide(s[~now], level[~now], tput[~now], lat[~now])
         return q, delay
-
-    def _report_download(self, s, rung, time, level):
-        self.bolae.report_download(s, rung, time, level)
-
-    def _report_delay(self, s, wait):
-        self.bolae.report_delay(s, wait)
-
-    def _report_abandon(self, s, rung, to, level):
-        self.bolae.report_abandon(s, rung, to, level)
 
     def _check_abandon(self, s, rung, done, size, elapsed, ttfb, level, lat_est):
         bola = self.is_bola[s]

@@ -5,7 +5,7 @@ semantics (not their bugs) so results line up with published work. README states
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -91,6 +91,18 @@ SABRE_DEFAULTS = {
                           "slow_half_life_s": 8.0},
 }
 
+SABRE = SessionPreset(
+    "sabre", link_preset("sabre"), buffer_cap_s=25.0, whole_segment_fits=True, first_rung=0, abandonment=False,
+    abr_aliases=dict(SABRE_ALIASES), abr_defaults={name: dict(v) for name, v in SABRE_DEFAULTS.items()},
+    doc="Sabre (UMass-LIDS/sabre) run with -noa: per request the trace's latency passes before any byte "
+        "moves (a latency straddling periods takes part of each) with the trace clock "
+        "advancing; bytes flow at each period's rate; throughput samples exclude latency; "
+        "buffer cap 25 s and the next request waits until a whole segment fits; segment 1 "
+        "at the lowest rung, playback starts when it arrives and that wait is not a stall; "
+        "Sabre's policy names (bola, bolae, throughput, dynamic, dynamicdash) mean Sabre's own "
+        "policies (sabre-bola, ...) with Sabre's defaults; a policy's delay is waited before "
+        "its request; abandonment off.")
+
 PRESETS: dict[str, SessionPreset] = {
     "default": SessionPreset(
         "default", link_preset("trace-latency"), buffer_cap_s=30.0,
@@ -98,21 +110,10 @@ PRESETS: dict[str, SessionPreset] = {
             "throughput excludes latency, buffer cap 30 s (or the device's), playback starts "
             "when the first segment arrives, every policy asked for every segment; every 0.25 s an "
             "in-flight download is offered to the policy's abandonment hook (if it has one)."),
-    "sabre": SessionPreset(
-        "sabre", link_preset("sabre"), buffer_cap_s=25.0, whole_segment_fits=True, first_rung=0, abandonment=False,
-        abr_aliases=dict(SABRE_ALIASES), abr_defaults={name: dict(v) for name, v in SABRE_DEFAULTS.items()},
-        doc="Sabre (UMass-LIDS/sabre) run with -noa: per request the trace's latency passes before any byte "
-            "moves (a latency straddling periods takes part of each) with the trace clock "
-            "advancing; bytes flow at each period's rate; throughput samples exclude latency; "
-            "buffer cap 25 s and the next request waits until a whole segment fits; segment 1 "
-            "at the lowest rung, playback starts when it arrives and that wait is not a stall; "
-            "Sabre's policy names (bola, bolae, throughput, dynamic, dynamicdash) mean Sabre's own "
-            "policies (sabre-bola, ...) with Sabre's defaults; a policy's delay is waited before "
-            "its request; abandonment off."),
-    "sabre-abandon": SessionPreset(
-        "sabre-abandon", link_preset("sabre"), buffer_cap_s=25.0, whole_segment_fits=True, first_rung=0,
-        abandonment=True, abandon_interval_s=0.05, abandon_min_bytes=1500.0, abandon_reselect=True,
-        abr_aliases=dict(SABRE_ALIASES), abr_defaults={name: dict(v) for name, v in SABRE_DEFAULTS.items()},
+    "sabre": SABRE,
+    "sabre-abandon": replace(
+        SABRE, name="sabre-abandon", abandonment=True, abandon_interval_s=0.05, abandon_min_bytes=1500.0,
+        abandon_reselect=True,
         doc="Sabre's default run (abandonment on), otherwise as `sabre`: an in-flight download is "
             "offered to the policy's abandonment rule once 50 ms have passed since the request and "
             "1500 bytes (12000 bits) have arrived, then whenever both 50 ms and 1500 more bytes have "
