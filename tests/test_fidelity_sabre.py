@@ -27,6 +27,7 @@ FAKE_SABRE = textwrap.dedent('''
         parser.add_argument(flag)
     parser.add_argument("-v", action="store_true")
     parser.add_argument("-noa", action="store_true")
+    parser.add_argument("-ao", action="store_true")
     args = parser.parse_args()
     movie = json.load(open(args.m))
     json.load(open(args.n))
@@ -46,7 +47,7 @@ FAKE_SABRE = textwrap.dedent('''
         print("[100-250]  1: q=2 s=6000000/6000000 t=150=20+130 bl=2950->2800->5800")
     print("buffer size: 25000")
     print("total played bitrate: %f" % total)
-    print("total rebuffer: %f" % (0.0 if args.noa else 1.0))
+    print("total rebuffer: %f" % ((0.0 if args.noa else 1.0) + (2.0 if args.ao else 0.0)))
     print("total rebuffer events: 0.000000")
 ''')
 
@@ -96,6 +97,14 @@ def test_abandon_runs_sabre_without_noa(setup):
     res = compare(SabreProgram(sabre), [traces], movie, ["throughput"], abandon=True)
     assert all(p.peer_rebuffer_s == 1.0 and not p.agrees(Goals()) for p in res.pairs)
     assert all(p.rebuffer_diff_s == pytest.approx(-1.0) for p in res.pairs)
+
+
+def test_extra_arguments_reach_each_side(setup):
+    root, sabre, movie, traces = setup
+    res = compare(SabreProgram(sabre), [traces], movie, ["bola"], sabre_args=["-ao"], abr_params={"osc": True})
+    assert all(p.peer_rebuffer_s == 2.0 for p in res.pairs)
+    with pytest.raises(ValueError, match="unknown parameter"):
+        compare(SabreProgram(sabre), [traces], movie, ["bola"], abr_params={"nope": 1})
 
 
 def test_cli_report_and_failures(setup, capsys):

@@ -13,7 +13,7 @@ import math
 from dataclasses import asdict
 from pathlib import Path
 
-from player.cli.commands._common import split_list
+from player.cli.commands._common import parse_params, split_list
 from player.lab.fidelity import agreement
 from player.lab.fidelity import sabre as sabre_peer
 
@@ -47,6 +47,11 @@ def register_sabre(peers: argparse._SubParsersAction) -> None:
                    help=f"Sabre policies, comma-separated (default: {','.join(sabre_peer.POLICIES)})")
     p.add_argument("--abandon", action="store_true",
                    help="Sabre's default run with abandonment (ours: --preset sabre-abandon); default: -noa")
+    p.add_argument("--sabre-arg", action="append", default=[], metavar="ARG",
+                   help="an extra argument for Sabre, repeatable (e.g. --sabre-arg=-ao); give ours the same "
+                        "meaning with --abr-param")
+    p.add_argument("--abr-param", action="append", metavar="KEY=VALUE",
+                   help="a parameter for our policies, repeatable (e.g. osc=true for Sabre's -ao)")
     p.add_argument("--out", metavar="DIR", help="write sessions.csv, summary.json and per-session "
                                                 "side-by-side segment logs (logs/SET/POLICY/TRACE.jsonl)")
     p.add_argument("--sessions", action="store_true", help="print one line per session, not only the summary")
@@ -62,11 +67,12 @@ def run_sabre(args: argparse.Namespace) -> int:
     program = sabre_peer.SabreProgram(args.sabre)   # a missing Sabre: one line, exit 2
     policies = split_list(args.abr)
     goals = agreement.Goals()
+    params = parse_params(args.abr_param)
     result = sabre_peer.compare(program, args.traces, args.movie, policies, abandon=args.abandon,
-                                keep_logs=bool(args.out))
+                                keep_logs=bool(args.out), sabre_args=args.sabre_arg, abr_params=params)
     summaries = agreement.summarise(result.pairs, goals)
     meta = {"peer": "sabre", "sabre": str(program.path), "traces": list(args.traces), "movie": args.movie,
-            "policies": policies, "abandon": args.abandon,
+            "policies": policies, "abandon": args.abandon, "sabre_args": args.sabre_arg, "abr_params": params,
             "preset": sabre_peer.PRESET_ABANDON if args.abandon else sabre_peer.PRESET_NO_ABANDON}
     if args.out:
         out = Path(args.out)

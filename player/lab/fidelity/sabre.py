@@ -138,8 +138,8 @@ class SabreProgram:
         return run
 
 
-def sabre_argv(trace_path: str, movie_path: str, policy: str, abandon: bool) -> list[str]:
-    argv = ["-n", trace_path, "-m", movie_path, "-a", policy, "-v"]
+def sabre_argv(trace_path: str, movie_path: str, policy: str, abandon: bool, extra: Sequence[str] = ()) -> list[str]:
+    argv = ["-n", trace_path, "-m", movie_path, "-a", policy, "-v", *extra]
     return argv if abandon else argv + ["-noa"]
 
 
@@ -207,8 +207,11 @@ class Comparison:
 
 def compare(program: SabreProgram, trace_items: Sequence[str | Path], movie_path: str | Path,
             policies: Sequence[str] = POLICIES, abandon: bool = False, keep_logs: bool = False,
-            progress: Callable[[str, int, int], None] | None = None) -> Comparison:
-    """Run every policy on every trace in both simulators; per-session pairs (and logs)."""
+            progress: Callable[[str, int, int], None] | None = None, sabre_args: Sequence[str] = (),
+            abr_params: dict | None = None) -> Comparison:
+    """Run every policy on every trace in both simulators; per-session pairs (and logs).
+    `sabre_args` go to Sabre as they are (e.g. -ao), `abr_params` to our policies (e.g.
+    osc=True): keeping the two saying the same is the caller's part."""
     unknown = [p for p in policies if p not in POLICIES]
     if unknown:
         raise InputError(f"Sabre has no policy {', '.join(unknown)}; known: {', '.join(POLICIES)}")
@@ -222,11 +225,11 @@ def compare(program: SabreProgram, trace_items: Sequence[str | Path], movie_path
     with tempfile.TemporaryDirectory(prefix="abrlab-sabre-") as tmp:
         sessions = gather_traces(trace_items, Path(tmp))
         for policy in policies:
-            specs = [SessionSpec(s.trace, movie, policy, preset=preset, label={"trace": s.label})
-                     for s in sessions]
+            specs = [SessionSpec(s.trace, movie, policy, dict(abr_params or {}), preset=preset,
+                                 label={"trace": s.label}) for s in sessions]
             ours = simulate(specs)
             for i, (s, res) in enumerate(zip(sessions, ours)):
-                theirs = program.run(sabre_argv(s.sabre_path, str(movie_path), policy, abandon))
+                theirs = program.run(sabre_argv(s.sabre_path, str(movie_path), policy, abandon, sabre_args))
                 summary = res.summary()
                 pairs.append(SessionPair(
                     trace_set=s.trace_set, trace=s.label, policy=policy,
