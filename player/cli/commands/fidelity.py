@@ -49,11 +49,13 @@ def register_sabre(peers: argparse._SubParsersAction) -> None:
                    help="Sabre's default run with abandonment (ours: --preset sabre-abandon); default: -noa")
     p.add_argument("--sabre-arg", action="append", default=[], metavar="ARG",
                    help="an extra argument for Sabre, repeatable (e.g. --sabre-arg=-ao); give ours the same "
-                        "meaning with --abr-param")
+                        "meaning with --abr-param (default: none)")
     p.add_argument("--abr-param", action="append", metavar="KEY=VALUE",
-                   help="a parameter for our policies, repeatable (e.g. osc=true for Sabre's -ao)")
+                   help="a parameter for our policies, repeatable (e.g. osc=true for Sabre's -ao; default: "
+                        "Sabre's defaults)")
     p.add_argument("--out", metavar="DIR", help="write sessions.csv, summary.json and per-session "
-                                                "side-by-side segment logs (logs/SET/POLICY/TRACE.jsonl)")
+                                                "side-by-side segment logs (logs/SET/POLICY/TRACE.jsonl; "
+                                                "default: nothing written)")
     p.add_argument("--sessions", action="store_true", help="print one line per session, not only the summary")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run_sabre)
