@@ -44,7 +44,7 @@ def obs(buffer_s, samples=(), k=1, t=None, cap=25.0, n_seg=N_SEG, last=0):
         segments_left=np.array([n_seg - k]), segment_index=np.array([k]), segment_duration_s=2.0,
         playing=np.array([True]), mask=np.ones((1, 4), bool),
         time_s=np.array([float(t if t is not None else 10.0 * k)]), buffer_cap_s=np.array([cap]),
-        latency_s=lat)
+        request_latency_s=lat)
 
 
 def policy(name, **params):
@@ -58,7 +58,7 @@ def progress(rung, done, total, elapsed, ttfb, buffer_s):
                     bytes_total=np.array([float(total)]), elapsed_s=np.array([float(elapsed)]),
                     buffer_s=np.array([float(buffer_s)]), segment_duration_s=2.0,
                     sizes_bytes=(LADDER.bitrates_bps * 2.0 / 8)[None, :], mask=np.ones((1, 4), bool),
-                    latency_s=np.array([float(ttfb)]))
+                    request_latency_s=np.array([float(ttfb)]))
 
 
 # -- the estimate -----------------------------------------------------------------------------

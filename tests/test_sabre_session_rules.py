@@ -24,7 +24,7 @@ def test_observation_carries_each_downloads_latency():
     c = synthetic(bitrates_bps=(1e6,), duration_s=8.0, segment_duration_s=2.0)
     rows = SessionRows(SegmentPlan.from_content(c), get_preset("sabre"), 1)
     rows.downloaded(0, np.array([0]), np.array([250_000.0]), np.array([0.08]), np.array([0.25]))
-    lat = rows.observation(1).latency_s
+    lat = rows.observation(1).request_latency_s
     assert lat[0, -1] == 0.08 and np.isnan(lat[0, :-1]).all()
 
 

@@ -14,8 +14,8 @@ The rules themselves are `abr.algorithms.sabre_rules`, which compute in Sabre's 
 
 Sabre's first segment is fetched at the lowest rung without asking the ABR (its
 `get_first_quality`); these policies answer rung 0 while they have no estimate. The
-request latency of each download comes from `Observation.latency_s` (and
-`Progress.latency_s`; without it, the latency estimate stands in for the time to the
+request latency of each download comes from `Observation.request_latency_s` (and
+`Progress.request_latency_s`; without it, the latency estimate stands in for the time to the
 first byte). A policy's delay (Sabre's BOLA-O and BOLA-E pauses) is `last_delay_s`.
 Under `--preset sabre` (Sabre's `-noa` run) and `sabre-abandon` (its default run, which
 also decides afresh after an abandonment, as Sabre's loop does), Sabre's names bola,
@@ -53,7 +53,7 @@ P_IBR = Param("insufficient_buffer_rule", True, "bool", "Sabre's insufficient-bu
 
 
 def _newest_latency(obs: Observation) -> np.ndarray:
-    lat = obs.latency_s
+    lat = obs.request_latency_s
     if lat is None or lat.shape[1] == 0:
         return np.zeros(obs.n)
     return np.nan_to_num(np.asarray(lat[:, -1], dtype=np.float64))
@@ -126,7 +126,7 @@ class SabrePolicy(Policy):
         size = np.asarray(progress.bytes_total, dtype=np.float64) * 8.0
         elapsed = np.asarray(progress.elapsed_s, dtype=np.float64)
         l_est = self.lat_est[s]
-        ttfb = np.nan_to_num(l_est) if progress.latency_s is None else to_ms(progress.latency_s)
+        ttfb = np.nan_to_num(l_est) if progress.request_latency_s is None else to_ms(progress.request_latency_s)
         level = to_ms(progress.buffer_s)
         out = self._check_abandon(s, rung, done, size, to_ms(elapsed), ttfb, level, l_est)
         hit = out >= 0

@@ -52,10 +52,18 @@ class SessionPreset:
     buffer_cap_top_s: float | None = None
     buffer_cap_top_long_s: float | None = None
     long_form_s: float = 600.0
+    # the segments as the session plays them (`player.core.rules.played_plan`): Pensieve's environment
+    # knows its one movie by constants, crediting every chunk with VIDEO_CHUNCK_LEN = 4 s of
+    # media (EnvivioDash3's segments last 359408/90000 = 3.993 s) and playing
+    # TOTAL_VIDEO_CHUNCK = 48 of the 49 chunks it has sizes for
+    duration_quantum_s: float = 0.0     # a segment's media counts as its duration rounded to this; 0: exact
+    last_segment_played: bool = True    # False: the session ends before the last segment
 
     def __post_init__(self) -> None:
         if not (isinstance(self.init_bytes, (int, np.integer)) and self.init_bytes >= 0):
             raise InputError(f"init_bytes must be a whole number of bytes >= 0, got {self.init_bytes!r}")
+        if not (self.duration_quantum_s >= 0 and np.isfinite(self.duration_quantum_s)):
+            raise InputError(f"duration_quantum_s must be a number of seconds >= 0, got {self.duration_quantum_s!r}")
         for name in ("buffer_cap_top_s", "buffer_cap_top_long_s"):
             v = getattr(self, name)
             if v is not None and not (v > 0 and np.isfinite(v)):
@@ -126,13 +134,18 @@ PRESETS: dict[str, SessionPreset] = {
         "pensieve", link_preset("pensieve"), buffer_cap_s=60.0, whole_segment_fits=False,
         wait_quantum_s=0.5, startup_is_stall=True, first_rung=1, throughput_includes_latency=True,
         qoe_skip_first=True, play_out_at_end=False, abandonment=False,
-        abr_defaults={"bba": {"reservoir_s": 5.0, "cushion_s": 10.0}, "robustmpc": {"horizon": 5},
-                      "mpc": {"horizon": 5}},
+        duration_quantum_s=0.1, last_segment_played=False,
+        abr_defaults={"bba": {"reservoir_s": 5.0, "cushion_s": 10.0, "variant": "pensieve"},
+                      "robustmpc": {"horizon": 5}, "mpc": {"horizon": 5}},
         doc="Pensieve's test environment (hongzimao/pensieve test/fixed_env.py): throughput = "
             "trace rate × 0.95, a fixed 80 ms added per segment outside trace time (the trace's "
             "own latency ignored), throughput samples include it; buffer cap 60 s drained in "
-            "0.5 s sleeps; segment 1 at rung 1; stalls counted from the first request; linear "
-            "QoE summed over segments 2..N; the session ends when the last segment arrives."),
+            "0.5 s sleeps; segment 1 at rung 1; stalls counted from the first request; every "
+            "segment adds its duration rounded to 0.1 s (EnvivioDash3's 3.993 s count as Pensieve's "
+            "4 s chunks) and the last segment is not played (Pensieve plays 48 of EnvivioDash3's "
+            "49); linear QoE summed over segments 2..N; the session ends when the last segment "
+            "played arrives. bba is Pensieve's test/bb.py: reservoir 5 s, cushion 10 s, "
+            "rung = ⌊(rungs − 1)(B − 5 s)/10 s⌋ with no hysteresis."),
     "dashjs": SessionPreset(
         "dashjs", link_preset("trace-latency", overhead_s=0.018), buffer_cap_s=18.0, whole_segment_fits=True,
         wait_quantum_s=0.5, abandon_interval_s=0.05, init_bytes=710, init_at_start=False, init_revalidated=True,

@@ -7,6 +7,9 @@ style of h11, this module owns the state machine's rules; the two clocks own onl
 
 The rules, each stated once:
 
+- **The segments played** (`played_plan`): all of the presentation's, at their own
+  durations, unless the preset says otherwise (Pensieve's environment credits each chunk
+  with its nominal length and never plays the last one).
 - **Histories.** The policy sees the last `HISTORY_SAMPLES` throughput samples and download
   times, newest last, NaN-padded on the left before there are that many. A sample is a
   media segment's `bytes × 8 / measured`, where `measured` is the transfer time (plus the
@@ -42,6 +45,7 @@ from typing import Callable
 import numpy as np
 
 import abr
+from netem.errors import InputError
 from player.core.buffer import BufferState
 from player.core.presets import SessionPreset
 
@@ -79,6 +83,26 @@ class SegmentPlan:
     @property
     def duration_s(self) -> float:
         return float(self.durations_s.sum())
+
+
+def played_plan(plan: SegmentPlan, preset: SessionPreset) -> SegmentPlan:
+    """The segments a session under `preset` fetches and the media each adds to the buffer:
+    without the last segment unless `preset.last_segment_played`; each duration rounded to
+    the nearest multiple of `preset.duration_quantum_s` (never below one quantum) when that is
+    set (Pensieve: 0.1 s, so EnvivioDash3's 359408/90000 s segments count as its 4 s chunks).
+    The same plan when the preset changes nothing."""
+    q = preset.duration_quantum_s
+    if preset.last_segment_played and q == 0:
+        return plan
+    durations, sizes = plan.durations_s, plan.sizes_bytes
+    if not preset.last_segment_played:
+        if durations.size < 2:
+            raise InputError(f"preset {preset.name!r} does not play the last segment: the presentation needs "
+                             f"2 segments at least, it has {durations.size}")
+        durations, sizes = durations[:-1], sizes[:-1]
+    if q > 0:
+        durations = np.maximum(np.round(durations / q), 1.0) * q
+    return replace(plan, durations_s=durations, sizes_bytes=sizes)
 
 
 class History:
@@ -259,7 +283,8 @@ class SessionRows:
                  buffer_cap_s: np.ndarray | float | None = None,
                  startup_threshold_s: np.ndarray | float | None = None) -> None:
         R = plan.n_rungs
-        self.plan = plan
+        plan = played_plan(plan, preset)
+        self.plan = plan                 # the segments as the preset plays them
         self.preset = preset
         self.n = n
         self.mask = np.ones((n, R), dtype=bool) if mask is None else np.asarray(mask, dtype=bool).reshape(n, R)
@@ -275,7 +300,7 @@ class SessionRows:
         K = plan.n_segments
         self.throughput = History(n, K)
         self.download_time = History(n, K)
-        self.latency = History(n, K)
+        self.request_latency = History(n, K)
         self.inits = InitTracker.new(preset, n, R)
         sizes = np.asarray(plan.sizes_bytes, dtype=np.float64)
         self.padded_sizes = np.concatenate([sizes, np.repeat(sizes[-1:], HORIZON_SEGMENTS, axis=0)])
@@ -318,7 +343,7 @@ class SessionRows:
             segments_left=np.full(n, K - k), segment_index=np.full(n, k),
             segment_duration_s=float(self.plan.durations_s[k]), playing=b.playing[rows].copy(),
             mask=self.mask[rows], time_s=b.clock_s[rows].copy() if time_s is None else time_s,
-            buffer_cap_s=self.buffer_cap_s[rows], latency_s=self.latency.window(rows))
+            buffer_cap_s=self.buffer_cap_s[rows], request_latency_s=self.request_latency.window(rows))
 
     def choose(self, policy: abr.Policy, k: int, rows: np.ndarray | slice = slice(None),
                hook: DecisionHook | None = None, time_s: np.ndarray | None = None,
@@ -360,6 +385,6 @@ class SessionRows:
         sample = size_bytes * 8.0 / measured
         self.throughput.push(sample, rows)
         self.download_time.push(measured, rows)
-        self.latency.push(latency_s, rows)
+        self.request_latency.push(latency_s, rows)
         self.last_rung[rows] = rung
         return sample

@@ -54,11 +54,11 @@ class SessionCore:
     def __init__(self, plan: SegmentPlan, policy: abr.Policy, preset: SessionPreset,
                  mask: np.ndarray | None = None, buffer_cap_s: float | None = None,
                  startup_threshold_s: float | None = None, on_decision: DecisionHook | None = None) -> None:
-        self.plan = plan
         self.policy = policy
         self.preset = preset
         self.rules = SessionRows(plan, preset, 1, mask=mask, buffer_cap_s=buffer_cap_s,
                                  startup_threshold_s=startup_threshold_s)
+        self.plan = plan = self.rules.plan     # the segments as the preset plays them
         policy.reset(1, abr.Ladder(plan.bitrates_bps, float(np.median(plan.durations_s))))
         self.on_decision = on_decision
         self.now = 0.0
@@ -247,7 +247,7 @@ class SessionCore:
             bytes_total=np.array([fetch.expected_bytes]), elapsed_s=np.array([elapsed_s]),
             buffer_s=self.state.buffer_s.copy(), segment_duration_s=float(self.plan.durations_s[k]),
             sizes_bytes=self.plan.sizes_bytes[k][None, :], mask=self.mask,
-            latency_s=None if latency_s is None else np.array([float(latency_s)]))
+            request_latency_s=None if latency_s is None else np.array([float(latency_s)]))
         new = np.asarray(self.policy.abandon(prog), dtype=np.int64)
         return int(new[0]) if accept_abandon(new, np.array([fetch.rung]))[0] else -1
 

@@ -1,29 +1,31 @@
 """`abrlab fidelity PEER`: our simulator beside the peer it reproduces, session by session.
 
-One subcommand per peer, each a `register_PEER(sub)` below backed by a module of
-`player.lab.fidelity` (`sabre` now; `pensieve`, `player` and `dashjs` are for their
-owners to add in the same shape). The judgement and the report are shared
-(`player.lab.fidelity.agreement`).
+One subcommand per peer, each a `register_PEER(peers)` below backed by a module of
+`player.lab.fidelity` (`sabre` and `pensieve` now; `player` and `dashjs` are for their
+owners to add in the same shape). Sabre's judgement and report are the shared ones
+(`player.lab.fidelity.agreement`: 5% average bitrate and 0.5 s rebuffering); Pensieve's
+compares QoE (its module).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
 from player.cli.commands._common import parse_params, split_list
 from player.lab.fidelity import agreement
+from player.lab.fidelity import pensieve as pensieve_peer
 from player.lab.fidelity import sabre as sabre_peer
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "fidelity", help="our simulator beside the simulator or player it reproduces (Sabre, ...)",
+        "fidelity", help="our simulator beside the simulator it reproduces (Sabre, Pensieve, ...)",
         description="Run a peer's own code and our simulator on the same traces and content, and report "
-                    "per session whether they agree: average bitrate within 5%% and rebuffering within "
-                    "0.5 s; the goal is 90%% of the sessions of each trace set, per policy.")
+                    "per session whether they agree.")
     peers = p.add_subparsers(dest="peer", metavar="PEER")
     for add in PEERS:
         add(peers)
@@ -61,8 +63,46 @@ def register_sabre(peers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_sabre)
 
 
+PENSIEVE_DESCRIPTION = """\
+Pensieve's buffer-based baseline (test/bb.py with test/fixed_env.py and test/load_trace.py,
+unmodified) beside our simulator under --preset pensieve --abr bba, on every trace of each
+set. Each trace is written in Pensieve's cooked format into a temporary folder laid out as
+test/ expects; both sides read those files and the same segment sizes (the movie's first
+TOTAL_VIDEO_CHUNCK + 1 = 49). A session agrees when our linear QoE (chunks 2..48, as
+Pensieve's plot_results.py sums rewards) is within 1% of Pensieve's; the goal is 95% of
+each set.
+
+Pensieve's scripts are Python 2. --python may name a Python 2 that has numpy (they run as
+they are) or a Python 3 that has numpy (the default: the Python running abrlab, so a
+machine with python3 and numpy only is enough): then they run through a shim that leaves
+the files unmodified and compiles them with Python 2's print statement, integer division,
+xrange and binary-mode text files (player/lab/fidelity/pensieve_shim.py)."""
+
+
+def register_pensieve(peers: argparse._SubParsersAction) -> None:
+    p = peers.add_parser(
+        "pensieve", help="hongzimao/pensieve test/bb.py, run unmodified in a subprocess",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=PENSIEVE_DESCRIPTION)
+    p.add_argument("--pensieve", required=True, metavar="PATH",
+                   help="Pensieve's test/ folder (or a Pensieve checkout, or its test/bb.py)")
+    p.add_argument("--traces", required=True, nargs="+", metavar="DIR",
+                   help="trace sets: each folder (or file, or glob) is one set, in any trace format")
+    p.add_argument("--movie", metavar="PATH",
+                   help="the movie (e.g. envivio.json; any content format abrlab reads) with Pensieve's ladder; "
+                        "default: the video_size_N files in Pensieve's test/ folder")
+    p.add_argument("--python", metavar="PYTHON",
+                   help=f"the interpreter for Pensieve's scripts (default: {sys.executable})")
+    p.add_argument("--out", metavar="DIR", help="write sessions.csv, summary.json and side-by-side per-chunk "
+                                                "logs (logs/SET/bba/TRACE.jsonl); default: none, only "
+                                                "the summary is printed")
+    p.add_argument("--sessions", action="store_true", help="print one line per trace, not only the summary")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=run_pensieve)
+
+
 #: One entry per peer; a new peer adds its `register_PEER` here.
-PEERS = [register_sabre]
+PEERS = [register_sabre, register_pensieve]
 
 
 def run_sabre(args: argparse.Namespace) -> int:
@@ -94,7 +134,7 @@ def run_sabre(args: argparse.Namespace) -> int:
 
 
 def _pct(x: float) -> str:
-    return "—" if not math.isfinite(x) else f"{100 * x:+.1f}%"
+    return "—" if not math.isfinite(x) else f"{100 * x:+.2f}%"
 
 
 def _sec(x: float) -> str:
@@ -118,3 +158,35 @@ def print_summary(summaries: list[agreement.Summary], goals: agreement.Goals, mo
         print(f"{s.trace_set:<14} {s.policy:<12} {s.sessions:>8} {100 * s.share:>6.0f}% "
               f"{_pct(s.mean_bitrate_diff):>12} {_sec(s.mean_rebuffer_diff_s):>15}  "
               f"{'met' if s.meets_goal else 'NOT met'}{failed}")
+
+
+def run_pensieve(args: argparse.Namespace) -> int:
+    test = pensieve_peer.PensieveTest.find(args.pensieve)   # a missing path: one line, exit 2
+    result = pensieve_peer.compare(test, args.traces, args.movie, args.python)
+    summaries = pensieve_peer.summarise(result.pairs)
+    meta = {"peer": "pensieve", "pensieve": str(test.script), "python": args.python or sys.executable,
+            "traces": list(args.traces), "movie": args.movie or str(test.folder), "preset": pensieve_peer.PRESET,
+            "policy": pensieve_peer.POLICY}
+    meta["notes"] = result.notes
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.out:
+        pensieve_peer.write_report(Path(args.out), result, summaries, meta)
+    if args.json:
+        print(json.dumps({"run": meta, "summary": [s.as_dict() for s in summaries]}, indent=2))
+        return 0
+    if args.sessions:
+        print(f"{'set':<18} {'trace':<40} {'QoE ours':>9} {'Pensieve':>9} {'diff':>8} {'diverge':>7}  ok")
+        for q in result.pairs:
+            note = f"  ({q.error})" if q.error else ""
+            div = "-" if q.first_divergence < 0 else str(q.first_divergence)
+            print(f"{q.trace_set:<18} {q.trace:<40} {q.ours_qoe:>9.2f} {q.peer_qoe:>9.2f} "
+                  f"{_pct(q.qoe_rel_diff):>8} {div:>7}  {'yes' if q.agrees() else 'NO'}{note}")
+    print(f"agreement with Pensieve's {pensieve_peer.SCRIPT}: |QoE diff| <= {100 * pensieve_peer.QOE_REL:g}%; "
+          f"goal {100 * pensieve_peer.GOAL_SHARE:g}% of each set")
+    print(f"{'set':<18} {'sessions':>8} {'agree':>7} {'identical':>9} {'mean |diff|':>11}  goal")
+    for s in summaries:
+        failed = f"  ({s.failed} failed in Pensieve)" if s.failed else ""
+        print(f"{s.trace_set:<18} {s.sessions:>8} {100 * s.share:>6.1f}% {s.identical:>9} "
+              f"{_pct(s.mean_abs_qoe_rel_diff):>11}  {'met' if s.meets_goal else 'NOT met'}{failed}")
+    return 0

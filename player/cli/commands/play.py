@@ -22,7 +22,7 @@ import sys
 import numpy as np
 
 from netem.errors import InputError
-from player.cli.commands._common import check_policy, parse_params
+from player.cli.commands._common import add_trace_format, check_policy, parse_params
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     local.add_argument("--trace", default=None, metavar="FILE",
                        help="bandwidth trace shaping the edge (default: the bundled traces/synthetic/markov-2.json, "
                             "mean 3.2 Mbit/s)")
+    add_trace_format(local, "the --trace file's")
     local.add_argument("--edges", type=int, default=1, metavar="N",
                        help="start N edges serving the same content; the player fails over between them (default 1)")
     local.add_argument("--fault", action="append", default=[], metavar="SPEC",
@@ -194,7 +195,7 @@ async def _local_edge(args: argparse.Namespace, play) -> None:
     from netem import formats
     from netem.content import load as load_content
     from netem.edge import EdgeGroup, EdgeServer
-    from netem.package import Presentation
+    from netem.package import SyntheticPresentation
     from player.lab.data import BUNDLED
 
     movie_path = args.movie or str(BUNDLED / "content" / "demo-6rung-120s.json")
@@ -202,7 +203,7 @@ async def _local_edge(args: argparse.Namespace, play) -> None:
     if args.edges < 1 or args.edges > 16:
         raise InputError(f"--edges must be 1..16, got {args.edges}")
     content = load_content(movie_path)
-    trace = formats.load(trace_path)
+    trace = formats.load(trace_path, args.trace_format)
     if args.label is None:
         args.label = trace_path
     protection = None
@@ -210,7 +211,7 @@ async def _local_edge(args: argparse.Namespace, play) -> None:
         from netem.cenc import Protection
 
         protection = Protection.default()
-    pres = Presentation(content, addressing=args.addressing, protection=protection)
+    pres = SyntheticPresentation(content, addressing=args.addressing, protection=protection)
     edges = [EdgeServer(pres, trace=trace, time_scale=args.time_scale, faults=list(args.fault), seed=args.seed,
                         index=i) for i in range(args.edges)]
     async with EdgeGroup(edges) as group:
