@@ -55,12 +55,16 @@ def register_sabre(peers: argparse._SubParsersAction) -> None:
     p.add_argument("--abr-param", action="append", metavar="KEY=VALUE",
                    help="a parameter for our policies, repeatable (e.g. osc=true for Sabre's -ao; default: "
                         "Sabre's defaults)")
-    p.add_argument("--out", metavar="DIR", help="write sessions.csv, summary.json and per-session "
-                                                "side-by-side segment logs (logs/SET/POLICY/TRACE.jsonl; "
-                                                "default: nothing written)")
+    add_report_options(p, "side-by-side per-segment logs (logs/SET/POLICY/TRACE.jsonl)")
+    p.set_defaults(func=run_sabre)
+
+
+def add_report_options(p: argparse.ArgumentParser, logs: str) -> None:
+    """--out, --sessions and --json, as every peer's subcommand has them."""
+    p.add_argument("--out", metavar="DIR", help=f"write sessions.csv, summary.json and {logs}; default: none, "
+                                                "only the summary is printed")
     p.add_argument("--sessions", action="store_true", help="print one line per session, not only the summary")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(func=run_sabre)
 
 
 PENSIEVE_DESCRIPTION = """\
@@ -93,11 +97,7 @@ def register_pensieve(peers: argparse._SubParsersAction) -> None:
                         "default: the video_size_N files in Pensieve's test/ folder")
     p.add_argument("--python", metavar="PYTHON",
                    help=f"the interpreter for Pensieve's scripts (default: {sys.executable})")
-    p.add_argument("--out", metavar="DIR", help="write sessions.csv, summary.json and side-by-side per-chunk "
-                                                "logs (logs/SET/bba/TRACE.jsonl); default: none, only "
-                                                "the summary is printed")
-    p.add_argument("--sessions", action="store_true", help="print one line per trace, not only the summary")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_report_options(p, "side-by-side per-chunk logs (logs/SET/bba/TRACE.jsonl)")
     p.set_defaults(func=run_pensieve)
 
 
