@@ -8,6 +8,7 @@ it into a rich layout sized to the terminal, so a resize re-lays the panels.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import os
 import sys
@@ -97,6 +98,15 @@ class DashboardModel:
             case Summary():
                 self.summary = ev.summary
                 self.state = "ended"
+
+    def frozen(self) -> "DashboardModel":
+        """A copy to draw from another thread while this model keeps taking events."""
+        return dataclasses.replace(
+            self, title=dict(self.title), samples=deque(self.samples, maxlen=self.samples.maxlen),
+            throughput=deque(self.throughput, maxlen=self.throughput.maxlen),
+            bitrate=deque(self.bitrate, maxlen=self.bitrate.maxlen), snapshot=dict(self.snapshot),
+            counters=dict(self.counters), license=None if self.license is None else dict(self.license),
+            downloaded=list(self.downloaded))
 
     def on_snapshot(self, snap: dict) -> None:
         self.snapshot = snap

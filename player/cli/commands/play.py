@@ -292,24 +292,37 @@ async def _with_dashboard(player, title: dict, capacity, how: Prediction) -> Non
             model.message = "the time scale is fixed for this source: restart with --time-scale K"
 
     keys = KeyReader(on_key) if sys.stdin.isatty() else None
+    # the frames are drawn by rich's refresh thread from a copy of the model (drawing one takes
+    # tens of milliseconds, which in the event loop would hold back the session's requests and
+    # the edge's timers, K times as much session time); the loop only takes the copy, and the
+    # drawing thread hands the interpreter back to it within a millisecond
+    frame = {"model": model.frozen()}
+    switch = sys.getswitchinterval()
     try:
         if keys is not None:
             keys.__enter__()
-        with Live(console=console, screen=True, auto_refresh=False, transient=False) as live:
+        sys.setswitchinterval(min(switch, RENDER_SWITCH_S))
+        with Live(console=console, screen=True, auto_refresh=True, refresh_per_second=5, transient=False,
+                  get_renderable=lambda: render(frame["model"], console.width, console.height)) as live:
             while not task.done():
                 model.on_snapshot(player.snapshot())
-                live.update(render(model, console.width, console.height), refresh=True)
+                frame["model"] = model.frozen()
                 await asyncio.wait({task}, timeout=0.2)
             model.prediction = how.attach(player) or model.prediction
             model.on_snapshot(player.snapshot())
-            live.update(render(model, console.width, console.height), refresh=True)
+            frame["model"] = model.frozen()
+            live.refresh()
     finally:
+        sys.setswitchinterval(switch)
         if keys is not None:
             keys.__exit__(None, None, None)
     try:
         await task
     except asyncio.CancelledError:
         pass
+
+
+RENDER_SWITCH_S = 0.001   # the interpreter's thread switch interval while the dashboard draws
 
 
 def _mb(n: float) -> str:

@@ -15,7 +15,6 @@ times, and each trace's figures are the medians over its repeats.
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -32,6 +31,7 @@ from netem import formats
 from netem.errors import InputError, PlaybackError
 from player.core.events import Download, Event, from_dict
 from player.core.presets import get as get_preset
+from player.lab.fidelity.agreement import write_rows
 from player.lab.fidelity.pensieve import trace_sets
 from player.lab.prediction import (GOAL_QOE_REL, GOAL_SAME_RUNG, Agreement, agreement, predict)
 
@@ -208,35 +208,30 @@ def side_by_side(s: PlayedSession, movie: str, abr: str, abr_params: dict[str, A
     return rows
 
 
-def write_report(out_dir: Path, sessions: Sequence[PlayedSession], summaries: Sequence[SetSummary], meta: dict,
-                 logs: dict[tuple[str, float, str, int], list[dict]]) -> list[Path]:
-    """`sessions.csv` (one row per session), `summary.json`, and per session the played
-    events with the summary (`logs/SET/xK/TRACE.rN.play.jsonl`) and the side-by-side
-    per-segment log (`....side.jsonl`)."""
+def write_session(out_dir: Path, s: PlayedSession, side: Sequence[dict]) -> list[Path]:
+    """One session's played events with its summary (`logs/SET/xK/TRACE.rN.play.jsonl`) and
+    its side-by-side per-segment log (`....side.jsonl`), written as soon as it ends."""
+    base = out_dir / "logs" / s.trace_set / f"x{s.time_scale:g}" / f"{s.trace}.r{s.repeat}"
+    base.parent.mkdir(parents=True, exist_ok=True)
+    play = base.with_name(base.name + ".play.jsonl")
+    play.write_text("".join(json.dumps(e.as_dict()) + "\n" for e in s.events) + json.dumps(s.summary) + "\n")
+    side_path = base.with_name(base.name + ".side.jsonl")
+    side_path.write_text("".join(json.dumps(r) + "\n" for r in side))
+    return [play, side_path]
+
+
+def write_report(out_dir: Path, sessions: Sequence[PlayedSession], summaries: Sequence[SetSummary],
+                 meta: dict) -> list[Path]:
+    """`sessions.csv` (one row per session) and `summary.json` (the goal, the run, per set)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     rows = [s.row() for s in sessions]
     if rows:
-        path = out_dir / "sessions.csv"
-        names = list(dict.fromkeys(k for r in rows for k in r))
-        with open(path, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=names)
-            w.writeheader()
-            w.writerows(rows)
-        written.append(path)
+        written.append(write_rows(out_dir / "sessions.csv", rows))
     path = out_dir / "summary.json"
     path.write_text(json.dumps({"goal": {"same_rung": GOAL_SAME_RUNG, "qoe_rel_diff": GOAL_QOE_REL}, "run": meta,
                                 "summary": [s.as_dict() for s in summaries]}, indent=2) + "\n")
     written.append(path)
-    for s in sessions:
-        base = out_dir / "logs" / s.trace_set / f"x{s.time_scale:g}" / f"{s.trace}.r{s.repeat}"
-        base.parent.mkdir(parents=True, exist_ok=True)
-        play = base.with_name(base.name + ".play.jsonl")
-        play.write_text("".join(json.dumps(e.as_dict()) + "\n" for e in s.events) + json.dumps(s.summary) + "\n")
-        side = base.with_name(base.name + ".side.jsonl")
-        side.write_text("".join(json.dumps(r) + "\n" for r in logs.get((s.trace_set, s.time_scale, s.trace,
-                                                                         s.repeat), [])))
-        written += [play, side]
     return written
 
 
