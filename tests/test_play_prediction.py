@@ -66,6 +66,7 @@ def test_play_reports_the_prediction_of_its_session(files):
     assert p["same_rung"] == pytest.approx(same)
     assert p["meets_goal"] == (p["same_rung"] >= 0.9 and abs(p["qoe_rel_diff"]) <= 0.02)
     assert p["goal"] == {"same_rung": 0.9, "qoe_rel_diff": 0.02}
+    assert set(p["replayed"]) == {"same_rung", "first_divergence", "qoe_rel_diff", "stall_diff_s", "meets_goal"}
 
 
 def test_plain_output_ends_with_the_prediction(files):
@@ -159,9 +160,11 @@ def test_fidelity_player_writes_its_report(files, tmp_path, capsys):
     row = summary["summary"][0]
     assert row["trace_set"] == "set-a" and row["traces"] == 1 and row["sessions"] == 1 and row["time_scale"] == 20
     assert 0.0 <= row["predicted_same_rung"] <= 1.0 and 0.0 <= row["plain_same_rung"] <= 1.0
+    assert 0.0 <= row["replayed_same_rung"] <= 1.0 and row["replayed_ok"] in (0, 1)
     with open(out / "sessions.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 1 and rows[0]["trace"] == "constant.json" and rows[0]["predicted_ok"] in ("True", "False")
+    assert rows[0]["replayed_meets_goal"] in ("True", "False")
     side = [json.loads(x) for x in (out / "logs" / "set-a" / "x20" / "constant.json.r0.side.jsonl").read_text()
             .splitlines()]
     assert [r["segment"] for r in side] == [0, 1, 2, 3, 4]

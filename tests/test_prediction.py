@@ -160,7 +160,12 @@ def test_prediction_record_of_a_played_session_and_a_partial_one():
     assert pr.predict_played([start()], {"chosen": []}, trace, content, abr="fixed")["available"] is False
     lines = pr.describe(rec)
     assert lines[0].startswith("prediction: abrlab simulate --preset default, the trace from 0.000 s, 30.0 ms")
-    assert "same rung 4/4 (100%)" in lines[1] and lines[-1].endswith("met")
+    assert "same rung 4/4 (100%)" in lines[1] and lines[4].endswith("met")
+    # replayed with each request's own delay (0.03 s each): the same session
+    assert rec["replayed"] == {"same_rung": 1.0, "first_divergence": -1, "qoe_rel_diff": 0.0, "stall_diff_s": 0.0,
+                               "meets_goal": True}
+    assert lines[5] == "  replayed with each request's own delay: same rung 100%, QoE +0.0%"
+    assert part["replayed"] is None                    # not for a session that stopped early
     assert pr.describe(pr.unavailable("no trace")) == ["no prediction: no trace"]
 
 
@@ -168,13 +173,28 @@ def test_replay_uses_each_requests_own_overhead():
     # one rung, 500,000 bytes per segment at 2 Mbit/s: 2 s each; overheads 0.1 and 0.3 s measured
     content = one_rung([500_000, 500_000, 500_000])
     trace = constant(2 * MBIT, 600.0)
-    timings = [pr.RequestTiming(0, 0.0, 0.0, 0.1, 2.0, 500_000, 2.0), pr.RequestTiming(2, 0.0, 0.0, 0.3, 2.0, 500_000, 2.0)]
+    timings = [pr.RequestTiming(0, 0.0, 0.0, 0.1, 2.0, 500_000, 2.0, delay_s=0.1),
+               pr.RequestTiming(2, 0.0, 0.0, 0.3, 2.0, 500_000, 2.0, delay_s=0.3)]
     s = pr.replay(trace, content, "fixed", {"rung": 0}, timings)
     # segment 1 was not measured: it gets the mean, 0.2 s; the session lasts 2.1 + 2.2 + 2.3 s of
     # downloads, then plays out its 12 s of media from the first arrival at 2.1 s
     assert s["startup_s"] == pytest.approx(2.1)
     assert s["session_s"] == pytest.approx(2.1 + 12.0)
     assert s["rebuffer_s"] == pytest.approx(0.0)
+
+
+def test_start_delay_is_the_overhead_that_gives_the_arrival_seen():
+    # the two-step trace of the overhead test: 250,000 bytes sent at 9.9 s with 0.02 s of overhead
+    # arrive 0.07 + 0.03 + 0.4925 s later; a request that arrived sooner than the trace's own latency
+    # allows gets minus that latency (its first byte at once)
+    steps = Trace(np.array([0.0, 10.0]), np.array([1 * MBIT, 4 * MBIT]), 20.0, latency_s=np.array([0.05, 0.05]))
+    link = Link([steps], LinkParams(latency="trace"))
+    d = pr.start_delays(link, np.array([9.9, 0.0, 0.0]), np.array([250_000.0, 125_000.0, 125_000.0]),
+                        np.array([0.5925, 1.05 + 0.25, 0.5]))
+    assert d == pytest.approx([0.02, 0.25, -0.05], abs=1e-9)
+    # from the events: segment 0 of the first test, wanted at 0, arrived at 1.080 -> 0.030
+    ev = [start(), download(0, 1.080, 1_000_000, 0.06, 1.01)]
+    assert pr.request_timings(ev, TRACE, 0.0)[0].delay_s == pytest.approx(0.030)
 
 
 def test_content_of_plan_keeps_what_the_session_knew():

@@ -15,7 +15,10 @@ network and the content it played, it
   player has read the manifest), the same content, policy, device and preset, with the
   measured overhead per request in place of the preset's;
 * compares the two (`agreement`): the share of segments at the same rung, the first segment
-  where they part, the QoE and the stall time of each.
+  where they part, the QoE and the stall time of each;
+* re-runs the session with each request's own delay before its first byte (`replay`:
+  hindsight, not a prediction), which tells the model's error from the machine's timing:
+  as long as both choose the same rungs, every segment then arrives when it did.
 
 `abrlab play` puts the result in its summary (`prediction`), `abrlab fidelity player` runs
 it over trace sets. The goal (`GOAL_SAME_RUNG`, `GOAL_QOE_REL`) is the one the project holds
@@ -56,6 +59,8 @@ class RequestTiming:
     transfer_s: float    # measured: headers → last byte
     size_bytes: int
     model_s: float       # the link model's latency + transfer for these bytes sent at `sent_s`
+    delay_s: float = math.nan   # the overhead before the first byte that makes the model deliver it
+                                # when it arrived, had it been sent when wanted (`start_delays`)
 
     @property
     def overhead_s(self) -> float:
@@ -91,19 +96,39 @@ def request_timings(events: Iterable[Event], trace: Trace, trace_offset_s: float
                 unclean.add(int(ev.segment))
             case Retry() if ev.segment is not None:
                 unclean.add(int(ev.segment))
-    out: list[RequestTiming] = []
+    rows = []
     arrived = 0.0
     for ev in downloads:
         k = int(ev.segment)
         sent = float(ev.session_t_s) - float(ev.latency_s) - float(ev.transfer_s)
         wanted = max(arrived, wait_until.get(k, 0.0))
         arrived = float(ev.session_t_s)
-        if k in unclean:
-            continue
-        tr = link.transfer(np.array([0]), np.array([trace_offset_s + sent]), np.array([float(ev.bytes)]))
-        out.append(RequestTiming(k, wanted, sent, float(ev.latency_s), float(ev.transfer_s), int(ev.bytes),
-                                 float(tr.total_s[0])))
-    return out
+        if k not in unclean:
+            rows.append((k, wanted, sent, float(ev.latency_s), float(ev.transfer_s), int(ev.bytes), arrived))
+    if not rows:
+        return []
+    k, wanted, sent, lat, xfer, size, arrival = (np.array(c) for c in zip(*rows))
+    model = link.transfer(np.zeros(k.size, dtype=np.int64), trace_offset_s + sent, size.astype(np.float64)).total_s
+    delay = start_delays(link, trace_offset_s + wanted, size.astype(np.float64), arrival - wanted)
+    return [RequestTiming(int(k[i]), float(wanted[i]), float(sent[i]), float(lat[i]), float(xfer[i]), int(size[i]),
+                          float(model[i]), float(delay[i])) for i in range(k.size)]
+
+
+def start_delays(link: Link, start_s: np.ndarray, size_bytes: np.ndarray, took_s: np.ndarray,
+                 rounds: int = 48) -> np.ndarray:
+    """Per request sent at trace time `start_s` that took `took_s` to arrive: the overhead
+    before its first byte (on top of the trace's latency; as low as minus that latency) with
+    which the link model delivers it in exactly that time. Bisection, all requests at once:
+    the model's arrival only moves later as the overhead grows."""
+    idx = np.zeros(start_s.size, dtype=np.int64)
+    lo = -link.latency(idx, start_s)
+    hi = np.maximum(took_s, lo)
+    for _ in range(rounds):
+        mid = 0.5 * (lo + hi)
+        late = link.transfer(idx, start_s, size_bytes, mid).total_s > took_s
+        hi = np.where(late, mid, hi)
+        lo = np.where(late, lo, mid)
+    return 0.5 * (lo + hi)
 
 
 @dataclass(frozen=True)
@@ -152,13 +177,14 @@ def replay(trace: Trace, content: Content, abr: str, abr_params: dict[str, Any] 
            timings: Sequence[RequestTiming], *, device: DeviceProfile | None = None,
            preset: str | SessionPreset = "default", trace_offset_s: float = 0.0,
            qoe_model: str = "linear") -> dict[str, Any]:
-    """The session re-run in the simulator with each request's own measured overhead (the
-    session core on the link model, `player.core.session.drive_with_link`): a segment the
-    played session measured gets that request's overhead, any other the mean. Hindsight, not
-    a prediction: what is left between it and the played session is the model's error, not
-    the machine's timing noise. Returns the summary."""
+    """The session re-run in the simulator with each request's own measured delay before its
+    first byte (`RequestTiming.delay_s`, the session core on the link model,
+    `player.core.session.drive_with_link`): a segment the played session measured gets its
+    own, any other the mean. As long as both choose the same rungs, every segment arrives
+    when it did in the played session. Hindsight, not a prediction: what is left between it
+    and the played session is the model's error, not the machine's timing. Returns the summary."""
     p = get_preset(preset) if isinstance(preset, str) else preset
-    per = {t.segment: t.overhead_s for t in timings}
+    per = {t.segment: t.delay_s for t in timings}
     mean = float(np.mean(list(per.values()))) if per else p.link.overhead_s
     core = SessionCore(SegmentPlan.from_content(content), p.policy(abr, dict(abr_params or {})), p,
                        mask=None if device is None else device.mask(content),
@@ -269,17 +295,28 @@ def predict_played(events: Sequence[Event], played: dict[str, Any], trace: Trace
                    preset: str | SessionPreset = "default", trace_offset_s: float = 0.0,
                    qoe_model: str = "linear", notes: Sequence[str] = ()) -> dict[str, Any]:
     """The `prediction` object of a played session (its `events` and `played` summary) whose
-    network was `trace` from trace time `trace_offset_s`: the simulator with the overhead per
-    request this session measured (the preset's when no request could be measured)."""
+    network was `trace` from trace time `trace_offset_s`: the simulator with the mean overhead
+    per request this session measured (the preset's when no request could be measured); and,
+    as ``replayed``, the agreement with the simulator given each request's own delay (`replay`:
+    hindsight; for complete sessions)."""
     if not played.get("chosen"):
         return unavailable("no segment arrived")
     p = get_preset(preset) if isinstance(preset, str) else preset
-    over = measured_overhead(request_timings(events, trace, trace_offset_s, p))
+    timings = request_timings(events, trace, trace_offset_s, p)
+    over = measured_overhead(timings)
     overhead_s = p.link.overhead_s if over is None else over.mean_s
     result = predict(trace, content, abr, abr_params, device=device, preset=p, trace_offset_s=trace_offset_s,
                      overhead_s=overhead_s)
-    return prediction_record(played, result, trace_offset_s=trace_offset_s, overhead=over, overhead_s=overhead_s,
-                             qoe_model=qoe_model, notes=notes)
+    record = prediction_record(played, result, trace_offset_s=trace_offset_s, overhead=over, overhead_s=overhead_s,
+                               qoe_model=qoe_model, notes=notes)
+    record["replayed"] = None
+    if timings and len(played["chosen"]) >= content.n_segments:
+        again = replay(trace, content, abr, abr_params, timings, device=device, preset=p,
+                       trace_offset_s=trace_offset_s, qoe_model=qoe_model)
+        a = agreement(played, again).as_dict()
+        record["replayed"] = {k: a[k] for k in ("same_rung", "first_divergence", "qoe_rel_diff", "stall_diff_s",
+                                                 "meets_goal")}
+    return record
 
 
 def content_of_plan(plan: SegmentPlan, name: str = "manifest") -> Content:
@@ -313,5 +350,11 @@ def describe(record: dict[str, Any]) -> list[str]:
         f"  goal (same rung >= {100 * GOAL_SAME_RUNG:.0f}%, QoE within {100 * GOAL_QOE_REL:.0f}%): "
         + ("met" if record["meets_goal"] else "not met"),
     ]
+    again = record.get("replayed")
+    if again:
+        lines.append(f"  replayed with each request's own delay: same rung {100 * again['same_rung']:.0f}%, QoE "
+                     + ("—" if again["qoe_rel_diff"] is None else f"{100 * again['qoe_rel_diff']:+.1f}%")
+                     + (" (the rest was the machine's timing)" if again["meets_goal"] and not record["meets_goal"]
+                        else ""))
     lines += [f"  note: {n}" for n in record.get("notes", [])]
     return lines

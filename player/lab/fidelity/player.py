@@ -55,6 +55,7 @@ class PlayedSession:
     load_after: float = math.nan
     predicted: Agreement | None = None        # the session's own prediction (offset, measured overhead)
     plain: Agreement | None = None            # plain `abrlab simulate` (offset 0, the preset's overhead)
+    replayed: dict[str, Any] | None = None    # the prediction's `replayed`: each request's own delay (hindsight)
 
     def row(self) -> dict[str, Any]:
         """One CSV row: what played, both predictions, the set-up of the measured one."""
@@ -70,6 +71,8 @@ class PlayedSession:
             out.update({f"{name}_same_rung": a.same_rung, f"{name}_first_divergence": a.first_divergence,
                         f"{name}_qoe": a.qoe_predicted, f"{name}_qoe_rel_diff": a.qoe_rel_diff,
                         f"{name}_stall_diff_s": a.stall_diff_s, f"{name}_ok": a.meets_goal()})
+        if self.replayed:
+            out.update({f"replayed_{k}": v for k, v in self.replayed.items()})
         return out
 
 
@@ -121,6 +124,7 @@ def judge(s: PlayedSession, movie: str, abr: str, abr_params: dict[str, Any], pr
     if pred.get("available"):
         s.predicted = agreement(s.summary, {"chosen": pred["predicted"]["chosen"], "qoe": pred["predicted"]["qoe"],
                                             "rebuffer_s": pred["predicted"]["rebuffer_s"]})
+    s.replayed = pred.get("replayed")
     trace = formats.load(s.path)
     plain = predict(trace, content_mod.load(movie), abr, abr_params,
                     preset=get_preset(preset).at_time_scale(s.time_scale)).summary()
@@ -138,27 +142,40 @@ class SetSummary:
     sessions: int
     predicted_ok: int            # traces whose median agreement meets the goal (the session's own prediction)
     plain_ok: int                # ... with plain `abrlab simulate`
+    replayed_ok: int             # ... with each request's own delay replayed (hindsight)
     predicted_same_rung: float   # median over traces of the per-trace median
     plain_same_rung: float
+    replayed_same_rung: float
     predicted_abs_qoe_rel: float
     plain_abs_qoe_rel: float
+    replayed_abs_qoe_rel: float
     predicted_abs_stall_s: float
     plain_abs_stall_s: float
+    replayed_abs_stall_s: float
     load: float                  # median load average (1 min) over the sessions
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else v) for k, v in asdict(self).items()}
 
 
+def figures(a: Agreement | dict[str, Any] | None) -> tuple[float, float, float] | None:
+    """(same rung, |QoE rel diff|, |stall diff|) of an agreement or a `replayed` object."""
+    if a is None:
+        return None
+    if isinstance(a, Agreement):
+        return a.same_rung, abs(a.qoe_rel_diff), abs(a.stall_diff_s)
+    rel = a["qoe_rel_diff"]
+    return a["same_rung"], math.inf if rel is None else abs(rel), abs(a["stall_diff_s"])
+
+
 def per_trace(sessions: Sequence[PlayedSession], which: str) -> dict[str, tuple[float, float, float]]:
     """Per trace: the median same-rung share, |QoE rel diff| and |stall diff| over its repeats."""
-    groups: dict[str, list[Agreement]] = {}
+    groups: dict[str, list[tuple[float, float, float]]] = {}
     for s in sessions:
-        a = getattr(s, which)
-        if a is not None:
-            groups.setdefault(s.trace, []).append(a)
-    return {t: (float(np.median([a.same_rung for a in ag])), float(np.median([abs(a.qoe_rel_diff) for a in ag])),
-                float(np.median([abs(a.stall_diff_s) for a in ag]))) for t, ag in groups.items()}
+        f = figures(getattr(s, which))
+        if f is not None:
+            groups.setdefault(s.trace, []).append(f)
+    return {t: tuple(float(np.median([f[i] for f in fs])) for i in range(3)) for t, fs in groups.items()}
 
 
 def summarise(sessions: Sequence[PlayedSession]) -> list[SetSummary]:
@@ -168,17 +185,18 @@ def summarise(sessions: Sequence[PlayedSession]) -> list[SetSummary]:
         groups.setdefault((s.trace_set, s.time_scale), []).append(s)
     out = []
     for (name, k), ss in groups.items():
-        pred, plain = per_trace(ss, "predicted"), per_trace(ss, "plain")
+        d = {w: per_trace(ss, w) for w in ("predicted", "plain", "replayed")}
 
-        def ok(d: dict) -> int:
-            return sum(v[0] >= GOAL_SAME_RUNG and v[1] <= GOAL_QOE_REL for v in d.values())
+        def ok(w: str) -> int:
+            return sum(v[0] >= GOAL_SAME_RUNG and v[1] <= GOAL_QOE_REL for v in d[w].values())
 
-        def med(d: dict, i: int) -> float:
-            return float(np.median([v[i] for v in d.values()])) if d else math.nan
+        def med(w: str, i: int) -> float:
+            return float(np.median([v[i] for v in d[w].values()])) if d[w] else math.nan
 
-        out.append(SetSummary(name, k, len({s.trace for s in ss}), len(ss), ok(pred), ok(plain), med(pred, 0),
-                              med(plain, 0), med(pred, 1), med(plain, 1), med(pred, 2), med(plain, 2),
-                              float(np.nanmedian([s.load_before for s in ss]))))
+        out.append(SetSummary(name, k, len({s.trace for s in ss}), len(ss), ok("predicted"), ok("plain"),
+                              ok("replayed"), med("predicted", 0), med("plain", 0), med("replayed", 0),
+                              med("predicted", 1), med("plain", 1), med("replayed", 1), med("predicted", 2),
+                              med("plain", 2), med("replayed", 2), float(np.nanmedian([s.load_before for s in ss]))))
     return out
 
 
