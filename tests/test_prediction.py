@@ -216,3 +216,15 @@ def test_events_round_trip_through_json_lines():
     assert back.extra == {"custom": 7}
     with pytest.raises(KeyError):
         from_dict({"event": "no-such-kind", "t_s": 0.0})
+
+
+def test_what_the_simulator_does_not_model_is_noted():
+    from player.core.events import Failure, Retry
+    events = [start(), Retry(t_s=3.0, what="media", url="u", attempt=1, reason="no data for 10 s", backoff_s=0.2,
+                             segment=1),
+              Retry(t_s=3.5, what="media", url="u", attempt=2, reason="reset", backoff_s=0.4, segment=1),
+              Retry(t_s=0.2, what="manifest", url="m", attempt=1, reason="503", backoff_s=0.2),
+              Failure(t_s=9.0, segment=4, reason="decrypt", wasted_bytes=10)]
+    notes = pr.unmodelled(events)
+    assert notes[0].startswith("segment(s) 2 were retried") and "1 segment download(s) failed" in notes[1]
+    assert pr.unmodelled([start()]) == []

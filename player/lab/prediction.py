@@ -307,6 +307,7 @@ def predict_played(events: Sequence[Event], played: dict[str, Any], trace: Trace
     overhead_s = p.link.overhead_s if over is None else over.mean_s
     result = predict(trace, content, abr, abr_params, device=device, preset=p, trace_offset_s=trace_offset_s,
                      overhead_s=overhead_s)
+    notes = list(notes) + unmodelled(events)
     record = prediction_record(played, result, trace_offset_s=trace_offset_s, overhead=over, overhead_s=overhead_s,
                                qoe_model=qoe_model, notes=notes)
     record["replayed"] = None
@@ -317,6 +318,20 @@ def predict_played(events: Sequence[Event], played: dict[str, Any], trace: Trace
         record["replayed"] = {k: a[k] for k in ("same_rung", "first_divergence", "qoe_rel_diff", "stall_diff_s",
                                                  "meets_goal")}
     return record
+
+
+def unmodelled(events: Sequence[Event]) -> list[str]:
+    """What happened in the played session that the simulator does not do: retried and failed
+    requests (a 10 s gap in the data, a reset, an error status)."""
+    retried = sorted({int(e.segment) for e in events if isinstance(e, Retry) and e.segment is not None})
+    failed = sorted({int(e.segment) for e in events if isinstance(e, Failure)})
+    out = []
+    if retried:
+        out.append(f"segment(s) {', '.join(str(k + 1) for k in retried[:8])}{' ...' if len(retried) > 8 else ''} "
+                   "were retried (the player's timeouts and backoff); the simulator does not retry")
+    if failed:
+        out.append(f"{len(failed)} segment download(s) failed and were fetched again; the simulator has no failures")
+    return out
 
 
 def content_of_plan(plan: SegmentPlan, name: str = "manifest") -> Content:
