@@ -71,7 +71,7 @@ def test_dashboard_in_tmux_shows_panels_and_quits_with_summary(short_movie, tmp_
         assert re.search(r"now playing\s+rung \d: [0-9.]+ Mbit/s, \d+x\d+", first)
         assert re.search(r"stalls\s+\d+ \(", first) and "QoE (linear)" in first
         assert "license    none (clear content)" in first and "CMCD       off" in first
-        assert "prediction when the session ends" in first
+        assert "prediction after the session" in first
         # space pauses the playhead; the header says so
         subprocess.run(["tmux", "send-keys", "-t", session, " "], check=True)
         _wait_for(lambda: "state paused" in screen(), 10, "the paused state")

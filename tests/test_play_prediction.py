@@ -186,7 +186,7 @@ def test_fidelity_player_bad_input_is_one_line(files, tmp_path, capsys, argv, me
 
 
 def test_dashboard_lines_and_panel():
-    assert prediction_lines(None) == ["when the session ends"]
+    assert prediction_lines(None) == ["after the session"]
     assert prediction_lines({"available": False, "reason": "x"}) == ["none (see the summary)"]
     rec = {"available": True, "same_rung": 0.9333, "qoe_rel_diff": -0.0151, "meets_goal": True}
     assert prediction_lines(rec) == ["93% same rung", "QoE -1.5%, goal met"]

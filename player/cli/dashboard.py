@@ -310,7 +310,7 @@ def prediction_lines(record: dict | None) -> list[str]:
     """The simulator's prediction of the session in two short lines (`player.lab.prediction`):
     once the session is over, the share of segments at the same rung and the QoE difference."""
     if record is None:
-        return ["when the session ends"]
+        return ["after the session"]
     if not record.get("available"):
         return ["none (see the summary)"]
     rel = record.get("qoe_rel_diff")
