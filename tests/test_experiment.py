@@ -35,8 +35,9 @@ def workload(tmp_path):
     return sorted(str(p) for p in tdir.iterdir()), str(movie)
 
 
-def rows_by_key(rows):
-    return {(r["trace"], r["abr"], r["device"], r["preset"]): r for r in rows}
+def rows_by_key(out):
+    """The rows of OUT/sessions.csv by (trace, policy, device, preset)."""
+    return {(r["trace"], r["abr"], r["device"], r["preset"]): r for r in ResultsFile(Path(out) / "sessions.csv").rows()}
 
 
 def test_resume_computes_only_what_is_missing(workload, tmp_path, monkeypatch):
@@ -56,7 +57,7 @@ def test_resume_computes_only_what_is_missing(workload, tmp_path, monkeypatch):
     monkeypatch.setattr(experiment, "run_chunk", counting)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(sweep, out, "inprocess", chunk_size=2)
-    assert len(ResultsFile(out / "sessions.csv").load()) == 4
+    assert len(ResultsFile(out / "sessions.csv").rows()) == 4
     calls.clear()
     monkeypatch.setattr(experiment, "run_chunk", lambda c: (calls.append(len(c.traces)), real(c))[1])
     rows = run_sweep(sweep, out, "inprocess", chunk_size=2)
@@ -66,8 +67,8 @@ def test_resume_computes_only_what_is_missing(workload, tmp_path, monkeypatch):
     rows_again = run_sweep(sweep, out, "inprocess", chunk_size=2)
     assert calls == [] and len(rows_again) == 24
     # and the resumed results equal a run that was never interrupted
-    fresh = run_sweep(sweep, tmp_path / "fresh", "inprocess")
-    a, b = rows_by_key(rows), rows_by_key(fresh)
+    run_sweep(sweep, tmp_path / "fresh", "inprocess")
+    a, b = rows_by_key(out), rows_by_key(tmp_path / "fresh")
     assert a.keys() == b.keys()
     for k in a:
         assert a[k]["chosen"] == b[k]["chosen"] and float(a[k]["qoe"]) == pytest.approx(float(b[k]["qoe"]))
@@ -98,12 +99,14 @@ def test_process_pool_and_dask_give_identical_results(workload, tmp_path):
     distributed = pytest.importorskip("distributed")
     traces, movie = workload
     sweep = Sweep(traces, movie, ["bola", "throughput"])
-    ref = rows_by_key(run_sweep(sweep, tmp_path / "ref", "inprocess"))
-    pool = rows_by_key(run_sweep(sweep, tmp_path / "pool", "process", jobs=2, chunk_size=3))
+    run_sweep(sweep, tmp_path / "ref", "inprocess")
+    run_sweep(sweep, tmp_path / "pool", "process", jobs=2, chunk_size=3)
+    ref, pool = rows_by_key(tmp_path / "ref"), rows_by_key(tmp_path / "pool")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=None) as cluster:
         addr = cluster.scheduler_address.replace("tcp://", "dask://")
-        dask_rows = rows_by_key(run_sweep(sweep, tmp_path / "dask", addr, chunk_size=3))
+        run_sweep(sweep, tmp_path / "dask", addr, chunk_size=3)
+    dask_rows = rows_by_key(tmp_path / "dask")
     for other in (pool, dask_rows):
         assert other.keys() == ref.keys()
         for k in ref:
@@ -158,10 +161,10 @@ def test_compare_survives_a_real_kill(workload, tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    partial = ResultsFile(csv_path).load()
+    partial = ResultsFile(csv_path).rows()
     total = 60 * 4 * 3
     assert 0 < len(partial) < total, "the kill should land mid-sweep"
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr.decode()[-500:]
-    rows = ResultsFile(csv_path).load()
+    rows = ResultsFile(csv_path).rows()
     assert len(rows) == total
