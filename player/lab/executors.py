@@ -34,6 +34,7 @@ R = TypeVar("R")
 
 PARENT_POLL_S = 0.5         # how often a worker's watchdog looks for its parent
 STOP_GRACE_S = 2.0          # how long a terminated worker may take to go before it is killed
+DRAIN_S = 0.5               # on a stop, how long a result already being sent may take to arrive
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
@@ -275,13 +276,17 @@ def _run_pool(work: Callable[[T], R], items: Sequence[T], on_result: Callable[[T
                     raise died(w)
         ok = True
     except BaseException:
-        # save what finished meanwhile, then stop the rest without waiting for them
-        for w in list(busy):
-            try:
-                if pool.conns[w].poll(0):
+        # save what finished meanwhile (a result in flight gets DRAIN_S to land), then stop the
+        # rest without waiting for them
+        while busy:
+            ready = wait_ready([pool.conns[w] for w in busy], timeout=DRAIN_S)
+            if not ready:
+                break
+            for w in [w for w in list(busy) if pool.conns[w] in ready]:
+                try:
                     receive(w)
-            except Exception:  # a dead worker, a failed chunk: the first error is the one reported
-                pass
+                except Exception:  # a dead worker, a failed chunk: the first error is the one reported
+                    busy.pop(w, None)
         raise
     finally:
         pool.stop(graceful=ok)

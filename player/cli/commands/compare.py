@@ -98,13 +98,14 @@ def run(args: argparse.Namespace) -> int:
         try:
             with progress:
                 rows = run_sweep(sweep, out, args.executor, args.jobs, on_progress=progress.update,
-                                 chunk_size=args.chunk_size, warn=lambda m: err.print(m, markup=False),
+                                 chunk_size=args.chunk_size,
+                                 warn=lambda m: err.print(m, markup=False, highlight=False, soft_wrap=True),
                                  lock=False, groups=groups)
         except Stopped as stop:
             s = progress.status
             saved = f"{s.saved:,} of {s.total:,} sessions are saved" if s else "nothing new was saved"
             err.print(f"stopped by {stop.args[0]}: {saved} in {out / 'sessions.csv'}; "
-                      "run the same command again to resume", markup=False)
+                      "run the same command again to resume", markup=False, highlight=False, soft_wrap=True)
             return stop.exit_status
         summary = summarise(rows)
         summary["sweep"] = {"traces": len(sweep.traces), "sessions": len(rows), "movie": args.movie, "qoe": args.qoe}
@@ -126,13 +127,14 @@ class ProgressReport:
     """The progress line: what is reused, what is computed, and an ETA from the throughput
     measured in this run (not from the reused sessions)."""
 
-    def __init__(self, console, transient: bool) -> None:
+    def __init__(self, console, transient: bool, clock=time.monotonic) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         self.console = console
+        self.clock = clock
         self.status: SweepStatus | None = None
-        self.started = time.monotonic()
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        self.started = clock()
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(bar_width=16), MofNCompleteColumn(),
                             TextColumn("{task.fields[eta]}"), console=console, transient=transient)
         self.task = None
 
@@ -144,27 +146,32 @@ class ProgressReport:
         self.bar.__exit__(*exc)
         s = self.status
         if s is not None and exc[0] is None and s.to_compute:
-            dt = time.monotonic() - self.started
+            dt = self.clock() - self.started
             self.console.print(f"simulated {s.computed:,} sessions in {dt:.1f} s ({s.computed / max(dt, 1e-9):,.0f}/s)"
                                + (f"; reused {s.reused:,} from sessions.csv" if s.reused else ""),
-                               markup=False, highlight=False)
+                               markup=False, highlight=False, soft_wrap=True)
 
     def update(self, s: SweepStatus) -> None:
         if self.status is None:
-            self.started = time.monotonic()
+            self.started = self.clock()
             what = f"reused {s.reused:,}, computing {s.to_compute:,}" if s.reused else f"computing {s.to_compute:,}"
             self.task = self.bar.add_task(what, total=max(s.to_compute, 1), completed=0 if s.to_compute else 1,
                                           eta="")
         self.status = s
-        elapsed = time.monotonic() - self.started
-        left = s.to_compute - s.computed
-        if s.computed and left:
-            eta = f"ETA {format_duration(left * elapsed / s.computed)} ({s.computed / elapsed:,.0f}/s)"
-        elif left:
-            eta = "ETA after the first batch"
-        else:
-            eta = f"{elapsed:.1f} s"
+        eta = eta_text(s.computed, s.to_compute, self.clock() - self.started)
         self.bar.update(self.task, completed=s.computed if s.to_compute else 1, eta=eta)
+
+
+def eta_text(computed: int, to_compute: int, elapsed_s: float) -> str:
+    """The time left at the rate measured in this run (sessions computed over the seconds
+    spent computing them); nothing to measure before the first batch is saved."""
+    left = to_compute - computed
+    if not left:
+        return f"{elapsed_s:.1f} s"
+    if not computed or elapsed_s <= 0:
+        return "ETA after the first batch"
+    rate = computed / elapsed_s
+    return f"ETA {format_duration(left / rate)} ({rate:,.0f}/s)"
 
 
 def format_duration(seconds: float) -> str:
