@@ -1,9 +1,10 @@
 """Plots for `abrlab compare` (needs the `plot` extra: matplotlib).
 
-The QoE CDF shows the body of the distribution: a few outage traces reach −9,000 while most
-sessions lie between −500 and +200, so the x-axis spans the central mass (the 2nd to the
-98th percentile of all sessions, widened by a margin) and the sessions beyond it are counted
-in the plot's note and marked at the edges, rather than squeezing the body into a sliver.
+The QoE CDF shows the body of the distribution: outage traces reach −9,000 (−270,000 on
+hsdpa-3g) while most sessions lie between −500 and +200, so the x-axis spans the central
+mass (Tukey's fences: the quartiles ± 1.5 interquartile ranges) and the sessions beyond it
+are counted in the title and marked at the edges, rather than squeezing the body into a
+sliver.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import numpy as np
 from player.lab.results import ResultsWriteError
 from player.lab.table import SweepRows
 
-TAIL_PERCENT = 2.0      # each tail left outside the QoE axis, at most (percent of sessions)
+FENCE_IQR = 1.5         # the QoE axis spans the quartiles ± this many interquartile ranges
 
 
 def available() -> bool:
@@ -38,23 +39,21 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def qoe_axis(values: np.ndarray, tail_percent: float = TAIL_PERCENT) -> tuple[float, float]:
-    """The x-range of the QoE plot: the central mass of `values` (all sessions of all
-    policies) with a 5% margin; the whole range when the tails are not far out."""
+def qoe_axis(values: np.ndarray, fence: float = FENCE_IQR) -> tuple[float, float]:
+    """The x-range of the QoE plot: the data within Tukey's fences (quartiles ± `fence` ×
+    the interquartile range), with a 3% margin; the sessions beyond are left off the axis
+    (the CDF's height at the left edge shows how many)."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
     if v.size == 0:
         return -1.0, 1.0
-    lo, hi = np.percentile(v, [tail_percent, 100 - tail_percent])
-    full_lo, full_hi = float(v.min()), float(v.max())
-    span = max(hi - lo, 1e-9)
-    lo, hi = lo - 0.05 * span, hi + 0.05 * span
-    # keep a tail inside when clipping it would gain little (less than half the axis again)
-    if full_lo >= lo - 0.5 * span:
-        lo = full_lo - 0.02 * span
-    if full_hi <= hi + 0.5 * span:
-        hi = full_hi + 0.02 * span
-    return float(lo), float(hi)
+    q1, q3 = np.percentile(v, [25, 75])
+    iqr = q3 - q1
+    lo, hi = float(v.min()), float(v.max())
+    if iqr > 0:
+        lo, hi = max(lo, q1 - fence * iqr), min(hi, q3 + fence * iqr)
+    margin = 0.03 * max(hi - lo, 1e-9)
+    return lo - margin, hi + margin
 
 
 def labels(rows: SweepRows) -> list[str]:
@@ -88,17 +87,17 @@ def write(rows: SweepRows, out_dir: Path) -> list[Path]:
     below, above = int(np.count_nonzero(qoe < lo)), int(np.count_nonzero(qoe > hi))
     note = []
     if below:
-        note.append(f"{below} session(s) below {lo:,.0f} (min {qoe.min():,.0f})")
+        note.append(f"{below} session(s) ({100 * below / qoe.size:.0f}%) below {lo:,.0f} (min {qoe.min():,.0f})")
         ax.annotate("◀ more", (0.0, 0.02), xycoords="axes fraction", fontsize=7, color="gray")
     if above:
-        note.append(f"{above} session(s) above {hi:,.0f} (max {qoe.max():,.0f})")
+        note.append(f"{above} session(s) ({100 * above / qoe.size:.0f}%) above {hi:,.0f} (max {qoe.max():,.0f})")
         ax.annotate("more ▶", (1.0, 0.02), xycoords="axes fraction", fontsize=7, color="gray", ha="right")
     title = "QoE distribution"
     if note:
-        title += f"\naxis clipped to the central mass: {'; '.join(note)}"
+        title += "\naxis clipped to the central mass (quartiles ± 1.5 IQR); off the axis:\n" + "; ".join(note)
     ax.set_xlabel(f"QoE per session ({rows.qoe_model})")
     ax.set_ylabel("fraction of sessions")
-    ax.set_title(title, fontsize=9 if note else None)
+    ax.set_title(title, fontsize=8 if note else None)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     written.append(_save(fig, out_dir / "qoe_cdf.png"))
