@@ -55,6 +55,11 @@ class SessionTable:
     def __len__(self) -> int:
         return len(self._code)
 
+    @property
+    def nbytes(self) -> int:
+        """The memory the rows take (the distinct identities aside)."""
+        return sum(a.itemsize * len(a) for a in (self._code, *self._values))
+
     def key_id(self, key: tuple[str, ...]) -> int:
         i = self._ids.get(key)
         if i is None:
