@@ -37,7 +37,7 @@ def test_where_bca_is_undefined_the_percentile_interval_is_used(monkeypatch):
     above = np.linspace(2.0, 3.0, 2000)        # every resample mean above the sample mean: z0 = inf
     assert all(np.isnan(stats.bca_levels(v, above, 0.025)))
     monkeypatch.setattr(stats, "bootstrap_means", lambda values, seed=0: above)
-    assert stats.bootstrap_ci(v) == tuple(np.quantile(above, [0.025, 0.975]))
+    assert stats.bootstrap_ci(v) == pytest.approx(tuple(np.quantile(above, [0.025, 0.975])), rel=1e-15)
 
 
 def test_a_heavy_tail_gives_the_same_interval_as_scipy():
@@ -76,3 +76,12 @@ def test_paired_tests_pair_the_same_trace_occurrence():
     assert p["sessions"] == 6 and p["mean_diff"] == pytest.approx(noise.mean())
     assert p["a_better_frac"] == pytest.approx(1.0)
     assert p["p"] == pytest.approx(sps.wilcoxon(a, a - noise).pvalue)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 11, 1000])
+def test_quantiles_are_numpys_to_the_last_bit(n):
+    v = np.sort(np.random.default_rng(n).normal(0, 300, n))
+    for q in (0.0, 0.025, 0.1, 0.5, 0.77, 0.975, 1.0):
+        assert stats.quantile_sorted(v, q) == np.quantile(v, q)
+    assert stats.quantile_sorted(v, 10 / 100) == np.percentile(v, 10)
+    assert stats.median_sorted(v) == np.median(v)

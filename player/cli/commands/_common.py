@@ -1,12 +1,14 @@
 """Option parsing shared by commands (ABR parameters, lists); errors are one-line UsageErrors."""
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from netem.errors import InputError
+
+if TYPE_CHECKING:
+    import asyncio
 
 
 def parse_value(text: str):
@@ -70,6 +72,8 @@ def check_policy(name: str, params: dict) -> None:
 
 def stop_on_signals() -> asyncio.Event:
     """An event set by SIGINT or SIGTERM, so a server command ends cleanly (exit 0)."""
+    import asyncio  # here: the commands that do not serve (compare, simulate) need not pay ~40 ms for it
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
