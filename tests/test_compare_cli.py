@@ -203,3 +203,14 @@ def test_the_plot_notes_what_was_clipped(workload, tmp_path):
 def test_help_says_95_percent_once():
     r = run_cli([sys.executable, "-m", "player.cli", "compare", "--help"])
     assert "95% bootstrap" in r.stdout and "%%" not in r.stdout
+
+
+def test_a_one_policy_sweep_imports_nothing_it_does_not_need(workload, tmp_path):
+    traces, movie = workload
+    code = ("import sys; from player.cli.main import main; "
+            f"rc = main(['compare', '--traces', *{traces!r}, '--movie', {movie!r}, '--abr', 'bola', '--out', "
+            f"{str(tmp_path / 'out')!r}, '--no-plots', '--jobs', '1', '--json']); "
+            "print(sorted(m for m in ('scipy.stats', 'scipy.special', 'numpy.ma', 'asyncio', 'aiohttp', "
+            "'matplotlib', 'distributed', 'concurrent.futures') if m in sys.modules), rc)")
+    r = run_cli([sys.executable, "-c", code])
+    assert r.stdout.strip().splitlines()[-1] == "[] 0", r.stdout + r.stderr

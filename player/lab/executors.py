@@ -172,6 +172,10 @@ def _portable(exc: BaseException) -> BaseException:
 def _worker_main(conn, work: Callable[[Any], Any], parent_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # a terminal's Ctrl-C: the parent decides
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # fresh stream objects: a forked copy may carry the lock of a write another thread of the
+    # parent (the progress display) was in the middle of, and block the first warning forever
+    sys.stdout = open(os.dup(1), "w", buffering=1)
+    sys.stderr = open(os.dup(2), "w", buffering=1)
     _watch_parent(parent_pid)
     while True:
         try:
