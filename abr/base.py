@@ -9,7 +9,7 @@ Units: seconds, bits per second, bytes (see DESIGN.md).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -44,6 +44,23 @@ class Observation:
     `next_sizes_bytes[i, h, r]` is the size of the (h+1)-th next segment at rung r; rows past
     the end of the content repeat the last segment, and `segments_left` says how many are
     real. `mask[i, r]` is False for rungs the device or the license forbid.
+
+    The fields after `buffer_cap_s` are optional, for live and low-latency sessions; a
+    session that does not know them leaves them out and gets the neutral value: NaN for
+    `latency_s` and `target_latency_s` (not live), 1.0 for `playback_rate`. After
+    construction they are always (n,) float arrays.
+
+    Chunk timing (chunked transfer of CMAF low-latency segments): the session measures, the
+    policy chooses how to turn the measurement into a throughput sample (its
+    `chunk_estimator`: see `abr.estimators.chunked`). For the download each row completed
+    since its previous decision: `chunk_bytes[i, c]` the bytes of its c-th chunk (a
+    moof+mdat pair; for the downloaded-data method, what one read returned),
+    `chunk_start_s` / `chunk_end_s` when that chunk's first / last byte arrived, in seconds
+    since the request was sent, `chunk_buffer_s` the buffer level at the chunk's last byte;
+    chunks left-aligned, NaN-padded on the right (the arrays are (n, C), C the most chunks
+    of any row). `segment_available_s[i]` is how long that segment had been available at
+    the origin when the request was sent (≥ the segment duration: all of it was there).
+    Without chunk timing they are (n, 0) and NaN, and policies use `throughput_bps`.
     """
 
     sessions: np.ndarray            # (n,) int: which of the reset sessions these rows are
@@ -59,6 +76,34 @@ class Observation:
     mask: np.ndarray                # (n, rungs) bool: allowed rungs
     time_s: np.ndarray              # (n,) float: the session clock
     buffer_cap_s: np.ndarray        # (n,) float: buffer target / cap
+    # -- optional: live sessions ---------------------------------------------------------------
+    latency_s: np.ndarray | None = None         # (n,) float: live latency now (live edge − playhead), NaN if not live
+    playback_rate: np.ndarray | None = None     # (n,) float: current playback rate (catch-up), 1.0 normal speed
+    target_latency_s: np.ndarray | None = None  # (n,) float: the live latency target, NaN if not live
+    # -- optional: chunk timing of the newest download (chunked transfer) -----------------------
+    chunk_bytes: np.ndarray | None = None       # (n, C) float: bytes per chunk, NaN-padded; (n, 0) if unknown
+    chunk_start_s: np.ndarray | None = None     # (n, C) float: first byte of the chunk, s since the request
+    chunk_end_s: np.ndarray | None = None       # (n, C) float: last byte of the chunk, s since the request
+    chunk_buffer_s: np.ndarray | None = None    # (n, C) float: buffer level when the chunk ended
+    segment_available_s: np.ndarray | None = None  # (n,) float: how long the segment was available at the request
+
+    def __post_init__(self) -> None:
+        n = int(np.asarray(self.sessions).size)
+        for name, neutral in (("latency_s", np.nan), ("playback_rate", 1.0), ("target_latency_s", np.nan),
+                              ("segment_available_s", np.nan)):
+            value = getattr(self, name)
+            value = np.full(n, neutral) if value is None else np.asarray(value, dtype=np.float64)
+            object.__setattr__(self, name, value)
+        chunks = np.full((n, 0), np.nan) if self.chunk_bytes is None else np.asarray(self.chunk_bytes, np.float64)
+        object.__setattr__(self, "chunk_bytes", chunks)
+        for name in ("chunk_start_s", "chunk_end_s", "chunk_buffer_s"):  # absent or empty: unknown
+            value = getattr(self, name)
+            value = None if value is None else np.asarray(value, dtype=np.float64)
+            if value is None or (value.ndim == 2 and value.shape[1] == 0):
+                value = np.full(chunks.shape, np.nan)
+            if value.shape != chunks.shape:
+                raise ValueError(f"Observation.{name} has shape {value.shape}, chunk_bytes {chunks.shape}")
+            object.__setattr__(self, name, value)
 
     @property
     def n(self) -> int:
@@ -71,15 +116,6 @@ class Observation:
     @property
     def last_download_time_s(self) -> np.ndarray:
         return self.download_time_s[:, -1]
-
-    def take(self, rows: np.ndarray) -> "Observation":
-        """The observation restricted to some rows (used to check batch == loop)."""
-        rows = np.asarray(rows)
-        kw = {}
-        for name in self.__dataclass_fields__:
-            v = getattr(self, name)
-            kw[name] = v[rows] if isinstance(v, np.ndarray) else v
-        return Observation(**kw)
 
 
 @dataclass(frozen=True)
@@ -120,7 +156,8 @@ class Policy:
     #: (e.g. {"predicted_bps": ...}); keys are free-form, values arrays over the rows.
     last_info: dict[str, np.ndarray]
     #: Seconds each row asks to wait before its request goes out (BOLA's and Sabre's
-    #: "delay" when the buffer is above target), or None for no wait. `select` clears it
+    #: "delay" when the buffer is above target, dash.js AAST's throughput-capacity delay),
+    #: or None for no wait. `select` clears it
     #: before `_select`, which may set it; the session rules honour it on both clocks.
     last_delay_s: np.ndarray | None
 

@@ -3,8 +3,11 @@
 One record per request: ``time`` (Unix seconds), ``t_s`` (trace seconds since the edge
 started), ``edge``, ``method``, ``path``, ``range`` (the Range header or null), ``status``,
 ``bytes`` (body bytes written), ``duration_s`` (wall seconds from request to last byte),
-``cmcd`` (a dict, empty when none), plus ``faults`` (the specs that applied) and
-``aborted`` (the connection went away mid-body) when set.
+``cmcd`` (a dict, empty when none), plus ``faults`` (the specs that applied),
+``aborted`` (the connection went away mid-body) and, for a live low-latency segment sent
+while being produced, ``chunks`` (per CMAF chunk: ``end`` byte offset, ``release_s`` when
+it was complete and ``at_s`` when it began to leave, on the origin's clock in seconds since
+the epoch) when set.
 
 CMCD (CTA-5004) arrives as a query parameter ``CMCD=`` (URL-encoded) or in the headers
 ``CMCD-Request``, ``CMCD-Object``, ``CMCD-Status``, ``CMCD-Session``. Each is a comma

@@ -1,4 +1,4 @@
-"""The emulated edge server: aiohttp serving a directory or a virtual `Presentation`, with
+"""The emulated edge server: aiohttp serving a directory or a virtual `SyntheticPresentation`, with
 every response body paced by one trace-driven bottleneck (`netem.shaper`), injected faults
 (`netem.faults`), license endpoints (`netem.license_server`) and a JSON-lines access log
 with the client's CMCD keys (`netem.accesslog`).
@@ -29,6 +29,10 @@ HTTP behaviour:
   time, plus ``slow-first-byte`` faults) before its headers; the body then goes through the
   shaper (headers are not shaped). Every duration is in trace seconds and divided by
   ``time_scale`` on the wall clock.
+* Hooks for the live origin (`netem.live.origin.LiveEdge`): a source may answer a status of
+  its own (`HTTPStatus`: 425, 410), `_lookup` may read more of the request than its path,
+  and a `Resource` still being produced (`Progressive`) is sent with chunked transfer
+  encoding, each piece once its release time has come on the source's clock.
 """
 from __future__ import annotations
 
@@ -47,9 +51,11 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import unquote
 
+from netem import formats
 from netem.accesslog import AccessLog, cmcd_from_request
 from netem.errors import InputError
 from netem.faults import Decision, Fault, FaultPlan, parse as parse_fault
+from netem.license_server import LicenseServer, load_policy
 from netem.shaper import Shaper
 
 CHUNK_BYTES = 256 * 1024
@@ -96,6 +102,28 @@ class Forbidden(Exception):
     pass
 
 
+class HTTPStatus(Exception):
+    """A source's answer other than the resource: `status` with a short text and headers
+    (the live origin's 425 Too Early and 410 Gone)."""
+
+    def __init__(self, status: int, text: str | None = None, headers: dict | None = None) -> None:
+        super().__init__(status)
+        self.status, self.text, self.headers = status, text, headers
+
+
+@dataclass
+class Progressive:
+    """A body released piece by piece (live low-latency chunks): bytes up to `ends[c]`
+    may leave once `clock.now() >= release_s[c]` (`clock` has `now()` and `sleep_until`)."""
+
+    ends: list[int]
+    release_s: list[float]
+    clock: object
+
+    def pending(self) -> bool:
+        return bool(self.release_s) and self.release_s[-1] > self.clock.now()
+
+
 @dataclass
 class Resource:
     key: str
@@ -105,6 +133,7 @@ class Resource:
     read: Callable[[int, int], bytes]  # (start, end exclusive) -> bytes
     last_modified: float | None = None
     close: Callable[[], None] = lambda: None
+    progressive: Progressive | None = None
 
 
 def _segments(url_path: str, raw_path: str) -> list[str]:
@@ -189,7 +218,7 @@ class DirectorySource:
 
 
 class PresentationSource:
-    """A virtual `netem.package.Presentation` (or anything with `files()` and `read()`)."""
+    """A virtual `netem.package.SyntheticPresentation` (or anything with `files()` and `read()`)."""
 
     def __init__(self, presentation) -> None:
         self.presentation = presentation
@@ -213,13 +242,14 @@ class PresentationSource:
 
 
 def make_source(source, mpd: str | None = None):
-    if isinstance(source, (DirectorySource, PresentationSource)):
+    if isinstance(source, (DirectorySource, PresentationSource)) or (
+            hasattr(source, "lookup") and hasattr(source, "mpd_path")):
         return source
     if isinstance(source, (str, Path)):
         return DirectorySource(source, mpd)
     if hasattr(source, "files") and hasattr(source, "read"):
         return PresentationSource(source)
-    raise TypeError(f"cannot serve {type(source).__name__}: give a directory or a Presentation")
+    raise TypeError(f"cannot serve {type(source).__name__}: give a directory or a SyntheticPresentation")
 
 
 # -- ranges -----------------------------------------------------------------------------------
@@ -278,7 +308,7 @@ class _Gate:
 class EdgeServer:
     """One emulated edge: `await start()` / `await stop()` or ``async with``.
 
-    `source`: a directory path or a Presentation. `trace` (None = unshaped), `latency_s`
+    `source`: a directory path or a SyntheticPresentation. `trace` (None = unshaped), `latency_s`
     (trace seconds, None = the trace's own), `time_scale`, `faults` (specs or `Fault`s),
     `seed`, `index` (this edge's number in logs and ``edge=`` faults), `access_log` (a path,
     a stream or an `AccessLog`), `protection` (a `netem.cenc.Protection`, a list of them or a
@@ -290,8 +320,6 @@ class EdgeServer:
                  access_log=None, protection=None, license_policy=None, license_latency_s: float = 0.0,
                  license_failure_p: float = 0.0, mpd: str | None = None, quantum_s: float | None = None,
                  chunk_bytes: int = CHUNK_BYTES) -> None:
-        from netem.license_server import LicenseServer, load_policy
-
         self.source = make_source(source, mpd)
         k = float(time_scale)
         if not math.isfinite(k) or k <= 0:
@@ -479,15 +507,21 @@ class EdgeServer:
         if method not in ("GET", "HEAD"):
             return self._error(405, rec, extra={"Allow": "GET, HEAD, OPTIONS"})
         try:
-            res = self.source.lookup(path, request.raw_path)
+            res = self._lookup(request)
         except Forbidden:
             return self._error(403, rec)
         except NotFound:
             return self._error(404, rec)
+        except HTTPStatus as st:
+            return self._error(st.status, rec, st.text, st.headers)
         try:
             return await self._serve(request, res, rec)
         finally:
             res.close()
+
+    def _lookup(self, request) -> Resource:
+        """The resource a GET/HEAD names (a subclass may answer from more of the request)."""
+        return self.source.lookup(request.path, request.raw_path)
 
     async def _serve(self, request, res: Resource, rec: dict):
         from aiohttp import web
@@ -506,6 +540,9 @@ class EdgeServer:
                                  "Cache-Control": "no-cache"})
         if res.last_modified is not None:
             headers["Last-Modified"] = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(res.last_modified))
+        chunked = res.progressive is not None and res.progressive.pending()
+        if chunked:  # still being produced: chunked transfer, whole body, no validators
+            return await self._serve_chunked(request, res, rec, headers, decision)
         inm = request.headers.get("If-None-Match")
         if inm and (inm.strip() == "*" or res.etag in [t.strip() for t in inm.split(",")]):
             rec["status"] = 304
@@ -533,21 +570,46 @@ class EdgeServer:
         if request.method == "HEAD" or length == 0:
             await resp.write_eof()
             return resp
+        return await self._send(request, resp, res, start, end, decision, rec)
+
+    async def _serve_chunked(self, request, res: Resource, rec: dict, headers: dict, decision: Decision):
+        """A body still being produced: HTTP/1.1 chunked transfer, each piece sent once released."""
+        from aiohttp import web
+
+        headers.pop("Accept-Ranges", None)
+        resp = web.StreamResponse(status=200, headers=headers)
+        resp.enable_chunked_encoding()
+        rec["status"] = 200
+        rec["_resp"] = resp
+        await resp.prepare(request)
+        if request.method == "HEAD":
+            await resp.write_eof()
+            return resp
+        return await self._send(request, resp, res, 0, res.size, decision, rec, res.progressive)
+
+    async def _send(self, request, resp, res: Resource, start: int, end: int, decision: Decision, rec: dict,
+                    prog: Progressive | None = None):
         progress = [0]
         try:
-            sent = await self._body(request, resp, res, start, end, decision, progress)
+            sent = await self._body(request, resp, res, start, end, decision, progress, rec, prog)
         finally:
             rec["bytes"] = progress[0]
-        if sent < length:
+        if sent < end - start:
             rec["aborted"] = True
             return resp
         await resp.write_eof()
         return resp
 
     async def _body(self, request, resp, res: Resource, start: int, end: int, d: Decision,
-                    progress: list[int]) -> int:
-        """Write [start, end) through the shaper; returns bytes written (also kept in progress[0])."""
-        flow = self.shaper.open(end - start) if self.shaper is not None else _Gate(self)
+                    progress: list[int], rec: dict, prog: Progressive | None = None) -> int:
+        """Write [start, end) through the shaper; returns bytes written (also kept in progress[0]).
+
+        With `prog` (the whole body of a resource still being produced), each piece first
+        waits for its release time on `prog.clock` (logged in ``rec["chunks"]``: byte end,
+        release time, the clock when it left); the link then carries it at the trace's rate
+        like any body."""
+        flow = self.shaper.open(0 if prog is not None else end - start) if self.shaper is not None else _Gate(self)
+        released = end if prog is None else 0  # bytes that may leave now
         sent = 0
         stall_at = d.stall_after if d.stall_after is not None else -1
         reset_at = d.reset_after if d.reset_after is not None else -1
@@ -557,7 +619,9 @@ class EdgeServer:
                 await self._reset(request)
                 return 0
             while pos < end:
-                data = res.read(pos, min(end, pos + self.chunk_bytes))
+                if pos == released:
+                    released = await self._release(prog, released, rec)
+                data = res.read(pos, min(released, pos + self.chunk_bytes))
                 if not data:  # the file shrank under us: cut the connection
                     request.transport.abort()
                     return sent
@@ -585,6 +649,16 @@ class EdgeServer:
             return sent
         finally:
             flow.close()
+
+    async def _release(self, prog: Progressive, released: int, rec: dict) -> int:
+        """Wait until the piece starting at byte `released` may leave; returns its end."""
+        log = rec.setdefault("chunks", [])
+        c = prog.ends.index(released) + 1 if released else 0
+        await prog.clock.sleep_until(prog.release_s[c])
+        if self.dead:
+            raise ConnectionResetError("edge is dead")
+        log.append({"end": prog.ends[c], "release_s": round(prog.release_s[c], 6), "at_s": round(prog.clock.now(), 6)})
+        return prog.ends[c]
 
     async def _reset(self, request) -> None:
         """Send a TCP RST after the bytes written so far have left."""
@@ -632,37 +706,5 @@ class EdgeGroup:
 
 
 def load_trace(path: str):
-    """A trace file via `netem.formats` (Sabre JSON fallback when that module is absent)."""
-    try:
-        from netem import formats
-    except ImportError:
-        formats = None
-    if formats is not None:
-        return formats.load(path)
-    return _load_sabre_json(path)
-
-
-def _load_sabre_json(path: str):
-    import json
-
-    import numpy as np
-
-    from netem.trace import Trace
-
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read trace (Sabre JSON expected): {exc}", where=str(path)) from None
-    if not isinstance(doc, list) or not doc:
-        raise InputError("expected a JSON list of {duration_ms, bandwidth_kbps, latency_ms}", where=str(path))
-    try:
-        d = np.array([float(x["duration_ms"]) for x in doc]) / 1000.0
-        r = np.array([float(x["bandwidth_kbps"]) for x in doc]) * 1000.0
-        lat = np.array([float(x.get("latency_ms", 0.0)) for x in doc]) / 1000.0
-    except (TypeError, KeyError, ValueError) as exc:
-        raise InputError(f"bad trace entry: {exc}", where=str(path)) from None
-    if np.any(d <= 0):
-        raise InputError("durations must be positive", where=str(path))
-    times = np.concatenate([[0.0], np.cumsum(d)[:-1]])
-    return Trace(times, r, float(d.sum()), latency_s=lat, name=Path(path).stem, source=str(path),
-                 format="sabre-json")
+    """A trace file in any format `netem.formats` reads."""
+    return formats.load(path)

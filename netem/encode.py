@@ -289,7 +289,7 @@ def _encode_audio(seg_ends_s: np.ndarray, bitrate_bps: float, *, protection, sty
 
 
 class EncodedPresentation(Packaged):
-    """Real H.264/AAC content, packaged like `netem.package.Presentation` (same API)."""
+    """Real H.264/AAC content, packaged like `netem.package.SyntheticPresentation` (same API)."""
 
     def __init__(self, tracks, addressing: str, protection, title: str, content: Content) -> None:
         super().__init__(tracks, addressing, protection, title=title,

@@ -11,8 +11,12 @@ an `esds`, and their `encv`/`enca` forms wrapped with `sinf` for CENC.
 Parsing: `parse(data)` returns a `Box` tree (containers and sample entries are opened;
 everything else keeps its payload), and `parse_*` decode the full boxes tests and
 clients need (`mfhd`, `tfhd`, `tfdt`, `trun`, `sidx`, `pssh`, `tenc`, `senc`, `saiz`,
-`saio`). The parser never trusts a size field: a box that claims more bytes than are
-there, a size below its header, or nesting deeper than `MAX_DEPTH` raises `BoxError`.
+`saio`). `iter_boxes` is the one box walker and `parse_sidx` the one `sidx` reader, for
+the edge and the player alike: `find_sidx(index_range_bytes, offset=...)` gives the
+`Sidx` a DASH client needs for SegmentBase addressing, with absolute byte ranges. The
+parser never trusts a size field: a box that claims more bytes than are there, a size
+below its header, or nesting deeper than `MAX_DEPTH` raises `BoxError` (`SidxError` for
+an index that cannot be read, `SidxUnsupported` for one beyond this code).
 
 Sizes are bytes; times are ticks of the track's timescale.
 """
@@ -519,7 +523,9 @@ class Box:
 
 def iter_boxes(data: bytes | memoryview, offset: int = 0, end: int | None = None,
                base: int = 0) -> Iterator[tuple[str, int, int, int]]:
-    """Yield (type, offset, size, header_size) of consecutive boxes in data[offset:end]."""
+    """Yield (type, offset, size, header_size) of consecutive boxes in data[offset:end].
+
+    `base` is the file offset of data[0], used only in error messages."""
     mv = memoryview(data)
     end = len(mv) if end is None else end
     pos = offset
@@ -539,8 +545,8 @@ def iter_boxes(data: bytes | memoryview, offset: int = 0, end: int | None = None
         if size < hdr:
             raise BoxError(f"{typ!r} at offset {base + pos}: size {size} is smaller than its header")
         if pos + size > end:
-            raise BoxError(f"{typ!r} at offset {base + pos}: size {size} runs past the end of its parent "
-                           f"({end - pos} bytes left)")
+            raise BoxError(f"{typ!r} at offset {base + pos} is truncated: it declares {size} bytes and runs "
+                           f"past the end of its parent ({end - pos} bytes left)")
         yield typ, pos, size, hdr
         pos += size
 
@@ -651,25 +657,133 @@ def parse_trun(b: Box, tfhd: dict | None = None) -> dict:
     }
 
 
-def parse_sidx(b: Box) -> dict:
-    v, _, d = b.full()
-    if v == 0:
-        _need(b, d, 20)
-        rid, ts, ept, fo, _, cnt = struct.unpack(">IIIIHH", d[:20])
-        pos = 20
-    else:
-        _need(b, d, 28)
-        rid, ts, ept, fo, _, cnt = struct.unpack(">IIQQHH", d[:28])
-        pos = 28
-    _need(b, d, pos + 12 * cnt)
+class SidxError(BoxError):
+    """Bytes that are not a well-formed `sidx` box (truncated, wrong box, zero timescale...)."""
+
+
+class SidxUnsupported(SidxError):
+    """A well-formed `sidx` this code does not handle (hierarchical indexes, version > 1)."""
+
+
+@dataclass(frozen=True)
+class SidxReference:
+    """One entry of a `sidx`, as written (sizes in bytes, durations in `Sidx.timescale` ticks)."""
+
+    reference_type: int          # 0: media, 1: another sidx (hierarchical index)
+    referenced_size: int         # bytes
+    subsegment_duration: int     # ticks
+    starts_with_sap: bool
+    sap_type: int
+    sap_delta_time: int
+
+
+@dataclass(frozen=True)
+class Subsegment:
+    """A media subsegment located in the file: inclusive byte range and timing in ticks."""
+
+    first_byte: int
+    last_byte: int               # inclusive, as in an HTTP Range header
+    start: int                   # earliest presentation time, ticks
+    duration: int                # ticks
+
+    @property
+    def size_bytes(self) -> int:
+        return self.last_byte - self.first_byte + 1
+
+
+@dataclass(frozen=True)
+class Sidx:
+    """A parsed `sidx` (ISO/IEC 14496-12, 8.16.3); offsets are absolute file offsets."""
+
+    version: int
+    reference_id: int
+    timescale: int               # ticks per second
+    earliest_presentation_time: int
+    first_offset: int            # bytes from the anchor to the first referenced byte
+    references: tuple[SidxReference, ...]
+    box_offset: int              # file offset of the box's first byte
+    box_size: int                # bytes, header included
+
+    @property
+    def anchor(self) -> int:
+        """File offset of the first byte after the box: offsets in the box count from here."""
+        return self.box_offset + self.box_size
+
+    def subsegments(self) -> list[Subsegment]:
+        """Media subsegments in order; raises `SidxUnsupported` for hierarchical indexes."""
+        out: list[Subsegment] = []
+        pos = self.anchor + self.first_offset
+        t = self.earliest_presentation_time
+        for i, ref in enumerate(self.references):
+            if ref.reference_type == 1:
+                raise SidxUnsupported(
+                    f"hierarchical sidx (reference {i} points to another sidx) is not supported")
+            if ref.referenced_size <= 0:
+                raise SidxError(f"sidx reference {i} has referenced_size 0")
+            out.append(Subsegment(pos, pos + ref.referenced_size - 1, t, ref.subsegment_duration))
+            pos += ref.referenced_size
+            t += ref.subsegment_duration
+        return out
+
+
+def parse_sidx(b: Box, *, offset: int = 0) -> Sidx:
+    """Decode a `sidx` box. `offset` is the file offset of the buffer `b` was parsed from,
+    so that `Sidx.anchor` and the subsegment byte ranges are absolute file offsets.
+
+    Untrusted input: the reference count (16 bits: at most 65,535) is checked against the
+    bytes present, so a box that claims more references than it holds is an error, never
+    an over-read or a large allocation."""
+    d = b.data
+    box_offset = offset + b.offset
+
+    def need(n: int, what: str) -> None:
+        if len(d) < n:
+            raise SidxError(f"sidx box at byte {box_offset} is truncated ({what})")
+
+    need(4, "version/flags")
+    version = d[0]
+    if version > 1:
+        raise SidxUnsupported(f"sidx version {version} is not supported (0 and 1 are)")
+    fields = ">IIII" if version == 0 else ">IIQQ"
+    pos = 4 + struct.calcsize(fields)
+    need(pos + 4, "header")
+    ref_id, timescale, ept, first_offset = struct.unpack_from(fields, d, 4)
+    (count,) = struct.unpack_from(">H", d, pos + 2)
+    pos += 4
+    if timescale == 0:
+        raise SidxError(f"sidx box at byte {box_offset} has timescale 0")
+    need(pos + 12 * count, f"{count} references declared")
     refs = []
-    for i in range(cnt):
-        a, dur, sap = struct.unpack(">III", d[pos:pos + 12])
-        pos += 12
-        refs.append({"reference_type": a >> 31, "size": a & 0x7FFFFFFF, "duration": dur,
-                     "starts_with_sap": sap >> 31, "sap_type": (sap >> 28) & 7})
-    return {"reference_id": rid, "timescale": ts, "earliest_presentation_time": ept, "first_offset": fo,
-            "references": refs}
+    for i in range(count):
+        a, duration, c = struct.unpack_from(">III", d, pos + 12 * i)
+        refs.append(SidxReference(reference_type=a >> 31, referenced_size=a & 0x7FFFFFFF,
+                                  subsegment_duration=duration, starts_with_sap=bool(c >> 31),
+                                  sap_type=(c >> 28) & 0x7, sap_delta_time=c & 0x0FFFFFFF))
+    return Sidx(version=version, reference_id=ref_id, timescale=timescale,
+                earliest_presentation_time=ept, first_offset=first_offset,
+                references=tuple(refs), box_offset=box_offset, box_size=b.size)
+
+
+def find_sidx(data: bytes | bytearray | memoryview, *, offset: int = 0) -> Sidx:
+    """The first `sidx` among the top-level boxes of `data` (e.g. a DASH index range).
+
+    `offset` is the file offset of `data[0]`. Boxes before the `sidx` (e.g. `styp`) are
+    skipped and nothing after it is read; a malformed or missing box raises `SidxError`.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError("find_sidx expects bytes")
+    if offset < 0:
+        raise ValueError("offset must be >= 0")
+    mv = memoryview(data)
+    try:
+        for typ, pos, size, hdr in iter_boxes(mv, base=offset):
+            if typ == "sidx":
+                return parse_sidx(Box(typ, pos, size, hdr, mv[pos + hdr:pos + size]), offset=offset)
+    except SidxError:
+        raise
+    except BoxError as exc:
+        raise SidxError(f"looking for a sidx box: {exc}") from None
+    raise SidxError(f"no sidx box in {len(mv)} bytes")
 
 
 def parse_pssh(b: Box) -> dict:

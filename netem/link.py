@@ -69,6 +69,50 @@ def preset(name: str, **overrides) -> LinkParams:
     return replace(PRESETS[name], **overrides)
 
 
+class _Locator:
+    """`np.searchsorted(a, local + offset[curve], side) - 1`, exactly, in O(1) per query.
+
+    `a` holds several sorted runs (one per curve) laid end to end; curve i's queries fall in
+    [offset_i, offset_i + span_i]. A table of buckets per curve (about two per knot) gives,
+    for a query, a knot at or before its answer; a couple of vectorised steps forward reach
+    the answer, and the rare query still short of it (a cluster of knots in one bucket) falls
+    back to the binary search. The simulator asks this on every step for every session, and
+    the binary search's scattered memory reads were the link's main cost.
+    """
+
+    ROUNDS = 2
+
+    def __init__(self, a: np.ndarray, offset: np.ndarray, span: np.ndarray, counts: np.ndarray, side: str) -> None:
+        self.a = a
+        self.side = side
+        self.padded = np.append(a, np.inf)          # a[k + 1] for k = len(a) - 1 is +inf
+        nb = np.maximum(2 * counts, 1).astype(np.int64)
+        self.buckets = nb
+        self.width = np.where(span > 0, span / nb, 1.0)
+        self.inv_width = 1.0 / self.width
+        self.start = np.concatenate([[0], np.cumsum(nb)[:-1]]).astype(np.int64)
+        edges = np.repeat(offset, nb) + (np.arange(int(nb.sum())) - np.repeat(self.start, nb)) * np.repeat(self.width, nb)
+        # the answer for a query a hair below each bucket's lower edge: never past a query's answer
+        slack = 1e-9 * np.maximum(np.abs(edges), 1.0)
+        self.table = np.searchsorted(a, edges - slack, side=side) - 1
+
+    def locate(self, idx: np.ndarray, local: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """The answer for `query` (= local + offset of curve `idx`, as the caller computed it)."""
+        b = (local * self.inv_width[idx]).astype(np.int64)
+        np.clip(b, 0, self.buckets[idx] - 1, out=b)
+        k = self.table[self.start[idx] + b]
+        a = self.padded
+        right = self.side == "right"
+        for _ in range(self.ROUNDS):
+            nxt = a[k + 1]
+            k += (nxt <= query) if right else (nxt < query)
+        nxt = a[k + 1]
+        short = (nxt <= query) if right else (nxt < query)
+        if short.any():
+            k[short] = np.searchsorted(self.a, query[short], side=self.side) - 1
+        return k
+
+
 class _Curves:
     """Several piecewise-linear non-decreasing curves laid end to end in one array.
 
@@ -105,16 +149,19 @@ class _Curves:
         with np.errstate(divide="ignore", invalid="ignore"):
             self.slope = np.where(dt > 0, dv / np.where(dt > 0, dt, 1.0), 0.0)
             self.inv_slope = np.where(dv > 0, dt / np.where(dv > 0, dv, 1.0), 0.0)
+        counts = self.last - self.first + 1
+        self._by_time = _Locator(self.t, self.toff, periods, counts, "right")
+        self._by_value = _Locator(self.v, self.voff, totals, counts, "left")
 
     def value_at(self, idx: np.ndarray, tau: np.ndarray) -> np.ndarray:
         """Local curve value at local time tau in [0, period)."""
-        k = np.searchsorted(self.t, tau + self.toff[idx], side="right") - 1
+        k = self._by_time.locate(idx, tau, tau + self.toff[idx])
         np.minimum(k, self.last[idx] - 1, out=k)
         return self.vl[k] + (tau - self.tl[k]) * self.slope[k]
 
     def time_of(self, idx: np.ndarray, value: np.ndarray) -> np.ndarray:
         """First local time at which the curve reaches `value` in (0, total]."""
-        j = np.searchsorted(self.v, value + self.voff[idx], side="left") - 1
+        j = self._by_value.locate(idx, value, value + self.voff[idx])
         np.maximum(j, self.first[idx], out=j)
         return self.tl[j] + (value - self.vl[j]) * self.inv_slope[j]
 
@@ -138,10 +185,12 @@ class _StepValues:
         self.toff = np.concatenate([[0.0], np.cumsum(periods)[:-1]])
         self.t = np.concatenate([t + off for (t, _, _), off in zip(steps, self.toff)])
         self.v = np.concatenate([np.zeros_like(t) if v is None else v for t, _, v in steps])
+        counts = np.array([t.size for t, _, _ in steps], dtype=np.int64)
+        self._by_time = _Locator(self.t, self.toff, periods, counts, "right")
 
     def at(self, idx: np.ndarray, t: np.ndarray) -> np.ndarray:
         tau = np.mod(t, self.period[idx])
-        k = np.searchsorted(self.t, tau + self.toff[idx], side="right") - 1
+        k = self._by_time.locate(idx, tau, tau + self.toff[idx])
         return self.v[k]
 
 

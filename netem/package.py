@@ -1,6 +1,6 @@
 """DASH packaging of a content description: real ISO-BMFF of exactly the described sizes.
 
-`Presentation(content, addressing, audio, protection, seed)` is a *virtual* presentation:
+`SyntheticPresentation(content, addressing, audio, protection, seed)` is a *virtual* presentation:
 it knows every file's path and size, and generates any byte range of any file on demand,
 deterministically, without touching the disk (the emulated edge serves it from memory);
 `write(out_dir)` stores the same bytes as files (`abrlab content make`).
@@ -50,12 +50,13 @@ import os
 import re
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 
 from netem import isobmff
+from netem.cenc import MPD_NAMESPACES, simple_nal_subsample
 from netem.content import Content
 from netem.errors import InputError
 
@@ -241,8 +242,6 @@ class SyntheticTrack(Track):
         sizes = self._sample_sizes(payload, n)
         clear_bytes = None
         if self.protected and self.kind == "video":
-            from netem.cenc import simple_nal_subsample
-
             pairs = [simple_nal_subsample(int(s)) for s in sizes]
             clear_bytes = np.array([c for c, _ in pairs], dtype=np.int64)
             subs = [[p] for p in pairs]
@@ -342,7 +341,8 @@ def _nominal(starts: np.ndarray, durs: np.ndarray, tol: int, total_s: float, tim
     return None
 
 
-def _timeline_xml(starts: np.ndarray, durs: np.ndarray, indent: str) -> list[str]:
+def timeline_xml(starts: np.ndarray, durs: np.ndarray, indent: str) -> list[str]:
+    """A SegmentTimeline element listing these segments (runs of equal durations as `r`)."""
     lines = [f"{indent}<SegmentTimeline>"]
     i, n = 0, durs.size
     first = True
@@ -362,7 +362,7 @@ def _timeline_xml(starts: np.ndarray, durs: np.ndarray, indent: str) -> list[str
 class Packaged:
     """A DASH presentation made of `Track`s: the manifest, the file map and byte ranges.
 
-    Subclasses build the tracks (`Presentation` from a content description,
+    Subclasses build the tracks (`SyntheticPresentation` from a content description,
     `netem.encode.EncodedPresentation` from real encoder output)."""
 
     def __init__(self, tracks: Sequence[Track], addressing: str, protection=None, title: str = "abrlab",
@@ -432,8 +432,6 @@ class Packaged:
         nominal_s = float(np.median(video[0].durations)) / video[0].timescale if video else 4.0
         ns = ['xmlns="urn:mpeg:dash:schema:mpd:2011"']
         if self.protection is not None:
-            from netem.cenc import MPD_NAMESPACES
-
             ns += [f'xmlns:{k}="{v}"' for k, v in MPD_NAMESPACES.items()]
         out = ['<?xml version="1.0" encoding="UTF-8"?>']
         if self.comment:
@@ -448,14 +446,19 @@ class Packaged:
         for kind, tracks in groups:
             if not tracks:
                 continue
-            out += self._adaptation_set(as_id, kind, tracks, base)
+            out += self.adaptation_set(as_id, kind, tracks, base)
             as_id += 1
         out.append("  </Period>")
         out.append("</MPD>")
         return "\n".join(out) + "\n"
 
-    def _adaptation_set(self, as_id: int, kind: str, tracks: list[Track], base: bool) -> list[str]:
+    def adaptation_set(self, as_id: int, kind: str, tracks: list[Track], base: bool,
+                        template: Callable[[Track, str], list[str]] | None = None) -> list[str]:
+        """One AdaptationSet's lines. `template(track, indent)` writes the SegmentTemplate
+        instead of this presentation's own addressing (the live origin's hook)."""
         i1, i2, i3 = "    ", "      ", "        "
+        templated = template is not None or self.addressing in ("number", "timeline")
+        template = template or self._template
         attrs = [f'id="{as_id}"', f'contentType="{kind}"', f'mimeType="{kind}/mp4"']
         if base:
             attrs += ['subsegmentAlignment="true"', 'subsegmentStartsWithSAP="1"']
@@ -476,8 +479,8 @@ class Packaged:
         t0 = tracks[0]
         shared_timing = all(np.array_equal(t.durations, t0.durations) and np.array_equal(t.starts, t0.starts)
                             and t.timescale == t0.timescale for t in tracks)
-        if self.addressing in ("number", "timeline") and shared_timing:
-            lines += self._template(t0, i2)
+        if templated and shared_timing:
+            lines += template(t0, i2)
         for t in tracks:
             r = [f'id="{t.rep_id}"', f'bandwidth="{int(t.bandwidth_bps)}"', f'codecs="{t.info.codec}"']
             if kind == "video":
@@ -499,10 +502,10 @@ class Packaged:
                              f'indexRangeExact="true">')
                 lines.append(f'{i3}  <Initialization range="0-{len(t.init()) - 1}"/>')
                 lines.append(f"{i3}</SegmentBase>")
-            elif self.addressing == "list":
+            elif not templated:
                 lines += self._segment_list(t, i3)
             elif not shared_timing:
-                lines += self._template(t, i3)
+                lines += template(t, i3)
             lines = lines_before
             if inner:
                 lines += [f"{i2}<Representation {' '.join(r)}>", *inner, f"{i2}</Representation>"]
@@ -527,14 +530,14 @@ class Packaged:
         if self.addressing == "timeline":
             head = (f'{ind}<SegmentTemplate timescale="{t.timescale}" initialization="{init}" '
                     f'media="$RepresentationID$/t$Time$.m4s"')
-            return [head + ">", *_timeline_xml(t.starts, t.durations, ind + "  "), f"{ind}</SegmentTemplate>"]
+            return [head + ">", *timeline_xml(t.starts, t.durations, ind + "  "), f"{ind}</SegmentTemplate>"]
         head = (f'{ind}<SegmentTemplate timescale="{t.timescale}" initialization="{init}" '
                 f'media="$RepresentationID$/$Number$.m4s" startNumber="1"')
         nominal = self._nominal(t)
         pto = f' presentationTimeOffset="{int(t.starts[0])}"' if t.starts[0] else ""
         if nominal is not None:
             return [f'{head} duration="{nominal}"{pto}/>']
-        return [head + f"{pto}>", *_timeline_xml(t.starts, t.durations, ind + "  "), f"{ind}</SegmentTemplate>"]
+        return [head + f"{pto}>", *timeline_xml(t.starts, t.durations, ind + "  "), f"{ind}</SegmentTemplate>"]
 
     def _segment_list(self, t: Track, ind: str) -> list[str]:
         nominal = self._nominal(t)
@@ -542,7 +545,7 @@ class Packaged:
         lines = [f'{ind}<SegmentList timescale="{t.timescale}"{dur}>',
                  f'{ind}  <Initialization sourceURL="{escape(self.init_path(t))}"/>']
         if nominal is None:
-            lines += _timeline_xml(t.starts, t.durations, ind + "  ")
+            lines += timeline_xml(t.starts, t.durations, ind + "  ")
         lines += [f"{ind}  <SegmentURL media={quoteattr(self.segment_path(t, i))}/>" for i in range(t.n_segments)]
         lines.append(f"{ind}</SegmentList>")
         return lines
@@ -675,7 +678,7 @@ class Packaged:
         return out
 
 
-class Presentation(Packaged):
+class SyntheticPresentation(Packaged):
     """A content description packaged as DASH, generated on demand (see module doc)."""
 
     def __init__(self, content: Content, addressing: str = "number", audio: bool = False,

@@ -8,29 +8,31 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import abr
+from abr.estimators import CHUNK_ESTIMATORS
 from test_abr_support import TEST_PARAMS, Sessions, abr_cache, random_ladder, single  # noqa: F401
 
 BUILTINS = sorted(abr.registered())
 
 
-def _policy(name: str, seed: int = 0) -> abr.Policy:
-    params = dict(TEST_PARAMS.get(name, {}))
+def _policy(name: str, seed: int = 0, **extra) -> abr.Policy:
+    params = {**TEST_PARAMS.get(name, {}), **extra}
     if name == "random":
         params["seed"] = seed
     return abr.get(name, **params)
 
 
-def run(name: str, seed: int, n: int, steps: int, loop: bool):
-    """Drive n sessions; return the batch choices per step (and check loop agreement)."""
+def run(name: str, seed: int, n: int, steps: int, loop: bool, **params):
+    """Drive n sessions; return the batch choices per step (and check loop agreement, of the
+    choices and of any delay the policy asks for)."""
     rng = np.random.default_rng(seed)
     ladder = random_ladder(rng)
     sessions = Sessions(rng, ladder, n)
-    batch = _policy(name, seed=seed)
+    batch = _policy(name, seed=seed, **params)
     batch.reset(n, ladder)
     singles = []
     if loop:
         for i in range(n):
-            p = _policy(name, seed=seed)
+            p = _policy(name, seed=seed, **params)
             p.reset(1, ladder)
             singles.append(p)
     history = []
@@ -47,10 +49,15 @@ def run(name: str, seed: int, n: int, steps: int, loop: bool):
         assert np.all(obs.mask[np.arange(rows.size), q] | ~anyok), (name, q, obs.mask)
         for key, v in batch.last_info.items():
             assert np.shape(v)[:1] == (rows.size,), (name, key, np.shape(v))
+        delay = batch.last_delay_s
+        assert delay is None or np.shape(delay) == (rows.size,)
         if loop:
             for j, i in enumerate(rows.tolist()):
                 ql = singles[i].select(single(obs, j))
                 assert ql.tolist() == [int(q[j])], (name, i, ql, q[j])
+                dl = singles[i].last_delay_s
+                assert (dl is None) == (delay is None)
+                assert delay is None or dl.tolist() == [delay[j]], (name, i, dl, delay[j])
         history.append((rows.copy(), q.copy()))
         sessions.download(rows, q)
     return history
@@ -61,6 +68,15 @@ def run(name: str, seed: int, n: int, steps: int, loop: bool):
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 7))
 def test_batch_equals_loop_and_mask(name, seed, n):
     run(name, seed, n, steps=16, loop=True)
+
+
+@pytest.mark.parametrize("name", ["dashjs", "l2a", "lolp", "throughput"])
+@pytest.mark.parametrize("method", CHUNK_ESTIMATORS)
+@settings(max_examples=max(5, settings.default.max_examples // 12))
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 6))
+def test_chunk_estimators_batch_equals_loop(name, method, seed, n):
+    # live sessions report chunk timing: every method, and AAST's request delays, per row
+    run(name, seed, n, steps=16, loop=True, chunk_estimator=method)
 
 
 @pytest.mark.parametrize("name", BUILTINS)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import abr
 from abr import Ladder, Observation
-from test_abr_support import PENSIEVE, abr_cache, brute_force_mpc  # noqa: F401
+from test_abr_support import PENSIEVE, abr_cache, brute_force_mpc, single  # noqa: F401
 
 
 def obs_for(ladder: Ladder, samples_bps, buffer_s, last, sizes, segments_left, mask=None):
@@ -89,9 +89,7 @@ def test_mpc_batch_of_many_sessions_matches_singles():
         for i in range(0, n, 37):
             s = abr.get(name)
             s.reset(1, PENSIEVE)
-            o = obs.take(np.array([i]))
-            o = Observation(**{**o.__dict__, "sessions": np.array([0])})
-            assert s.select(o)[0] == q[i]
+            assert s.select(single(obs, i))[0] == q[i]
 
 
 def test_robustmpc_error_bound_is_the_published_definition():

@@ -12,7 +12,7 @@ from test_abr_support import PENSIEVE, Sessions, abr_cache  # noqa: F401
 REPO_EXAMPLE = str((__import__("pathlib").Path(__file__).resolve().parent.parent
                     / "examples" / "my_policy.py"))
 EXPECTED = {"rb", "throughput", "festive", "bba", "bola", "bolae", "mpc", "robustmpc",
-            "fastmpc", "dynamic", "fixed", "lowest", "highest", "random"}
+            "fastmpc", "dynamic", "fixed", "lowest", "highest", "random", "dashjs", "l2a", "lolp"}
 
 
 def test_builtin_names():

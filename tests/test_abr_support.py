@@ -7,6 +7,7 @@ imports the code under test beyond the `abr` data classes.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -37,6 +38,8 @@ class Sessions:
     """n sessions streaming `segments` segments through random bandwidth, in lockstep steps
     where a random subset of sessions is active (each active session makes one decision)."""
 
+    MAX_CHUNKS = 8
+
     def __init__(self, rng: np.random.Generator, ladder: Ladder, n: int, segments: int = 30,
                  history: int = 8, horizon: int = 5, masks: bool = True) -> None:
         self.rng, self.ladder, self.n = rng, ladder, n
@@ -64,6 +67,18 @@ class Sessions:
                     self.mask[i] = rng.random(self.R) < 0.6
                 elif kind == 3:  # everything but the lowest forbidden
                     self.mask[i, 1:] = False
+        # live inputs: some sessions live (latency, catch-up rate, target), the others VoD
+        self.live = rng.random(n) < 0.7
+        self.latency = np.where(self.live, rng.uniform(0.5, 6.0, n), np.nan)
+        self.rate = np.where(self.live, rng.choice([0.95, 1.0, 1.05, 1.2], n), 1.0)
+        self.target = np.where(self.live, rng.uniform(1.0, 4.0, n), np.nan)
+        # live segments come in chunks, paced by the encoder (chunk timing of the newest download)
+        self.n_chunks = rng.integers(2, self.MAX_CHUNKS + 1, n)
+        self.chunk_bytes = np.full((n, self.MAX_CHUNKS), np.nan)
+        self.chunk_start = np.full((n, self.MAX_CHUNKS), np.nan)
+        self.chunk_end = np.full((n, self.MAX_CHUNKS), np.nan)
+        self.chunk_buffer = np.full((n, self.MAX_CHUNKS), np.nan)
+        self.available = np.full(n, np.nan)
 
     def active(self) -> np.ndarray:
         live = np.flatnonzero(self.index < self.segments)
@@ -81,7 +96,11 @@ class Sessions:
             segments_left=self.segments - idx, segment_index=idx.copy(),
             segment_duration_s=self.L, playing=self.playing[rows].copy(),
             mask=self.mask[rows].copy(), time_s=self.time[rows].copy(),
-            buffer_cap_s=self.cap[rows].copy())
+            buffer_cap_s=self.cap[rows].copy(), latency_s=self.latency[rows].copy(),
+            playback_rate=self.rate[rows].copy(), target_latency_s=self.target[rows].copy(),
+            chunk_bytes=self.chunk_bytes[rows].copy(), chunk_start_s=self.chunk_start[rows].copy(),
+            chunk_end_s=self.chunk_end[rows].copy(), chunk_buffer_s=self.chunk_buffer[rows].copy(),
+            segment_available_s=self.available[rows].copy())
 
     def download(self, rows: np.ndarray, rungs: np.ndarray) -> None:
         """Fetch the chosen rungs: update buffer, clock and history."""
@@ -90,7 +109,10 @@ class Sessions:
             bw = self.mean_bw[i] * self.rng.lognormal(0.0, 0.5)
             t = size * 8.0 / bw
             latency = 0.05
+            if self.live[i]:
+                t = self._chunked(i, size, bw, latency)
             self.time[i] += latency + t
+            rebuffer = max(latency + t - self.buffer[i], 0.0) if self.playing[i] else 0.0
             if self.playing[i]:
                 self.buffer[i] = max(self.buffer[i] - latency - t, 0.0)
             self.buffer[i] += self.L
@@ -101,16 +123,48 @@ class Sessions:
                 self.buffer[i] = self.cap[i]
             self.tput[i, :-1] = self.tput[i, 1:]
             self.dl[i, :-1] = self.dl[i, 1:]
-            self.tput[i, -1] = bw
+            self.tput[i, -1] = size * 8.0 / t
             self.dl[i, -1] = t
             self.last[i] = q
             self.index[i] += 1
+            if self.live[i]:  # the latency follows the stalls; the catch-up rate wanders
+                self.latency[i] = max(0.2, self.latency[i] + rebuffer - 0.05 * (self.rate[i] - 1.0) * t)
+                self.rate[i] = self.rng.choice([0.95, 1.0, 1.05, 1.2])
+
+
+    def _chunked(self, i: int, size: float, bw: float, latency: float) -> float:
+        """Chunk timing of a live download: chunk j is complete at the origin (j+1)·L/k − a
+        after the request (a: how long the segment had been available), goes out when both
+        it and the link are ready; returns the transfer time (first byte to last)."""
+        k = int(self.n_chunks[i])
+        a = float(self.rng.uniform(0.0, 1.5)) * self.L
+        each = size / k
+        row = np.full(self.MAX_CHUNKS, np.nan)
+        start, end, level = row.copy(), row.copy(), row.copy()
+        ready_link = latency
+        for j in range(k):
+            start[j] = max(ready_link, (j + 1) * self.L / k - a)
+            end[j] = ready_link = start[j] + each * 8.0 / bw
+            level[j] = max(self.buffer[i] - end[j], 0.0) if self.playing[i] else self.buffer[i]
+        self.chunk_bytes[i] = np.where(np.arange(self.MAX_CHUNKS) < k, each, np.nan)
+        self.chunk_start[i], self.chunk_end[i], self.chunk_buffer[i] = start, end, level
+        self.available[i] = a
+        return end[k - 1] - latency
+
+
+def take_rows(obs: Observation, rows: np.ndarray) -> Observation:
+    """The observation restricted to some rows (every per-row array indexed by `rows`)."""
+    rows = np.asarray(rows)
+    kw = {}
+    for f in dataclasses.fields(obs):
+        v = getattr(obs, f.name)
+        kw[f.name] = v[rows] if isinstance(v, np.ndarray) else v
+    return Observation(**kw)
 
 
 def single(obs: Observation, row: int) -> Observation:
     """Row `row` of an observation as a one-session observation for a fresh policy."""
-    o = obs.take(np.array([row]))
-    return Observation(**{**o.__dict__, "sessions": np.array([0])})
+    return dataclasses.replace(take_rows(obs, np.array([row])), sessions=np.array([0]))
 
 
 def brute_force_mpc(bitrates_bps, sizes_bytes, buffer_s, bw_bps, last, horizon, seg_s,

@@ -11,7 +11,7 @@ How the two are matched:
 * content: 15 segments of 2 s on the Pensieve ladder (0.3–4.3 Mbit/s) with sizes exactly
   bitrate × duration, so the player's sizes from @bandwidth are the simulator's (one case
   uses SegmentBase with VBR sizes, which the player reads from the sidx). It is written to
-  a directory: a virtual `Presentation` generates its payload inside the event loop the
+  a directory: a virtual `SyntheticPresentation` generates its payload inside the event loop the
   player shares in-process, which would add ~2 ms of wall time to every request.
 * simulator preset `default`: per request the trace's own latency with the trace clock
   advancing, then the bytes at the trace's rate; throughput samples exclude the latency —
@@ -48,7 +48,7 @@ from netem import formats, synth
 from netem.content import Content, synthetic
 from netem.edge import EdgeServer
 from netem.link import Link, LinkParams
-from netem.package import Presentation
+from netem.package import SyntheticPresentation
 from netem.trace import Trace
 from player.http.player import HttpPlayer
 from player.core.simulator import SessionSpec, simulate
@@ -145,7 +145,7 @@ async def http_session(root: Path, trace: Trace, abr: str, params: dict, k: floa
 def compare(trace: Trace, abr: str, params: dict, k: float, content: Content, addressing: str) -> Figures:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        Presentation(content, addressing).write(root)
+        SyntheticPresentation(content, addressing).write(root)
         s, player, offset, wall = asyncio.run(asyncio.wait_for(http_session(root, trace, abr, params, k), 60))
     assert s["complete"] and s["segments"] == content.n_segments
     overhead = request_overhead(player, trace, offset)

@@ -54,7 +54,7 @@ def test_make_segment_base_and_save_content(tmp_path, capsys):
     c = content_mod.load(tmp_path / "desc.json")
     data = (tmp_path / "o" / "v0.mp4").read_bytes()
     sidx = bm.parse_sidx(bm.find(bm.parse(data), "sidx"))
-    assert [r["size"] for r in sidx["references"]] == c.segment_sizes_bytes[:, 0].tolist()
+    assert [r.referenced_size for r in sidx.references] == c.segment_sizes_bytes[:, 0].tolist()
 
 
 def test_make_protected_with_given_key(tmp_path, capsys):

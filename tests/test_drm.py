@@ -14,7 +14,7 @@ from conftest import run_bounded, stop_process
 from netem.content import synthetic
 from netem.edge import EdgeServer
 from netem.license_server import LicensePolicy
-from netem.package import Presentation
+from netem.package import SyntheticPresentation
 from netem.trace import constant
 from player.dash import drm
 from player.core.device import BUILTIN, DeviceProfile
@@ -52,7 +52,7 @@ def events(player, kind):
 
 @pytest.mark.parametrize("addressing", ["number", "base"])
 def test_clearkey_license_and_decryption_match_the_plaintext(addressing):
-    pres = Presentation(movie(), addressing, audio=True, protection=Protection.default())
+    pres = SyntheticPresentation(movie(), addressing, audio=True, protection=Protection.default())
     checked = []
 
     def hook(info, data):
@@ -78,7 +78,7 @@ def test_clearkey_license_and_decryption_match_the_plaintext(addressing):
 
 
 def test_license_policy_caps_resolution_by_device():
-    pres = Presentation(movie(), "number", protection=Protection.default())
+    pres = SyntheticPresentation(movie(), "number", protection=Protection.default())
     s, player, edge = run(session(pres, abr="highest", device=BUILTIN["mobile"], edge_kw={"license_policy": "studio"}))
     assert s["complete"] and s["license"]["max_height"] == 480
     heights = player.plan.heights
@@ -92,7 +92,7 @@ def test_license_policy_caps_resolution_by_device():
 
 
 def test_license_is_renewed_before_expiry():
-    pres = Presentation(movie(n=6), "number", protection=Protection.default())
+    pres = SyntheticPresentation(movie(n=6), "number", protection=Protection.default())
     dev = DeviceProfile("short-buffer", buffer_target_s=4.0)
     policy = LicensePolicy(name="short", license_duration_s=5.0)
     s, player, _ = run(session(pres, abr="bba", device=dev, edge_kw={"license_policy": policy}))
@@ -103,7 +103,7 @@ def test_license_is_renewed_before_expiry():
 
 
 def test_license_failure_without_clear_representations_is_a_clear_error():
-    pres = Presentation(movie(), "number", protection=Protection.default())
+    pres = SyntheticPresentation(movie(), "number", protection=Protection.default())
 
     async def go():
         async with EdgeServer(pres, trace=FAST, time_scale=K, faults=["license:p=1,status=500"]) as e:
@@ -120,7 +120,7 @@ def test_license_failure_without_clear_representations_is_a_clear_error():
 
 
 def test_license_refused_is_not_retried():
-    pres = Presentation(movie(), "number", protection=Protection.default())
+    pres = SyntheticPresentation(movie(), "number", protection=Protection.default())
 
     async def go():
         async with EdgeServer(pres, trace=FAST, time_scale=K, protection={b"\x01" * 16: b"\x02" * 16}) as e:
@@ -137,8 +137,8 @@ def test_license_refused_is_not_retried():
 def _mixed_mpd(root: Path) -> None:
     """enc/ (protected) and clear/ (not) presentations, one MPD with both video sets."""
     c = movie()
-    Presentation(c, "number", protection=Protection.default()).write(root / "enc")
-    Presentation(c, "number").write(root / "clear")
+    SyntheticPresentation(c, "number", protection=Protection.default()).write(root / "enc")
+    SyntheticPresentation(c, "number").write(root / "clear")
     enc = (root / "enc" / "manifest.mpd").read_text()
     clear = (root / "clear" / "manifest.mpd").read_text()
     enc = enc.replace("<SegmentTemplate", "<BaseURL>enc/</BaseURL>\n      <SegmentTemplate", 1)
@@ -243,7 +243,7 @@ def test_parse_license_checks_untrusted_answers():
 
 def test_track_crypto_decrypt_and_verify():
     p = Protection.default()
-    pres = Presentation(movie(n=2), "number", audio=True, protection=p)
+    pres = SyntheticPresentation(movie(n=2), "number", audio=True, protection=p)
     tc = drm.track_crypto(pres.read("v1/init.mp4"))
     assert tc.protected and tc.kid == p.kid and tc.iv_size == 8 and tc.kind == "video"
     enc = pres.read("v1/1.m4s")
@@ -262,12 +262,12 @@ def test_track_crypto_decrypt_and_verify():
         drm.verify_media(bytes(broken), "video")
     with pytest.raises(drm.DecryptError):
         drm.verify_media(b"\x00\x00\x00\x08free", "video")
-    clear_pres = Presentation(movie(n=2), "number")
+    clear_pres = SyntheticPresentation(movie(n=2), "number")
     assert drm.track_crypto(clear_pres.read("v0/init.mp4")).protected is False
 
 
 def test_widevine_stub_round_trip_plays_without_decryption():
-    pres = Presentation(movie(n=3), "number", protection=Protection.default())
+    pres = SyntheticPresentation(movie(n=3), "number", protection=Protection.default())
     s, player, edge = run(session(pres, abr="bba", drm_system="widevine"))
     assert s["complete"] and s["license"]["system"] == "widevine" and s["license"]["kids"] == []
     assert s["decrypted_segments"] == 0

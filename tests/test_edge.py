@@ -237,9 +237,9 @@ def test_several_edges_and_a_virtual_presentation():
     pytest.importorskip("netem.package")
     from netem.content import synthetic
     from netem.edge import EdgeGroup
-    from netem.package import Presentation
+    from netem.package import SyntheticPresentation
 
-    pres = Presentation(synthetic(duration_s=8.0), addressing="number")
+    pres = SyntheticPresentation(synthetic(duration_s=8.0), addressing="number")
 
     async def main():
         edges = [EdgeServer(pres, index=i, trace=constant(50e6, 10.0), time_scale=10) for i in range(2)]

@@ -20,11 +20,11 @@ from conftest import run_bounded, stop_process
 
 from netem.content import Content, synthetic
 from netem.edge import EdgeServer
-from netem.package import Presentation
+from netem.package import SyntheticPresentation
 from netem.trace import constant
 from player.core.device import DeviceProfile
 from player.http.player import EVENT_FIELDS, HttpConfig, HttpPlayer, PlaybackError, json_safe
-from player.dash.manifest import ManifestError, UnsupportedManifest
+from player.dash.errors import ManifestError, UnsupportedManifest
 
 REPO = Path(__file__).resolve().parent.parent
 ABRLAB = [sys.executable, "-m", "player.cli"]
@@ -88,7 +88,7 @@ SIM_FIELDS = {"abr", "abr_params", "trace", "movie", "device", "preset", "segmen
 @pytest.mark.parametrize("addressing", ["number", "timeline", "list", "base"])
 def test_every_addressing_mode_from_the_edge(addressing):
     c = movie()
-    pres = Presentation(c, addressing, audio=True)
+    pres = SyntheticPresentation(c, addressing, audio=True)
     s, player, edge = run(session(pres, abr="bba"))
     assert s["complete"] and s["segments"] == c.n_segments
     assert SIM_FIELDS <= set(s)
@@ -120,7 +120,7 @@ def test_every_addressing_mode_from_the_edge(addressing):
 
 def test_sidx_gives_exact_sizes_to_the_plan():
     c = movie(n=5)
-    pres = Presentation(c, "base")
+    pres = SyntheticPresentation(c, "base")
     s, player, _ = run(session(pres, abr="bola", abr_params={"use_segment_sizes": True}))
     assert s["complete"]
     np.testing.assert_array_equal(player.plan.segment_plan.sizes_bytes, c.segment_sizes_bytes)
@@ -138,7 +138,7 @@ def http_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("www")
     c = movie(n=5)
     for addressing in ("number", "timeline", "list", "base"):
-        Presentation(c, addressing, audio=addressing != "list").write(root / addressing)
+        SyntheticPresentation(c, addressing, audio=addressing != "list").write(root / addressing)
     mpd = (root / "number" / "manifest.mpd").read_text()
     (root / "number" / "live.mpd").write_text(
         mpd.replace('type="static"', 'type="dynamic" availabilityStartTime="2020-01-01T00:00:00Z"'))
@@ -288,7 +288,7 @@ def test_cli_against_abrlab_serve(tmp_path):
 
 def test_5xx_are_retried():
     c = movie(n=6)
-    s, player, edge = run(session(Presentation(c, "number"), faults=["5xx:p=0.4,path=*.m4s"], edge_kw={"seed": 3},
+    s, player, edge = run(session(SyntheticPresentation(c, "number"), faults=["5xx:p=0.4,path=*.m4s"], edge_kw={"seed": 3},
                                   abr="bba"))
     assert s["complete"] and s["retries"] > 0
     assert any(r["status"] == 503 for r in edge.records)
@@ -299,7 +299,7 @@ def test_5xx_are_retried():
 
 def test_404_on_one_representation_switches_rung():
     c = movie(n=5)
-    s, player, _ = run(session(Presentation(c, "number"), faults=["404:path=/v2/3.m4s"], abr="fixed",
+    s, player, _ = run(session(SyntheticPresentation(c, "number"), faults=["404:path=/v2/3.m4s"], abr="fixed",
                                abr_params={"rung": 2}))
     assert s["complete"] and s["chosen"][2] == 1 and s["chosen"][3] == 2
     miss = [e for e in player.events_log if e["event"] == "missing"]
@@ -311,7 +311,7 @@ def test_404_everywhere_is_a_clear_error():
     c = movie(n=5)
 
     async def go():
-        async with EdgeServer(Presentation(c, "number"), trace=FAST, time_scale=K, faults=["404:path=*/3.m4s"]) as e:
+        async with EdgeServer(SyntheticPresentation(c, "number"), trace=FAST, time_scale=K, faults=["404:path=*/3.m4s"]) as e:
             player = HttpPlayer(e.url, time_scale=K, abr="bba")
             with pytest.raises(PlaybackError, match="segment 3 is missing .* every representation"):
                 await player.run()
@@ -324,7 +324,7 @@ def test_404_everywhere_is_a_clear_error():
 
 def test_mid_body_stall_longer_than_the_idle_timeout_resumes():
     c = movie(n=4)
-    s, player, edge = run(session(Presentation(c, "number"), faults=["stall:after=30000,for=40,path=*/2.m4s,to=5"],
+    s, player, edge = run(session(SyntheticPresentation(c, "number"), faults=["stall:after=30000,for=40,path=*/2.m4s,to=5"],
                                   abr="fixed", abr_params={"rung": 1}))
     assert s["complete"]
     retry = [e for e in player.events_log if e["event"] == "retry"]
@@ -337,7 +337,7 @@ def test_mid_body_stall_longer_than_the_idle_timeout_resumes():
 
 def test_short_stall_is_waited_out():
     c = movie(n=4)
-    s, player, _ = run(session(Presentation(c, "number"), faults=["stall:after=30000,for=3,path=*/2.m4s"],
+    s, player, _ = run(session(SyntheticPresentation(c, "number"), faults=["stall:after=30000,for=3,path=*/2.m4s"],
                                abr="fixed", abr_params={"rung": 1}))
     assert s["complete"] and s["retries"] == 0
     seg1 = [e for e in player.events_log if e["event"] == "download" and e["segment"] == 1][0]
@@ -346,7 +346,7 @@ def test_short_stall_is_waited_out():
 
 def test_reset_after_n_bytes_resumes_until_complete():
     c = movie(n=4)
-    s, player, edge = run(session(Presentation(c, "number"), faults=["reset:after=40000,path=*/2.m4s"],
+    s, player, edge = run(session(SyntheticPresentation(c, "number"), faults=["reset:after=40000,path=*/2.m4s"],
                                   abr="fixed", abr_params={"rung": 2}))
     assert s["complete"]
     size = int(c.segment_sizes_bytes[1, 2])
@@ -357,11 +357,11 @@ def test_reset_after_n_bytes_resumes_until_complete():
 
 def test_slow_first_byte():
     c = movie(n=4)
-    s, player, _ = run(session(Presentation(c, "number"), faults=["slow-first-byte:delay=1.5,path=*.m4s"], abr="bba"))
+    s, player, _ = run(session(SyntheticPresentation(c, "number"), faults=["slow-first-byte:delay=1.5,path=*.m4s"], abr="bba"))
     assert s["complete"] and s["retries"] == 0
     assert all(e["latency_s"] >= 1.5 for e in player.events_log if e["event"] == "download")
     # beyond the first-byte timeout: retried (the fault applies to half of the requests)
-    s2, player2, _ = run(session(Presentation(c, "number"), faults=["slow-first-byte:delay=8,p=0.5,path=*.m4s"],
+    s2, player2, _ = run(session(SyntheticPresentation(c, "number"), faults=["slow-first-byte:delay=8,p=0.5,path=*.m4s"],
                                  edge_kw={"seed": 1}, abr="bba", config=HttpConfig(first_byte_timeout_s=3.0)))
     assert s2["complete"] and s2["retries"] > 0
     assert any("no response within" in e["reason"] for e in player2.events_log if e["event"] == "retry")
@@ -370,7 +370,7 @@ def test_slow_first_byte():
 def test_outage_causes_a_stall_and_cmcd_reports_it():
     c = movie(n=8)
     small = DeviceProfile("small-buffer", buffer_target_s=4.0)
-    s, player, edge = run(session(Presentation(c, "number"), trace=constant(3e6, 600.0, latency_s=0.02),
+    s, player, edge = run(session(SyntheticPresentation(c, "number"), trace=constant(3e6, 600.0, latency_s=0.02),
                                   faults=["outage:from=3,for=8"], abr="bba", cmcd="query", device=small))
     assert s["complete"] and s["rebuffer_s"] > 0 and s["rebuffer_count"] >= 1
     assert any(e["event"] == "stall_start" for e in player.events_log)
@@ -382,7 +382,7 @@ def test_bounded_retry_then_clear_error():
     c = movie(n=4)
 
     async def go():
-        async with EdgeServer(Presentation(c, "number"), trace=FAST, time_scale=K,
+        async with EdgeServer(SyntheticPresentation(c, "number"), trace=FAST, time_scale=K,
                               faults=["5xx:p=1,status=502,path=*/3.m4s"]) as e:
             player = HttpPlayer(e.url, time_scale=K, abr="bba", config=HttpConfig(max_retry_s=4.0))
             with pytest.raises(PlaybackError) as info:
@@ -406,7 +406,7 @@ def _two_edges_mpd(root: Path, ports: list[int]) -> str:
 @pytest.mark.parametrize("how", ["mpd-baseurls", "extra-origin"])
 def test_edge_death_fails_over_to_the_second_edge(tmp_path, how):
     c = movie(n=8)
-    Presentation(c, "number").write(tmp_path)
+    SyntheticPresentation(c, "number").write(tmp_path)
     trace = constant(2e6, 600.0, latency_s=0.02)
 
     async def go():
@@ -447,7 +447,7 @@ def test_abandonment_refetches_lower_and_counts_waste():
 
     c = movie(n=8)
     trace = steps([8e6, 0.4e6], [5.0, 600.0], latency_s=0.02)
-    s, player, _ = run(session(Presentation(c, "number"), trace=trace, abr="throughput"))
+    s, player, _ = run(session(SyntheticPresentation(c, "number"), trace=trace, abr="throughput"))
     assert s["complete"] and s["abandons"] >= 1 and s["wasted_bytes"] > 0
     ab = [e for e in player.events_log if e["event"] == "abandon"]
     assert all(e["to_rung"] < e["from_rung"] for e in ab)
@@ -457,7 +457,7 @@ def test_abandonment_refetches_lower_and_counts_waste():
 def test_device_mask_and_buffer_target_as_the_simulator():
     c = movie(n=6)
     dev = DeviceProfile("small", 700, 400, 30.0, ("avc1", "mp4a"), buffer_target_s=4.0)
-    s, player, _ = run(session(Presentation(c, "number"), abr="highest", device=dev))
+    s, player, _ = run(session(SyntheticPresentation(c, "number"), abr="highest", device=dev))
     np.testing.assert_array_equal(player.plan.mask, dev.mask(c))
     assert max(s["chosen"]) == int(np.flatnonzero(dev.mask(c))[-1])
     assert any(e["event"] == "wait" for e in player.events_log)   # the 4 s target paces requests
@@ -470,7 +470,7 @@ def test_cmcd_keys_arrive_in_the_access_log(mode, tmp_path):
 
     c = movie(n=5)
     log = tmp_path / "access.jsonl"
-    s, player, edge = run(session(Presentation(c, "number", audio=True), abr="bba", cmcd=mode,
+    s, player, edge = run(session(SyntheticPresentation(c, "number", audio=True), abr="bba", cmcd=mode,
                                   edge_kw={"access_log": str(log)}))
     assert s["complete"]
     recs = read(log)
@@ -499,7 +499,7 @@ def test_listeners_and_event_stream():
     c = movie(n=4)
 
     async def go():
-        async with EdgeServer(Presentation(c, "number"), trace=FAST, time_scale=K) as e:
+        async with EdgeServer(SyntheticPresentation(c, "number"), trace=FAST, time_scale=K) as e:
             player = HttpPlayer(e.url, time_scale=K, abr="bba")
             seen, streamed, snaps = [], [], []
 
@@ -551,11 +551,11 @@ def test_unsupported_inputs():
 
 
 def test_playback_plan_from_a_manifest():
-    from player.dash.manifest import parse_manifest
+    from player.dash.loading import parse_manifest
     from player.dash.playback import build, select
 
     c = movie(n=5, seg=4.0)
-    pres = parse_manifest(Presentation(c, "list", audio=True).mpd(), "http://h/m/manifest.mpd")
+    pres = parse_manifest(SyntheticPresentation(c, "list", audio=True).mpd(), "http://h/m/manifest.mpd")
     sel = select(pres)
     plan = build(sel, {}, extra_origins=["http://other:8080"])
     np.testing.assert_allclose(plan.segment_plan.durations_s, c.segment_durations_s)

@@ -53,9 +53,9 @@ def test_content_key_follows_movie_duration_and_height(tmp_path):
 
 def test_check_urls_finds_a_missing_segment(tmp_path):
     from netem.content import load
-    from netem.package import Presentation
+    from netem.package import SyntheticPresentation
 
-    pres = Presentation(load(_movie(tmp_path)), addressing="number")
+    pres = SyntheticPresentation(load(_movie(tmp_path)), addressing="number")
     root = tmp_path / "site"
     pres.write(root)
     assert interop.check_urls(root) == []

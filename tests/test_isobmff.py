@@ -32,7 +32,7 @@ def test_largesize_header():
 
 
 @pytest.mark.parametrize("data,msg", [
-    (b"\0\0\0\x10moov\0\0", "runs past"),
+    (b"\0\0\0\x10moov\0\0", "is truncated: it declares 16 bytes and runs past"),
     (b"\0\0\0\x04free", "smaller than its header"),
     (b"\0\0\0\x08fre", "too few"),
     (b"\0\0\0\x01free\0\0", "truncated largesize"),
@@ -177,11 +177,12 @@ def test_sidx_round_trip(refs, ept):
     raw = bm.sidx(1, 90000, sizes, durs, ept)
     assert len(raw) == bm.sidx_size(len(refs))
     s = bm.parse_sidx(bm.parse(raw)[0])
-    assert s["timescale"] == 90000 and s["earliest_presentation_time"] == ept and s["first_offset"] == 0
-    assert [r["size"] for r in s["references"]] == sizes
-    assert [r["duration"] for r in s["references"]] == durs
-    assert all(r["starts_with_sap"] == 1 and r["sap_type"] == 1 and r["reference_type"] == 0
-               for r in s["references"])
+    assert s.timescale == 90000 and s.earliest_presentation_time == ept and s.first_offset == 0
+    assert [r.referenced_size for r in s.references] == sizes
+    assert [r.subsegment_duration for r in s.references] == durs
+    assert all(r.starts_with_sap and r.sap_type == 1 and r.reference_type == 0
+               for r in s.references)
+    assert bm.find_sidx(raw) == s
 
 
 def test_sidx_reference_count_limit():

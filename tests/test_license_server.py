@@ -120,10 +120,10 @@ def test_protected_presentation_keys_are_served():
     pytest.importorskip("netem.package")
     from netem.cenc import Protection
     from netem.content import synthetic
-    from netem.package import Presentation
+    from netem.package import SyntheticPresentation
 
     prot = Protection.default()
-    pres = Presentation(synthetic(duration_s=4.0), protection=prot)
+    pres = SyntheticPresentation(synthetic(duration_s=4.0), protection=prot)
 
     async def main():
         async with EdgeServer(pres, license_failure_p=0.0) as edge, aiohttp.ClientSession() as s:

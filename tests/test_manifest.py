@@ -1,4 +1,4 @@
-"""player.dash.manifest: small inline MPDs for every addressing mode and feature.
+"""The DASH manifest layer (player.dash.loading and below): small inline MPDs for every addressing mode and feature.
 
 Expected numbers are computed by hand in the comments next to them.
 """
@@ -11,11 +11,13 @@ import time
 
 import pytest
 
-from player.dash import manifest as m
-from player.dash.manifest import (
-    InvalidManifest, ManifestError, ManifestUnavailable, UnsupportedManifest, fetch_manifest,
-    load_manifest, load_manifest_async, parse_manifest, parse_xs_duration, resolve_sidx,
-)
+from player.dash import xmlsafe
+from player.dash.addressing import MAX_SEGMENTS, resolve_sidx
+from player.dash.errors import InvalidManifest, ManifestError, ManifestUnavailable, UnsupportedManifest
+from player.dash.loading import fetch_manifest, load_manifest, load_manifest_async, parse_manifest
+from player.dash.model import BaseUrl
+from player.dash.segments import InitSegment
+from player.dash.values import parse_xs_duration
 
 NS = 'xmlns="urn:mpeg:dash:schema:mpd:2011"'
 REMOTE = "https://cdn.example/show/manifest.mpd"
@@ -144,7 +146,7 @@ def test_segment_list_media_range_and_initialization():
                               f'</Period>'), REMOTE)
     idx = one_rep(pres).segment_index
     assert idx.addressing == "list"
-    assert idx.init == m.InitSegment("https://cdn.example/show/v1/init.mp4", (0, 99))
+    assert idx.init == InitSegment("https://cdn.example/show/v1/init.mp4", (0, 99))
     assert segs(idx) == [
         ("https://cdn.example/show/v1/a.mp4", (100, 1099), 0.0, 2.5, 1),
         ("https://cdn.example/show/v1/a.mp4", (1100, 2599), 2.5, 2.5, 2),
@@ -184,7 +186,7 @@ def test_segment_base_index_range_is_pending_then_resolved_from_sidx():
     p = rep.pending_sidx
     assert p.url == p.media_url == "https://cdn.example/show/video.mp4"
     assert p.index_range == (862, 931)
-    assert p.init == m.InitSegment("https://cdn.example/show/video.mp4", (0, 861))
+    assert p.init == InitSegment("https://cdn.example/show/video.mp4", (0, 861))
     # A version-1 sidx: 8 (box header) + 32 (fields) + 3 * 12 (references) = 76 bytes.
     box = build_sidx([(10000, 4000), (12000, 4000), (9000, 4000)], ept=500, first_offset=0,
                      version=1)
@@ -288,8 +290,8 @@ def test_failover_base_urls_with_dvb_priority_weight_and_service_location():
     pres = parse_manifest(mpd(body, extra_ns='xmlns:dvb="urn:dvb:dash:dash-extensions:2014-1"'), REMOTE)
     rep = one_rep(pres)
     assert rep.base_urls == (
-        m.BaseUrl("https://a.example/v/", "A", 1, 30),
-        m.BaseUrl("https://b.example/v/", "B", 2, 10),
+        BaseUrl("https://a.example/v/", "A", 1, 30),
+        BaseUrl("https://b.example/v/", "B", 2, 10),
     )
     assert rep.segment_index[0].url == "https://a.example/v/1.m4s"
     alt = rep.segment_index.with_base_url(rep.base_urls[1].url)
@@ -391,16 +393,18 @@ def test_trick_play_set_is_ignored():
     assert "trick" in p.adaptation_sets[1].note
 
 
-def test_dynamic_parses_but_is_unsupported():
+def test_dynamic_parses_into_a_live_template_but_is_not_played():
     tpl = '<SegmentTemplate timescale="1" duration="2" media="$Number$.m4s"/>'
     text = mpd(f'<Period start="PT0S">{video_set(tpl)}</Period>',
                attrs='type="dynamic" availabilityStartTime="2020-01-01T00:00:00Z"')
     pres = parse_manifest(text, REMOTE)
-    assert pres.is_live and one_rep(pres).segment_index is None
-    assert one_rep(pres).note.startswith("live")
+    rep = one_rep(pres)
+    assert pres.is_live and rep.segment_index is None and rep.note is None
+    assert rep.addressing == "live-template" and rep.live_template.start_number == 1
     with pytest.raises(UnsupportedManifest) as exc:
         pres.require_static()
-    assert str(exc.value) == "unsupported: live (type=dynamic) presentations are not supported yet"
+    assert str(exc.value).startswith("unsupported: live playback: ")
+    assert "\n" not in str(exc.value)
 
 
 @pytest.mark.parametrize("text, cls, match", [
@@ -567,22 +571,22 @@ def test_entity_bombs_and_external_entities_are_refused(text):
 
 def test_size_and_element_limits(monkeypatch):
     text = mpd('<Period>' + '<AdaptationSet/>' * 50 + '</Period>')
-    monkeypatch.setattr(m, "MAX_MANIFEST_BYTES", 100)
+    monkeypatch.setattr(xmlsafe, "MAX_MANIFEST_BYTES", 100)
     with pytest.raises(UnsupportedManifest, match=r"larger than 100 bytes"):
         parse_manifest(text, REMOTE)
     with pytest.raises(UnsupportedManifest, match=r"larger than 100 bytes"):
         parse_manifest(text.encode(), REMOTE)
-    monkeypatch.setattr(m, "MAX_MANIFEST_BYTES", 1 << 20)
-    monkeypatch.setattr(m, "MAX_ELEMENTS", 20)
+    monkeypatch.setattr(xmlsafe, "MAX_MANIFEST_BYTES", 1 << 20)
+    monkeypatch.setattr(xmlsafe, "MAX_ELEMENTS", 20)
     with pytest.raises(UnsupportedManifest, match=r"more than 20 XML elements"):
         parse_manifest(text, REMOTE)
-    monkeypatch.setattr(m, "MAX_ELEMENTS", 1000)
-    monkeypatch.setattr(m, "MAX_ATTRIBUTES", 50)
+    monkeypatch.setattr(xmlsafe, "MAX_ELEMENTS", 1000)
+    monkeypatch.setattr(xmlsafe, "MAX_ATTRIBUTES", 50)
     many = f'<MPD {NS}><Period ' + " ".join(f'a{i}="1"' for i in range(60)) + "/></MPD>"
     with pytest.raises(UnsupportedManifest, match=r"more than 50 XML attributes"):
         parse_manifest(many, REMOTE)
     deep = f'<MPD {NS}>' + "<x>" * 100 + "</x>" * 100 + "</MPD>"
-    monkeypatch.setattr(m, "MAX_ELEMENTS", 1000)
+    monkeypatch.setattr(xmlsafe, "MAX_ELEMENTS", 1000)
     with pytest.raises(UnsupportedManifest, match="deeper than 64"):
         parse_manifest(deep, REMOTE)
 
@@ -705,16 +709,15 @@ def test_cli_mpd_info_tree_json_and_errors(tmp_path, capsys):
     assert main(["mpd", "info", str(f), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["type"] == "static" and doc["duration_s"] == 10.0 and doc["protection"] == []
+    assert "live" not in doc            # a VoD manifest's JSON has no live part
     reps = [r for a in doc["periods"][0]["adaptation_sets"] for r in a["representations"]]
     assert [(r["id"], r["bandwidth"], r["width"], r["height"], r["codecs"], r["segments"]) for r in reps] == [
         ("v1", 1000000, 640, 360, "avc1.64001f", 3), ("a1", 64000, None, None, "mp4a.40.2", None)]
 
-    live = tmp_path / "live.mpd"
-    live.write_text(mpd(f'<Period>{video_set(tpl)}</Period>', attrs='type="dynamic"'))
     bomb = tmp_path / "bomb.mpd"
     bomb.write_text(BOMB)
-    for path, first in ((live, "unsupported: live (type=dynamic) presentations are not supported yet"),
-                        (bomb, "invalid: XML entity declaration refused")):
+    for path, first in ((bomb, "invalid: XML entity declaration refused"),
+                        (tmp_path / "missing.mpd", "unavailable: cannot read")):
         assert main(["mpd", "info", str(path), "--json"]) == 2
         captured = capsys.readouterr()
         assert captured.out == ""
@@ -768,10 +771,64 @@ def test_property_any_attribute_values_give_a_model_or_one_line_error(
         assert str(exc).startswith(("invalid: ", "unsupported: ")) and "\n" not in str(exc)
         return
     idx = one_rep(pres).segment_index
-    assert 0 <= len(idx) <= m.MAX_SEGMENTS
+    assert 0 <= len(idx) <= MAX_SEGMENTS
     if len(idx):
         first, last = idx[0], idx[-1]
         assert first.duration_s >= 0 and last.duration_s >= 0
         assert last.start_s >= first.start_s
         if remote:
             assert first.url.startswith(("http://", "https://"))
+
+
+# ---------------------------------------------------------------------------------------
+# values that used to fail late (a 404, or one segment played): refused at parse time
+
+RID = 'id="v" bandwidth="1"'
+WHERE = r"\(at Period 'p' > AdaptationSet #1 > Representation 'v'\)$"
+
+
+@pytest.mark.parametrize("inner, match", [
+    # timescale 0 was read as 1: 2 ticks became 2 s and the timing was wrong, not refused.
+    ('<SegmentTemplate timescale="0" duration="2" media="$Number$.m4s"/>',
+     r"^invalid: SegmentTemplate@timescale=0 must be > 0 " + WHERE),
+    ('<SegmentList timescale="0" duration="2"><SegmentURL media="a.m4s"/></SegmentList>',
+     r"^invalid: SegmentList@timescale=0 must be > 0 " + WHERE),
+    ('<SegmentBase timescale="0" indexRange="10-99"/>',
+     r"^invalid: SegmentBase@timescale=0 must be > 0 " + WHERE),
+    # an S whose @t goes back before the previous segment (segments at 0 and 2 s, then 1 s).
+    ('<SegmentTemplate timescale="1" media="$Time$.m4s"><SegmentTimeline>'
+     '<S t="0" d="2" r="1"/><S t="1" d="2"/></SegmentTimeline></SegmentTemplate>',
+     r"^invalid: SegmentTimeline S\[2\]@t=1 goes backwards: the previous segment starts at 2 "
+     + WHERE),
+    ('<SegmentTemplate timescale="1" media="$Time$.m4s"><SegmentTimeline>'
+     '<S t="8" d="2"/><S t="0" d="2"/></SegmentTimeline></SegmentTemplate>',
+     r"^invalid: SegmentTimeline S\[2\]@t=0 goes backwards: the previous segment starts at 8 "
+     + WHERE),
+    # a negative start number gave URLs such as -5.m4s (404s).
+    ('<SegmentTemplate timescale="1" duration="2" startNumber="-5" media="$Number$.m4s"/>',
+     r"^invalid: SegmentTemplate@startNumber=-5 must be >= 0 " + WHERE),
+    ('<SegmentList duration="2" startNumber="-1"><SegmentURL media="a.m4s"/></SegmentList>',
+     r"^invalid: SegmentList@startNumber=-1 must be >= 0 " + WHERE),
+])
+def test_refused_at_parse_with_the_element_path(inner, match):
+    with pytest.raises(InvalidManifest, match=match):
+        parse_manifest(mpd(f'<Period id="p">{video_set(inner, rep_attrs=RID)}</Period>'), REMOTE)
+
+
+def test_timeline_that_touches_overlaps_a_little_or_leaves_a_gap_is_kept():
+    # @t equal to the previous end (0-4, 4-6), a small overlap (5 < 6, as packagers round,
+    # e.g. shaka-player's car_segmenttemplate.mpd) and a gap (then 10-12) are all kept.
+    tpl = ('<SegmentTemplate timescale="1" media="$Time$.m4s"><SegmentTimeline>'
+           '<S t="0" d="2" r="1"/><S t="4" d="2"/><S t="5" d="1"/><S t="10" d="2"/>'
+           '</SegmentTimeline></SegmentTemplate>')
+    text = mpd(f'<Period id="p">{video_set(tpl, rep_attrs=RID)}</Period>',
+               attrs='type="static" mediaPresentationDuration="PT12S"')
+    idx = one_rep(parse_manifest(text, REMOTE)).segment_index
+    assert [(s.start_s, s.url.rsplit("/", 1)[1]) for s in idx] == [
+        (0.0, "0.m4s"), (2.0, "2.m4s"), (4.0, "4.m4s"), (5.0, "5.m4s"), (10.0, "10.m4s")]
+
+
+def test_start_number_zero_is_valid():
+    tpl = '<SegmentTemplate timescale="1" duration="5" startNumber="0" media="$Number$.m4s"/>'
+    idx = one_rep(parse_manifest(mpd(f'<Period>{video_set(tpl)}</Period>'), REMOTE)).segment_index
+    assert [s.url.rsplit("/", 1)[1] for s in idx] == ["0.m4s", "1.m4s"]   # 10 s / 5 s

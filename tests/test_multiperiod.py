@@ -16,10 +16,10 @@ from conftest import run_bounded
 from netem import synth
 from netem.content import Content, synthetic
 from netem.edge import EdgeServer
-from netem.package import Presentation
+from netem.package import SyntheticPresentation
 from netem.trace import constant
 from player.http.player import HttpPlayer
-from player.dash.manifest import parse_manifest
+from player.dash.loading import parse_manifest
 from player.dash.playback import build, select
 from player.core.session import drive_with_link
 
@@ -37,7 +37,7 @@ def main_movie(n: int = 5) -> Content:
     return synthetic(MAIN_LADDER, duration_s=n * 2.0, segment_duration_s=2.0, seed=3)
 
 
-def join_periods(root: Path, parts: list[tuple[str, Presentation]]) -> str:
+def join_periods(root: Path, parts: list[tuple[str, SyntheticPresentation]]) -> str:
     """Write each presentation to root/NAME/ and a manifest.mpd playing them in order (one
     Period per part, its BaseURL the part's folder). Returns the MPD text."""
     periods, start = [], 0.0
@@ -80,8 +80,8 @@ def requests(player: HttpPlayer, what: str, track: str | None = None) -> list[di
 
 def test_plan_joins_the_periods_and_maps_the_shorter_ladder(tmp_path):
     a, m = ad(), main_movie()
-    join_periods(tmp_path, [("ad", Presentation(a, "timeline", audio=True)),
-                            ("main", Presentation(m, "number", audio=True))])
+    join_periods(tmp_path, [("ad", SyntheticPresentation(a, "timeline", audio=True)),
+                            ("main", SyntheticPresentation(m, "number", audio=True))])
     pres = parse_manifest((tmp_path / "manifest.mpd").read_bytes(), "http://h/x/manifest.mpd")
     sel = select(pres)
     assert len(sel.periods) == 2 and sel.reference == 1           # the main period has the longer ladder
@@ -118,7 +118,7 @@ def test_plan_joins_the_periods_and_maps_the_shorter_ladder(tmp_path):
 
 def test_one_period_is_unchanged(tmp_path):
     m = main_movie()
-    pres = parse_manifest(Presentation(m, "list", audio=True).mpd(), "http://h/m/manifest.mpd")
+    pres = parse_manifest(SyntheticPresentation(m, "list", audio=True).mpd(), "http://h/m/manifest.mpd")
     plan = build(select(pres), {})
     assert len(plan.selection.periods) == 1 and plan.n_segments == m.n_segments
     assert [t.rep.id for t in plan.video] == ["v0", "v1", "v2", "v3"]
@@ -132,7 +132,7 @@ def test_one_period_is_unchanged(tmp_path):
 @pytest.mark.parametrize("addressing", ["number", "timeline", "list", "base"])
 def test_periods_play_in_sequence_over_http(tmp_path, addressing):
     a, m = ad(), main_movie()
-    parts = [("ad", Presentation(a, addressing, audio=True)), ("main", Presentation(m, addressing, audio=True))]
+    parts = [("ad", SyntheticPresentation(a, addressing, audio=True)), ("main", SyntheticPresentation(m, addressing, audio=True))]
     join_periods(tmp_path, parts)
     s, player, edge = run(play(tmp_path, abr="bba"))
     n = a.n_segments + m.n_segments
@@ -188,7 +188,7 @@ def test_session_over_periods_agrees_with_the_simulated_one(tmp_path, abr, param
     from player.dash.playback import make_core
 
     a, m = cbr(ad()), cbr(main_movie(n=10))
-    join_periods(tmp_path, [("ad", Presentation(a, "list")), ("main", Presentation(m, "list"))])
+    join_periods(tmp_path, [("ad", SyntheticPresentation(a, "list")), ("main", SyntheticPresentation(m, "list"))])
     trace = synth.steps([4e6, 0.9e6, 3.5e6, 0.6e6], 5.0, latency_s=0.05)
 
     async def go():
@@ -219,8 +219,8 @@ def test_clear_then_protected_period(tmp_path):
     from netem.cenc import Protection
 
     a, m = ad(), main_movie(n=4)
-    join_periods(tmp_path, [("ad", Presentation(a, "number")),
-                            ("main", Presentation(m, "number", protection=Protection.default()))])
+    join_periods(tmp_path, [("ad", SyntheticPresentation(a, "number")),
+                            ("main", SyntheticPresentation(m, "number", protection=Protection.default()))])
     s, player, edge = run(play(tmp_path, abr="bba", edge_kw={"protection": Protection.default()}))
     assert s["complete"] and s["license"] is not None
     assert s["decrypted_segments"] == m.n_segments
@@ -242,7 +242,7 @@ def test_cli_mpd_info_and_play_over_plain_http_server(tmp_path):
     from conftest import first_line, stop_process
 
     a, m = ad(), main_movie(n=3)
-    join_periods(tmp_path, [("ad", Presentation(a, "number")), ("main", Presentation(m, "timeline"))])
+    join_periods(tmp_path, [("ad", SyntheticPresentation(a, "number")), ("main", SyntheticPresentation(m, "timeline"))])
     cli = [sys.executable, "-m", "player.cli"]
     out = subprocess.run(cli + ["mpd", "info", str(tmp_path / "manifest.mpd"), "--json"],
                          capture_output=True, text=True, timeout=60)
@@ -269,7 +269,7 @@ def test_cli_mpd_info_and_play_over_plain_http_server(tmp_path):
 def test_multi_period_manifests_of_the_corpus_become_plans(shared_dir):
     """Every static multi-period manifest in ../shared/mpd whose indexes are in the MPD gets a
     plan covering every period's segments in order (or a one-line refusal: never a crash)."""
-    from player.dash.manifest import ManifestError
+    from player.dash.errors import ManifestError
 
     built = 0
     for f in sorted((shared_dir / "mpd").rglob("*.mpd")):

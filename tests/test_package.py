@@ -72,10 +72,10 @@ def mpd_segment_urls(xml: str, read=None) -> dict[str, list[tuple[str, tuple[int
                 assert read is not None
                 (box,) = bm.parse(read(path, ia, ib + 1))
                 sidx = bm.parse_sidx(box)
-                pos = ib + 1 + sidx["first_offset"]
-                for r in sidx["references"]:
-                    urls.append((path, (pos, pos + r["size"] - 1)))
-                    pos += r["size"]
+                pos = ib + 1 + sidx.first_offset
+                for r in sidx.references:
+                    urls.append((path, (pos, pos + r.referenced_size - 1)))
+                    pos += r.referenced_size
             out[rid] = urls
     return out
 
@@ -92,7 +92,7 @@ def written(tmp_path_factory):
     out = {}
     for mode in MODES:
         for prot in (None, cenc.Protection.default()):
-            p = package.Presentation(c, mode, audio=True, protection=prot)
+            p = package.SyntheticPresentation(c, mode, audio=True, protection=prot)
             d = tmp_path_factory.mktemp(f"{mode}-{'enc' if prot else 'clear'}")
             p.write(d)
             out[(mode, prot is not None)] = (p, d)
@@ -218,19 +218,19 @@ def test_segment_base_sidx_adds_up(written, protected):
             assert (boxes[2].offset, boxes[2].end - 1) == (ia, ib)
             assert sb.initializations[0].range == f"0-{boxes[1].end - 1}"
             sidx = bm.parse_sidx(boxes[2])
-            refs = sidx["references"]
-            assert ib + 1 + sidx["first_offset"] + sum(r["size"] for r in refs) == len(data)
-            assert sidx["timescale"] == sb.timescale
+            refs = sidx.references
+            assert ib + 1 + sidx.first_offset + sum(r.referenced_size for r in refs) == len(data)
+            assert sidx.timescale == sb.timescale
             pos = ib + 1
-            t = sidx["earliest_presentation_time"]
+            t = sidx.earliest_presentation_time
             for k, ref in enumerate(refs):
-                moof = bm.parse(data, pos, pos + ref["size"])[0]
+                moof = bm.parse(data, pos, pos + ref.referenced_size)[0]
                 assert moof.type == "moof" and bm.parse_mfhd(moof.find("mfhd")) == k + 1
                 assert bm.parse_tfdt(moof.find("traf/tfdt")) == t
-                pos += ref["size"]
-                t += ref["duration"]
+                pos += ref.referenced_size
+                t += ref.subsegment_duration
             if rep.id.startswith("v"):
-                assert [r["size"] for r in refs] == c.segment_sizes_bytes[:, int(rep.id[1:])].tolist()
+                assert [r.referenced_size for r in refs] == c.segment_sizes_bytes[:, int(rep.id[1:])].tolist()
                 assert t == round(c.duration_s * 90000)
 
 
@@ -284,7 +284,7 @@ def test_ffmpeg_decrypts_our_cenc():
     import io
 
     prot = cenc.Protection.from_hex("00112233445566778899aabbccddeeff", "0f0e0d0c0b0a09080706050403020100")
-    p = package.Presentation(small_content(1, 8.0), "number", audio=True, protection=prot)
+    p = package.SyntheticPresentation(small_content(1, 8.0), "number", audio=True, protection=prot)
     for rid in ("v0", "a0"):
         urls = p.segment_urls()[rid]
         enc = b"".join(p.read(u) for u, _ in urls)
@@ -302,7 +302,7 @@ def test_ffmpeg_demuxes_synthetic_segments():
     import io
 
     c = small_content(2, 12.0)
-    p = package.Presentation(c, "number")
+    p = package.SyntheticPresentation(c, "number")
     for r, rung in enumerate(c.rungs):
         data = b"".join(p.read(u) for u, _ in p.segment_urls()[f"v{r}"])
         with av.open(io.BytesIO(data)) as f:
@@ -333,7 +333,7 @@ def _range_pres(mode, protected):
     key = (mode, protected)
     if key not in _RANGE_CACHE:
         c = content_mod.synthetic((150e3, 400e3), duration_s=9.0, segment_duration_s=2.0, seed=3)
-        _RANGE_CACHE[key] = (package.Presentation(c, mode, audio=True,
+        _RANGE_CACHE[key] = (package.SyntheticPresentation(c, mode, audio=True,
                                                   protection=cenc.Protection.default() if protected else None,
                                                   seed=5), {})
     return _RANGE_CACHE[key][0]
@@ -342,12 +342,12 @@ def _range_pres(mode, protected):
 def _whole(mode, protected, path):
     p, cache = _RANGE_CACHE[(mode, protected)]
     if path not in cache:
-        cache[path] = package.Presentation(p.content, mode, audio=True, protection=p.protection, seed=5).read(path)
+        cache[path] = package.SyntheticPresentation(p.content, mode, audio=True, protection=p.protection, seed=5).read(path)
     return cache[path]
 
 
 def test_read_errors_and_lookup():
-    p = package.Presentation(small_content(), "timeline")
+    p = package.SyntheticPresentation(small_content(), "timeline")
     for bad in ("v0/1.m4s", "v9/init.mp4", "v0/t1.m4s", "v0/t00.m4s", "../etc/passwd", "v0/init.mp4/x", "x.mpd"):
         with pytest.raises(KeyError):
             p.read(bad)
@@ -357,7 +357,7 @@ def test_read_errors_and_lookup():
     assert p.read("v0/init.mp4", 10**9) == b""
     assert package.content_type("manifest.mpd") == "application/dash+xml"
     assert package.content_type("a0/1.m4s") == "audio/mp4" and package.content_type("v0.mp4") == "video/mp4"
-    q = package.Presentation(small_content(), "number")
+    q = package.SyntheticPresentation(small_content(), "number")
     with pytest.raises(KeyError):
         q.read("v0/0.m4s")
     with pytest.raises(KeyError):
@@ -368,28 +368,28 @@ def test_read_errors_and_lookup():
 
 def test_deterministic_and_seeded():
     c = small_content()
-    a = package.Presentation(c, "number", seed=1).read("v1/2.m4s")
-    assert a == package.Presentation(c, "number", seed=1).read("v1/2.m4s")
-    b = package.Presentation(c, "number", seed=2).read("v1/2.m4s")
+    a = package.SyntheticPresentation(c, "number", seed=1).read("v1/2.m4s")
+    assert a == package.SyntheticPresentation(c, "number", seed=1).read("v1/2.m4s")
+    b = package.SyntheticPresentation(c, "number", seed=2).read("v1/2.m4s")
     assert len(a) == len(b) and a != b
 
 
 def test_variable_durations_use_a_timeline_even_with_number():
     c = Content((Rung(300e3, 256, 144),), np.array([2.0, 4.0, 3.0]), np.array([[80000], [150000], [100000]]))
-    p = package.Presentation(c, "number")
+    p = package.SyntheticPresentation(c, "number")
     xml = p.mpd().decode()
     assert "<SegmentTimeline>" in xml and "$Number$" in xml
     assert [u for u, _ in mpd_segment_urls(xml)["v0"]] == ["v0/init.mp4", "v0/1.m4s", "v0/2.m4s", "v0/3.m4s"]
     # a shorter last segment keeps @duration
     c2 = small_content(1, 10.0)
-    assert "<SegmentTimeline>" not in package.Presentation(c2, "number", audio=True).mpd().decode()
-    assert "<SegmentTimeline>" not in package.Presentation(c2, "list", audio=True).mpd().decode()
+    assert "<SegmentTimeline>" not in package.SyntheticPresentation(c2, "number", audio=True).mpd().decode()
+    assert "<SegmentTimeline>" not in package.SyntheticPresentation(c2, "list", audio=True).mpd().decode()
 
 
 def test_long_content_audio_count_matches_template():
     """@duration for audio must count the segments right even after many segments."""
     c = content_mod.synthetic((300e3,), duration_s=4000.0, segment_duration_s=4.0)
-    p = package.Presentation(c, "number", audio=True)
+    p = package.SyntheticPresentation(c, "number", audio=True)
     urls = mpd_segment_urls(p.mpd().decode())
     assert len(urls["a0"]) - 1 == len(urls["v0"]) - 1 == 1000
     assert "<SegmentTimeline>" not in p.mpd().decode()
@@ -400,12 +400,12 @@ def test_long_content_audio_count_matches_template():
 def test_tiny_segments_are_refused():
     c = Content((Rung(300e3, 256, 144),), np.array([4.0, 4.0]), np.array([[100000], [50]]))
     with pytest.raises(InputError, match="segment 1 of v0 is 50 bytes"):
-        package.Presentation(c)
+        package.SyntheticPresentation(c)
 
 
 def test_small_segments_shed_samples_but_keep_exact_size():
     c = Content((Rung(300e3, 256, 144),), np.array([4.0]), np.array([[900]]))
-    p = package.Presentation(c, "number", protection=cenc.Protection.default())
+    p = package.SyntheticPresentation(c, "number", protection=cenc.Protection.default())
     data = p.read("v0/1.m4s")
     assert len(data) == 900
     boxes = bm.parse(data)
@@ -416,20 +416,20 @@ def test_small_segments_shed_samples_but_keep_exact_size():
 def test_bad_inputs_name_the_field():
     c = Content((Rung(300e3, 256, 144, codec="avc1.xyz"),), np.array([4.0]), np.array([[100000]]))
     with pytest.raises(InputError, match=r"rungs\[0\]\.codec"):
-        package.Presentation(c)
+        package.SyntheticPresentation(c)
     with pytest.raises(InputError, match="addressing"):
-        package.Presentation(small_content(), "template")
+        package.SyntheticPresentation(small_content(), "template")
     wide = Content((Rung(300e3, 100000, 144),), np.array([4.0]), np.array([[100000]]))
     with pytest.raises(InputError, match=r"rungs\[0\]\.width"):
-        package.Presentation(wide)
+        package.SyntheticPresentation(wide)
     long = Content((Rung(300e3, 256, 144),), np.array([1e5]), np.array([[10 ** 9]]))
     with pytest.raises(InputError, match="frames"):
-        package.Presentation(long)
+        package.SyntheticPresentation(long)
     with pytest.raises(InputError, match="audio_bitrate_bps"):
-        package.Presentation(small_content(), audio=True, audio_bitrate_bps=10.0)
+        package.SyntheticPresentation(small_content(), audio=True, audio_bitrate_bps=10.0)
     big = Content((Rung(300e3, 256, 144),), np.full(70000, 0.1), np.full((70000, 1), 5000))
     with pytest.raises(InputError, match="SegmentBase"):
-        package.Presentation(big, "base")
+        package.SyntheticPresentation(big, "base")
     for bad in ("", "300k,,1M", "fast", "300k,300k", "1e20"):
         with pytest.raises(InputError, match="--ladder"):
             package.parse_ladder(bad)
@@ -442,7 +442,7 @@ def test_bad_inputs_name_the_field():
 
 def test_non_avc_codec_gets_a_plain_sample_entry():
     c = Content((Rung(300e3, 640, 360, codec="hvc1.1.6.L93.B0"),), np.array([4.0]), np.array([[100000]]))
-    p = package.Presentation(c)
+    p = package.SyntheticPresentation(c)
     init = bm.parse(p.read("v0/init.mp4"))
     assert bm.find(init, "moov/trak/mdia/minf/stbl/stsd/hvc1") is not None
     assert 'codecs="hvc1.1.6.L93.B0"' in p.mpd().decode()
@@ -485,7 +485,7 @@ def test_frame_rate_and_duration_attributes():
 @pytest.mark.parametrize("mode", ["number", "base"])
 def test_shared_movies_package_exactly(movie, mode):
     c = content_mod.load(shared_path("movies", movie))
-    p = package.Presentation(c, mode, audio=True)
+    p = package.SyntheticPresentation(c, mode, audio=True)
     files = p.files()
     if mode == "number":
         for r in range(c.n_rungs):

@@ -1,11 +1,13 @@
-"""player.dash.sidx: sidx boxes built by hand with struct.pack, versions 0 and 1."""
+"""netem.isobmff's sidx reader (find_sidx / parse_sidx): boxes built by hand with struct.pack,
+versions 0 and 1, as a DASH client meets them in a SegmentBase index range."""
 from __future__ import annotations
 
 import struct
 
 import pytest
 
-from player.dash.sidx import SidxError, SidxUnsupported, parse_sidx
+from netem.errors import BoxError, InputError
+from netem.isobmff import SidxError, SidxUnsupported, find_sidx, parse, parse_sidx
 
 
 def ref(size: int, duration: int, *, rtype: int = 0, sap: bool = True, sap_type: int = 1,
@@ -29,7 +31,7 @@ def test_version0_by_hand():
     box = sidx_box(0, [ref(1000, 2000), ref(2000, 2000), ref(1500, 1000, sap=False)],
                    ept=500, first_offset=10)
     assert len(box) == 8 + 24 + 36 == 68
-    s = parse_sidx(box, offset=700)          # the box starts at file byte 700
+    s = find_sidx(box, offset=700)          # the box starts at file byte 700
     assert (s.version, s.timescale, s.earliest_presentation_time, s.first_offset) == (0, 1000, 500, 10)
     assert s.box_size == 68 and s.anchor == 768
     assert [r.referenced_size for r in s.references] == [1000, 2000, 1500]
@@ -46,7 +48,7 @@ def test_version1_64bit_fields():
     box = sidx_box(1, [ref(4096, 90000), ref(8192, 45000)], timescale=90000, ept=ept,
                    first_offset=2 ** 32)
     assert len(box) == 8 + 32 + 24
-    s = parse_sidx(box)
+    s = find_sidx(box)
     assert s.version == 1 and s.earliest_presentation_time == ept and s.first_offset == 2 ** 32
     subs = s.subsegments()
     assert subs[0].first_byte == 64 + 2 ** 32
@@ -57,14 +59,14 @@ def test_version1_64bit_fields():
 def test_skips_leading_boxes_and_sap_fields():
     styp = struct.pack(">I4s4sI", 16, b"styp", b"msdh", 0)
     box = sidx_box(0, [ref(10, 1, sap=True, sap_type=3, delta=12345)])
-    s = parse_sidx(styp + box, offset=100)
+    s = find_sidx(styp + box, offset=100)
     assert s.box_offset == 116
     r = s.references[0]
     assert (r.sap_type, r.sap_delta_time) == (3, 12345)
 
 
 def test_hierarchical_is_unsupported():
-    s = parse_sidx(sidx_box(0, [ref(100, 1000, rtype=1)]))
+    s = find_sidx(sidx_box(0, [ref(100, 1000, rtype=1)]))
     with pytest.raises(SidxUnsupported, match="hierarchical"):
         s.subsegments()
 
@@ -75,15 +77,34 @@ def test_hierarchical_is_unsupported():
     (sidx_box(0, [ref(1, 1)])[:-4], "truncated"),
     (sidx_box(0, [ref(1, 1)], count=60000), "truncated"),   # claims 60,000 references
     (sidx_box(0, [ref(1, 1)], timescale=0), "timescale 0"),
-    (struct.pack(">I4s", 4, b"sidx"), "impossible size"),
+    (struct.pack(">I4s", 4, b"sidx"), "size 4 is smaller than its header"),
+    (b"\0\0\0", "too few for a box header"),
 ])
 def test_malformed(data, match):
     with pytest.raises(SidxError, match=match):
-        parse_sidx(data)
+        find_sidx(data)
 
 
 def test_version_2_unsupported():
     box = bytearray(sidx_box(0, [ref(1, 1)]))
     box[8] = 2
     with pytest.raises(SidxUnsupported):
-        parse_sidx(bytes(box))
+        find_sidx(bytes(box))
+
+
+def test_errors_belong_to_the_one_hierarchy():
+    assert issubclass(SidxUnsupported, SidxError) and issubclass(SidxError, BoxError)
+    assert issubclass(SidxError, InputError)
+
+
+def test_parse_sidx_of_a_parsed_box_matches_find_sidx():
+    # The edge's view (a Box from the tree) and the client's (an index range) agree; the
+    # box (8 + 24 + 2 x 12 = 56 bytes) starts 16 bytes into the buffer, which starts at file
+    # byte 1000: anchor = 1000 + 16 + 56 = 1072.
+    styp = struct.pack(">I4s4sI", 16, b"styp", b"msdh", 0)
+    box = sidx_box(0, [ref(10, 1), ref(20, 2)])
+    tree = parse(styp + box)
+    s = parse_sidx(tree[1], offset=1000)
+    assert s == find_sidx(styp + box, offset=1000)
+    assert s.box_offset == 1016 and s.anchor == 1072
+    assert [(x.first_byte, x.last_byte) for x in s.subsegments()] == [(1072, 1081), (1082, 1101)]

@@ -22,6 +22,14 @@ P_INITIAL = Param("initial_bps", INITIAL_BPS, "bit/s",
                   "is the highest rung at or below it; dash.js/Shaka use 1 Mbit/s)")
 
 
+P_CHUNK_ESTIMATOR = Param(
+    "chunk_estimator", "moof", "-",
+    "how a chunked (low-latency) download becomes a throughput sample, when the session reports "
+    "chunk timing: moof (dash.js default: each chunk over its own transfer, idle gaps left out), "
+    "data (dash.js downloaded-data: the back-to-back reads) or aast (from the chunks available "
+    "at the request; also delays a request up to 250 ms to measure)")
+
+
 def masked_argmax(score: np.ndarray, mask: np.ndarray, last: bool = False) -> np.ndarray:
     """Arg-max over allowed rungs per row; ties go to the lowest rung, or the highest if
     `last`. Rows with nothing allowed fall back to the unmasked arg-max."""

@@ -14,14 +14,16 @@
   safety starting at 0.9 and shrinking by 0.9× per decision to 0.5.
 
 Abandonment (on by default, as in dash.js and Sabre): see `_common.abandon_rule`.
+A chunked low-latency download, when the session reports its chunk timing, gives its sample
+by `chunk_estimator` (`abr.estimators.chunked`), as dash.js's FetchLoader does.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from abr.algorithms._common import ABANDON_PARAMS, P_INITIAL, InsufficientBuffer, abandon_rule
+from abr.algorithms._common import ABANDON_PARAMS, P_CHUNK_ESTIMATOR, P_INITIAL, InsufficientBuffer, abandon_rule
 from abr.base import Ladder, Observation, Param, Policy, Progress, highest_below
-from abr.estimators import DualEwma, newest_sample
+from abr.estimators import ChunkedSampler, DualEwma, newest_sample
 from abr.registry import register
 
 #: Estimator settings per player; explicit parameters override them.
@@ -78,6 +80,7 @@ class Throughput(Policy):
         Param("low_buffer_rule", False, "bool", "Sabre's insufficient-buffer rule: cap the "
               "rung so a segment downloads within safety × buffer (safety 0.9 → 0.5)"),
         P_INITIAL,
+        P_CHUNK_ESTIMATOR,
         Param("abandonment", True, "bool", "abandon a download that is too slow and refetch "
               "lower (dash.js AbandonRequestsRule, Sabre; on in both)"),
     ) + ABANDON_PARAMS
@@ -85,11 +88,17 @@ class Throughput(Policy):
     def _reset(self, n_sessions: int, ladder: Ladder) -> None:
         self.est, self.safety_factor = make_estimator(self, n_sessions)
         self.ibr = InsufficientBuffer(n_sessions, 0.9, 0.5, 0.9, 0)
+        self.chunks = ChunkedSampler(n_sessions, self.chunk_estimator)
 
     def _select(self, obs: Observation) -> np.ndarray:
         s = obs.sessions
         b = self.ladder.bitrates_bps
         tput, dt, valid = newest_sample(obs.throughput_bps, obs.download_time_s)
+        if obs.chunk_bytes.shape[1]:  # a chunked download: the sample its chunk timing gives
+            rate, time_s, has = self.chunks.sample(obs, b)
+            tput, dt = np.where(has, rate, tput), np.where(has, time_s, dt)
+            valid = tput > 0
+        self.last_delay_s = self.chunks.delay_s(s, obs.buffer_s)
         self.est.update(s, tput, dt, valid)
         est = self.est.estimate(s)
         none = np.isnan(est)

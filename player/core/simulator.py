@@ -116,8 +116,9 @@ def simulate(specs: Sequence[SessionSpec], progress: Callable[[int], None] | Non
     results: list[SessionResult | None] = [None] * len(specs)
     for rows in groups.values():
         batch = [specs[i] for i in rows]
-        for i, r in zip(rows, simulate_batch(batch, on_decision)):
-            results[i] = r
+        done = simulate_batch(batch, on_decision)
+        for j, i in enumerate(rows):
+            results[i] = done.session(j)
         if progress:
             progress(len(rows))
     return results  # type: ignore[return-value]
@@ -153,9 +154,10 @@ class _Batch:
         self.rules = SessionRows(self.plan, preset, n, mask=mask, buffer_cap_s=cap, startup_threshold_s=startup)
         self.trace_t = np.zeros(n)
         self.n, self.K = n, K
-        self.rec = {k: np.zeros((n, K)) for k in ("download", "latency", "rebuffer", "buffer", "wait", "request",
+        # one row per step (segment), so each step writes contiguous memory; transposed at the end
+        self.rec = {k: np.zeros((K, n)) for k in ("download", "latency", "rebuffer", "buffer", "wait", "request",
                                                    "size", "init")}
-        self.chosen = np.zeros((n, K), dtype=np.int64)
+        self.chosen = np.zeros((K, n), dtype=np.int64)
         self.wasted = np.zeros(n)
         self.abandons = np.zeros(n, dtype=np.int64)
         self.abandoning = can_abandon(preset, policy)
@@ -176,7 +178,7 @@ class _Batch:
             r = rows[need]
             tr = self.link.transfer(self.tidx[r], self.trace_t[r], size)
             stall[need] = self.elapse(r, tr.total_s, tr.trace_advance_s)
-            self.rec["init"][r, k] += tr.total_s
+            self.rec["init"][k, r] += tr.total_s
         return stall
 
     def step(self, k: int, hook: DecisionHook | None) -> None:
@@ -186,13 +188,13 @@ class _Batch:
             wait = rules.room_wait_s(k)
             if np.any(wait > 0):
                 self.elapse(every, wait)
-            rec["wait"][:, k] = wait
+            rec["wait"][k] = wait
         rung, delay = rules.choose(self.policy, k, hook=hook)
-        stall = np.zeros(self.n)
+        stall = rec["rebuffer"][k]          # this step's stalls accumulate in place
         if delay is not None:
             stall += self.elapse(every, delay)
-            rec["wait"][:, k] += delay
-        rec["request"][:, k] = rules.buffer.clock_s
+            rec["wait"][k] += delay
+        rec["request"][k] = rules.buffer.clock_s
         if rules.inits is not None:
             rules.first_inits_before_clock(k, rules.sessions, rung)
             stall += self.fetch_inits(k, rules.sessions, rung)
@@ -203,12 +205,11 @@ class _Batch:
         total = tr.total_s
         stall += self.elapse(every, total, tr.trace_advance_s)
         rules.downloaded(k, rung, size, tr.latency_s, tr.transfer_s)
-        self.chosen[:, k] = rung
-        rec["download"][:, k] = total
-        rec["latency"][:, k] = tr.latency_s
-        rec["rebuffer"][:, k] = stall
-        rec["buffer"][:, k] = rules.buffer.buffer_s
-        rec["size"][:, k] = size
+        self.chosen[k] = rung
+        rec["download"][k] = total
+        rec["latency"][k] = tr.latency_s
+        rec["buffer"][k] = rules.buffer.buffer_s
+        rec["size"][k] = size
 
     def abandonments(self, k: int, rung: np.ndarray, stall: np.ndarray) -> np.ndarray:
         """Offer every in-flight download to the policy every `abandon_interval_s`, as the
@@ -272,7 +273,44 @@ class _Batch:
         return rung
 
 
-def simulate_batch(specs: Sequence[SessionSpec], on_decision: DecisionHook | None = None) -> list[SessionResult]:
+@dataclass
+class BatchResult:
+    """What a batch of sessions did, as arrays over (session, segment): the simulator's own
+    output. `session(i)` is one session's `SessionResult` (views, no copies); the sweep
+    writes `metrics` (`player.core.summary.session_metrics`) as CSV columns directly."""
+
+    specs: Sequence[SessionSpec]
+    chosen: np.ndarray           # (n, K) rung per segment
+    records: dict[str, np.ndarray]   # (n, K) each: download, latency, rebuffer, buffer, wait, request, size, init
+    startup_s: np.ndarray        # (n,)
+    session_s: np.ndarray        # (n,)
+    stall_count: np.ndarray      # (n,)
+    wasted_bytes: np.ndarray     # (n,)
+    abandons: np.ndarray         # (n,)
+    metrics: dict[str, np.ndarray]
+    policy_desc: str
+    bitrates_bps: np.ndarray
+    with_inits: bool
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def session(self, i: int) -> SessionResult:
+        rec, ch = self.records, self.chosen[i]
+        return SessionResult(
+            spec=self.specs[i], chosen=ch, bitrate_bps=self.bitrates_bps[ch], size_bytes=rec["size"][i],
+            download_s=rec["download"][i], latency_s=rec["latency"][i], rebuffer_s=rec["rebuffer"][i],
+            buffer_s=rec["buffer"][i], wait_s=rec["wait"][i], request_s=rec["request"][i],
+            startup_s=float(self.startup_s[i]), session_s=float(self.session_s[i]),
+            rebuffer_count=int(self.stall_count[i]), policy_desc=self.policy_desc, metrics=self.metrics, row=i,
+            wasted_bytes=int(self.wasted_bytes[i]), abandons=int(self.abandons[i]),
+            init_s=rec["init"][i] if self.with_inits else None)
+
+    def sessions(self) -> list[SessionResult]:
+        return [self.session(i) for i in range(len(self.specs))]
+
+
+def simulate_batch(specs: Sequence[SessionSpec], on_decision: DecisionHook | None = None) -> BatchResult:
     """Sessions sharing policy, content and preset, each with its own trace and device."""
     first = specs[0]
     preset: SessionPreset = first.preset if isinstance(first.preset, SessionPreset) else get_preset(first.preset)
@@ -285,19 +323,14 @@ def simulate_batch(specs: Sequence[SessionSpec], on_decision: DecisionHook | Non
     st = batch.rules.buffer
     if preset.play_out_at_end:
         st.play_out()
-    rec, plan = batch.rec, batch.plan
-    sizes = rec["size"].astype(np.int64)
-    metrics = session_metrics(batch.chosen, rec["rebuffer"], plan.durations_s, plan.bitrates_bps,
+    plan = batch.plan
+    records = {name: np.ascontiguousarray(a.T) for name, a in batch.rec.items()}
+    records["size"] = records["size"].astype(np.int64)
+    chosen = np.ascontiguousarray(batch.chosen.T)
+    metrics = session_metrics(chosen, records["rebuffer"], plan.durations_s, plan.bitrates_bps,
                               startup_s=st.startup_s, session_s=st.clock_s, stall_count=st.stall_count,
-                              bytes_=sizes.sum(axis=1), wasted_bytes=batch.wasted.astype(np.int64),
+                              bytes_=records["size"].sum(axis=1), wasted_bytes=batch.wasted.astype(np.int64),
                               abandons=batch.abandons, heights=plan.heights, qoe_skip_first=preset.qoe_skip_first)
-    desc = policy.describe()
-    with_inits = batch.rules.inits is not None
-    return [SessionResult(
-        spec=s, chosen=batch.chosen[i], bitrate_bps=plan.bitrates_bps[batch.chosen[i]], size_bytes=sizes[i],
-        download_s=rec["download"][i], latency_s=rec["latency"][i], rebuffer_s=rec["rebuffer"][i],
-        buffer_s=rec["buffer"][i], wait_s=rec["wait"][i], request_s=rec["request"][i],
-        startup_s=float(st.startup_s[i]), session_s=float(st.clock_s[i]), rebuffer_count=int(st.stall_count[i]),
-        policy_desc=desc, metrics=metrics, row=i, wasted_bytes=int(batch.wasted[i]),
-        abandons=int(batch.abandons[i]), init_s=rec["init"][i] if with_inits else None)
-        for i, s in enumerate(specs)]
+    return BatchResult(specs, chosen, records, st.startup_s, st.clock_s, st.stall_count,
+                       batch.wasted.astype(np.int64), batch.abandons, metrics, policy.describe(), plan.bitrates_bps,
+                       batch.rules.inits is not None)

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 from urllib.parse import urljoin, urlsplit
 
+from netem import isobmff
+from netem.cenc import Protection
 from netem.errors import DecryptError, LicenseError
 
 CLEARKEY_IDS = {"1077efec-c0b2-4d02-ace3-3c1e52e2fb4b", "e2719d58-a985-b3c9-781a-b030af78d30e"}
@@ -92,8 +94,6 @@ def _pssh_kids(b64: str | None) -> list[bytes]:
     if not b64:
         return []
     try:
-        from netem import isobmff
-
         data = base64.b64decode(b64, validate=False)
         out = []
         for box in isobmff.parse(data):
@@ -291,7 +291,7 @@ class LicenseClient:
             status = None
             try:
                 async with asyncio.timeout(self.clock.wall(self.retry.timeout_s)):
-                    async with self.session.post(_yarl(req_url), data=body, headers=headers) as resp:
+                    async with self.session.post(_url_as_encoded(req_url), data=body, headers=headers) as resp:
                         status = resp.status
                         if resp.content_length is not None and resp.content_length > MAX_LICENSE_BYTES:
                             raise LicenseError(f"license answer of {resp.content_length} bytes is too large")
@@ -303,7 +303,7 @@ class LicenseClient:
                               renewal=renewal, kids=[b64url(k) for k in lic.keys], policy=lic.policy,
                               max_height=lic.max_height, license_duration_s=lic.duration_s)
                     return lic
-                detail = _error_text(data)
+                detail = _error_field(data)
                 last = f"HTTP {status}{': ' + detail if detail else ''}"
                 if status not in (408, 429) and status < 500:
                     raise LicenseError(f"license server refused the request ({last}) at {url}", status=status)
@@ -321,7 +321,8 @@ class LicenseClient:
                            final=False)
 
 
-def _error_text(data: bytes) -> str:
+def _error_field(data: bytes) -> str:
+    """The "error" string of a JSON licence-server response ("" when there is none)."""
     try:
         doc = json.loads(data.decode("utf-8", "replace"))
         if isinstance(doc, dict) and isinstance(doc.get("error"), str):
@@ -331,7 +332,8 @@ def _error_text(data: bytes) -> str:
     return ""
 
 
-def _yarl(url: str):
+def _url_as_encoded(url: str):
+    """The URL exactly as the manifest wrote it (aiohttp would otherwise re-quote it)."""
     from yarl import URL
 
     return URL(url, encoded=True)
@@ -361,8 +363,6 @@ class TrackCrypto:
 
 def track_crypto(init: bytes) -> TrackCrypto:
     """Read `tenc` (default KID, IV size) and the track kind from an init segment."""
-    from netem import isobmff
-
     try:
         boxes = isobmff.parse(init)
         stsd = isobmff.find(boxes, "moov/trak/mdia/minf/stbl/stsd")
@@ -388,8 +388,6 @@ class Decryptor:
     def __init__(self, keys: dict[bytes, bytes]) -> None:
         if not crypto_available():
             raise DecryptError("decryption needs the optional 'cryptography' package (pip install abrlab[drm])")
-        from netem.cenc import Protection
-
         self._prot = {kid: Protection(key, kid) for kid, key in keys.items()}
 
     def decrypt(self, track: TrackCrypto, data: bytes) -> bytes:
@@ -400,8 +398,6 @@ class Decryptor:
             prot = next(iter(self._prot.values()))
         if prot is None:
             raise DecryptError(f"no key for KID {b64url(track.kid) if track.kid else '?'} in the license")
-        from netem import isobmff
-
         try:
             return prot.decrypt_segment(data, track.iv_size)
         except (isobmff.BoxError, ValueError) as exc:
@@ -411,8 +407,6 @@ class Decryptor:
 def verify_media(data: bytes, kind: str = "unknown", nal_length_size: int = 4) -> int:
     """Check a media segment (or moof+mdat run): samples inside their mdat and, for video,
     NAL length chains tiling every sample. Returns the number of samples checked."""
-    from netem import isobmff
-
     try:
         boxes = isobmff.parse(data)
     except isobmff.BoxError as exc:

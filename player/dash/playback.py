@@ -38,8 +38,9 @@ import numpy as np
 
 from player.core.device import DeviceProfile
 from player.dash.drm import DrmInfo, drm_info, is_protected
-from player.dash.manifest import (AdaptationSet, InitSegment, Period, Presentation, Representation, SegmentIndex,
-                             UnsupportedManifest)
+from player.dash.errors import UnsupportedManifest
+from player.dash.model import AdaptationSet, Period, Presentation, Representation
+from player.dash.segments import InitSegment, SegmentIndex
 from player.core.presets import SessionPreset, get as get_preset
 from player.core.rules import SegmentPlan
 from player.core.session import SessionCore
@@ -135,7 +136,7 @@ class Selection:
         return tuple(out)
 
 
-def _allowed(dev: DeviceProfile | None, r: Representation) -> bool:
+def _device_allows(dev: DeviceProfile | None, r: Representation) -> bool:
     if dev is None:
         return True
     return dev.allows(r.width or 0, r.height or 0, r.frame_rate or 0.0, r.codecs or "", r.bandwidth_bps)
@@ -213,7 +214,7 @@ def _select_period(period: Period, device: DeviceProfile | None, clear_only: boo
     for r in main.ladder:
         if ladder and r.bandwidth_bps == ladder[-1].bandwidth_bps:
             # equal @bandwidth: keep one per bitrate (the device's choice when it can only take one)
-            if not _allowed(device, ladder[-1]) and _allowed(device, r):
+            if not _device_allows(device, ladder[-1]) and _device_allows(device, r):
                 notes.append(f"{where}representation {ladder[-1].id!r} dropped: same @bandwidth as {r.id!r}")
                 ladder[-1] = r
             else:
@@ -231,7 +232,7 @@ def _select_period(period: Period, device: DeviceProfile | None, clear_only: boo
         if sets:
             mains = [a for a in sets if "main" in a.roles]
             audio_set = (mains or sets)[0]
-            ok = [r for r in audio_set.ladder if _allowed(device, r)
+            ok = [r for r in audio_set.ladder if _device_allows(device, r)
                   and (r.segment_index is not None or r.pending_sidx is not None)]
             if ok:
                 audio = ok[-1]
@@ -307,7 +308,7 @@ class PeriodTrack(_Timed):
     def timing(self) -> tuple[np.ndarray, np.ndarray]:
         """(starts, durations) of every segment, seconds (computed once)."""
         if self._timing is None:
-            self._timing = _timing(self.index)
+            self._timing = _segment_times(self.index)
         return self._timing
 
     def sizes_bytes(self) -> np.ndarray | None:
@@ -404,7 +405,7 @@ class Track(_Timed):
         return np.concatenate(sizes)
 
 
-def _timing(index: SegmentIndex) -> tuple[np.ndarray, np.ndarray]:
+def _segment_times(index: SegmentIndex) -> tuple[np.ndarray, np.ndarray]:
     """(starts, durations) in seconds of every segment, from the index's runs (vectorised)."""
     runs = index.runs
     if not runs:
@@ -553,7 +554,7 @@ def build(selection: Selection, indexes: dict[tuple[int, str], SegmentIndex], de
                     estimated.append(pt.rep.id)
     if estimated and len(estimated) < len({id(pt) for t in video for pt in t.parts}):
         notes.append(f"segment sizes estimated from @bandwidth for {', '.join(estimated)}")
-    mask = np.array([all(_allowed(device, pt.rep) for pt in t.parts) for t in video], dtype=bool)
+    mask = np.array([all(_device_allows(device, pt.rep) for pt in t.parts) for t in video], dtype=bool)
     if not mask.any():
         mask[0] = True
         notes.append("the device can play no representation; the lowest stays allowed")

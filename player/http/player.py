@@ -75,8 +75,10 @@ from player.core.device import DeviceProfile
 from netem.errors import DecryptError, LicenseError, PlaybackError
 from player.dash.drm import (Decryptor, License, LicenseClient, RetryPolicy,
                         crypto_available, track_crypto, verify_media)
-from player.dash.manifest import (MAX_MANIFEST_BYTES, ManifestUnavailable, UnsupportedManifest, parse_manifest,
-                             resolve_sidx)
+from player.dash.addressing import resolve_sidx
+from player.dash.errors import ManifestUnavailable, UnsupportedManifest
+from player.dash.loading import parse_manifest
+from player.dash.xmlsafe import MAX_MANIFEST_BYTES
 from player.dash.playback import Clock, PlaybackPlan, Selection, Track, build, make_core, select, swap_origin
 from player.core.presets import get as get_preset
 from player.core.session import Done, Fetch, SessionCore, Wait

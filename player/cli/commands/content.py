@@ -146,8 +146,8 @@ def run_make(args: argparse.Namespace) -> int:
                                    seed=args.seed, progress=lambda msg: print(f"content make: {msg}", file=sys.stderr))
         described = pres.content
     else:
-        pres = package.Presentation(c, args.addressing, audio=args.audio, protection=protection, seed=args.seed,
-                                    audio_bitrate_bps=audio_bps)
+        pres = package.SyntheticPresentation(c, args.addressing, audio=args.audio, protection=protection,
+                                             seed=args.seed, audio_bitrate_bps=audio_bps)
         described = c
     files = pres.files()
     try:

@@ -1,14 +1,24 @@
 """`abrlab mpd info`: what a DASH manifest holds, as a tree or as JSON.
 
-A manifest that is unsupported (live, xlink, limits) or malformed exits with status 2 and
-one stderr line starting with `unsupported: ` or `invalid: ` (`unavailable: ` when the
-file or URL cannot be read), never a traceback.
+Static (VoD) and live (type="dynamic") manifests are both shown; for a live one the tree
+and the JSON add its timing: availability start time (ISO 8601 and seconds since the
+epoch), publish time, suggested presentation delay, refresh period (minimumUpdatePeriod),
+time-shift buffer depth, the UTCTiming sources and the low-latency signals
+(availabilityTimeOffset, availabilityTimeComplete, ServiceDescription). A manifest that
+is unsupported (xlink, limits) or malformed exits with status 2 and one stderr line
+starting with `unsupported: ` or `invalid: ` (`unavailable: ` when the file or URL cannot
+be read), never a traceback.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+
+from player.dash.errors import ManifestError
+from player.dash.loading import load_manifest
+from player.dash.model import Presentation, Representation
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,9 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Parse a manifest (local file or http/https URL) and print its periods, adaptation "
             "sets and representations: bandwidth (bit/s), resolution, codecs, segment count, "
             "addressing mode and content protection. Text and image tracks are listed but "
-            "marked ignored. Exit status 2 with one line 'unsupported: ...' or 'invalid: ...' "
-            "on stderr when the manifest cannot be played (live presentations are not "
-            "supported yet)."
+            "marked ignored. For a live manifest (type=dynamic) also its timing: availability "
+            "start time, publish time, suggested delay, refresh period, time-shift depth, "
+            "timing sources and low-latency attributes. Exit status 2 with one line "
+            "'unsupported: ...' or 'invalid: ...' on stderr when the manifest cannot be read."
         ),
     )
     info.add_argument("manifest", metavar="FILE_OR_URL", help="path, file:// or http(s):// URL of an MPD")
@@ -38,10 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from player.dash.manifest import ManifestError, load_manifest
-
     try:
-        pres = load_manifest(args.manifest).require_static()
+        pres = load_manifest(args.manifest)
     except ManifestError as exc:
         print(str(exc), file=sys.stderr)
         return 2
@@ -61,11 +70,64 @@ def _rate(bps: float) -> str:
 
 
 def _secs(v: float | None) -> str:
+    if v is not None and math.isinf(v):
+        return "INF"
     return "?" if v is None else f"{v:.3f} s"
 
 
-def render_tree(pres):
-    """A rich Tree: periods → adaptation sets → representations."""
+def _live_lines(pres: Presentation) -> list[str]:
+    """The live timing, one plain line per item (the tree escapes and indents them)."""
+    live = pres.live_dict()
+    ast = live["availability_start_time"]
+    lines = [
+        "availability start: " + (f"{ast} ({pres.availability_start_time_s:.3f} s since the epoch)"
+                                  if ast else "?"),
+        "publish time: " + (f"{live['publish_time']} ({pres.publish_time_s:.3f} s since the epoch)"
+                            if live["publish_time"] else "?"),
+        f"suggested delay: {_secs(pres.suggested_presentation_delay_s)}, "
+        f"refresh (minimumUpdatePeriod): {_secs(pres.minimum_update_period_s)}, "
+        f"time-shift depth: {_secs(pres.time_shift_buffer_depth_s)}, "
+        f"max segment duration: {_secs(pres.max_segment_duration_s)}",
+    ]
+    for u in pres.utc_timings:
+        status = "" if u.supported else " (not supported)"
+        lines.append(f"timing source: {u.method or u.scheme_id_uri} {u.value or ''}{status}".rstrip())
+    if not pres.utc_timings:
+        lines.append("timing source: none (the client's own clock)")
+    for d in pres.service_descriptions:
+        parts = [f"latency {name} {_secs(v)}" for name, v in (
+            ("target", d.latency_target_s), ("min", d.latency_min_s), ("max", d.latency_max_s))
+            if v is not None]
+        parts += [f"playback rate {name} {v:g}" for name, v in (
+            ("min", d.playback_rate_min), ("max", d.playback_rate_max)) if v is not None]
+        lines.append(f"service description{' ' + d.id if d.id else ''}: "
+                     + (", ".join(parts) or "no latency or playback-rate targets"))
+    return lines
+
+
+def _segments_text(r: Representation) -> str:
+    n = r.segment_count
+    if n is not None:
+        return f"{n} segment{'' if n == 1 else 's'}"
+    if r.needs_sidx:
+        return "segments: sidx to fetch"
+    t = r.live_template
+    if t is not None:
+        return f"live: from #{t.start_number}, {t.duration_s:.3f} s each"
+    return "segments: ?"
+
+
+def _low_latency_text(r: Representation) -> str:
+    bits = []
+    if r.availability_time_offset_s is not None:
+        bits.append(f"availabilityTimeOffset {_secs(r.availability_time_offset_s)}")
+    if r.availability_time_complete is not None:
+        bits.append(f"availabilityTimeComplete {str(r.availability_time_complete).lower()}")
+    return ", ".join(bits)
+
+
+def render_tree(pres: Presentation):
+    """A rich Tree: periods → adaptation sets → representations (and live timing)."""
     from rich.markup import escape
     from rich.tree import Tree
 
@@ -76,6 +138,10 @@ def render_tree(pres):
     tree = Tree(head)
     for note in pres.notes:
         tree.add(f"[yellow]note:[/yellow] {escape(note)}")
+    if pres.is_live:
+        live = tree.add("[bold]live[/bold]")
+        for line in _live_lines(pres):
+            live.add(escape(line))
     mpd_cp = ", ".join(sorted({cp.system_name for cp in pres.protection}))
     if mpd_cp:
         tree.add(f"protection (MPD): {escape(mpd_cp)}")
@@ -99,11 +165,8 @@ def render_tree(pres):
             for r in a.ladder:
                 res = f"{r.width}x{r.height}" if r.width and r.height else ""
                 fps = f"{r.frame_rate:g} fps" if r.frame_rate else ""
-                n = r.segment_count
-                segs = (f"{n} segment{'' if n == 1 else 's'}" if n is not None
-                        else "segments: sidx to fetch" if r.needs_sidx else "segments: ?")
-                fields = [f"{_rate(r.bandwidth_bps)}", res, fps, r.codecs or "", segs,
-                          f"({r.addressing})"]
+                fields = [f"{_rate(r.bandwidth_bps)}", res, fps, r.codecs or "", _segments_text(r),
+                          f"({r.addressing})", _low_latency_text(r) if pres.is_live else ""]
                 line = f"[green]{escape(r.id)}[/green] " + escape("  ".join(f for f in fields if f))
                 if r.note:
                     line += f" [yellow]({escape(r.note)})[/yellow]"

@@ -194,7 +194,7 @@ async def _local_edge(args: argparse.Namespace, play) -> None:
     from netem import formats
     from netem.content import load as load_content
     from netem.edge import EdgeGroup, EdgeServer
-    from netem.package import Presentation
+    from netem.package import SyntheticPresentation
     from player.lab.data import BUNDLED
 
     movie_path = args.movie or str(BUNDLED / "content" / "demo-6rung-120s.json")
@@ -210,7 +210,7 @@ async def _local_edge(args: argparse.Namespace, play) -> None:
         from netem.cenc import Protection
 
         protection = Protection.default()
-    pres = Presentation(content, addressing=args.addressing, protection=protection)
+    pres = SyntheticPresentation(content, addressing=args.addressing, protection=protection)
     edges = [EdgeServer(pres, trace=trace, time_scale=args.time_scale, faults=list(args.fault), seed=args.seed,
                         index=i) for i in range(args.edges)]
     async with EdgeGroup(edges) as group:

@@ -6,7 +6,19 @@ import asyncio
 import math
 import sys
 
-from netem.errors import InputError
+from netem import content as content_mod
+from netem.accesslog import AccessLog
+from netem.cenc import Protection
+from netem.edge import EdgeGroup, EdgeServer, load_trace, make_source
+from netem.errors import InputError, UsageError
+from netem.faults import parse_all
+from netem.license_server import load_policy
+from netem.live.clock import SystemClock
+from netem.live.config import DEFAULT_TARGET_LATENCY_S, LiveConfig, parse_instant, parse_utc_timing
+from netem.live.origin import LiveEdge, load_vod
+from netem.live.utc import iso_ms, iso_seconds
+from netem.package import SyntheticPresentation
+from netem.trace import constant
 from player.cli.commands._common import stop_on_signals
 
 FAULT_HELP = (
@@ -40,7 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "nothing written to disk) over HTTP on 127.0.0.1, every response body paced by a bandwidth "
             "trace in real time. Prints the MPD URL of each edge, one per line (the first line is edge 0), "
             "and serves until SIGINT/SIGTERM. Also answers ClearKey (and stub Widevine/PlayReady) license "
-            "requests at /license/<system>. Units: seconds, bits per second, bytes."
+            "requests at /license/<system>. Units: seconds, bits per second, bytes. With --live, the same "
+            "content is served as a live stream (type=dynamic MPD) looped on the wall clock, with optional "
+            "low-latency chunked delivery, several Periods and UTCTiming endpoints on the origin itself."
         ),
     )
     p.add_argument("dir", nargs="?", default=None, help="directory to serve (or use --movie)")
@@ -48,7 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="serve a virtual presentation of this content description (a file, or 'synthetic'; "
                         "default: serve DIR)")
     p.add_argument("--addressing", default="number", choices=["number", "timeline", "list", "base"],
-                   help="segment addressing of the virtual presentation (default number)")
+                   help="segment addressing of the virtual presentation (default number); with --live, of "
+                        "the live MPD: number ($Number$, @duration) or timeline ($Time$, SegmentTimeline)")
     p.add_argument("--audio", action="store_true", help="add an audio track to the virtual presentation")
     p.add_argument("--protect", default=None, choices=["clearkey"],
                    help="encrypt the virtual presentation (CENC, the documented default ClearKey key)")
@@ -66,13 +81,78 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="extra latency of license answers in seconds (default 0)")
     p.add_argument("--license-failure", type=float, default=0.0, metavar="P",
                    help="probability that a license request fails with 500 (default 0)")
+    add_live_args(p)
     p.set_defaults(func=run)
+
+
+#: Live options and their defaults (given without --live they are a usage error).
+LIVE_DEFAULTS = {"availability_start": None, "time_shift_depth": 60.0, "low_latency": False,
+                 "chunk_duration": None, "target_latency": None, "clock_offset": 0.0, "period_duration": None,
+                 "too_early_status": 425, "utc_timing": None}
+DEFAULT_CHUNK_S = 0.5
+
+
+def add_live_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("live (with --live)")
+    g.add_argument("--live", action="store_true",
+                   help="serve the content as a live stream: a type=dynamic MPD whose segments become "
+                        "available as the wall clock passes their end, the content looped forever from the "
+                        "availability start time (default: VoD)")
+    g.add_argument("--availability-start", default=None, metavar="T",
+                   help="availabilityStartTime: seconds since the epoch or an ISO UTC time such as "
+                        "2024-01-01T00:00:00Z (default 1970-01-01T00:00:00Z, as livesim2)")
+    g.add_argument("--time-shift-depth", type=float, default=60.0, metavar="S",
+                   help="timeShiftBufferDepth in seconds: segments older than this answer 410 Gone (default 60)")
+    g.add_argument("--low-latency", action="store_true",
+                   help="low-latency DASH: CMAF chunks sent with chunked transfer encoding as they are "
+                        "produced, availabilityTimeOffset = segment - chunk duration, "
+                        "availabilityTimeComplete=false, a ServiceDescription (default: whole segments)")
+    g.add_argument("--chunk-duration", type=float, default=None, metavar="S",
+                   help=f"with --low-latency: CMAF chunk duration in seconds, shorter than a segment "
+                        f"(default {DEFAULT_CHUNK_S})")
+    g.add_argument("--target-latency", type=float, default=None, metavar="S",
+                   help="with --low-latency: the ServiceDescription's target latency in seconds; min is 3/4 "
+                        "and max 2x of it, playback rate 0.96-1.04 (default 3.5)")
+    g.add_argument("--clock-offset", type=float, default=0.0, metavar="S",
+                   help="the origin's clock runs S seconds ahead of the machine's (negative: behind); "
+                        "availability and the UTCTiming answers both use it (default 0)")
+    g.add_argument("--period-duration", type=float, default=None, metavar="S",
+                   help="start a new Period every S seconds (a whole number of segments with "
+                        "--addressing number); media time runs on across Periods (default: one Period)")
+    g.add_argument("--too-early-status", type=int, default=425, choices=[425, 404],
+                   help="status of a request for a segment not yet available: 425 Too Early or 404 (default 425)")
+    g.add_argument("--utc-timing", default=None, metavar="LIST",
+                   help="UTCTiming elements in the MPD, in order, from http-iso, http-xsdate, http-head, direct; "
+                        "the HTTP ones are answered by the origin at /utc/iso, /utc/xsdate, /utc/head "
+                        "(default http-iso,http-xsdate,http-head,direct)")
+
+
+def live_config(args):
+    """The LiveConfig of `--live` options; a usage error for live options without --live."""
+    if not args.live:
+        given = [k for k, v in LIVE_DEFAULTS.items() if getattr(args, k) != v]
+        if given:
+            raise UsageError(f"--{given[0].replace('_', '-')} needs --live")
+        return None
+    if not args.low_latency and (args.chunk_duration is not None or args.target_latency is not None):
+        raise UsageError("--chunk-duration and --target-latency need --low-latency")
+    if args.addressing not in ("number", "timeline"):
+        raise UsageError(f"--addressing {args.addressing} is VoD only; a live MPD uses number or timeline")
+    kw = {}
+    if args.utc_timing is not None:
+        kw["utc_timing"] = parse_utc_timing(args.utc_timing)
+    return LiveConfig(
+        addressing=args.addressing,
+        availability_start_s=parse_instant(args.availability_start) if args.availability_start else 0.0,
+        time_shift_depth_s=args.time_shift_depth,
+        chunk_s=(args.chunk_duration if args.chunk_duration is not None else DEFAULT_CHUNK_S)
+        if args.low_latency else None,
+        target_latency_s=args.target_latency if args.target_latency is not None else DEFAULT_TARGET_LATENCY_S,
+        period_s=args.period_duration, too_early_status=args.too_early_status, **kw).check()
 
 
 def load_traces(args) -> list:
     """The trace(s) of --trace/--rate (empty list: unshaped)."""
-    from netem.trace import constant
-
     if args.trace and args.rate is not None:
         raise InputError("give --trace or --rate, not both")
     if args.rate is not None:
@@ -81,8 +161,6 @@ def load_traces(args) -> list:
         return [constant(args.rate, 3600.0, name=f"constant-{args.rate:g}bps")]
     if not args.trace:
         return []
-    from netem.edge import load_trace
-
     return [load_trace(t) for t in args.trace]
 
 
@@ -97,48 +175,43 @@ def _source(args):
     if args.movie is None:
         if args.dir is None:
             raise InputError("give a directory to serve or --movie M")
-        if args.protect or args.audio or args.addressing != "number":
+        if args.protect or args.audio or (args.addressing != "number" and not args.live):
             raise InputError("--addressing, --audio and --protect apply to --movie only")
         return args.dir
     if args.dir is not None:
         raise InputError("give a directory or --movie, not both")
-    from netem import content as content_mod
-
     content = content_mod.synthetic() if args.movie == "synthetic" else content_mod.load(args.movie)
-    from netem.package import Presentation
-
     protection = None
     if args.protect == "clearkey":
-        from netem.cenc import Protection
-
         protection = Protection.default()
-    return Presentation(content, addressing=args.addressing, audio=args.audio, protection=protection,
-                        seed=args.seed)
+    addressing = "number" if args.live else args.addressing  # live: --addressing is the live MPD's
+    return SyntheticPresentation(content, addressing=addressing, audio=args.audio, protection=protection,
+                                 seed=args.seed)
 
 
 def run(args: argparse.Namespace) -> int:
-    from netem.accesslog import AccessLog
-    from netem.edge import EdgeServer, make_source
-    from netem.faults import parse_all
-    from netem.license_server import load_policy
-
     check_common(args)
     if not 1 <= args.edges <= 64:
         raise InputError(f"--edges must be in 1..64, got {args.edges}")
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port must be in 0..65535, got {args.port}")
+    live = live_config(args)
     faults = parse_all(args.fault)
     traces = load_traces(args)
     policy = load_policy(args.license_policy, args.license_duration)
-    source = make_source(_source(args), args.mpd)
     log = AccessLog(args.access_log) if args.access_log else None
-    edges = [
-        EdgeServer(source, trace=traces[i % len(traces)] if traces else None, latency_s=args.latency,
-                   time_scale=args.time_scale, faults=faults, seed=args.seed, index=i, host=args.host,
-                   port=(args.port + i) if args.port else 0, access_log=log, license_policy=policy,
-                   license_latency_s=args.license_latency, license_failure_p=args.license_failure)
-        for i in range(args.edges)
-    ]
+    common = dict(latency_s=args.latency, time_scale=args.time_scale, faults=faults, seed=args.seed, host=args.host,
+                  access_log=log, license_policy=policy, license_latency_s=args.license_latency,
+                  license_failure_p=args.license_failure)
+    if live is not None:
+        packaged = load_vod(_source(args), args.mpd)
+        clock = SystemClock(args.clock_offset, args.time_scale)
+        edges = [LiveEdge(packaged, config=live, clock=clock, trace=traces[i % len(traces)] if traces else None,
+                          index=i, port=(args.port + i) if args.port else 0, **common) for i in range(args.edges)]
+    else:
+        source = make_source(_source(args), args.mpd)
+        edges = [EdgeServer(source, trace=traces[i % len(traces)] if traces else None, index=i,
+                            port=(args.port + i) if args.port else 0, **common) for i in range(args.edges)]
     try:
         asyncio.run(_serve(edges))
     except OSError as exc:
@@ -150,8 +223,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(edges) -> None:
-    from netem.edge import EdgeGroup
-
     stop = stop_on_signals()
     async with EdgeGroup(edges) as group:
         for url in group.urls:
@@ -160,4 +231,19 @@ async def _serve(edges) -> None:
             print(f"abrlab serve: edge {e.index} on {e.base_url}"
                   f"{' shaped by ' + e.shaper.trace.name if e.shaper else ' (unshaped)'}"
                   f"{f', time scale {e.time_scale:g}' if e.time_scale != 1 else ''}", file=sys.stderr, flush=True)
+        live = getattr(edges[0], "live", None)
+        if live is not None:
+            print(f"abrlab serve: {live_summary(live, edges[0].clock)}", file=sys.stderr, flush=True)
         await stop.wait()
+
+
+def live_summary(live, clock) -> str:
+    """One line describing a live origin (stderr of `abrlab serve --live`)."""
+    cfg = live.config
+    mode = (f"low latency, {cfg.chunk_s:g} s chunks, target latency {cfg.target_latency_s:g} s"
+            if cfg.low_latency else "whole segments")
+    periods = f", a Period every {cfg.period_s:g} s" if cfg.period_s else ""
+    loop_s = live.ref.loop_ticks / live.ref.timescale
+    return (f"live ({cfg.addressing} addressing, {mode}{periods}): {live.n_vod} segments of "
+            f"{live.nominal_s:g} s looped every {loop_s:g} s from {iso_seconds(cfg.availability_start_s)}; "
+            f"time-shift buffer {cfg.time_shift_depth_s:g} s; origin clock {iso_ms(clock.now())}")

@@ -63,7 +63,7 @@ from netem.encode import encode_presentation
 from netem.errors import InputError, UnavailableError
 from netem.shaper import Shaper
 from player.core.summary import session_summary
-from player.dash.manifest import parse_manifest
+from player.dash.loading import parse_manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DASHJS_FILE = Path("node_modules/dashjs/dist/modern/umd/dash.all.min.js")
