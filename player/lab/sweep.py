@@ -37,7 +37,7 @@ from netem import content as content_mod, formats
 from netem.errors import InputError, PlaybackError
 from player.core import device as device_mod
 from player.core.presets import get as get_preset
-from player.core.simulator import SessionSpec, simulate
+from player.core.simulator import SessionSpec, simulate_batch
 from player.lab.executors import deferred, run_all, stop_signals
 from player.lab.lock import locked
 from player.lab.results import ResultsFile, csv_text, format_rows, write_text_safely
@@ -192,16 +192,6 @@ def prepare(sweep: Sweep) -> list[Group]:
 
 
 # -- the worker side ------------------------------------------------------------------------------
-def batch_metrics(results) -> dict[str, np.ndarray]:
-    """The `session_metrics` arrays of `results`, in their order, without a per-session dict."""
-    first = results[0].metrics
-    rows = np.fromiter((r.row for r in results), dtype=np.int64, count=len(results))
-    if all(r.metrics is first for r in results):
-        n = len(next(iter(first.values())))
-        return first if rows.size == n and np.array_equal(rows, np.arange(n)) else {k: v[rows] for k, v in first.items()}
-    return {k: np.array([r.metrics[k][r.row] for r in results]) for k in first}
-
-
 def texts(values: np.ndarray) -> list[str]:
     """A column as the csv module writes its Python values: `repr` of floats (shortest
     round trip), decimal ints."""
@@ -233,12 +223,11 @@ def run_chunk(chunk: Chunk) -> ChunkResult:
     params = dict(chunk.abr_params)
     specs = [SessionSpec(_trace(t), movie, chunk.abr, params, device, chunk.preset) for t in chunk.traces]
     try:
-        results = simulate(specs)
+        batch = simulate_batch(specs)           # one batch: the chunk shares policy, preset and content
     except PolicyOutputError as exc:
         where = chunk.traces[exc.session] if exc.session is not None and 0 <= exc.session < len(specs) else None
         raise PlaybackError(f"{exc} [preset {chunk.preset}, device {chunk.device}]", where=where) from None
-    m = batch_metrics(results)
-    chosen = np.stack([r.chosen for r in results]) if results else np.zeros((0, 0), dtype=np.int64)
+    m, chosen = batch.metrics, batch.chosen
     model = chunk.qoe
     quoted = {t: csv_text(t) for t in dict.fromkeys(chunk.traces)}
     columns = [
