@@ -159,3 +159,25 @@ def test_a_header_of_another_version_is_refused_in_one_line(tmp_path):
 
     with pytest.raises(InputError, match="columns differ"):
         ResultsFile(path).rows()
+
+
+@pytest.mark.parametrize("fields", [
+    ["a,b", 'say "hi"', "", "x", "y", "z"],            # commas and quotes inside fields: the csv path
+    ["plain", "bola(gp=5.0, buffer_target_s=None)", "none", "p", "m", "1 2 3"],  # one quoted field: the fast path
+    ["t", "", "", "", "", ""],
+])
+def test_fields_split_as_the_csv_module_reads_them(fields):
+    from player.lab.results import split_fields
+
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow(fields)
+    assert split_fields(buf.getvalue()) == fields
+
+
+@pytest.mark.parametrize("line", ['a,"b', 'a,b"c",d', 'x,"y"z', "a,\x00,b"])
+def test_lines_that_are_not_one_record_of_ours_do_not_split(line):
+    from player.lab.results import split_fields
+
+    out = split_fields(line)
+    assert out is None or out != ["a", "b"]
+    assert results_mod.parse_line((line + "\r\n").encode()) is None

@@ -42,7 +42,7 @@ KEY_FIELDS = ("trace", "abr", "abr_params", "device", "preset", "movie")
 TEXT_FIELDS = frozenset(KEY_FIELDS) | {"qoe_model", "chosen"}
 NUMERIC_FIELDS = tuple(f for f in CSV_FIELDS if f not in TEXT_FIELDS)
 _NUMERIC_AT = tuple(CSV_FIELDS.index(f) for f in NUMERIC_FIELDS)
-_KEY_AT = tuple(CSV_FIELDS.index(f) for f in KEY_FIELDS)
+assert CSV_FIELDS[:len(KEY_FIELDS)] == list(KEY_FIELDS)   # a row's identity is its first fields
 LINE_END = "\r\n"   # what the csv module writes
 HEADER = (",".join(CSV_FIELDS) + LINE_END).encode()
 REJECTED_SUFFIX = ".rejected.csv"
@@ -80,31 +80,47 @@ def format_rows(columns: Sequence[Sequence[str]]) -> bytes:
     return (LINE_END.join(map(",".join, zip(*cols))) + LINE_END).encode()
 
 
-def parse_line(line: bytes) -> list[str] | None:
-    """The fields of one line of sessions.csv, or None when it is not a well-formed row
-    (wrong number of fields, a number that does not parse, an empty key, bad bytes)."""
-    try:
-        text = line.decode("utf-8").rstrip("\r\n")
-    except UnicodeDecodeError:
-        return None
-    if '"' in text:
+def split_fields(text: str) -> list[str] | None:
+    """The fields of one line (without its line end), as the csv module reads them.
+
+    Fast path for what this module writes: quoted fields (a parameter list with commas)
+    hold no quote themselves, so the line splits on quotes, each quoted field stands in as
+    one mark, and the rest splits on commas. Anything else goes through csv.reader; None
+    for a line that is not one CSV record."""
+    if '"' not in text:
+        return text.split(",")
+    seg = text.split('"')
+    if '""' in text or "\x00" in text or len(seg) % 2 == 0:
         try:
-            rows = list(csv.reader([text]))
+            records = list(csv.reader([text], strict=True))
         except csv.Error:
             return None
-        if len(rows) != 1:
-            return None
-        fields = rows[0]
-    else:
-        fields = text.split(",")
-    if len(fields) != len(CSV_FIELDS):
+        return records[0] if len(records) == 1 else None
+    quoted = iter(seg[1::2])
+    fields = "".join(part if i % 2 == 0 else "\x00" for i, part in enumerate(seg)).split(",")
+    for j, f in enumerate(fields):
+        if "\x00" in f:
+            if f != "\x00":
+                return None          # a quote inside a field: not something we write
+            fields[j] = next(quoted)
+    return fields
+
+
+def parse_line(line: bytes) -> list[str] | None:
+    """The fields of one line of sessions.csv, or None when it is not a well-formed row:
+    bad bytes, not one CSV record, the wrong number of fields, an empty trace or policy, a
+    number that does not parse."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    fields = split_fields(text.rstrip("\r\n"))
+    if fields is None or len(fields) != len(CSV_FIELDS) or not (fields[0] and fields[1]):
         return None
     try:
         for i in _NUMERIC_AT:
             float(fields[i])
     except ValueError:
-        return None
-    if not (fields[0] and fields[1]):
         return None
     return fields
 
@@ -274,6 +290,3 @@ def write_text_safely(path: Path, text: str) -> None:
         raise ResultsWriteError(f"could not write {path}: {exc.strerror or exc}") from None
 
 
-def key_of(fields: Sequence[str]) -> tuple[str, ...]:
-    """The identity fields of a parsed row (see KEY_FIELDS)."""
-    return tuple(fields[i] for i in _KEY_AT)

@@ -19,7 +19,7 @@ from player.lab.results import CSV_FIELDS, KEY_FIELDS
 
 #: the columns a report uses besides QoE (means, ratios, plots)
 REPORT_COLUMNS = ("avg_bitrate_bps", "rebuffer_s", "session_s", "switches", "startup_s")
-_KEY_AT = tuple(CSV_FIELDS.index(f) for f in KEY_FIELDS)
+_KEY_LEN = len(KEY_FIELDS)     # the identity is the first fields of a row
 
 
 def occurrence(codes: np.ndarray) -> np.ndarray:
@@ -69,7 +69,9 @@ class SessionTable:
 
     def add_fields(self, fields: Sequence[str]) -> None:
         """One parsed row of sessions.csv (see `ResultsFile.load`)."""
-        self._code.append(self.key_id(tuple(fields[i] for i in _KEY_AT)))
+        key = tuple(fields[:_KEY_LEN])
+        i = self._ids.get(key)
+        self._code.append(self.key_id(key) if i is None else i)
         for col, i in zip(self._values, self._field_at):
             col.append(float(fields[i]))
 
