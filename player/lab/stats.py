@@ -24,7 +24,7 @@ from player.lab.table import SweepRows
 
 ALPHA = 0.05
 N_RESAMPLES = 2000
-_BLOCK_ELEMENTS = 1 << 20   # resampled values held at once (8 MiB)
+_BLOCK_ELEMENTS = 1 << 16   # resampled values at once: 512 KiB stays in cache (1 MiB blocks: twice slower)
 _NORMAL = NormalDist()
 
 
