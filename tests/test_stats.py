@@ -85,3 +85,18 @@ def test_quantiles_are_numpys_to_the_last_bit(n):
         assert stats.quantile_sorted(v, q) == np.quantile(v, q)
     assert stats.quantile_sorted(v, 10 / 100) == np.percentile(v, 10)
     assert stats.median_sorted(v) == np.median(v)
+
+
+def test_the_summary_does_not_depend_on_the_order_of_the_rows():
+    rng = np.random.default_rng(5)
+    n = 600
+    values = {"qoe": np.concatenate([rng.normal(50, 200, n - 20), -rng.exponential(5000, 20)]),
+              "avg_bitrate_bps": rng.uniform(3e5, 6e6, n), "rebuffer_s": rng.exponential(3, n),
+              "session_s": rng.uniform(500, 700, n), "switches": rng.integers(0, 40, n).astype(float),
+              "startup_s": rng.uniform(0.5, 3, n)}
+    groups = [GroupLabel("a", "", "none", "default"), GroupLabel("b", "", "none", "default")]
+    group, trace, occ = np.arange(n) % 2, (np.arange(n) // 2) % 50, np.arange(n) // 100
+    a = stats.summarise(SweepRows("linear", groups, group, trace, occ, values))
+    p = rng.permutation(n)          # the order a resumed or parallel run may have written them in
+    b = stats.summarise(SweepRows("linear", groups, group[p], trace[p], occ[p], {k: v[p] for k, v in values.items()}))
+    assert a == b

@@ -114,22 +114,25 @@ def bootstrap_ci(values: np.ndarray, confidence: float = 0.95, seed: int = 0) ->
 
 
 def summarise(rows: SweepRows) -> dict:
-    """Per policy (× device × preset) table and paired comparisons, as plain JSON data."""
+    """Per policy (× device × preset) table and paired comparisons, as plain JSON data.
+
+    Every figure is computed over sorted values, so it depends on the sessions, not on the
+    order their rows reached sessions.csv (a resumed or parallel sweep gives the same
+    figures, to the last bit, as one run in one process)."""
     table = []
     for g, label in enumerate(rows.groups):
         sel = rows.group == g
         if not sel.any():
             continue
-        col = {name: v[sel] for name, v in rows.values.items()}
+        col = {name: np.sort(v[sel]) for name, v in rows.values.items()}
         q = col["qoe"]
         lo, hi = bootstrap_ci(q)
-        q_sorted = np.sort(q)
         session_total = float(col["session_s"].sum())
         table.append({
             "abr": label.abr, "params": label.params, "device": label.device, "preset": label.preset,
             "sessions": int(q.size), "qoe_model": rows.qoe_model,
             "qoe_mean": float(q.mean()), "qoe_ci95": [lo, hi],
-            "qoe_median": median_sorted(q_sorted), "qoe_p10": quantile_sorted(q_sorted, 0.1),
+            "qoe_median": median_sorted(q), "qoe_p10": quantile_sorted(q, 0.1),
             "avg_bitrate_bps": float(col["avg_bitrate_bps"].mean()),
             "rebuffer_ratio": float(col["rebuffer_s"].sum() / session_total) if session_total > 0 else 0.0,
             "rebuffer_s_mean": float(col["rebuffer_s"].mean()),
