@@ -68,6 +68,7 @@ class Chunk:
     identity: str = ""
     source_sha: str = ""
     write_rows: int = WRITE_UNIT_ROWS
+    trace_format: str | None = None  # None: detected from each file's content
 
 
 @dataclass
@@ -118,6 +119,7 @@ class Sweep:
     presets: Sequence[str] = ("default",)
     qoe: str = "linear"
     repeat_to: int | None = None   # repeat the trace list to this many sessions per policy
+    trace_format: str | None = None  # the traces' format (`--from`); None: detected per file
 
     def trace_list(self) -> list[str]:
         ts = list(self.traces)
@@ -134,8 +136,8 @@ class Sweep:
 
 # -- inputs: loaded once per process (workers forked after the main loaded them inherit them) --
 @lru_cache(maxsize=4096)
-def _trace(path: str):
-    return formats.load(path)
+def _trace(path: str, fmt: str | None = None):
+    return formats.load(path, fmt)
 
 
 @lru_cache(maxsize=64)
@@ -177,7 +179,7 @@ def prepare(sweep: Sweep) -> list[Group]:
     if not sweep.traces:
         raise InputError("no traces to simulate")
     for t in dict.fromkeys(sweep.traces):
-        _trace(t)
+        _trace(t, sweep.trace_format)
     _movie(sweep.movie)
     for d in sweep.devices:
         _device(d)
@@ -221,7 +223,8 @@ def run_chunk(chunk: Chunk) -> ChunkResult:
     movie = _movie(chunk.movie)
     device = _device(chunk.device)
     params = dict(chunk.abr_params)
-    specs = [SessionSpec(_trace(t), movie, chunk.abr, params, device, chunk.preset) for t in chunk.traces]
+    specs = [SessionSpec(_trace(t, chunk.trace_format), movie, chunk.abr, params, device, chunk.preset)
+             for t in chunk.traces]
     try:
         batch = simulate_batch(specs)           # one batch: the chunk shares policy, preset and content
     except PolicyOutputError as exc:
@@ -309,7 +312,7 @@ def missing_chunks(sweep: Sweep, groups: list[Group], table: SessionTable, chunk
             start += size
             if part.size:
                 chunks.append(Chunk(tuple(traces[i] for i in part), sweep.movie, g.abr, g.params, g.device,
-                                    g.preset, sweep.qoe, g.identity, g.source_sha, write_rows))
+                                    g.preset, sweep.qoe, g.identity, g.source_sha, write_rows, sweep.trace_format))
     # the biggest first: a free worker takes the next, so the last ones are short
     return sorted(chunks, key=lambda c: -len(c.traces))
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from netem.errors import InputError, UsageError
 from netem.formats import expand_paths
-from player.cli.commands._common import parse_params, split_list
+from player.cli.commands._common import add_trace_format, parse_params, split_list
 from player.cli.commands._tables import Column, print_table
 from player.core import presets, qoe
 from player.lab import plots
@@ -37,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "One run at a time per OUT (a second one is refused)."))
     p.add_argument("--traces", nargs="+", required=True, metavar="DIR_OR_GLOB",
                    help="trace files, directories or globs (every trace format abrlab reads)")
+    add_trace_format(p, "the trace files'")
     p.add_argument("--movie", required=True, help="content description (Sabre movie JSON, our JSON/TOML, Pensieve folder)")
     p.add_argument("--abr", default="bba,bola,throughput,robustmpc",
                    help="comma-separated policies (names or file.py:Class; default: bba,bola,throughput,robustmpc)")
@@ -79,7 +80,8 @@ def build_sweep(args: argparse.Namespace) -> Sweep:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory")
     scoped = parse_params(args.abr_param, policies=abrs)
-    return Sweep(traces, args.movie, abrs, scoped, split_list(args.device) or ["none"], pres, args.qoe, args.repeat_to)
+    return Sweep(traces, args.movie, abrs, scoped, split_list(args.device) or ["none"], pres, args.qoe, args.repeat_to,
+                 args.trace_format)
 
 
 def run(args: argparse.Namespace) -> int:
