@@ -2,9 +2,10 @@
 
 A sweep is cut into chunks of sessions that share policy, device and preset: each chunk is
 one simulator batch, stepped in lockstep. The batch is large (up to 4,096 sessions, chosen
-from the sessions to run, the workers and the memory: the simulator holds about 20 floats,
-160 bytes, per segment per session, 32 KB for a 199-segment movie), because the per-step
-cost is paid once per batch. What is written and resumed is smaller: the worker formats the
+from the sessions to run, the workers and the memory: the simulator holds about 30 floats,
+240 bytes, per segment per session at its peak — measured 200–224 with tracemalloc —, so
+48 KB for a 199-segment movie, 190 MB for a batch of 4,096), because the per-step cost is
+paid once per batch. What is written and resumed is smaller: the worker formats the
 batch's rows as CSV text (columns at a time, no per-session dicts) in write units of 512
 rows, and the main process appends and fsyncs each unit as it comes, so an interrupted
 sweep loses nothing written and a re-run computes only the sessions that are missing.
@@ -46,7 +47,7 @@ from player.lab.table import REPORT_COLUMNS, GroupLabel, SessionTable, SweepRows
 MAX_BATCH_ROWS = 4096        # beyond this a bigger batch hardly steps faster
 MIN_BATCH_ROWS = 64
 WRITE_UNIT_ROWS = 512        # rows appended and fsynced at a time (a fsync costs a few ms)
-ROW_BYTES_PER_SEGMENT = 160  # what the simulator holds per session and segment (measured: ~20 float64)
+ROW_BYTES_PER_SEGMENT = 240  # the simulator's peak per session and segment (measured 200-224 bytes)
 MEMORY_SHARE = 0.25          # of the available memory, for all workers' batches together
 SPLIT_MIN_ROWS = 256         # a group this big or bigger is split evenly across the workers
 
