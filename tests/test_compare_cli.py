@@ -31,7 +31,8 @@ class HarmonicStep(abr.Policy):
     def _select(self, obs):
         tp = obs.throughput_bps
         ok = ~np.isnan(tp)
-        hm = np.where(ok.any(axis=1), ok.sum(axis=1) / np.where(ok, 1.0 / np.where(ok, tp, 1.0), 0.0).sum(axis=1), 0.0)
+        inverse = np.where(ok, 1.0 / np.where(ok, tp, 1.0), 0.0).sum(axis=1)
+        hm = ok.sum(axis=1) / np.where(inverse > 0, inverse, np.inf)      # 0 before the first sample
         return abr.highest_below(self.safety * hm, self.ladder.bitrates_bps)
 '''
 
