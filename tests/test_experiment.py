@@ -179,7 +179,8 @@ def test_batch_sizes_follow_sessions_workers_and_memory():
     assert split_sizes(86, 4096, 2) == [86]                    # too small to be worth splitting
     assert split_sizes(0, 4096, 2) == []
     gib = 1 << 30
-    assert batch_rows(199, 2, memory_bytes=2 * gib) == 4096    # 2 GiB / 4 / 2 / 47,760 B = 5,620: the cap
+    assert batch_rows(199, 2, memory_bytes=2 * gib) == 5620    # 2 GiB / 4 / 2 / 47,760 B
+    assert batch_rows(199, 2, memory_bytes=8 * gib) == 8192    # 22,481: the cap
     assert ROW_BYTES_PER_SEGMENT == 240
     assert batch_rows(199, 2, memory_bytes=100_000_000) == 261   # 12.5 MB per worker / 47,760 B
     assert batch_rows(199, 64, memory_bytes=10_000_000) == 64  # never below the minimum

@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=int, default=None, help="worker processes for the local pool (default: all cores)")
     p.add_argument("--chunk-size", type=int, default=None, metavar="N",
                    help="sessions per simulator batch (default: chosen from the sessions, the workers and the "
-                        "memory, at most 4096; rows are written and resumed 512 at a time)")
+                        "memory, at most 8192; rows are written and resumed 512 at a time)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots (default: plots when matplotlib is installed)")
     p.add_argument("--json", action="store_true", help="print summary.json instead of tables")
     p.set_defaults(func=run)
