@@ -238,11 +238,11 @@ class Conn:
             old = len(self.head)
             self.head += data[i:]
             end = self._end_of_head(max(0, old - 3))
+            if (end if end >= 0 else len(self.head)) > self.guard.limits.max_head_bytes:
+                self.guard.reject(self, ANSWER_431, "request head over "
+                                  f"{self.guard.limits.max_head_bytes} bytes", "too_large")
+                return False
             if end < 0:
-                if len(self.head) > self.guard.limits.max_head_bytes:
-                    self.guard.reject(self, ANSWER_431, "request head over "
-                                      f"{self.guard.limits.max_head_bytes} bytes", "too_large")
-                    return False
                 if not self.spoke_http:
                     self._check_http()
                 break
@@ -273,6 +273,9 @@ class Conn:
             return
         self.spoke_http = True
         self.requests += 1
+        if lines[0].startswith(b"CONNECT "):
+            self.opaque = True  # a tunnel from here on
+            return
         for line in lines[1:]:
             name, _, value = line.partition(b":")
             name = name.strip().lower()
@@ -282,7 +285,7 @@ class Conn:
                     self.opaque = True  # the server refuses it; we stop framing
                     return
                 self.body_left = int(v)
-            elif name in (b"transfer-encoding", b"upgrade") or lines[0].startswith(b"CONNECT "):
+            elif name in (b"transfer-encoding", b"upgrade"):
                 self.opaque = True
                 return
 
@@ -313,7 +316,7 @@ class Conn:
             out = min(out, (self.paused_since + lim.write_timeout_s, "write"))
         if self.head_since is not None:
             out = min(out, (self.head_since + lim.header_timeout_s, "header"))
-        elif self.idle:
+        elif self.busy_count == 0 and self.paused_since is None:  # also while a body trickles in
             out = min(out, (self.last_active + lim.idle_timeout_s, "idle"))
         return out
 
@@ -466,14 +469,18 @@ class Guard:
         self.log.line(f"{self.name}: bad request from {conn.client}: {why}")
         self.release(conn)
         tr = conn.transport
-        if answer:
-            tr.write(answer)
-        if not tr.can_write_eof():
-            self.close_transport(tr)
+        try:
+            if answer:
+                tr.write(answer)
+            if tr.can_write_eof() and not tr.is_closing():
+                tr.write_eof()
+                schedule = self._timer or asyncio.get_running_loop().call_at
+                schedule(self.now() + LINGER_S, lambda: self.close_transport(tr))
+                return
+        except OSError:  # the peer is already gone (a reset the transport has not seen yet)
+            tr.abort()
             return
-        tr.write_eof()
-        schedule = self._timer or asyncio.get_running_loop().call_at
-        schedule(self.now() + LINGER_S, lambda: self.close_transport(tr))
+        self.close_transport(tr)
 
     def close_transport(self, transport) -> None:
         """Close after what is buffered has gone out — but reset it if the peer has not

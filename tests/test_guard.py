@@ -146,6 +146,11 @@ def test_a_head_over_the_limit_gets_431_and_is_closed():
     assert not c.received(b"Y: " + b"b" * 600)  # 1,120 bytes, no end: over max_head_bytes=1000
     assert tr.written == ANSWER_431 and tr.eof and not tr.closed  # lingering: input still read
     assert g.stats["too_large"] == 1 and g.open_connections == 0
+    g2, _, _ = make_guard()
+    tr2 = Transport()
+    c2 = g2.admit(tr2)  # a whole head over the limit in one read, end included
+    assert not c2.received(b"GET / HTTP/1.1\r\nX: " + b"a" * 1000 + b"\r\n\r\n")
+    assert tr2.written == ANSWER_431 and c2.requests == 0
     fire_due(g, guard_mod.LINGER_S - 0.01)
     assert not tr.closed
     fire_due(g, guard_mod.LINGER_S)
@@ -165,6 +170,20 @@ def test_idle_connection_times_out_after_idle_timeout():
     assert c.expire(clock.t) == "idle"
     assert tr.closed and not tr.written and g.stats["idle_timeouts"] == 1 and g.open_connections == 0
     assert lines.lines == []  # idle closes are not logged
+
+
+def test_a_peer_gone_before_its_408_is_just_aborted():
+    class Reset(Transport):
+        def write_eof(self) -> None:
+            raise OSError(107, "Transport endpoint is not connected")
+
+    g, clock, _ = make_guard()
+    tr = Reset()
+    c = g.admit(tr)
+    c.received(b"GET / HTTP/1.1\r\n")
+    clock.t = 3.0
+    assert c.expire(3.0) == "header"
+    assert tr.aborted and g.open_connections == 0
 
 
 def test_header_timeout_is_not_renewed_by_trickled_bytes():
@@ -205,6 +224,19 @@ def test_busy_connections_do_not_idle_but_stalled_readers_are_reset():
     assert c.expire(115.0) == "write"
     assert tr.aborted and g.stats["write_timeouts"] == 1
     c.done()  # the server finishes after the guard dropped it: nothing breaks
+
+
+def test_a_body_that_stops_arriving_idles_out_but_is_not_evicted():
+    g, clock, _ = make_guard()
+    tr = Transport()
+    c = g.admit(tr)
+    c.received(b"POST /license/clearkey HTTP/1.1\r\nContent-Length: 999999999999999999\r\n\r\nab")
+    assert c.body_left == 999999999999999997 and not c.idle  # a request in progress: not evicted
+    clock.t = 5.0
+    c.received(b"c")
+    assert c.deadline() == (15.0, "idle")  # but silence for the idle timeout still ends it
+    clock.t = 15.0
+    assert c.expire(15.0) == "idle" and tr.closed
 
 
 def test_done_starts_the_idle_clock():

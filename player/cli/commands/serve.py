@@ -92,7 +92,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "and serves until SIGINT/SIGTERM. Also answers ClearKey (and stub Widevine/PlayReady) license "
             "requests at /license/<system>. Units: seconds, bits per second, bytes. With --live, the same "
             "content is served as a live stream (type=dynamic MPD) looped on the wall clock, with optional "
-            "low-latency chunked delivery, several Periods and UTCTiming endpoints on the origin itself."
+            "low-latency chunked delivery, several Periods and UTCTiming endpoints on the origin itself. "
+            "No client can exhaust the server: connections are capped and timed out (connection limits "
+            "below), a bad request gets its 4xx and one rate-limited line on stderr."
         ),
     )
     p.add_argument("dir", nargs="?", default=None, help="directory to serve (or use --movie)")
