@@ -5,9 +5,9 @@ Every accepted connection goes through a `Guard` (a wrapper around the server's 
 factory, so aiohttp's request handler and the proxy's stream protocol are guarded alike):
 
 * **Caps.** At most `Limits.max_connections` connections in total (never more than the
-  process's descriptor limit allows: ``(RLIMIT_NOFILE - 192) / descriptors per connection``,
-  counted over every guarded server of the process; 192 = the listen backlog, which asyncio
-  may accept in one burst before the guard sees them, + 64) and `Limits.max_per_client` from one
+  process's descriptor limit allows: ``(RLIMIT_NOFILE - 448) / descriptors per connection``,
+  counted over every guarded server of the process; 448 = three accept bursts of the
+  128-connection listen backlog, which asyncio takes before the guard sees them, + 64) and `Limits.max_per_client` from one
   client address. A connection over a cap first makes room by closing the *oldest idle*
   connection (no request in progress) — of the same address at the per-client cap, of the
   address holding the most connections at the total cap — so idle or half-sent
@@ -53,7 +53,10 @@ from typing import Callable
 from netem.errors import InputError
 
 BACKLOG = 128  # the listen backlog, also how many connections one accept burst may take at once
-RESERVE_FDS = BACKLOG + 64  # descriptors kept free: an accept burst before admission, and the rest
+# descriptors kept free: asyncio accepts up to BACKLOG connections in one burst before the guard
+# sees them, a second burst may come before those are admitted, and the ones they evict close
+# one loop turn later: three bursts, plus 64 for the rest of the process
+RESERVE_FDS = 3 * BACKLOG + 64
 LINGER_S = 2.0  # after a 408/431, input is read and dropped this long so the client can read the answer
 MAX_LINE_CHARS = 200
 LOG = logging.getLogger("netem.server")

@@ -380,7 +380,7 @@ def test_proxy_answers_502_when_the_origin_hangs_up_on_a_request():
 
 
 # -- a server at its descriptor limit ----------------------------------------------------------------------
-FD_LIMIT = 400
+FD_LIMIT = 600
 
 
 def _low_fd_limit() -> None:
@@ -398,7 +398,7 @@ def movie_dir(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("kind", SERVERS)
 def test_idle_connections_cannot_exhaust_the_descriptors(kind, movie_dir):
-    """The server runs with a 400-descriptor limit; 800 idle connections are opened (before the
+    """The server runs with a 600-descriptor limit; 1,200 idle connections are opened (before the
     guard: it ran out of descriptors, stopped serving and wrote a traceback per failed accept)."""
     cli = [sys.executable, "-m", "player.cli"]
     repo = Path(__file__).resolve().parent.parent
