@@ -6,10 +6,10 @@ import asyncio
 import math
 import sys
 
-from netem import content as content_mod
+from netem import content as content_mod, formats
 from netem.accesslog import AccessLog
 from netem.cenc import Protection
-from netem.edge import EdgeGroup, EdgeServer, load_trace, make_source
+from netem.edge import EdgeGroup, EdgeServer, make_source
 from netem.errors import InputError, UsageError
 from netem.faults import parse_all
 from netem.guard import Limits
@@ -20,7 +20,7 @@ from netem.live.origin import LiveEdge, load_vod
 from netem.live.utc import iso_ms, iso_seconds
 from netem.package import SyntheticPresentation
 from netem.trace import constant
-from player.cli.commands._common import stop_on_signals
+from player.cli.commands._common import add_trace_format, stop_on_signals
 from player.cli.commands.traces import bps
 
 FAULT_HELP = (
@@ -37,6 +37,7 @@ def add_shaping_args(p: argparse.ArgumentParser, *, edges: bool = True, fault_he
                    help="bandwidth trace shaping the link (Sabre JSON, Mahimahi, Pensieve, CSV); "
                         + ("repeat to give each edge its own (default: unshaped)" if edges else
                            "one file (default: unshaped)"))
+    add_trace_format(p, "the --trace files'")
     p.add_argument("--rate", type=bps, default=None, metavar="BPS",
                    help="constant link capacity in bit/s instead of a trace, with an optional k/M/G suffix "
                         "(20M = 20e6; default: none, unshaped without --trace)")
@@ -201,7 +202,7 @@ def load_traces(args) -> list:
         return [constant(args.rate, 3600.0, name=f"constant-{args.rate:g}bps")]
     if not args.trace:
         return []
-    return [load_trace(t) for t in args.trace]
+    return [formats.load(t, args.trace_format) for t in args.trace]
 
 
 def check_common(args) -> None:
