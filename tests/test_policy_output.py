@@ -95,3 +95,18 @@ def test_a_bad_policy_file_is_one_line_naming_the_trace(tmp_path, capsys):
                  f"{pol}:Overshoot", "--out", str(tmp_path / "out"), "--no-plots", "--executor", "inprocess"])
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "rung 99" in r.stderr and traces[0] in r.stderr
+
+
+def test_play_with_a_policy_that_answers_nonsense_is_one_line_and_exit_2(tmp_path):
+    """The headless player over the in-process edge: the same check, no traceback, no summary
+    printed from a session that never decided (startup never happened)."""
+    import subprocess
+    pol = tmp_path / "bad.py"
+    pol.write_text("import numpy as np\nfrom abr import Policy\n\n\nclass Bad(Policy):\n"
+                   "    def _select(self, obs):\n        return np.full(obs.n, 99)\n")
+    r = subprocess.run([sys.executable, "-m", "player.cli", "play", "--headless", "--abr", f"{pol}:Bad",
+                        "--time-scale", "20"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    err = [line for line in r.stderr.splitlines() if line.strip()]
+    assert err[-1].startswith("abrlab play: error: policy 'Bad' returned rung 99")

@@ -90,12 +90,19 @@ def print_summary(s: dict) -> None:
     t = Table(title=f"{s['abr_params']} on {s['trace']}", show_header=False)
     t.add_column("metric")
     t.add_column("value", justify="right")
+    segments = f"{s['segments']}"
+    if s.get("complete") is False:       # ended early (q, a signal, an error): say so
+        played = s.get("played_s")
+        segments += " — incomplete: the session ended early; every metric is over what was played" + (
+            f" ({played:.1f} s)" if isinstance(played, (int, float)) else "")
+    startup = s.get("startup_s")
     rows = [
-        ("segments", f"{s['segments']}"),
+        ("segments", segments),
         ("average bitrate", f"{s['avg_bitrate_bps'] / 1e6:.3f} Mbit/s"),
         ("time-average bitrate", f"{s['time_avg_bitrate_bps'] / 1e6:.3f} Mbit/s"),
         ("rebuffering", f"{s['rebuffer_s']:.2f} s in {s['rebuffer_count']} stalls"),
-        ("startup delay", f"{s['startup_s']:.2f} s"),
+        ("startup delay", "playback never started" if startup is None or startup != startup
+         else f"{startup:.2f} s"),
         ("switches", f"{s['switches']} (mean |Δ| {s['switch_magnitude_bps'] / 1e6:.3f} Mbit/s)"),
         ("bytes", f"{s['bytes']:,}"),
     ]
