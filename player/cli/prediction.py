@@ -17,7 +17,8 @@ from typing import Any
 from netem import formats
 from netem.content import Content, load as load_content
 from netem.edge import EdgeServer
-from netem.errors import InputError
+from abr.errors import PolicyOutputError
+from netem.errors import AbrlabError, InputError
 from netem.trace import Trace
 from player.core.events import Event, SessionStart
 from player.http.player import HttpPlayer
@@ -86,7 +87,7 @@ class Prediction:
         if "prediction" not in s:
             try:
                 s["prediction"] = self._predict(player)
-            except InputError as exc:       # e.g. a policy the simulator cannot build
+            except (AbrlabError, PolicyOutputError) as exc:   # a policy the simulator cannot build or run
                 s["prediction"] = lab.unavailable(f"the simulator could not run: {exc}")
         return s["prediction"]
 
