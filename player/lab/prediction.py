@@ -11,9 +11,9 @@ network and the content it played, it
   trace time — the client's and the server's own work, their timers and the loopback
   socket, in session seconds (at ``--time-scale K``, K times the wall-clock cost);
 * simulates the same session (`predict`): the same trace from the trace time at which the
-  session started (an edge starts replaying its trace when it starts listening, before the
-  player has read the manifest), the same content, policy, device and preset, with the
-  measured overhead per request in place of the preset's;
+  session started (an edge replays its trace from when it starts listening, or, `abrlab
+  play`'s, from the session's start), the same content, policy, device and preset, with the
+  session's mean overhead per request in place of the preset's;
 * compares the two (`agreement`): the share of segments at the same rung, the first segment
   where they part, the QoE and the stall time of each;
 * re-runs the session with each request's own delay before its first byte (`replay`:
@@ -83,7 +83,7 @@ def request_timings(events: Iterable[Event], trace: Trace, trace_offset_s: float
     wait_until: dict[int, float] = {}
     next_segment = 0
     for ev in events:
-        t = ev.session_t_s if getattr(ev, "session_t_s", None) is not None else None
+        t = ev.session_t_s      # the core's clock (None: an event of the driver's own)
         match ev:
             case SessionStart():
                 downloads, unclean, wait_until, next_segment = [], set(), {}, 0
