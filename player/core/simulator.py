@@ -133,7 +133,7 @@ class _Batch:
         self.preset = preset
         self.policy = policy
         self.plan = SegmentPlan.from_content(content)
-        n, K, R = len(specs), content.n_segments, content.n_rungs
+        n, K = len(specs), content.n_segments
         # one link over the distinct traces of the batch
         trace_ids: dict[int, int] = {}
         uniq: list[Trace] = []
@@ -143,15 +143,7 @@ class _Batch:
                 uniq.append(s.trace)
         self.link = Link(uniq, preset.link)
         self.tidx = np.array([trace_ids[id(s.trace)] for s in specs], dtype=np.int64)
-        mask = np.ones((n, R), dtype=bool)
-        cap = np.full(n, preset.buffer_cap_s)
-        startup = np.zeros(n)
-        for i, s in enumerate(specs):
-            if s.device is not None:
-                mask[i] = s.device.mask(content)
-                cap[i] = s.device.buffer_target_s
-                startup[i] = s.device.startup_threshold_s
-        self.rules = SessionRows(self.plan, preset, n, mask=mask, buffer_cap_s=cap, startup_threshold_s=startup)
+        self.rules = SessionRows.for_devices(self.plan, preset, content, [s.device for s in specs])
         self.trace_t = np.zeros(n)
         self.n, self.K = n, K
         # one row per step (segment), so each step writes contiguous memory; transposed at the end
