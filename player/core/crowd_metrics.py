@@ -210,3 +210,17 @@ def _nanmean(v: np.ndarray) -> float:
 
 def _plain(v: np.ndarray) -> list:
     return [None if not math.isfinite(x) else float(x) for x in np.asarray(v, dtype=np.float64).tolist()]
+
+
+def rung_agreement(a: Sequence[Sequence[int]], b: Sequence[Sequence[int]]) -> tuple[float, list[float]]:
+    """How often two runs of the same clients chose the same rung: over all segments both
+    have (client by client, the shorter run's length), and per client."""
+    same = total = 0
+    per = []
+    for x, y in zip(a, b):
+        n = min(len(x), len(y))
+        hit = int(np.sum(np.asarray(x[:n]) == np.asarray(y[:n]))) if n else 0
+        same += hit
+        total += n
+        per.append(hit / n if n else math.nan)
+    return (same / total if total else math.nan), per
