@@ -9,8 +9,10 @@ client's summary covers what it played).
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import sys
+from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import numpy as np
@@ -21,9 +23,11 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from netem.errors import InputError
 from netem.link import Link
 from player.cli.dashboard import KeyReader, braille_chart
 from player.core.crowd import Bottleneck
+from player.lab.crowd_sweep import CrowdSweep, run_crowd_sweep, summarise
 
 PALETTE = ("cyan", "magenta", "green", "yellow", "blue", "red", "bright_cyan", "bright_magenta", "bright_green",
            "bright_yellow", "bright_blue", "bright_red")
@@ -305,3 +309,32 @@ def _f(v, digits: int) -> str:
 
 def _pct(v, digits: int = 1) -> str:
     return "—" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{100 * v:.{digits}f} %"
+
+
+def compare_crowds(args, traces: list[str], abrs: list[str], params: dict, devices: list[str],
+                   presets: list[str]) -> int:
+    """`abrlab compare --clients N`: a crowd sweep (`player.lab.crowd_sweep`), its progress on
+    stderr, OUT/crowds.jsonl and OUT/crowd_summary.json, and the table (or the JSON)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    if args.clients < 1:
+        raise InputError(f"--clients must be at least 1 (a group with no clients cannot run), got {args.clients}")
+    sweep = CrowdSweep(traces, args.movie, abrs, args.clients, params, devices, presets, args.qoe, args.repeat_to)
+    console = Console(stderr=True)
+    with Progress(TextColumn("[bold]simulating crowds"), BarColumn(), MofNCompleteColumn(), TextColumn("bottlenecks"),
+                  TimeRemainingColumn(), console=console, transient=args.json) as bar:
+        task = bar.add_task("bottlenecks", total=sweep.total())
+        rows = run_crowd_sweep(sweep, Path(args.out), args.executor, args.jobs,
+                               on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+                               chunk_size=max(1, args.chunk_size // args.clients))
+    summary = summarise(rows)
+    summary["sweep"] = {"traces": len(traces), "bottlenecks": len(rows), "clients_per_bottleneck": args.clients,
+                        "players": len(rows) * args.clients, "movie": args.movie, "qoe": args.qoe}
+    out = Path(args.out)
+    (out / "crowd_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print_sweep(summary, Console())
+        Console().print(f"wrote {out / 'crowds.jsonl'}, {out / 'crowd_summary.json'}")
+    return 0

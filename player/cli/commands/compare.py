@@ -9,6 +9,7 @@ from netem.content import load as load_movie
 from netem.errors import InputError
 from netem.formats import expand_paths
 from player.cli.commands._common import check_policy, parse_params, split_list
+from player.cli.crowd_dashboard import compare_crowds
 from player.core import presets, qoe
 from player.core.device import load as load_device
 from player.lab import plots
@@ -45,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="sessions per batch handed to a worker; smaller = finer progress and resume (default: 128)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots (default: plots when matplotlib is installed)")
     p.add_argument("--json", action="store_true", help="print summary.json instead of tables")
+    p.add_argument("--clients", type=int, default=None, metavar="N",
+                   help="crowds instead of single sessions: N players of each policy share each trace × N (fairness, "
+                        "stability, efficiency with CIs; player/lab/crowd_sweep.py; default: single sessions)")
     p.set_defaults(func=run)
 
 
@@ -69,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     for d in devices:
         if d != "none":
             load_device(d)
+    if args.clients is not None:
+        return compare_crowds(args, traces, abrs, scoped, devices, pres)
     sweep = Sweep(traces, args.movie, abrs, scoped, devices, pres, args.qoe, args.repeat_to)
     console = Console(stderr=True)
     with Progress(TextColumn("[bold]simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("sessions"),

@@ -92,7 +92,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--headless", action="store_true", help="no dashboard: progress lines (default on a terminal: "
                                                           "the dashboard)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    p.add_argument("--out", default=None, metavar="DIR", help="write crowd.json (report and time series) here")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="write crowd.json (report and time series) here (default: none)")
     p.set_defaults(func=run)
 
 
