@@ -84,6 +84,8 @@ class Observation:
     chunk_end_s: np.ndarray | None = None       # (n, C) float: last byte of the chunk, s since the request
     chunk_buffer_s: np.ndarray | None = None    # (n, C) float: buffer level when the chunk ended
     segment_available_s: np.ndarray | None = None  # (n,) float: how long the segment was available at the request
+    # -- optional: request latency per past download (None: not known) -----------------------
+    request_latency_s: np.ndarray | None = None    # (n, H) float: request → first byte, like download_time_s
 
     def __post_init__(self) -> None:
         n = int(np.asarray(self.sessions).size)
@@ -129,6 +131,8 @@ class Progress:
     segment_duration_s: float
     sizes_bytes: np.ndarray     # (n, rungs) float: this segment's size at every rung
     mask: np.ndarray            # (n, rungs) bool
+    request_latency_s: np.ndarray | None = None  # (n,) float: request → first byte (the elapsed time while
+                                                 # none has come); None: not known
 
 
 @dataclass(frozen=True)

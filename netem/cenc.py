@@ -14,8 +14,11 @@ what a packager, an edge server and a test client need:
   `senc`, located by `saiz`/`saio`); the 16-byte counter block is IV ‖ 64-bit block counter
   starting at 0 for the sample; the keystream runs over the sample's protected bytes only
   (clear bytes of subsamples are skipped, as ISO/IEC 23001-7 says);
-* `decrypt_segment(data)`: a media segment (or any run of `moof`+`mdat` pairs, e.g. a
-  SegmentBase byte range) with every sample decrypted in place — same length, same boxes;
+* `decrypt_segment(data, key)`: a media segment (or any run of `moof`+`mdat` pairs, e.g. a
+  SegmentBase byte range) with every sample decrypted in place — same length, same boxes.
+  It and `crypt_sample`/`keystream_xor` are module functions of the key alone, so the
+  packager, the edge and the player's decryption (`player.http.decryption`) share one
+  implementation; `Protection` offers them bound to its key;
 * a ClearKey licence server's answer (`license_response`), in the W3C JSON Web Key format.
 
 Video samples made of length-prefixed NAL units use subsample encryption
@@ -82,9 +85,6 @@ class Protection:
         self.key = bytes(key)
         self.kid = bytes(kid)
         self.license_url = license_url
-        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-        self._cipher = lambda counter: Cipher(algorithms.AES(self.key), modes.CTR(counter))
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -198,62 +198,85 @@ class Protection:
         keys = [self.jwk()] if wanted else []
         return json.dumps({"keys": keys, "type": typ}).encode()
 
-    # -- AES-CTR -------------------------------------------------------------------------------
+    # -- AES-CTR (the module's primitives with this key) -----------------------------------------
     def keystream_xor(self, data: bytes, iv: bytes, offset: int = 0) -> bytes:
-        """XOR `data` with the sample keystream for `iv` starting `offset` bytes into the
-        sample's protected stream (encryption and decryption are the same operation)."""
-        if not data:
-            return b""
-        block, skip = divmod(offset, 16)
-        counter = (int.from_bytes(iv.ljust(16, b"\0"), "big") + block) % (1 << 128)
-        enc = self._cipher(counter.to_bytes(16, "big")).encryptor()
-        return enc.update(b"\0" * skip + bytes(data))[skip:]
+        """`keystream_xor` with this key."""
+        return keystream_xor(self.key, data, iv, offset)
 
     def crypt_sample(self, sample: bytes, iv: bytes, subsamples: Sequence[tuple[int, int]] | None = None) -> bytes:
-        """Encrypt (or decrypt) one whole sample."""
-        if not subsamples:
-            return self.keystream_xor(sample, iv)
-        out = bytearray(sample)
-        pos = 0
-        stream = 0
-        for clear, prot in subsamples:
-            pos += clear
-            out[pos:pos + prot] = self.keystream_xor(bytes(sample[pos:pos + prot]), iv, stream)
-            pos += prot
-            stream += prot
-        return bytes(out)
+        """`crypt_sample` with this key."""
+        return crypt_sample(self.key, sample, iv, subsamples)
 
     def decrypt_segment(self, data: bytes, iv_size: int | None = None) -> bytes:
-        """`data` with every protected sample of every `moof`+`mdat` pair decrypted in place.
+        """`decrypt_segment` with this key."""
+        return decrypt_segment(data, self.key, iv_size or self.iv_size)
 
-        Uses each `traf`'s `senc` (IVs and subsamples) and `trun` (sample sizes, data
-        offset); fragments without `senc` are left as they are."""
-        iv_size = iv_size or self.iv_size
-        out = bytearray(data)
-        boxes = isobmff.parse(data)
-        for b in boxes:
-            if b.type != "moof":
+
+# ---------------------------------------------------------------------------------------
+# the CENC primitives, shared by the packager, the edge and the player's decryption
+
+
+def keystream_xor(key: bytes, data: bytes, iv: bytes, offset: int = 0) -> bytes:
+    """XOR `data` with the AES-128-CTR keystream of `key` for the sample IV `iv`, starting
+    `offset` bytes into the sample's protected stream (encryption and decryption are the
+    same operation). Needs the optional ``cryptography`` package."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    if not data:
+        return b""
+    block, skip = divmod(offset, 16)
+    counter = (int.from_bytes(iv.ljust(16, b"\0"), "big") + block) % (1 << 128)
+    enc = Cipher(algorithms.AES(key), modes.CTR(counter.to_bytes(16, "big"))).encryptor()
+    return enc.update(b"\0" * skip + bytes(data))[skip:]
+
+
+def crypt_sample(key: bytes, sample: bytes, iv: bytes,
+                 subsamples: Sequence[tuple[int, int]] | None = None) -> bytes:
+    """Encrypt (or decrypt) one whole sample: its protected ranges of each (clear,
+    protected) subsample pair, or all of it when there are none."""
+    if not subsamples:
+        return keystream_xor(key, sample, iv)
+    out = bytearray(sample)
+    pos = 0
+    stream = 0
+    for clear, prot in subsamples:
+        pos += clear
+        out[pos:pos + prot] = keystream_xor(key, bytes(sample[pos:pos + prot]), iv, stream)
+        pos += prot
+        stream += prot
+    return bytes(out)
+
+
+def decrypt_segment(data: bytes, key: bytes, iv_size: int = IV_SIZE) -> bytes:
+    """`data` with every protected sample of every `moof`+`mdat` pair decrypted in place.
+
+    Uses each `traf`'s `senc` (IVs and subsamples) and `trun` (sample sizes, data offset);
+    fragments without `senc` are left as they are. Malformed boxes raise `BoxError`."""
+    out = bytearray(data)
+    boxes = isobmff.parse(data)
+    for b in boxes:
+        if b.type != "moof":
+            continue
+        for traf in b.find_all("traf"):
+            tfhd_b, trun_b, senc_b = traf.find("tfhd"), traf.find("trun"), traf.find("senc")
+            if senc_b is None or trun_b is None or tfhd_b is None:
                 continue
-            for traf in b.find_all("traf"):
-                tfhd_b, trun_b, senc_b = traf.find("tfhd"), traf.find("trun"), traf.find("senc")
-                if senc_b is None or trun_b is None or tfhd_b is None:
-                    continue
-                tfhd = isobmff.parse_tfhd(tfhd_b)
-                trun = isobmff.parse_trun(trun_b, tfhd)
-                entries = isobmff.parse_senc(senc_b, iv_size)
-                if len(entries) != trun["sample_count"]:
-                    raise isobmff.BoxError(f"senc has {len(entries)} entries but trun has "
-                                           f"{trun['sample_count']} samples (moof at {b.offset})")
-                base = tfhd.get("base_data_offset", b.offset)
-                pos = base + (trun["data_offset"] or 0)
-                for size, (iv, subs) in zip(trun["sizes"], entries):
-                    if pos + size > len(out):
-                        raise isobmff.BoxError(f"sample at {pos} of {size} bytes runs past the data")
-                    if subs and sum(c + p for c, p in subs) != size:
-                        raise isobmff.BoxError(f"subsamples of the sample at {pos} do not add up to {size}")
-                    out[pos:pos + size] = self.crypt_sample(bytes(out[pos:pos + size]), iv, subs)
-                    pos += size
-        return bytes(out)
+            tfhd = isobmff.parse_tfhd(tfhd_b)
+            trun = isobmff.parse_trun(trun_b, tfhd)
+            entries = isobmff.parse_senc(senc_b, iv_size)
+            if len(entries) != trun["sample_count"]:
+                raise isobmff.BoxError(f"senc has {len(entries)} entries but trun has "
+                                       f"{trun['sample_count']} samples (moof at {b.offset})")
+            base = tfhd.get("base_data_offset", b.offset)
+            pos = base + (trun["data_offset"] or 0)
+            for size, (iv, subs) in zip(trun["sizes"], entries):
+                if pos + size > len(out):
+                    raise isobmff.BoxError(f"sample at {pos} of {size} bytes runs past the data")
+                if subs and sum(c + p for c, p in subs) != size:
+                    raise isobmff.BoxError(f"subsamples of the sample at {pos} do not add up to {size}")
+                out[pos:pos + size] = crypt_sample(key, bytes(out[pos:pos + size]), iv, subs)
+                pos += size
+    return bytes(out)
 
 
 def _varint(v: int) -> bytes:

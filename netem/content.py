@@ -4,22 +4,28 @@ A `Content` is a bitrate ladder (per rung: bitrate, resolution, codec, frame rat
 duration of every segment, and every segment's size in bytes at every rung. Readers for
 Sabre movie JSON, Pensieve `video_size_N` folders and our own JSON/TOML convert units on
 read (kbit/s → bit/s, bits → bytes, ms → s); nothing downstream sees the files' units.
+
+What a description may say is checked in one place, here, whoever made it: the numbers in
+`Content.__post_init__` (so no sum or conversion can overflow), and the rungs' codec, frame
+rate and picture size in `validate`, which every reader and the packager call. Every
+command (simulate, compare, play, serve, content make) gets its content through them.
 """
 from __future__ import annotations
 
+import io
 import json
 import math
+import re
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
 
+from netem import isobmff
 from netem.errors import InputError
-
-try:  # Python 3.11+
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover
-    import tomli as tomllib  # type: ignore[no-redef]
+from netem.inputfiles import MAX_FILE_BYTES, parse_json, parse_toml, read_regular_file
+from netem.trace import MAX_DURATION_S, MAX_RATE_BPS, format_limit
 
 FORMAT_TAG = "abrlab-content/1"
 #: Pensieve's ladder (kbit/s in its source) for `video_size_N` folders with 6 files.
@@ -29,6 +35,29 @@ PENSIEVE_SEGMENT_S = 4.0
 #: 1 s segments is 720,000): a file cannot make us allocate without bound.
 MAX_CELLS = 2_000_000
 DEFAULT_CODEC = "avc1.64001f"
+
+# -- bounds ---------------------------------------------------------------------------------
+# A description is refused when a value lies outside these. With MAX_CELLS cells, sizes
+# sum to at most 8.6e15 bytes (int64 holds 9.2e18), and a presentation's 90 kHz tick count
+# stays below 2^53.
+
+#: Largest segment, bytes: 4 GiB, what an ISO-BMFF box with a 32-bit size can hold, and 30
+#: times a 10 s segment of 8K video at 100 Mbit/s (125 MB).
+MAX_SEGMENT_BYTES = 2 ** 32
+#: Highest frame rate, frames per second: 1000, 8 times the 120 fps of the fastest HEVC and
+#: AV1 levels (the packager writes one sample per frame, so it bounds sample tables too).
+MAX_FRAME_RATE = 1000.0
+#: Widest or tallest picture, pixels: 16,384, the most any H.264/HEVC level allows in one
+#: dimension; 0 means "not given" (readers and the packager pick a conventional size).
+MAX_PICTURE_SIDE = 16_384
+#: A rung's codec: an RFC 6381 string, a four-character code then dot-separated parts of
+#: letters, digits, '-' or '_' ("avc1.64001f", "hvc1.1.6.L93.B0", "av01.0.08M.08"). Nothing
+#: that could end an XML attribute or add another codec to a `codecs` list.
+CODEC_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{3}(\.[A-Za-z0-9_-]+)*\Z")
+MAX_CODEC_CHARS = 100
+# Rung bitrates and the audio bitrate are rates like a trace's: at most MAX_RATE_BPS.
+# The presentation lasts at most MAX_DURATION_S, like a trace's period.
+_NUMBER_TYPES = frozenset((int, float))
 
 
 @dataclass(frozen=True)
@@ -56,23 +85,39 @@ class Content:
     extra: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        """The numbers: shapes, and every value positive, finite and within the bounds above."""
         where = self.source or self.name
         d = np.asarray(self.segment_durations_s, dtype=np.float64)
-        s = np.asarray(self.segment_sizes_bytes)
+        s = np.asarray(self.segment_sizes_bytes, dtype=np.float64)
         if not self.rungs:
             raise InputError("content needs at least one rung", where=where)
         b = np.array([r.bitrate_bps for r in self.rungs], dtype=np.float64)
-        if not np.all(np.isfinite(b)) or np.any(b <= 0) or np.any(np.diff(b) <= 0):
-            raise InputError("rung bitrates must be positive and strictly increasing (lowest first)", where=where)
+        i = _first_bad(b, MAX_RATE_BPS)
+        if i >= 0:
+            raise InputError(f"rungs[{i}]: bitrate {float(b[i])!r} bit/s {_problem(b[i], MAX_RATE_BPS, 'bit/s (MAX_RATE_BPS)')}",
+                             where=where)
+        if np.any(np.diff(b) <= 0):
+            raise InputError("rung bitrates must be strictly increasing (lowest first)", where=where)
         if d.ndim != 1 or d.size == 0:
             raise InputError("content needs at least one segment", where=where)
-        if not np.all(np.isfinite(d)) or np.any(d <= 0):
-            raise InputError("segment durations must be positive and finite", where=where)
+        i = _first_bad(d, MAX_DURATION_S)
+        if i >= 0:
+            raise InputError(f"segment {i}: duration {float(d[i])!r} s {_problem(d[i], MAX_DURATION_S, 's (MAX_DURATION_S)')}", where=where)
+        if not d.sum() <= MAX_DURATION_S:
+            raise InputError(f"the segments last {d.sum():g} s, above the limit of {MAX_DURATION_S:g} s "
+                             "(MAX_DURATION_S)", where=where)
         if s.shape != (d.size, b.size):
             raise InputError(
                 f"segment sizes must be {d.size} segments × {b.size} rungs, got shape {s.shape}", where=where)
-        if not np.all(np.isfinite(s)) or np.any(s <= 0):
-            raise InputError("segment sizes must be positive and finite", where=where)
+        i = _first_bad(s.ravel(), MAX_SEGMENT_BYTES)
+        if i >= 0:
+            seg, rung = divmod(i, b.size)
+            value = float(s[seg, rung])
+            raise InputError(f"segment {seg}, rung {rung}: size {value!r} bytes "
+                             f"{_problem(value, MAX_SEGMENT_BYTES, 'bytes (MAX_SEGMENT_BYTES)')}", where=where)
+        if self.audio_bitrate_bps is not None and _first_bad(np.array([self.audio_bitrate_bps]), MAX_RATE_BPS) >= 0:
+            raise InputError(f"audio_bitrate_bps {self.audio_bitrate_bps!r} "
+                             f"{_problem(float(self.audio_bitrate_bps), MAX_RATE_BPS, 'bit/s (MAX_RATE_BPS)')}", where=where)
         object.__setattr__(self, "segment_durations_s", d)
         object.__setattr__(self, "segment_sizes_bytes", np.rint(s).astype(np.int64))
 
@@ -126,6 +171,50 @@ class Content:
         return out
 
 
+def _first_bad(values: np.ndarray, high: float) -> int:
+    """Index of the first value outside (0, high] (NaN included), or -1."""
+    if values.size and values.min() > 0 and values.max() <= high:
+        return -1
+    return int(np.argmin((values > 0) & (values <= high)))
+
+
+def _problem(value: float, high: float, unit: str) -> str:
+    if not math.isfinite(value):
+        return "is not finite"
+    return "is not positive" if value <= 0 else f"is above the limit of {format_limit(high)} {unit}"
+
+
+def validate(content: Content) -> Content:
+    """Check what the numbers alone cannot: each rung's codec (`CODEC_PATTERN`; for avc1 and
+    avc3 also the avc1.PPCCLL form the packager needs), frame rate (0, MAX_FRAME_RATE] and
+    picture size (0 = not given, or 1..MAX_PICTURE_SIDE). Returns `content` unchanged.
+
+    Every reader calls it, and so does the packager for descriptions built in code, so a
+    description is judged the same way by every command.
+    """
+    where = content.source or content.name
+    for i, rung in enumerate(content.rungs):
+        codec = rung.codec
+        if not (isinstance(codec, str) and len(codec) <= MAX_CODEC_CHARS and CODEC_PATTERN.match(codec)):
+            raise InputError(f"{codec!r:.120} is not an RFC 6381 codec string (a four-character code, then "
+                             "dot-separated letters, digits, '-' or '_')", where=f"{where}: rungs[{i}].codec")
+        if codec.split(".", 1)[0] in ("avc1", "avc3"):
+            try:
+                isobmff.parse_avc_codec(codec)
+            except ValueError as exc:
+                raise InputError(str(exc), where=f"{where}: rungs[{i}].codec") from None
+        fps = rung.frame_rate
+        if not (isinstance(fps, (int, float, np.number)) and not isinstance(fps, bool) and 0 < fps <= MAX_FRAME_RATE):
+            raise InputError(f"frame rate {fps!r} is out of range (0, {MAX_FRAME_RATE:g}] frames per second",
+                             where=f"{where}: rungs[{i}].frame_rate")
+        for name in ("width", "height"):
+            v = getattr(rung, name)
+            if not (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v <= MAX_PICTURE_SIDE):
+                raise InputError(f"{name} {v!r} is out of range (0 = not given, else 1 – {MAX_PICTURE_SIDE} pixels)",
+                                 where=f"{where}: rungs[{i}].{name}")
+    return content
+
+
 # -- resolution defaults -------------------------------------------------------------------
 _LADDER_RES = [(0, 256, 144), (350e3, 426, 240), (700e3, 640, 360), (1.1e6, 854, 480), (2.2e6, 1280, 720),
                (4.5e6, 1920, 1080), (9e6, 2560, 1440), (16e6, 3840, 2160)]
@@ -147,30 +236,21 @@ def rungs_from_bitrates(bitrates_bps, codec: str = DEFAULT_CODEC, frame_rate: fl
 
 # -- readers ---------------------------------------------------------------------------------
 def load(path: str | Path) -> Content:
-    """Read a content description, choosing the format by content (extension as a hint)."""
+    """Read a content description, choosing the format by content (extension as a hint).
+
+    Files are read through `netem.inputfiles` (regular files only, at most MAX_FILE_BYTES,
+    JSON nesting bounded); every reader ends in `Content` and `validate`.
+    """
     p = Path(path)
     where = str(path)
     if p.is_dir():
         return _load_pensieve_dir(p)
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", where=where) from None
-    if len(raw) > 256 * 1024 * 1024:
-        raise InputError("file larger than 256 MiB; not a content description", where=where)
-    text = raw.decode("utf-8", errors="replace").strip()
+    text = read_regular_file(p, "content description").decode("utf-8", errors="replace").strip()
     if not text:
         raise InputError("empty file", where=where)
     if p.suffix.lower() == ".toml" or (not text.startswith(("{", "[")) and "=" in text.splitlines()[0]):
-        try:
-            doc = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise InputError(f"invalid TOML: {exc}", where=where) from None
-        return from_dict(doc, where=where, fmt="abrlab-toml")
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", where=where) from None
+        return from_dict(parse_toml(text, where), where=where, fmt="abrlab-toml")
+    doc = parse_json(text, where)
     if not isinstance(doc, dict):
         raise InputError("expected a JSON object", where=where)
     if "segment_sizes_bits" in doc or "bitrates_kbps" in doc:
@@ -184,36 +264,82 @@ def _field(doc: dict, key: str, where: str):
     return doc[key]
 
 
-def _numeric_array(value, key: str, where: str, ndim: int) -> np.ndarray:
+def _positive_number(value, key: str, where: str, high: float, unit: str) -> float:
+    """One number in (0, high]: an int or a float in the file, not a string or a bool."""
+    if type(value) not in _NUMBER_TYPES:
+        raise InputError(f"field {key!r} must be a positive number, got {value!r:.60}", where=where)
+    number = _as_float(value)
+    if not (0 < number <= high):
+        raise InputError(f"field {key!r}: {value!r:.60} {_problem(number, high, unit)}", where=where)
+    return number
+
+
+def _as_float(value: int | float) -> float:
+    """float(value), with integers beyond any float as ±inf (so they fail a bound, not crash)."""
     try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputError(f"field {key!r} must be {'a list' if ndim == 1 else 'a list of lists'} of numbers",
-                         where=where) from None
-    if arr.ndim != ndim:
-        raise InputError(f"field {key!r} must be {'a list' if ndim == 1 else 'a rectangular list of lists'} "
-                         "of numbers", where=where)
-    if arr.size > MAX_CELLS:
-        raise InputError(f"field {key!r} has {arr.size} values, more than the limit {MAX_CELLS}", where=where)
-    bad = ~np.isfinite(arr) | (arr <= 0)
-    if bad.any():
-        pos = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise InputError(f"field {key!r} has a non-positive or non-finite value at index {list(pos)}", where=where)
-    return arr
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def _numeric_array(value, key: str, where: str, *, high: float, unit: str, width: int | None = None) -> np.ndarray:
+    """A list of numbers, or with `width` a list of lists of `width` numbers (one list per
+    segment, one number per rung), as float64; every value in (0, high], `high` and `unit`
+    in the file's own unit. Errors name the segment (and rung) and the value."""
+    rows = width is not None
+    if not isinstance(value, list) or not value:
+        raise InputError(f"field {key!r} must be a non-empty list of "
+                         f"{'lists of numbers (one list per segment)' if rows else 'numbers'}", where=where)
+    flat = value
+    if rows:
+        if not set(map(type, value)) <= {list}:
+            i = next(i for i, row in enumerate(value) if type(row) is not list)
+            raise InputError(f"field {key!r}: segment {i} is {value[i]!r:.60}, not a list of sizes", where=where)
+        lengths = np.fromiter(map(len, value), dtype=np.int64, count=len(value))
+        short = np.flatnonzero(lengths != width)
+        if short.size:
+            i = int(short[0])
+            raise InputError(f"field {key!r}: segment {i} has {lengths[i]} size{'' if lengths[i] == 1 else 's'}, "
+                             f"expected {width} (one per rung)", where=where)
+        if len(value) * width > MAX_CELLS:
+            raise InputError(f"field {key!r} has {len(value) * width} values, more than the limit {MAX_CELLS}",
+                             where=where)
+        flat = list(chain.from_iterable(value))
+    elif len(value) > MAX_CELLS:
+        raise InputError(f"field {key!r} has {len(value)} values, more than the limit {MAX_CELLS}", where=where)
+    cols = width if rows else 1
+    if set(map(type, flat)) <= _NUMBER_TYPES:
+        try:
+            arr = np.fromiter(flat, dtype=np.float64, count=len(flat))
+        except OverflowError:  # an integer beyond any float: find it below
+            arr = None
+        if arr is not None and _first_bad(arr, high) < 0:
+            return arr.reshape(-1, cols) if rows else arr
+    for i, v in enumerate(flat):  # the error path: name the first bad value
+        at = f"segment {i // cols}, rung {i % cols}" if rows else f"[{i}]"
+        if type(v) not in _NUMBER_TYPES:
+            raise InputError(f"field {key!r}: {at}: expected a number, got {v!r:.60}", where=where)
+        number = _as_float(v)
+        if not (0 < number <= high):
+            shown = repr(v) if len(repr(v)) <= 40 else f"an integer of {len(str(abs(v))):,} digits"
+            raise InputError(f"field {key!r}: {at}: {shown} {_problem(number, high, unit)}", where=where)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _from_sabre(doc: dict, where: str, name: str) -> Content:
-    seg_ms = _field(doc, "segment_duration_ms", where)
-    if not isinstance(seg_ms, (int, float)) or not math.isfinite(seg_ms) or seg_ms <= 0:
-        raise InputError("field 'segment_duration_ms' must be a positive number", where=where)
-    kbps = _numeric_array(_field(doc, "bitrates_kbps", where), "bitrates_kbps", where, 1)
-    bits = _numeric_array(_field(doc, "segment_sizes_bits", where), "segment_sizes_bits", where, 2)
-    if bits.shape[1] != kbps.size:
-        raise InputError(f"segment_sizes_bits rows have {bits.shape[1]} entries but there are {kbps.size} "
-                         "bitrates", where=where)
+    """Sabre's movie JSON: segment_duration_ms, bitrates_kbps, segment_sizes_bits[segment][rung]."""
+    seg_ms = _positive_number(_field(doc, "segment_duration_ms", where), "segment_duration_ms", where,
+                              MAX_DURATION_S * 1000, "ms (MAX_DURATION_S)")
+    kbps = _numeric_array(_field(doc, "bitrates_kbps", where), "bitrates_kbps", where,
+                          high=MAX_RATE_BPS / 1000, unit="kbit/s (MAX_RATE_BPS)")
+    bits = _numeric_array(_field(doc, "segment_sizes_bits", where), "segment_sizes_bits", where,
+                          high=MAX_SEGMENT_BYTES * 8, unit="bits (MAX_SEGMENT_BYTES)", width=kbps.size)
     n = bits.shape[0]
-    return Content(rungs_from_bitrates(kbps * 1000.0), np.full(n, seg_ms / 1000.0), np.rint(bits / 8.0),
-                   name=name, source=where, format="sabre-json")
+    return validate(Content(rungs_from_bitrates(kbps * 1000.0), np.full(n, seg_ms / 1000.0), np.rint(bits / 8.0),
+                            name=name, source=where, format="sabre-json"))
+
+
+_RUNG_FIELDS = ("bitrate_bps", "width", "height", "codec", "frame_rate")
 
 
 def from_dict(doc: dict, where: str = "content", fmt: str = "abrlab-json", default_name: str = "content") -> Content:
@@ -221,35 +347,50 @@ def from_dict(doc: dict, where: str = "content", fmt: str = "abrlab-json", defau
     rungs_raw = _field(doc, "rungs", where)
     if not isinstance(rungs_raw, list) or not rungs_raw:
         raise InputError("field 'rungs' must be a non-empty list", where=where)
-    rungs = []
-    for i, r in enumerate(rungs_raw):
-        w = f"{where}: rungs[{i}]"
-        if not isinstance(r, dict) or "bitrate_bps" not in r:
-            raise InputError("each rung needs at least 'bitrate_bps'", where=w)
-        unknown = set(r) - {"bitrate_bps", "width", "height", "codec", "frame_rate"}
-        if unknown:
-            raise InputError(f"unknown field(s) {', '.join(sorted(unknown))}", where=w)
-        try:
-            b = float(r["bitrate_bps"])
-            dw, dh = default_resolution(b)
-            rungs.append(Rung(b, int(r.get("width", dw)), int(r.get("height", dh)),
-                              str(r.get("codec", DEFAULT_CODEC)), float(r.get("frame_rate", 30.0))))
-        except (TypeError, ValueError):
-            raise InputError("bitrate_bps, width, height and frame_rate must be numbers", where=w) from None
-    sizes = _numeric_array(_field(doc, "segment_sizes_bytes", where), "segment_sizes_bytes", where, 2)
+    rungs = [_rung(r, f"{where}: rungs[{i}]") for i, r in enumerate(rungs_raw)]
+    sizes = _numeric_array(_field(doc, "segment_sizes_bytes", where), "segment_sizes_bytes", where,
+                           high=MAX_SEGMENT_BYTES, unit="bytes (MAX_SEGMENT_BYTES)", width=len(rungs))
     if "segment_durations_s" in doc:
-        durs = _numeric_array(doc["segment_durations_s"], "segment_durations_s", where, 1)
+        durs = _numeric_array(doc["segment_durations_s"], "segment_durations_s", where,
+                              high=MAX_DURATION_S, unit="s (MAX_DURATION_S)")
     else:
-        d = _field(doc, "segment_duration_s", where)
-        if not isinstance(d, (int, float)) or not math.isfinite(d) or d <= 0:
-            raise InputError("field 'segment_duration_s' must be a positive number", where=where)
-        durs = np.full(sizes.shape[0], float(d))
+        d = _positive_number(_field(doc, "segment_duration_s", where), "segment_duration_s", where,
+                             MAX_DURATION_S, "s (MAX_DURATION_S)")
+        durs = np.full(sizes.shape[0], d)
     audio = doc.get("audio_bitrate_bps")
-    return Content(tuple(rungs), durs, sizes, name=str(doc.get("name", default_name)), source=where, format=fmt,
-                   audio_bitrate_bps=float(audio) if audio else None)
+    if audio is not None:
+        audio = _positive_number(audio, "audio_bitrate_bps", where, MAX_RATE_BPS, "bit/s (MAX_RATE_BPS)")
+    return validate(Content(tuple(rungs), durs, sizes, name=str(doc.get("name", default_name)), source=where,
+                            format=fmt, audio_bitrate_bps=audio))
+
+
+def _rung(raw, where: str) -> Rung:
+    """One rung of our format; absent width and height get `default_resolution`'s."""
+    if not isinstance(raw, dict) or "bitrate_bps" not in raw:
+        raise InputError("each rung needs at least 'bitrate_bps'", where=where)
+    unknown = set(raw) - set(_RUNG_FIELDS)
+    if unknown:
+        raise InputError(f"unknown field(s) {', '.join(sorted(unknown))}", where=where)
+    b = _positive_number(raw["bitrate_bps"], "bitrate_bps", where, MAX_RATE_BPS, "bit/s (MAX_RATE_BPS)")
+    dw, dh = default_resolution(b)
+    picture = []
+    for key, default in (("width", dw), ("height", dh)):
+        v = raw.get(key, default)
+        if type(v) not in _NUMBER_TYPES or not (0 <= v <= MAX_PICTURE_SIDE) or v != int(v):
+            raise InputError(f"field {key!r} must be a whole number of pixels, 0 – {MAX_PICTURE_SIDE}, "
+                             f"got {v!r:.60}", where=where)
+        picture.append(int(v))
+    codec = raw.get("codec", DEFAULT_CODEC)
+    if not isinstance(codec, str):
+        raise InputError(f"field 'codec' must be a string, got {codec!r:.60}", where=where)
+    fps = _positive_number(raw.get("frame_rate", 30.0), "frame_rate", where, MAX_FRAME_RATE, "frames per second")
+    return Rung(b, picture[0], picture[1], codec, fps)
 
 
 def _load_pensieve_dir(p: Path) -> Content:
+    """Pensieve's `video_size_N` files (one size in bytes per line), plus an optional
+    `ladder.json` ({"bitrates_bps": [...], "segment_duration_s": 4}). Together the files may
+    hold at most MAX_FILE_BYTES."""
     files = sorted(p.glob("video_size_*"), key=lambda f: f.name)
     where = str(p)
     if not files:
@@ -262,28 +403,42 @@ def _load_pensieve_dir(p: Path) -> Content:
             raise InputError(f"unexpected file name {f.name!r}; expected video_size_N", where=where) from None
     if sorted(idx) != list(range(len(idx))):
         raise InputError(f"video_size files must be numbered 0..{len(idx) - 1}", where=where)
-    columns = []
+    columns, total = [], 0
     for i in range(len(idx)):
         f = p / f"video_size_{i}"
+        data = read_regular_file(f, "video_size file")
+        total += len(data)
+        if total > MAX_FILE_BYTES:
+            raise InputError(f"the video_size files hold more than the limit of {MAX_FILE_BYTES // 2 ** 20} MiB",
+                             where=where)
         try:
-            vals = np.loadtxt(f, dtype=np.float64, ndmin=1)
-        except (ValueError, OSError) as exc:
+            vals = np.loadtxt(io.BytesIO(data), dtype=np.float64, ndmin=1)
+        except ValueError as exc:
             raise InputError(f"cannot parse sizes: {exc}", where=str(f)) from None
+        if vals.ndim != 1 or vals.size == 0:
+            raise InputError("expected one size in bytes per line", where=str(f))
         columns.append(vals)
     n = min(c.size for c in columns)
     sizes = np.stack([c[:n] for c in columns], axis=1)
     meta = p / "ladder.json"
     if meta.exists():
-        m = json.loads(meta.read_text())
-        bitrates = [float(b) for b in m["bitrates_bps"]]
-        seg = float(m.get("segment_duration_s", PENSIEVE_SEGMENT_S))
+        ladder_where = str(meta)
+        m = parse_json(read_regular_file(meta, "ladder file"), ladder_where)
+        if not isinstance(m, dict):
+            raise InputError("expected a JSON object with bitrates_bps", where=ladder_where)
+        bitrates = _numeric_array(_field(m, "bitrates_bps", ladder_where), "bitrates_bps", ladder_where,
+                                  high=MAX_RATE_BPS, unit="bit/s (MAX_RATE_BPS)")
+        if bitrates.size != len(columns):
+            raise InputError(f"{bitrates.size} bitrates for {len(columns)} video_size files", where=ladder_where)
+        seg = _positive_number(m.get("segment_duration_s", PENSIEVE_SEGMENT_S), "segment_duration_s",
+                               ladder_where, MAX_DURATION_S, "s (MAX_DURATION_S)")
     elif len(columns) == len(PENSIEVE_BITRATES_BPS):
         bitrates, seg = list(PENSIEVE_BITRATES_BPS), PENSIEVE_SEGMENT_S
     else:
         raise InputError(f"{len(columns)} rungs but no ladder.json naming their bitrates_bps "
                          "(only 6-rung folders default to Pensieve's ladder)", where=where)
-    return Content(rungs_from_bitrates(bitrates), np.full(n, seg), sizes, name=p.name, source=where,
-                   format="pensieve-dir")
+    return validate(Content(rungs_from_bitrates(bitrates), np.full(n, seg), sizes, name=p.name, source=where,
+                            format="pensieve-dir"))
 
 
 # -- writers -----------------------------------------------------------------------------
@@ -341,5 +496,5 @@ def synthetic(bitrates_bps=(300e3, 750e3, 1200e3, 1850e3, 2850e3, 4300e3), durat
     if last > 1e-9:
         durs[-1] = last
     sizes = np.maximum(1, np.rint(b[None, :] * durs[:, None] / 8.0 * factor))
-    return Content(rungs_from_bitrates(b), durs, sizes, name=name or f"synthetic-{b.size}rungs-{seed}",
-                   source="synthetic", format="synthetic")
+    return validate(Content(rungs_from_bitrates(b), durs, sizes, name=name or f"synthetic-{b.size}rungs-{seed}",
+                            source="synthetic", format="synthetic"))

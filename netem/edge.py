@@ -51,7 +51,6 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import unquote
 
-from netem import formats
 from netem.accesslog import AccessLog, cmcd_from_request
 from netem.errors import InputError
 from netem.faults import Decision, Fault, FaultPlan, parse as parse_fault
@@ -703,8 +702,3 @@ class EdgeGroup:
     @property
     def urls(self) -> list[str]:
         return [e.url for e in self.edges]
-
-
-def load_trace(path: str):
-    """A trace file in any format `netem.formats` reads."""
-    return formats.load(path)

@@ -136,7 +136,7 @@ def parse(spec: str) -> Fault:
         elif "to" not in params:
             raise InputError("field 'to' (or 'for') is required for 'outage'", where=where)
     if kw.get("end_s", math.inf) <= kw.get("start_s", 0.0):
-        raise InputError(f"field 'to' must be after 'from'", where=where)
+        raise InputError("field 'to' must be after 'from'", where=where)
     if "edge" in params:
         kw["edge"] = _integer(params["edge"], "edge", where, lo=0, hi=10_000)
     if "status" in params:

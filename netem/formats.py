@@ -15,19 +15,25 @@ breaks ties or names the parser whose error message is most useful):
   Mahimahi's own delivered count at every whole second. Runs of empty seconds collapse
   into one zero-rate step, so a two-line file saying "0" and "10^12" cannot make us
   allocate one bin per second of silence.
-* ``pensieve`` — lines ``time_s  Mbit/s``. Times are shifted so the first sample is at 0;
-  each rate holds until the next sample's time; the format has no end time, so the last
-  sample lasts the median step (1 s when there is a single sample). The median, unlike
-  the mean, is not stretched by one long gap, and for the regular ~1 s sampling of real
-  cooked traces it is exactly the sampling step. (Pensieve's own simulator, sim/env.py,
-  applies sample i's rate over the interval that *ends* at its time, one sample later
-  than here; a link preset that reproduces its numbers exactly must shift by one.)
+* ``pensieve`` — lines ``time_s  Mbit/s``, read as Pensieve's simulators read them
+  (test/fixed_env.py, sim/env.py): a line's rate is the capacity of the interval that *ends*
+  at its time, since the previous line; the first line only marks time 0 (its rate is never
+  used) and the last line's time ends the period. Times are never negative and are
+  shifted so the first line is at 0. A file needs two lines at least. The writer is the exact inverse: a first line
+  ``0`` and then, per step, the step's end time and its rate, so that Pensieve simulates
+  exactly the trace we wrote and a round trip gives it back. (Reading a line's rate as
+  holding *from* its time, as CSV does, would run every rate one sample early under
+  Pensieve's semantics.)
 * ``sabre`` — a JSON list of ``{"duration_ms", "bandwidth_kbps", "latency_ms"}``; the
-  latency is per step. Entries with ``duration_ms`` 0 carry no time and are skipped.
+  latency is per step. Entries with ``duration_ms`` 0 carry no time and are skipped. One
+  `json.loads`, then the entries become arrays in C loops (`map`, `itemgetter`,
+  `np.fromiter`), checked with whole-array comparisons.
 * ``csv`` — ``time_s,rate_bps[,latency_s]`` with an optional header naming exactly those
-  columns, and optional leading ``#`` comment lines. Same time shift and last-step rule as
-  ``pensieve``, unless a leading comment ``# duration_s=<seconds>`` gives the period, which
-  the writer always emits so a CSV round trip is exact.
+  columns, and optional leading ``#`` comment lines. Times are shifted so the first sample
+  is at 0; each rate holds until the next sample's time. A leading comment
+  ``# duration_s=<seconds>`` gives the period, which the writer always emits so a CSV round
+  trip is exact; without it the last sample lasts the median step (1 s when there is a
+  single sample). The median, unlike the mean, is not stretched by one long gap.
 
 Large files are parsed without a Python loop over lines. A Mahimahi file made only of
 digits and newlines (the usual case) goes through numpy's C text parser plus a count and
@@ -37,23 +43,32 @@ boundaries from a lookup table, values by Horner's rule over digit columns). Tab
 tricks. Line numbers are worked out only when there is an error to report, so the 505k-line
 TMobile-LTE-driving trace loads in ~30 ms and a bad file still gets "line N: ...".
 (`abrlab bench --suite trace_load` measures it.)
+
+Nothing in a file can hang or exhaust a run: files are read through `netem.inputfiles`
+(regular files only, after following links; at most MAX_FILE_BYTES; JSON nesting and
+integer length bounded), and every value must lie within the physical bounds stated in
+`netem.trace` (MAX_RATE_BPS, MAX_DURATION_S, MAX_LATENCY_S), checked in the file's own
+units so the error names the line or entry and the value as written.
 """
 from __future__ import annotations
 
 import glob
 import io
-import json
 import math
 import os
 import warnings
 from functools import cached_property
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
 from netem.errors import InputError
-from netem.trace import MAHIMAHI_PACKET_BYTES, Trace
+from netem.inputfiles import parse_json, read_regular_file
+from netem.trace import (MAHIMAHI_PACKET_BYTES, MAX_DURATION_S, MAX_LATENCY_S, MAX_RATE_BPS, Trace, first_outside,
+                         range_problem)
 
 FORMATS: tuple[str, ...] = ("mahimahi", "pensieve", "sabre", "csv")
 ALIASES = {"cooked": "pensieve", "json": "sabre", "mm": "mahimahi"}
@@ -112,12 +127,14 @@ def load(path: str | os.PathLike, fmt: str | None = None) -> Trace:
     """Read one trace file; `fmt` forces a format, otherwise it is detected.
 
     Raises `InputError` (one line naming the file and the line or field) for anything a
-    user could get wrong: a missing or unreadable path, a directory, an empty file, an
-    unknown format, times going backwards, negative or non-finite rates, zero capacity.
+    user could get wrong: a missing or unreadable path, a directory or anything else that
+    is not a regular file, a file over `netem.inputfiles.MAX_FILE_BYTES`, an empty file, an
+    unknown format, times going backwards or negative, values outside the physical bounds
+    of `netem.trace` (rates, durations, latencies), zero capacity.
     """
-    where = str(path)
-    data = _read_bytes(Path(path))
-    return loads(data, fmt, name=Path(path).stem or Path(path).name, source=where, path=path)
+    p = path if isinstance(path, Path) else Path(path)
+    data = read_regular_file(p, "trace file")
+    return loads(data, fmt, name=p.stem or p.name, source=str(path), path=p)
 
 
 def loads(data: bytes | str, fmt: str | None = None, *, name: str = "trace",
@@ -131,7 +148,8 @@ def loads(data: bytes | str, fmt: str | None = None, *, name: str = "trace",
         fmt = detect_format(data, path)
         if fmt is None:
             raise InputError("unknown trace format (expected Mahimahi, Pensieve cooked, Sabre JSON "
-                             "or CSV; pass the format explicitly if it is one of these)", where=source)
+                             f"or CSV; if it is one of these, name it with --from FMT, {', '.join(FORMATS)})",
+                             where=source)
     fmt = normalize_format(fmt, where=source)
     return _LOADERS[fmt](data, name=name, source=source)
 
@@ -222,18 +240,6 @@ def delivery_opportunities_ms(trace: Trace) -> np.ndarray:
 
 
 # -- reading ------------------------------------------------------------------------------
-
-def _read_bytes(path: Path) -> bytes:
-    where = str(path)
-    if path.is_dir():
-        raise InputError("is a directory, not a trace file", where=where)
-    if not path.exists():
-        raise InputError("no such file", where=where)
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read ({exc.strerror or exc})", where=where) from None
-
 
 def _first_line(data: bytes) -> bytes:
     end = data.find(b"\n")
@@ -344,7 +350,19 @@ def _load_mahimahi(data: bytes, *, name: str, source: str) -> Trace:
     if period_ms == 0:
         raise InputError("the last timestamp is 0 ms, so the trace has no duration "
                          "(Mahimahi repeats a file with period = its last timestamp)", where=source)
+    if period_ms > MAX_DURATION_S * 1000:
+        line = (tokens or _Tokens(buf, _WHITESPACE)).line_of(ms.size - 1)
+        raise InputError(f"line {line}: timestamp {period_ms} ms makes the period {period_ms / 1000!r} s, "
+                         f"above the limit of {MAX_DURATION_S:g} s (MAX_DURATION_S)", where=source)
     times, rates = _bin_opportunities(ms, period_ms)
+    fast = np.flatnonzero(rates > MAX_RATE_BPS)
+    if fast.size:  # so many packets in one (short, last) bin that its rate is beyond any link
+        k = int(fast[0])
+        end_s = float(times[k + 1]) if k + 1 < times.size else period_ms / 1000.0
+        packets = round(rates[k] * (end_s - times[k]) / PACKET_BITS)
+        line = (tokens or _Tokens(buf, _WHITESPACE)).line_of(int(np.searchsorted(ms, end_s * 1000, side="right")) - 1)
+        raise InputError(f"line {line}: {packets} delivery opportunities in ({times[k]:g}, {end_s:g}] s are "
+                         f"{rates[k]:g} bit/s, above the limit of {MAX_RATE_BPS:g} bit/s (MAX_RATE_BPS)", where=source)
     return Trace(times, rates, period_ms / 1000.0, name=name, source=source, format="mahimahi",
                  packet_times_s=ms / 1000.0)
 
@@ -504,47 +522,70 @@ def _check_commas(data: bytes, tok: _Tokens, ncols: int, what: str, source: str)
 
 def _samples_to_trace(times: np.ndarray, rates: np.ndarray, lines: _RowLines, *, rate_unit: str,
                       bps_per_unit: float, duration_s: float | None, latency: np.ndarray | None, fmt: str,
-                      name: str, source: str) -> Trace:
+                      name: str, source: str, rate_until_time: bool = False) -> Trace:
     """Sampled (time, rate) rows to a Trace: shift to 0, check order and values, close the last step.
 
+    Times count seconds from the start of a recording, so they are never negative; a
+    first time above 0 is an offset, shifted away.
     `rates` are in the file's unit (named in errors as the user wrote them) and converted here.
+    A rate holds from its row's time to the next row's; with `rate_until_time` (Pensieve), it
+    covers the interval from the previous row's time to its own, and the last time ends the period.
     """
     bad_t = np.flatnonzero(~np.isfinite(times))
     if bad_t.size:
         raise InputError(f"line {lines[bad_t[0]]}: time {float(times[bad_t[0]])!r} is not finite", where=source)
+    if times[0] < 0:
+        raise InputError(f"line {lines[0]}: time {float(times[0])!r} s is negative (times are seconds since "
+                         "the recording started)", where=source)
     step = np.diff(times)
     back = np.flatnonzero(step <= 0)
     if back.size:
         i = int(back[0]) + 1
         raise InputError(f"line {lines[i]}: time {float(times[i])!r} s is not after the previous sample's "
                          f"{float(times[i - 1])!r} s", where=source)
-    _check_non_negative(rates, lines, f"rate {{}} {rate_unit}", source)
+    t = times - times[0]
+    if t[-1] >= MAX_DURATION_S:
+        i = int(np.argmax(t >= MAX_DURATION_S))
+        raise InputError(f"line {lines[i]}: time {float(times[i])!r} s is {float(t[i]):g} s after the first sample, "
+                         f"above the limit of {MAX_DURATION_S:g} s for a trace (MAX_DURATION_S)", where=source)
+    _check_range(rates, lines, f"rate {{}} {rate_unit}", MAX_RATE_BPS / bps_per_unit,
+                 f"{rate_unit} (MAX_RATE_BPS, 10 Tbit/s)", source)
     if latency is not None:
-        _check_non_negative(latency, lines, "latency {} s", source)
+        _check_range(latency, lines, "latency {} s", MAX_LATENCY_S, "s (MAX_LATENCY_S)", source)
+    if rate_until_time:
+        t, duration_s, rates = t[:-1], float(t[-1]), rates[1:]
     if not np.any(rates > 0):
         raise InputError("total capacity is zero: every rate is 0", where=source)
-    t = times - times[0]
     if duration_s is None:
         duration_s = float(t[-1] + (np.median(step) if step.size else 1.0))
+        if duration_s > MAX_DURATION_S:
+            raise InputError(f"line {lines[t.size - 1]}: the last sample, lasting the median step, would end at "
+                             f"{duration_s:g} s, above the limit of {MAX_DURATION_S:g} s (MAX_DURATION_S)",
+                             where=source)
     elif not duration_s > t[-1]:
         raise InputError(f"duration_s={duration_s!r} must exceed the last sample's time {float(t[-1])!r} s",
                          where=source)
     return Trace(t, rates * bps_per_unit, duration_s, latency_s=latency, name=name, source=source, format=fmt)
 
 
-def _check_non_negative(values: np.ndarray, lines: _RowLines, what: str, source: str) -> None:
-    """`what` has a {} where the offending value goes."""
-    bad = np.flatnonzero(~np.isfinite(values) | (values < 0))
-    if bad.size:
-        i = int(bad[0])
-        kind = "negative" if np.isfinite(values[i]) else "not finite"
-        raise InputError(f"line {lines[i]}: {what.format(repr(float(values[i])))} is {kind}", where=source)
+def _check_range(values: np.ndarray, lines: _RowLines, what: str, high: float, unit: str, source: str) -> None:
+    """Every value in [0, high]; else name the first bad one's line. `what` has a {} where
+    the offending value goes; `high` and `unit` are in the file's unit."""
+    i = first_outside(values, 0.0, high)
+    if i >= 0:
+        value = float(values[i])
+        raise InputError(f"line {lines[i]}: {what.format(repr(value))} {range_problem(value, 0.0, high, unit)}",
+                         where=source)
 
 
 def _load_pensieve(data: bytes, *, name: str, source: str) -> Trace:
     values, lines = _numeric_table(data, ncols=2, what="2 columns: time_s Mbit/s", source=source)
+    if values.shape[0] < 2:
+        raise InputError("a Pensieve cooked trace needs 2 lines at least: each line's rate covers the time "
+                         "since the previous line", where=source)
     return _samples_to_trace(values[:, 0], values[:, 1], lines, rate_unit="Mbit/s", bps_per_unit=1e6,
-                             duration_s=None, latency=None, fmt="pensieve", name=name, source=source)
+                             duration_s=None, latency=None, fmt="pensieve", name=name, source=source,
+                             rate_until_time=True)
 
 
 CSV_COLUMNS = ("time_s", "rate_bps", "latency_s")
@@ -604,58 +645,80 @@ def _duration_comment(text: str, line_no: int, source: str, current: float | Non
     if key.strip() != "duration_s" or not math.isfinite(duration) or duration <= 0:
         raise InputError(f"line {line_no}: expected '# duration_s=<positive seconds>', found {text[:60]!r}",
                          where=source)
+    if duration > MAX_DURATION_S:
+        raise InputError(f"line {line_no}: duration_s={duration:g} is above the limit of {MAX_DURATION_S:g} s "
+                         "(MAX_DURATION_S)", where=source)
     return duration
 
 
 SABRE_FIELDS = ("duration_ms", "bandwidth_kbps", "latency_ms")
+#: Each Sabre field's upper bound in the file's units (ms, kbit/s, ms), from `netem.trace`.
+SABRE_LIMITS = ((MAX_DURATION_S * 1000, "ms (MAX_DURATION_S)"), (MAX_RATE_BPS / 1000, "kbit/s (MAX_RATE_BPS)"),
+                (MAX_LATENCY_S * 1000, "ms (MAX_LATENCY_S)"))
+_SABRE_HIGHS = np.array([high for high, _ in SABRE_LIMITS])
+_NUMBER_TYPES = frozenset((int, float))
 
 
 def _load_sabre(data: bytes, *, name: str, source: str) -> Trace:
-    try:
-        doc = json.loads(data)
-    except UnicodeDecodeError:
-        raise InputError("not UTF-8 text", where=source) from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"line {exc.lineno}: invalid JSON ({exc.msg}, column {exc.colno})", where=source) from None
+    """One `json.loads`, then the entries become one (entries × fields) array in C loops
+    (`map`, `itemgetter`, `np.array`) and are checked with whole-array comparisons; the
+    per-entry Python loop runs only to name a bad entry."""
+    doc = parse_json(data, source)
     if not isinstance(doc, list) or not doc:
         raise InputError("Sabre JSON must be a non-empty list of {duration_ms, bandwidth_kbps, latency_ms}",
                          where=source)
     has_latency = isinstance(doc[0], dict) and "latency_ms" in doc[0]
     fields = SABRE_FIELDS if has_latency else SABRE_FIELDS[:2]
-    columns = {f: _sabre_column(doc, f, source) for f in fields}
-    dur_ms = columns["duration_ms"]
+    table = _sabre_table(doc, fields, source)
+    dur_ms = table[:, 0]
     keep = dur_ms > 0
-    if not keep.any():
-        raise InputError("total duration is zero: every duration_ms is 0", where=source)
-    rates = columns["bandwidth_kbps"][keep] * 1000.0
-    if not np.any(rates > 0):
+    if not keep.all():
+        if not keep.any():
+            raise InputError("total duration is zero: every duration_ms is 0", where=source)
+        table, dur_ms = table[keep], dur_ms[keep]
+    rates = table[:, 1] * 1000.0
+    if not rates.any():  # checked >= 0 above
         raise InputError("total capacity is zero: every bandwidth_kbps is 0", where=source)
-    starts = np.concatenate([[0.0], np.cumsum(dur_ms[keep])[:-1]]) / 1000.0
-    latency = columns["latency_ms"][keep] / 1000.0 if has_latency else None
-    return Trace(starts, rates, float(np.sum(dur_ms[keep]) / 1000.0), latency_s=latency, name=name,
-                 source=source, format="sabre")
+    starts = np.empty(dur_ms.size)
+    starts[0] = 0.0
+    np.cumsum(dur_ms[:-1], out=starts[1:])
+    total_ms = float(np.sum(dur_ms))
+    if total_ms > MAX_DURATION_S * 1000:
+        i = int(np.flatnonzero(keep)[np.argmax(starts + dur_ms > MAX_DURATION_S * 1000)])
+        raise InputError(f"entry {i}: the trace reaches {(starts + dur_ms).max() / 1000:g} s by its end, above "
+                         f"the limit of {MAX_DURATION_S:g} s (MAX_DURATION_S)", where=source)
+    latency = table[:, 2] / 1000.0 if has_latency else None
+    return Trace(starts / 1000.0, rates, total_ms / 1000.0, latency_s=latency, name=name, source=source,
+                 format="sabre")
 
 
-def _sabre_column(doc: list, field: str, source: str) -> np.ndarray:
-    """One field over all entries, as floats; names the first entry that lacks it or is bad."""
+def _sabre_table(doc: list, fields: tuple[str, ...], source: str) -> np.ndarray:
+    """Values of `fields` for every entry as a float (entries × fields) array, each within
+    [0, its SABRE_LIMITS bound]; otherwise an InputError naming the entry, field and value."""
     try:
-        raw = [entry[field] for entry in doc]
-    except (KeyError, TypeError):
-        raw = None
-    if raw is not None and all(type(v) in (int, float) for v in raw):
-        values = np.array(raw, dtype=np.float64)
-        bad = np.flatnonzero(~np.isfinite(values) | (values < 0))
-        if not bad.size:
-            return values
-        i = int(bad[0])
-        raise InputError(f"entry {i}: {field} must be a finite number >= 0, got {raw[i]!r}", where=source)
-    for i, entry in enumerate(doc):
+        columns = [list(map(itemgetter(f), doc)) for f in fields]
+        if set(map(type, chain.from_iterable(columns))) <= _NUMBER_TYPES:
+            table = np.empty((len(doc), len(fields)))
+            for j, column in enumerate(columns):
+                table[:, j] = np.fromiter(column, dtype=np.float64, count=len(doc))
+            if ((table >= 0) & (table <= _SABRE_HIGHS[:len(fields)])).all():
+                return table
+    except (KeyError, TypeError, OverflowError):  # a missing field, an entry that is no object, a huge integer
+        pass
+    for i, entry in enumerate(doc):  # the error path: find and name the first bad value
         if not isinstance(entry, dict):
             raise InputError(f"entry {i}: expected an object with {', '.join(SABRE_FIELDS)}", where=source)
-        if field not in entry:
-            raise InputError(f"entry {i}: missing field {field!r}", where=source)
-        if type(entry[field]) not in (int, float):
-            raise InputError(f"entry {i}: {field} must be a number, got {entry[field]!r}", where=source)
+        for field, (high, unit) in zip(fields, SABRE_LIMITS):
+            if field not in entry:
+                raise InputError(f"entry {i}: missing field {field!r}", where=source)
+            value = entry[field]
+            if type(value) not in _NUMBER_TYPES:
+                raise InputError(f"entry {i}: {field} must be a number, got {value!r}", where=source)
+            shown = repr(value) if len(repr(value)) <= 40 else f"an integer of {len(str(abs(value))):,} digits"
+            if value != value or value < 0 or value == math.inf:  # NaN, infinite, negative (any size)
+                raise InputError(f"entry {i}: {field} must be a finite number >= 0, got {shown}", where=source)
+            if value > high:  # also inf and integers too large for a float
+                raise InputError(f"entry {i}: {field} must be at most {high:g} {unit}, got {shown}", where=source)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -721,8 +784,11 @@ def _write_csv(trace: Trace) -> str:
 
 
 def _write_pensieve(trace: Trace) -> str:
+    """Line 0 marks time 0 (Pensieve never uses its rate: we repeat the first step's), then each
+    step as (its end time, its rate), the last ending at the period (see the module docstring)."""
     mbps = (trace.rates_bps / 1e6).tolist()
-    return "\n".join(f"{t!r}\t{r!r}" for t, r in zip(trace.times_s.tolist(), mbps)) + "\n"
+    ends = np.append(trace.times_s[1:], trace.duration_s).tolist()
+    return "\n".join(f"{t!r}\t{r!r}" for t, r in zip([0.0] + ends, mbps[:1] + mbps)) + "\n"
 
 
 _WRITERS = {"mahimahi": _write_mahimahi, "pensieve": _write_pensieve, "sabre": _write_sabre, "csv": _write_csv}

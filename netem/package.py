@@ -57,7 +57,7 @@ import numpy as np
 
 from netem import isobmff
 from netem.cenc import MPD_NAMESPACES, simple_nal_subsample
-from netem.content import Content
+from netem.content import Content, validate
 from netem.errors import InputError
 
 ADDRESSING = ("number", "timeline", "list", "base")
@@ -698,21 +698,10 @@ class SyntheticPresentation(Packaged):
             raise InputError("a segment is shorter than one tick of the 90 kHz timescale", where=where)
         total_ticks = int(ends[-1])
         tracks: list[Track] = []
+        validate(content)  # codec, frame rate, picture size: the same rules as every reader's
         for r, rung in enumerate(content.rungs):
             w, h = int(rung.width) or 640, int(rung.height) or 360
-            if not (0 < rung.frame_rate <= 1000):
-                raise InputError(f"frame rate {rung.frame_rate} is out of range (0, 1000]",
-                                 where=f"{where}: rungs[{r}].frame_rate")
-            for name, v in (("width", w), ("height", h)):
-                if not 1 <= v <= 16384:
-                    raise InputError(f"{name} {v} is out of range (1 – 16384 pixels)",
-                                     where=f"{where}: rungs[{r}].{name}")
             codec = rung.codec
-            if codec.split(".", 1)[0] in ("avc1", "avc3"):
-                try:
-                    isobmff.parse_avc_codec(codec)
-                except ValueError as exc:
-                    raise InputError(str(exc), where=f"{where}: rungs[{r}].codec") from None
             info = isobmff.TrackInfo("video", 1, VIDEO_TIMESCALE, codec, w, h,
                                      bitrate_bps=int(round(rung.bitrate_bps)), duration=total_ticks)
             frames = np.maximum(1, np.rint(durs_s * rung.frame_rate)).astype(np.int64)

@@ -8,6 +8,10 @@ optional constant `latency_s` (per-request latency, seconds) applied to every st
 Random generators take a `seed` and draw all their random numbers up front from one
 `numpy.random.default_rng(seed)` in a fixed order, so the same arguments give the same
 trace on every machine and numpy version that keeps the PCG64 stream stable.
+
+Parameters obey the physical bounds of `netem.trace` (rates at most MAX_RATE_BPS, lengths
+at most MAX_DURATION_S, latency at most MAX_LATENCY_S); a parameter outside them is
+refused by name.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from netem.errors import InputError
-from netem.trace import Trace
+from netem.trace import MAX_DURATION_S, MAX_LATENCY_S, MAX_RATE_BPS, Trace
 
 #: Most steps a generator will produce (guards against e.g. a 1 µs step over a day).
 MAX_STEPS = 10_000_000
@@ -30,8 +34,8 @@ def constant(rate_bps: float, duration_s: float = 60.0, *, latency_s: float | No
 
     rate_bps: capacity, bits per second (> 0). duration_s: period length, seconds (> 0).
     """
-    _positive("rate_bps", rate_bps)
-    _positive("duration_s", duration_s)
+    _positive("rate_bps", rate_bps, MAX_RATE_BPS)
+    _positive("duration_s", duration_s, MAX_DURATION_S)
     return _trace(np.array([0.0]), np.array([float(rate_bps)]), duration_s, latency_s,
                   "constant", f"synth:constant(rate_bps={rate_bps:g}, duration_s={duration_s:g})")
 
@@ -48,8 +52,8 @@ def steps(rates_bps: Sequence[float], step_s: float | Sequence[float] = 20.0, *,
         raise InputError("steps needs at least one rate")
     if rates.size > MAX_STEPS:
         raise InputError(f"{rates.size} steps is more than the limit of {MAX_STEPS}")
-    if not np.all(np.isfinite(rates)) or np.any(rates < 0):
-        raise InputError("every rate must be a finite number of bits per second >= 0")
+    if not np.all(np.isfinite(rates)) or np.any(rates < 0) or np.any(rates > MAX_RATE_BPS):
+        raise InputError(f"every rate must be a number of bits per second in [0, {MAX_RATE_BPS:g}] (MAX_RATE_BPS)")
     durations = np.asarray(step_s, dtype=np.float64)
     if durations.ndim == 0:
         durations = np.full(rates.shape, float(durations))
@@ -57,6 +61,9 @@ def steps(rates_bps: Sequence[float], step_s: float | Sequence[float] = 20.0, *,
         raise InputError(f"got {durations.size} step durations for {rates.size} rates")
     if not np.all(np.isfinite(durations)) or np.any(durations <= 0):
         raise InputError("every step duration must be a positive number of seconds")
+    if durations.sum() > MAX_DURATION_S:
+        raise InputError(f"the steps last {durations.sum():g} s, more than the limit of {MAX_DURATION_S:g} s "
+                         "(MAX_DURATION_S)")
     if not np.any(rates > 0):
         raise InputError("every rate is 0: the trace could never deliver a byte")
     ends = np.cumsum(durations)
@@ -75,11 +82,11 @@ def outages(base_rate_bps: float, period_s: float, outage_s: float, duration_s: 
     period_s, outage_s, duration_s: seconds, with 0 <= outage_s < period_s, so every
     period carries data and the total capacity is positive.
     """
-    _positive("base_rate_bps", base_rate_bps)
-    _positive("period_s", period_s)
-    _positive("duration_s", duration_s)
-    _non_negative("outage_rate_bps", outage_rate_bps)
-    _non_negative("outage_s", outage_s)
+    _positive("base_rate_bps", base_rate_bps, MAX_RATE_BPS)
+    _positive("period_s", period_s, MAX_DURATION_S)
+    _positive("duration_s", duration_s, MAX_DURATION_S)
+    _non_negative("outage_rate_bps", outage_rate_bps, MAX_RATE_BPS)
+    _non_negative("outage_s", outage_s, MAX_DURATION_S)
     if outage_s >= period_s:
         raise InputError(f"outage_s ({outage_s:g} s) must be shorter than period_s ({period_s:g} s)")
     n_periods = math.ceil(duration_s / period_s - 1e-9)
@@ -111,14 +118,16 @@ def markov(*, min_rate_bps: float = 0.2e6, max_rate_bps: float = 4.3e6, n_states
     - step_s: step length, seconds; the last step is cut at `duration_s` (seconds).
     - noise: per-step gaussian noise as a fraction of the state's rate (standard
       deviation), so 0.1 means ±10 % typical wobble; 0 gives the bare chain.
-    - floor_bps: noisy rates are clipped at this floor, bits per second (>= 0).
+    - floor_bps: noisy rates are clipped at this floor, bits per second (>= 0); they are
+      clipped at MAX_RATE_BPS above.
     - seed: integer seed; the starting state is drawn too.
     """
-    _positive("min_rate_bps", min_rate_bps)
-    _positive("step_s", step_s)
-    _positive("duration_s", duration_s)
+    _positive("min_rate_bps", min_rate_bps, MAX_RATE_BPS)
+    _positive("max_rate_bps", max_rate_bps, MAX_RATE_BPS)
+    _positive("step_s", step_s, MAX_DURATION_S)
+    _positive("duration_s", duration_s, MAX_DURATION_S)
     _non_negative("noise", noise)
-    _non_negative("floor_bps", floor_bps)
+    _non_negative("floor_bps", floor_bps, MAX_RATE_BPS)
     if not max_rate_bps >= min_rate_bps:
         raise InputError(f"max_rate_bps ({max_rate_bps:g}) must be at least min_rate_bps ({min_rate_bps:g})")
     if int(n_states) != n_states or n_states < 1:
@@ -137,7 +146,7 @@ def markov(*, min_rate_bps: float = 0.2e6, max_rate_bps: float = 4.3e6, n_states
     switches = np.flatnonzero(leave) if n_states > 1 else np.empty(0, dtype=np.int64)
     picks = rng.random(switches.size)
     chain = _walk(first, switches, picks, n_states, n_steps)
-    rates = np.maximum(states[chain] * (1.0 + noise * gauss), floor_bps)
+    rates = np.clip(states[chain] * (1.0 + noise * gauss), floor_bps, MAX_RATE_BPS)
     times = np.arange(n_steps) * float(step_s)
     return _trace(times, rates, duration_s, latency_s, "markov",
                   f"synth:markov(seed={seed}, {min_rate_bps:g}..{max_rate_bps:g} bps, {n_states} states, "
@@ -162,16 +171,20 @@ def _trace(times: np.ndarray, rates: np.ndarray, duration_s: float, latency_s: f
            name: str, source: str) -> Trace:
     latency = None
     if latency_s is not None:
-        _non_negative("latency_s", latency_s)
+        _non_negative("latency_s", latency_s, MAX_LATENCY_S)
         latency = np.full(times.shape, float(latency_s))
     return Trace(times, rates, float(duration_s), latency_s=latency, name=name, source=source, format="synthetic")
 
 
-def _positive(name: str, value: float) -> None:
-    if not (isinstance(value, (int, float, np.number)) and math.isfinite(value) and value > 0):
-        raise InputError(f"{name} must be a positive number, got {value!r}")
+def _positive(name: str, value: float, high: float = math.inf) -> None:
+    if not (isinstance(value, (int, float, np.number)) and math.isfinite(value) and 0 < value <= high):
+        raise InputError(f"{name} must be a positive number{_at_most(high)}, got {value!r}")
 
 
-def _non_negative(name: str, value: float) -> None:
-    if not (isinstance(value, (int, float, np.number)) and math.isfinite(value) and value >= 0):
-        raise InputError(f"{name} must be a number >= 0, got {value!r}")
+def _non_negative(name: str, value: float, high: float = math.inf) -> None:
+    if not (isinstance(value, (int, float, np.number)) and math.isfinite(value) and 0 <= value <= high):
+        raise InputError(f"{name} must be a number >= 0{_at_most(high)}, got {value!r}")
+
+
+def _at_most(high: float) -> str:
+    return "" if math.isinf(high) else f" and at most {high:g}"

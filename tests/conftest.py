@@ -71,3 +71,8 @@ def stop_process(proc, timeout: float = 10.0) -> None:
         proc.wait(timeout)
     if proc.stdout is not None:
         proc.stdout.close()
+
+
+def event_dicts(player) -> list[dict]:
+    """A player's events as their JSON lines (`Event.as_dict()`): what `abrlab play --json` prints."""
+    return [e.as_dict() for e in player.events_log]

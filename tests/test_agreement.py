@@ -44,6 +44,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import event_dicts
+
 from netem import formats, synth
 from netem.content import Content, synthetic
 from netem.edge import EdgeServer
@@ -119,7 +121,7 @@ class Figures:
 def request_overhead(player: HttpPlayer, trace: Trace, offset_s: float) -> float:
     """Mean extra session time per request of the HTTP session over the link model."""
     link = Link([rotate(trace, offset_s)], LinkParams(latency="trace"))
-    downloads = [e for e in player.events_log if e["event"] == "download"]
+    downloads = [e for e in event_dicts(player) if e["event"] == "download"]
     extra = []
     for i, e in enumerate(downloads):
         t_req = e["session_t_s"] - e["latency_s"] - e["transfer_s"]

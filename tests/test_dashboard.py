@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from netem.content import save, synthetic
+from player.core.events import Decision, Download, LicenseGranted, StallStart
 from player.cli.dashboard import DashboardModel, braille_chart, render, short_policy
 
 REPO = Path(__file__).resolve().parent.parent
@@ -105,7 +106,7 @@ def test_not_a_tty_prints_plain_lines(short_movie):
 def test_render_fits_any_terminal_size():
     m = DashboardModel(title={"content": "c", "policy": "bola(gp=5.0, x=None)", "duration_s": 60})
     for i in range(30):
-        m.on_event({"event": "decision", "t_s": i * 2.0, "segment": i, "rung": i % 3, "bitrate_bps": 1e6 * (1 + i % 3)})
+        m.on_event(Decision(i * 2.0, segment=i, rung=i % 3, bitrate_bps=1e6 * (1 + i % 3), buffer_s=5.0))
         m.on_snapshot({"session_s": i * 2.0, "buffer_s": 5.0, "buffer_cap_s": 30.0, "played_s": i})
     from rich.console import Console
 
@@ -123,3 +124,18 @@ def test_braille_chart_and_policy_label():
     assert len(rows) == 3 and all(len(r) == 10 for r in rows)
     assert rows[0][-1] != " " and rows[-1][0] != " "      # a rising line: bottom-left to top-right
     assert short_policy("bola(gp=5.0, buffer_target_s=None, use_segment_sizes=False)") == "bola(gp=5.0)"
+
+
+def test_model_reads_typed_events():
+    m = DashboardModel()
+    m.on_event(Decision(1.0, segment=0, rung=2, bitrate_bps=2e6, buffer_s=0.0, session_t_s=0.5))
+    m.on_event(Decision(3.0, segment=1, rung=1, bitrate_bps=1e6, buffer_s=2.0, session_t_s=2.5))
+    m.on_event(Download(3.5, segment=1, rung=1, bytes=250_000, latency_s=0.1, transfer_s=0.9,
+                        throughput_bps=2.2e6, buffer_s=3.0, stall_s=0.0, session_t_s=3.0))
+    m.on_event(StallStart(4.0, session_t_s=3.5))
+    m.on_event(LicenseGranted(5.0, "clearkey", "http://h/license", 0.2, False, [], {}, 720, None))
+    assert m.counters["switches"] == 1 and m.counters["stalls"] == 1 and m.state == "stalled"
+    assert list(m.bitrate) == [(0.5, 2e6), (2.5, 1e6)]          # on the session clock
+    assert list(m.throughput) == [(3.0, 2.2e6)] and m.downloaded == [1]
+    assert m.last_decision.rung == 1
+    assert m.license == {"status": "granted", "system": "clearkey", "max_height": 720}

@@ -9,15 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_bounded, stop_process
+from conftest import event_dicts, run_bounded, stop_process
 
 from netem.content import synthetic
 from netem.edge import EdgeServer
 from netem.license_server import LicensePolicy
 from netem.package import SyntheticPresentation
 from netem.trace import constant
-from player.dash import drm
+from netem.errors import DecryptError, LicenseError
 from player.core.device import BUILTIN, DeviceProfile
+from player.dash import drm
+from player.http import decryption, licences
 from player.http.player import HttpPlayer, PlaybackError
 
 pytest.importorskip("cryptography")
@@ -43,7 +45,7 @@ async def session(source, *, faults=(), edge_kw=None, **kw):
 
 
 def events(player, kind):
-    return [e for e in player.events_log if e["event"] == kind]
+    return [e for e in event_dicts(player) if e["event"] == kind]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -73,7 +75,7 @@ def test_clearkey_license_and_decryption_match_the_plaintext(addressing):
     lic = [r for r in edge.records if r["path"] == "/license/clearkey"]
     assert len(lic) == 1 and lic[0]["status"] == 200
     # requested in parallel with the first segment: before its media request completed
-    first_media = next(e for e in player.events_log if e["event"] == "request" and e["what"] == "media")
+    first_media = next(e for e in event_dicts(player) if e["event"] == "request" and e["what"] == "media")
     assert req[0]["t_s"] <= first_media["t_s"]
 
 
@@ -116,7 +118,7 @@ def test_license_failure_without_clear_representations_is_a_clear_error():
     assert msg.startswith("license:") and "no unprotected representations" in msg and "\n" not in msg
     assert len(events(player, "license_request")) == 3          # retried
     assert events(player, "retry") and events(player, "license_failed")
-    assert player.events_log[-1]["event"] == "error"
+    assert event_dicts(player)[-1]["event"] == "error"
 
 
 def test_license_refused_is_not_retried():
@@ -224,7 +226,7 @@ def test_parse_license_checks_untrusted_answers():
     kid, key = b"\x01" * 16, b"\x02" * 16
     good = json.dumps({"keys": [{"kty": "oct", "kid": drm.b64url(kid), "k": drm.b64url(key)}],
                        "policy": {"max_height": 720, "license_duration_s": 60}}).encode()
-    lic = drm.parse_license("clearkey", good, [kid], 5.0)
+    lic = licences.parse_license("clearkey", good, [kid], 5.0)
     assert lic.keys == {kid: key} and lic.max_height == 720 and lic.expires_s == 65.0
     assert lic.allows(720) and not lic.allows(1080) and lic.allows(None)
     bad = [b"not json", b"[]", b'{"keys": []}', json.dumps({"keys": [{"kid": "!!", "k": "x"}]}).encode(),
@@ -235,35 +237,35 @@ def test_parse_license_checks_untrusted_answers():
                        "policy": {"license_duration_s": "soon"}}).encode(),
            b"{" + b" " * 70000 + b"}"]
     for body in bad:
-        with pytest.raises(drm.LicenseError):
-            drm.parse_license("clearkey", body, [kid], 0.0)
-    stub = drm.parse_license("widevine", json.dumps({"status": "OK", "policy": {}}).encode(), [kid], 0.0)
+        with pytest.raises(LicenseError):
+            licences.parse_license("clearkey", body, [kid], 0.0)
+    stub = licences.parse_license("widevine", json.dumps({"status": "OK", "policy": {}}).encode(), [kid], 0.0)
     assert stub.keys == {} and stub.max_height is None and stub.expires_s == float("inf")
 
 
 def test_track_crypto_decrypt_and_verify():
     p = Protection.default()
     pres = SyntheticPresentation(movie(n=2), "number", audio=True, protection=p)
-    tc = drm.track_crypto(pres.read("v1/init.mp4"))
+    tc = decryption.track_crypto(pres.read("v1/init.mp4"))
     assert tc.protected and tc.kid == p.kid and tc.iv_size == 8 and tc.kind == "video"
     enc = pres.read("v1/1.m4s")
-    d = drm.Decryptor({p.kid: p.key})
+    d = decryption.Decryptor({p.kid: p.key})
     clear = d.decrypt(tc, enc)
     assert clear == pres.read_clear("v1/1.m4s") and clear != enc
-    assert drm.verify_media(clear, "video") > 0
-    atc = drm.track_crypto(pres.read("a0/init.mp4"))
+    assert decryption.verify_media(clear, "video") > 0
+    atc = decryption.track_crypto(pres.read("a0/init.mp4"))
     assert atc.kind == "audio" and d.decrypt(atc, pres.read("a0/2.m4s")) == pres.read_clear("a0/2.m4s")
-    with pytest.raises(drm.DecryptError):
-        drm.Decryptor({b"\x09" * 16: p.key}).decrypt(tc, enc)
+    with pytest.raises(DecryptError):
+        decryption.Decryptor({b"\x09" * 16: p.key}).decrypt(tc, enc)
     broken = bytearray(clear)
     i = broken.index(b"mdat") + 4
     broken[i:i + 4] = b"\xff\xff\xff\xff"      # a NAL length that runs past its sample
-    with pytest.raises(drm.DecryptError):
-        drm.verify_media(bytes(broken), "video")
-    with pytest.raises(drm.DecryptError):
-        drm.verify_media(b"\x00\x00\x00\x08free", "video")
+    with pytest.raises(DecryptError):
+        decryption.verify_media(bytes(broken), "video")
+    with pytest.raises(DecryptError):
+        decryption.verify_media(b"\x00\x00\x00\x08free", "video")
     clear_pres = SyntheticPresentation(movie(n=2), "number")
-    assert drm.track_crypto(clear_pres.read("v0/init.mp4")).protected is False
+    assert decryption.track_crypto(clear_pres.read("v0/init.mp4")).protected is False
 
 
 def test_widevine_stub_round_trip_plays_without_decryption():

@@ -16,14 +16,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_bounded, stop_process
+from conftest import event_dicts, run_bounded, stop_process
 
 from netem.content import Content, synthetic
 from netem.edge import EdgeServer
 from netem.package import SyntheticPresentation
 from netem.trace import constant
 from player.core.device import DeviceProfile
-from player.http.player import EVENT_FIELDS, HttpConfig, HttpPlayer, PlaybackError, json_safe
+from player.core import events
+from player.core.events import json_safe
+from player.http.player import HttpConfig, HttpPlayer, PlaybackError
 from player.dash.errors import ManifestError, UnsupportedManifest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,14 +51,14 @@ async def session(source, *, trace=FAST, k: float = K, faults=(), edge_kw=None, 
         return summary, player, edge
 
 
-def check_events(events: list[dict]) -> None:
+def check_events(lines: list[dict]) -> None:
     """The event schema: known kinds, their fields, JSON-clean values, the core's clock forward."""
-    assert events
+    assert lines
     last_core = -1.0
-    for ev in events:
+    for ev in lines:
         assert isinstance(ev["t_s"], (int, float)) and isinstance(ev["event"], str), ev
-        assert ev["event"] in EVENT_FIELDS, ev
-        missing = [f for f in EVENT_FIELDS[ev["event"]] if f not in ev]
+        assert ev["event"] in events.KINDS, ev
+        missing = [f for f in events.field_names(ev["event"]) if f not in ev]
         assert not missing, (ev, missing)
         json.dumps(ev, allow_nan=False)
         if "session_t_s" in ev:
@@ -67,12 +69,12 @@ def check_events(events: list[dict]) -> None:
 def kinds(player: HttpPlayer) -> dict[str, int]:
     out: dict[str, int] = {}
     for ev in player.events_log:
-        out[ev["event"]] = out.get(ev["event"], 0) + 1
+        out[ev.kind] = out.get(ev.kind, 0) + 1
     return out
 
 
 def media_requests(player: HttpPlayer, track: str = "video", ok: bool = True) -> list[dict]:
-    return [e for e in player.events_log if e["event"] == "request" and e["what"] == "media"
+    return [e for e in event_dicts(player) if e["event"] == "request" and e["what"] == "media"
             and e["track"] == track and (e["ok"] or not ok)]
 
 
@@ -93,7 +95,7 @@ def test_every_addressing_mode_from_the_edge(addressing):
     assert s["complete"] and s["segments"] == c.n_segments
     assert SIM_FIELDS <= set(s)
     assert set(s["qoe"]) == {"model", "total", "components", "segments"}
-    check_events(player.events_log)
+    check_events(event_dicts(player))
     k = kinds(player)
     assert k["decision"] == k["download"] == c.n_segments
     assert k["session_start"] == 1 and k["end"] == 1 and k["summary"] == 1
@@ -101,7 +103,7 @@ def test_every_addressing_mode_from_the_edge(addressing):
     video = media_requests(player, "video")
     assert sorted(e["segment"] for e in video) == list(range(c.n_segments))
     assert len(media_requests(player, "audio")) == c.n_segments
-    inits = [e["url"] for e in player.events_log if e["event"] == "request" and e["what"] == "init"]
+    inits = [e["url"] for e in event_dicts(player) if e["event"] == "request" and e["what"] == "init"]
     assert len(inits) == len(set(inits))
     # the bytes reported are exactly the packaged sizes of what was chosen (plus audio and inits)
     chosen = np.array(s["chosen"])
@@ -109,7 +111,7 @@ def test_every_addressing_mode_from_the_edge(addressing):
     vid = int(c.segment_sizes_bytes[np.arange(c.n_segments), chosen].sum())
     assert sum(e["bytes"] for e in video) == vid
     if addressing == "base":
-        idx = [e for e in player.events_log if e["event"] == "request" and e["what"] == "index"]
+        idx = [e for e in event_dicts(player) if e["event"] == "request" and e["what"] == "index"]
         assert len(idx) == len(LADDER) + 1   # one sidx (with the init) per representation, audio too
     else:
         init_bytes = sum(files[f"v{r}/init.mp4"] for r in set(chosen.tolist())) + files["a0/init.mp4"]
@@ -164,11 +166,11 @@ def test_every_addressing_mode_from_http_server(http_server, addressing):
     player = HttpPlayer(f"{base}/{addressing}/manifest.mpd", abr="bba")
     s = run(player.run())
     assert s["complete"] and s["segments"] == c.n_segments
-    check_events(player.events_log)
+    check_events(event_dicts(player))
     if addressing == "base":
         # http.server answers ranges with the whole file: the player cuts what it needs
         assert s["ranges_ignored"] > 0 or all(e["status"] == 206 for e in media_requests(player))
-        got = [e for e in player.events_log if e["event"] == "request" and e["what"] == "media"]
+        got = [e for e in event_dicts(player) if e["event"] == "request" and e["what"] == "media"]
         assert all(e["ok"] for e in got)
 
 
@@ -187,10 +189,10 @@ def test_through_the_shaping_proxy(http_server):
 
     s, player = run(go())
     assert s["complete"] and s["segments"] == c.n_segments
-    tps = [e["throughput_bps"] for e in player.events_log if e["event"] == "download"]
+    tps = [e["throughput_bps"] for e in event_dicts(player) if e["event"] == "download"]
     # the proxy's 4 Mbit/s link, as the player measures it in presentation time
     assert 2.5e6 < float(np.median(tps)) < 4.6e6
-    lat = [e["latency_s"] for e in player.events_log if e["event"] == "download"]
+    lat = [e["latency_s"] for e in event_dicts(player) if e["event"] == "download"]
     assert min(lat) >= 0.03 * 0.9
 
 
@@ -250,7 +252,7 @@ def test_cli_errors_are_one_line(http_server):
     assert missing.returncode == 2 and "HTTP 404" in missing.stderr and "Traceback" not in missing.stderr
     down = subprocess.run(ABRLAB + ["play", "http://127.0.0.1:9/manifest.mpd", "--headless", "--max-retry", "0.5"],
                           capture_output=True, text=True, timeout=60, cwd=REPO)
-    assert down.returncode == 1 and "gave up" in down.stderr and "Traceback" not in down.stderr
+    assert down.returncode == 2 and "unavailable: " in down.stderr and "Traceback" not in down.stderr
     local = subprocess.run(ABRLAB + ["play", "manifest.mpd", "--headless"], capture_output=True, text=True,
                            timeout=60, cwd=REPO)
     assert local.returncode == 2 and "unsupported" in local.stderr
@@ -292,9 +294,9 @@ def test_5xx_are_retried():
                                   abr="bba"))
     assert s["complete"] and s["retries"] > 0
     assert any(r["status"] == 503 for r in edge.records)
-    retries = [e for e in player.events_log if e["event"] == "retry"]
+    retries = [e for e in event_dicts(player) if e["event"] == "retry"]
     assert retries and all(e["backoff_s"] > 0 for e in retries)
-    check_events(player.events_log)
+    check_events(event_dicts(player))
 
 
 def test_404_on_one_representation_switches_rung():
@@ -302,9 +304,9 @@ def test_404_on_one_representation_switches_rung():
     s, player, _ = run(session(SyntheticPresentation(c, "number"), faults=["404:path=/v2/3.m4s"], abr="fixed",
                                abr_params={"rung": 2}))
     assert s["complete"] and s["chosen"][2] == 1 and s["chosen"][3] == 2
-    miss = [e for e in player.events_log if e["event"] == "missing"]
+    miss = [e for e in event_dicts(player) if e["event"] == "missing"]
     assert miss and miss[0]["segment"] == 2 and miss[0]["rung"] == 2 and miss[0]["to_rung"] == 1
-    check_events(player.events_log)
+    check_events(event_dicts(player))
 
 
 def test_404_everywhere_is_a_clear_error():
@@ -318,7 +320,7 @@ def test_404_everywhere_is_a_clear_error():
             return player
 
     player = run(go())
-    assert player.events_log[-1]["event"] == "error"
+    assert event_dicts(player)[-1]["event"] == "error"
     assert player.summary is not None and player.summary["complete"] is False and player.summary["segments"] == 2
 
 
@@ -327,9 +329,9 @@ def test_mid_body_stall_longer_than_the_idle_timeout_resumes():
     s, player, edge = run(session(SyntheticPresentation(c, "number"), faults=["stall:after=30000,for=40,path=*/2.m4s,to=5"],
                                   abr="fixed", abr_params={"rung": 1}))
     assert s["complete"]
-    retry = [e for e in player.events_log if e["event"] == "retry"]
+    retry = [e for e in event_dicts(player) if e["event"] == "retry"]
     assert retry and "no data" in retry[0]["reason"] and retry[0]["resume_from"] >= 30000
-    resumed = [e for e in player.events_log if e["event"] == "request" and e.get("resume_from")]
+    resumed = [e for e in event_dicts(player) if e["event"] == "request" and e.get("resume_from")]
     assert resumed and resumed[0]["ok"] and resumed[0]["status"] == 206
     assert any(r["range"] and r["range"].startswith("bytes=30000-") for r in edge.records)
     assert s["wasted_bytes"] == 0
@@ -340,7 +342,7 @@ def test_short_stall_is_waited_out():
     s, player, _ = run(session(SyntheticPresentation(c, "number"), faults=["stall:after=30000,for=3,path=*/2.m4s"],
                                abr="fixed", abr_params={"rung": 1}))
     assert s["complete"] and s["retries"] == 0
-    seg1 = [e for e in player.events_log if e["event"] == "download" and e["segment"] == 1][0]
+    seg1 = [e for e in event_dicts(player) if e["event"] == "download" and e["segment"] == 1][0]
     assert seg1["transfer_s"] >= 3.0
 
 
@@ -350,7 +352,7 @@ def test_reset_after_n_bytes_resumes_until_complete():
                                   abr="fixed", abr_params={"rung": 2}))
     assert s["complete"]
     size = int(c.segment_sizes_bytes[1, 2])
-    attempts = [e for e in player.events_log if e["event"] == "request" and e["segment"] == 1 and e["what"] == "media"]
+    attempts = [e for e in event_dicts(player) if e["event"] == "request" and e["segment"] == 1 and e["what"] == "media"]
     assert len(attempts) == -(-size // 40000)      # each attempt moves 40 kB further
     assert attempts[-1]["ok"] and sum(a["bytes"] for a in attempts) == size
 
@@ -359,12 +361,12 @@ def test_slow_first_byte():
     c = movie(n=4)
     s, player, _ = run(session(SyntheticPresentation(c, "number"), faults=["slow-first-byte:delay=1.5,path=*.m4s"], abr="bba"))
     assert s["complete"] and s["retries"] == 0
-    assert all(e["latency_s"] >= 1.5 for e in player.events_log if e["event"] == "download")
+    assert all(e["latency_s"] >= 1.5 for e in event_dicts(player) if e["event"] == "download")
     # beyond the first-byte timeout: retried (the fault applies to half of the requests)
     s2, player2, _ = run(session(SyntheticPresentation(c, "number"), faults=["slow-first-byte:delay=8,p=0.5,path=*.m4s"],
                                  edge_kw={"seed": 1}, abr="bba", config=HttpConfig(first_byte_timeout_s=3.0)))
     assert s2["complete"] and s2["retries"] > 0
-    assert any("no response within" in e["reason"] for e in player2.events_log if e["event"] == "retry")
+    assert any("no response within" in e["reason"] for e in event_dicts(player2) if e["event"] == "retry")
 
 
 def test_outage_causes_a_stall_and_cmcd_reports_it():
@@ -373,7 +375,7 @@ def test_outage_causes_a_stall_and_cmcd_reports_it():
     s, player, edge = run(session(SyntheticPresentation(c, "number"), trace=constant(3e6, 600.0, latency_s=0.02),
                                   faults=["outage:from=3,for=8"], abr="bba", cmcd="query", device=small))
     assert s["complete"] and s["rebuffer_s"] > 0 and s["rebuffer_count"] >= 1
-    assert any(e["event"] == "stall_start" for e in player.events_log)
+    assert any(e["event"] == "stall_start" for e in event_dicts(player))
     after = [r["cmcd"] for r in edge.records if r["path"].endswith(".m4s")]
     assert any(c.get("bs") is True for c in after)
 
@@ -391,6 +393,7 @@ def test_bounded_retry_then_clear_error():
 
     player, msg = run(go())
     assert "segment 3" in msg and "gave up after" in msg and "HTTP 502" in msg and "\n" not in msg
+    assert "(retry budget 4 s)" in msg
     assert player.summary["segments"] == 2 and player.summary["error"] == msg
 
 
@@ -431,11 +434,11 @@ def test_edge_death_fails_over_to_the_second_edge(tmp_path, how):
 
     s, player, e0, e1 = run(go())
     assert e0.dead and s["complete"] and s["failovers"] >= 1 and s["session_s"] > 3.0
-    fo = [e for e in player.events_log if e["event"] == "failover"]
+    fo = [e for e in event_dicts(player) if e["event"] == "failover"]
     assert fo[0]["from_edge"] == 0 and fo[0]["to_edge"] == 1 and fo[0]["until_s"] > fo[0]["t_s"]
     served = {r["path"] for r in e1.records if r["status"] in (200, 206)}
     assert any(p.endswith(".m4s") for p in served)
-    check_events(player.events_log)
+    check_events(event_dicts(player))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -449,7 +452,7 @@ def test_abandonment_refetches_lower_and_counts_waste():
     trace = steps([8e6, 0.4e6], [5.0, 600.0], latency_s=0.02)
     s, player, _ = run(session(SyntheticPresentation(c, "number"), trace=trace, abr="throughput"))
     assert s["complete"] and s["abandons"] >= 1 and s["wasted_bytes"] > 0
-    ab = [e for e in player.events_log if e["event"] == "abandon"]
+    ab = [e for e in event_dicts(player) if e["event"] == "abandon"]
     assert all(e["to_rung"] < e["from_rung"] for e in ab)
     assert any(not e["ok"] and "abandoned" in (e["error"] or "") for e in media_requests(player, ok=False))
 
@@ -460,7 +463,7 @@ def test_device_mask_and_buffer_target_as_the_simulator():
     s, player, _ = run(session(SyntheticPresentation(c, "number"), abr="highest", device=dev))
     np.testing.assert_array_equal(player.plan.mask, dev.mask(c))
     assert max(s["chosen"]) == int(np.flatnonzero(dev.mask(c))[-1])
-    assert any(e["event"] == "wait" for e in player.events_log)   # the 4 s target paces requests
+    assert any(e["event"] == "wait" for e in event_dicts(player))   # the 4 s target paces requests
     assert player.core.buffer_cap_s == 4.0 and s["device"] == "small"
 
 
@@ -501,13 +504,14 @@ def test_listeners_and_event_stream():
     async def go():
         async with EdgeServer(SyntheticPresentation(c, "number"), trace=FAST, time_scale=K) as e:
             player = HttpPlayer(e.url, time_scale=K, abr="bba")
-            seen, streamed, snaps = [], [], []
+            seen, heard, streamed, snaps = [], [], [], []
 
             async def alistener(ev):
-                seen.append(ev["event"])
+                seen.append(ev.kind)
 
             player.add_listener(alistener)
-            player.add_listener(lambda ev: snaps.append(player.snapshot()) if ev["event"] == "download" else None)
+            player.add_listener(heard.append)
+            player.add_listener(lambda ev: snaps.append(player.snapshot()) if isinstance(ev, events.Download) else None)
 
             async def consume():
                 async for ev in player.events():
@@ -517,22 +521,29 @@ def test_listeners_and_event_stream():
             await asyncio.sleep(0)
             await player.run()
             await asyncio.wait_for(task, 5)
-            return player, seen, streamed, snaps
+            return player, seen, heard, streamed, snaps
 
-    player, seen, streamed, snaps = run(go())
-    assert streamed == player.events_log and streamed[-1]["event"] == "summary"
+    player, seen, heard, streamed, snaps = run(go())
+    assert streamed == player.events_log == heard and isinstance(streamed[-1], events.Summary)
     assert "download" in seen
+    # listeners get the typed events: a download's fields by name, its JSON line the same values
+    downloads = [e for e in heard if isinstance(e, events.Download)]
+    assert [d.segment for d in downloads] == list(range(c.n_segments))
+    assert all(d.throughput_bps == pytest.approx(d.bytes * 8 / d.transfer_s) for d in downloads)   # default preset
+    assert downloads[0].as_dict()["bytes"] == downloads[0].bytes
+    decisions = [e for e in heard if isinstance(e, events.Decision)]
+    assert len(decisions) == c.n_segments and set(decisions[-1].observation) >= {"buffer_s", "last_throughput_bps"}
     assert len(snaps) == c.n_segments and snaps[-1]["segment"] == c.n_segments
     assert {"buffer_s", "rung", "throughput_bps", "ladder_bps", "allowed", "stalls"} <= set(snaps[0])
 
 
 def test_json_safe():
-    v = json_safe({"a": np.float64("nan"), "b": np.array([1, 2]), "c": (np.int64(3), float("inf")), "d": b"\x01"})
-    assert v == {"a": None, "b": [1, 2], "c": [3, None], "d": "01"}
+    v = json_safe({"a": np.float64("nan"), "b": np.array([1, 2]), "c": (np.int64(3), float("inf"))})
+    assert v == {"a": None, "b": [1, 2], "c": [3, None]}
 
 
 def test_edges_order_and_penalty():
-    from player.http.player import Edges
+    from player.http.fetcher import Edges
 
     e = Edges(3, penalty_s=10.0)
     assert e.order(0.0) == [0, 1, 2]

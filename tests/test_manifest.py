@@ -4,7 +4,6 @@ Expected numbers are computed by hand in the comments next to them.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import struct
 import time
@@ -14,7 +13,7 @@ import pytest
 from player.dash import xmlsafe
 from player.dash.addressing import MAX_SEGMENTS, resolve_sidx
 from player.dash.errors import InvalidManifest, ManifestError, ManifestUnavailable, UnsupportedManifest
-from player.dash.loading import fetch_manifest, load_manifest, load_manifest_async, parse_manifest
+from player.dash.loading import load_manifest, parse_manifest
 from player.dash.model import BaseUrl
 from player.dash.segments import InitSegment
 from player.dash.values import parse_xs_duration
@@ -614,77 +613,11 @@ def test_xs_duration():
 # --------------------------------------------------------------------------- fetch, CLI
 
 
-async def _serve(routes):
-    from aiohttp import web
-
-    app = web.Application()
-    for path, handler in routes.items():
-        app.router.add_get(path, handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    return runner, f"http://127.0.0.1:{port}"
-
-
-def test_fetch_manifest_redirects_limits_and_base_url():
-    from aiohttp import web
-
-    tpl = '<SegmentTemplate timescale="1" duration="5" media="$Number$.m4s"/>'
-    body = mpd(f'<Period>{video_set(tpl)}</Period>')
-
-    async def main():
-        async def final(request):
-            return web.Response(text=body, content_type="application/dash+xml")
-
-        async def hop(request):
-            n = int(request.match_info["n"])
-            target = "/content/x.mpd" if n == 0 else f"/hop/{n - 1}"
-            raise web.HTTPFound(target)
-
-        async def to_file(request):
-            raise web.HTTPFound("file:///etc/passwd")
-
-        async def big(request):
-            return web.Response(body=b"<MPD>" + b" " * 5000 + b"</MPD>")
-
-        async def missing(request):
-            raise web.HTTPNotFound()
-
-        runner, base = await _serve({"/content/x.mpd": final, "/hop/{n}": hop, "/file": to_file,
-                                     "/big": big, "/missing": missing})
-        try:
-            text, url = await fetch_manifest(base + "/hop/3")
-            assert url == base + "/content/x.mpd" and "<MPD" in text
-            pres = await load_manifest_async(base + "/hop/2")
-            # Relative segment URLs resolve against the final URL after redirects.
-            assert one_rep(pres).segment_index[0].url == base + "/content/1.m4s"
-            with pytest.raises(ManifestUnavailable, match=r"^unavailable: too many redirects"):
-                await fetch_manifest(base + "/hop/9", max_redirects=5)
-            with pytest.raises(InvalidManifest, match="non-http"):
-                await fetch_manifest(base + "/file")
-            with pytest.raises(UnsupportedManifest, match="larger than 1000 bytes"):
-                await fetch_manifest(base + "/big", max_bytes=1000)
-            with pytest.raises(ManifestUnavailable, match="HTTP 404"):
-                await fetch_manifest(base + "/missing")
-            with pytest.raises(UnsupportedManifest, match="scheme 'ftp'"):
-                await fetch_manifest("ftp://127.0.0.1/x.mpd")
-        finally:
-            await runner.cleanup()
-
-    asyncio.run(main())
-
-
-def test_fetch_connection_refused_is_unavailable():
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    with pytest.raises(ManifestUnavailable, match="^unavailable: cannot fetch"):
-        asyncio.run(fetch_manifest(f"http://127.0.0.1:{port}/x.mpd", timeout_s=5))
+def test_the_dash_layer_reads_local_files_only():
+    """Fetching is the player's (`player.http.manifests`, tests/test_fetcher.py): here an
+    http(s) URL is refused with one line saying where to go."""
+    with pytest.raises(UnsupportedManifest, match="not a local file"):
+        load_manifest("http://127.0.0.1:9/x.mpd")
 
 
 def test_load_manifest_missing_file(tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_bounded
+from conftest import event_dicts, run_bounded
 
 from netem import synth
 from netem.content import Content, synthetic
@@ -70,7 +70,7 @@ async def play(root: Path, trace=FAST, edge_kw=None, **player_kw):
 
 
 def requests(player: HttpPlayer, what: str, track: str | None = None) -> list[dict]:
-    return [e for e in player.events_log if e["event"] == "request" and e["what"] == what and e["ok"]
+    return [e for e in event_dicts(player) if e["event"] == "request" and e["what"] == what and e["ok"]
             and (track is None or e["track"] == track)]
 
 
@@ -224,10 +224,10 @@ def test_clear_then_protected_period(tmp_path):
     s, player, edge = run(play(tmp_path, abr="bba", edge_kw={"protection": Protection.default()}))
     assert s["complete"] and s["license"] is not None
     assert s["decrypted_segments"] == m.n_segments
-    dec = [e["segment"] for e in player.events_log if e["event"] == "decrypt"]
+    dec = [e["segment"] for e in event_dicts(player) if e["event"] == "decrypt"]
     assert sorted(dec) == list(range(a.n_segments, a.n_segments + m.n_segments))
-    lic_t = min(e["t_s"] for e in player.events_log if e["event"] == "license")
-    first_protected = min(e["t_s"] for e in player.events_log if e["event"] == "download"
+    lic_t = min(e["t_s"] for e in event_dicts(player) if e["event"] == "license")
+    first_protected = min(e["t_s"] for e in event_dicts(player) if e["event"] == "download"
                           and e.get("segment") == a.n_segments)
     assert lic_t <= first_protected
 

@@ -142,17 +142,30 @@ def test_mahimahi_sabre_mahimahi_real(name):
 
 # -- Pensieve cooked ----------------------------------------------------------------------
 
-def test_pensieve_shift_units_and_median_last_step(tmp_path):
+def test_pensieve_rate_covers_the_interval_ending_at_its_time(tmp_path):
+    # as Pensieve's fixed_env reads it: 2.0 over (10, 11], 0.5 over (11, 12], 1.0 over (12, 15];
+    # the first line's 1.5 is never used and the last time ends the period
     tr = formats.load(write(tmp_path, "trace_1", "10.0 1.5\n11.0 2.0\n12.0 0.5\n15.0 1.0\n"))
     assert tr.format == "pensieve"
-    np.testing.assert_array_equal(tr.times_s, [0, 1, 2, 5])
-    np.testing.assert_array_equal(tr.rates_bps, [1.5e6, 2e6, 0.5e6, 1e6])
-    assert tr.duration_s == 6.0  # last sample lasts the median step (1 s)
+    np.testing.assert_array_equal(tr.times_s, [0, 1, 2])
+    np.testing.assert_array_equal(tr.rates_bps, [2e6, 0.5e6, 1e6])
+    assert tr.duration_s == 5.0
+    assert tr.capacity_bits == pytest.approx(2e6 + 0.5e6 + 3 * 1e6)
 
 
-def test_pensieve_single_sample_lasts_one_second():
-    tr = formats.loads("3.5\t2.0\n", "pensieve")
-    assert tr.duration_s == 1.0 and tr.mean_rate_bps == 2e6
+def test_pensieve_single_line_is_refused():
+    with pytest.raises(InputError, match="2 lines at least"):
+        formats.loads("3.5\t2.0\n", "pensieve")
+
+
+def test_pensieve_zero_capacity_ignores_the_unused_first_rate():
+    with pytest.raises(InputError, match="capacity is zero"):
+        formats.loads("0 5.0\n1 0\n2 0\n", "pensieve")
+
+
+def test_pensieve_writer_text_by_hand():
+    # steps of 1 s at 1 and 2.5 Mbit/s: a first line at 0, then (end time, rate) per step
+    assert formats.dumps(synth.steps([1e6, 2.5e6], 1.0), "pensieve") == "0.0\t1.0\n1.0\t1.0\n2.0\t2.5\n"
 
 
 # -- Sabre JSON ---------------------------------------------------------------------------
@@ -235,6 +248,14 @@ def test_pensieve_round_trip_of_regular_trace(tmp_path):
     back = formats.load(formats.save(tr, tmp_path / "p.cooked"))
     assert back.format == "pensieve" and back.duration_s == tr.duration_s
     np.testing.assert_allclose(back.rates_bps, tr.rates_bps, rtol=1e-12)
+
+
+def test_pensieve_round_trip_of_irregular_steps(tmp_path):
+    tr = Trace(np.array([0.0, 0.7, 3.2]), np.array([4e6, 0.0, 1.5e6]), 4.0)
+    back = formats.load(formats.save(tr, tmp_path / "p.cooked"))
+    np.testing.assert_allclose(back.times_s, tr.times_s, rtol=1e-12)
+    np.testing.assert_allclose(back.rates_bps, tr.rates_bps, rtol=1e-12)
+    assert back.duration_s == pytest.approx(4.0, rel=1e-12)
 
 
 def test_mahimahi_round_trip_of_rate_trace(tmp_path):
@@ -343,3 +364,49 @@ def test_every_shared_trace_is_found(shared_dir):
     traces = formats.load_many([shared_dir / "traces"])
     assert len(traces) == len([f for f in (shared_dir / "traces").rglob("*") if f.is_file()])
     assert {t.format for t in traces} == {"sabre", "mahimahi"}
+
+
+# -- peak and lowest rate over whole 1-second windows ---------------------------------------
+
+def test_window_rates_by_hand():
+    # [0, 0.5) at 10 Mbit/s then 1 Mbit/s to 3 s: windows hold 5.5, 1 and 1 Mbit
+    assert Trace(np.array([0.0, 0.5]), np.array([10e6, 1e6]), 3.0).window_rates_bps(1.0) == (1e6, 5.5e6)
+    # the partial last second (2, 2.5] is not a whole window
+    assert Trace(np.array([0.0, 2.0]), np.array([1e6, 3e6]), 2.5).window_rates_bps(1.0) == (1e6, 1e6)
+    # a period shorter than a window is one window: its mean, (0.2 + 0.9) Mbit / 0.5 s
+    assert Trace(np.array([0.0, 0.2]), np.array([1e6, 3e6]), 0.5).window_rates_bps(1.0) == (2.2e6, 2.2e6)
+    # 2-second windows over steps of 1 s at 1, 5, 3, 3 Mbit/s: 6 and 6 Mbit → 3 Mbit/s each
+    tr = synth.steps([1e6, 5e6, 3e6, 3e6], 1.0)
+    assert tr.window_rates_bps(2.0) == (3e6, 3e6) and tr.window_rates_bps(1.0) == (1e6, 5e6)
+
+
+def test_window_rates_of_a_long_sparse_trace_cost_nothing_per_window(tmp_path):
+    tr = formats.load(write(tmp_path, "s.down", "0\n1000000000000\n"))  # 1e9 s, two packets
+    # both packets are delivered in the last second (the one at 0 ms ends the previous repetition)
+    assert tr.window_rates_bps(1.0) == (0.0, 2 * PACKET_BITS)
+    assert tr.summary()["peak_rate_1s_bps"] == 2 * PACKET_BITS
+
+
+def test_mahimahi_peak_is_the_largest_one_second_count(tmp_path):
+    # 3 packets at 1 ms, a burst of 50 in the last 2 ms: the step rate there is 300 Mbit/s
+    text = "1\n1\n1\n" + "1999\n" * 48 + "2000\n2000\n"
+    tr = formats.load(write(tmp_path, "b.down", text))
+    assert tr.rates_bps.max() == pytest.approx(50 * PACKET_BITS / 1.0)  # bin (1, 2] is a whole second here
+    assert tr.summary()["peak_rate_1s_bps"] == 50 * PACKET_BITS
+    assert "max_rate_bps" not in tr.summary()
+
+
+def test_peak_of_a_real_trace_against_plain_counting():
+    """ATT-LTE-driving-2016: the largest packet count in a whole second (k, k+1], counted in
+    plain Python; its largest step rate (a short last bin) is 132 Mbit/s."""
+    path = shared_path("traces", "mahimahi-cellular", "ATT-LTE-driving-2016.down")
+    stamps = [int(line) for line in path.read_text().split()]
+    whole_seconds = stamps[-1] // 1000
+    counts = [0] * whole_seconds
+    for ms in stamps:
+        if 0 < ms <= whole_seconds * 1000:
+            counts[(ms - 1) // 1000] += 1
+    tr = formats.load(path)
+    low, peak = tr.window_rates_bps(1.0)
+    assert peak == max(counts) * PACKET_BITS and low == min(counts) * PACKET_BITS
+    assert peak < 30e6 < tr.rates_bps.max()

@@ -59,11 +59,12 @@ def test_convert_infers_format_from_extension(tmp_path, capsys):
     rc, out, _ = run(capsys, "traces", "convert", src, tmp_path / "t.json")
     assert rc == 0 and "sabre" in out
     doc = json.loads((tmp_path / "t.json").read_text())
-    assert [e["bandwidth_kbps"] for e in doc] == [1000, 2000, 3000]
+    # a cooked line's rate covers the second before its time: 2 Mbit/s over (0, 1], 3 over (1, 2]
+    assert [e["bandwidth_kbps"] for e in doc] == [2000, 3000]
     rc, _, _ = run(capsys, "traces", "convert", tmp_path / "t.json", tmp_path / "t.out", "--to", "csv")
     assert rc == 0
     back = formats.load(tmp_path / "t.out")
-    assert back.format == "csv" and back.mean_rate_bps == 2e6
+    assert back.format == "csv" and back.mean_rate_bps == 2.5e6
 
 
 def test_convert_to_mahimahi_and_back(tmp_path, capsys):

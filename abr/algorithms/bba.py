@@ -14,7 +14,10 @@ R- the next below:
 
 Defaults follow Pensieve's BB baseline (test/bb.py: RESERVOIR = 5 s, CUSHION = 10 s);
 the paper used 90 s / 126 s with a 240 s buffer. `variant="pensieve"` reproduces
-Pensieve's simpler map on rung indices instead: rung = floor((rungs − 1)(B − r)/cu).
+Pensieve's simpler map on rung indices instead: rung = floor((rungs − 1)(B − r)/cu), the
+lowest below r and the highest from r + cu on, computed in bb.py's order of operations. The
+session preset `pensieve` makes it the default there, so `--preset pensieve --abr bba` is
+Pensieve's test/bb.py (`abrlab fidelity pensieve` holds the two to the same sessions).
 """
 from __future__ import annotations
 

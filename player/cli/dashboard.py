@@ -22,6 +22,10 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from player.core import qoe
+from player.core.events import (Abandon, Decision, Download, End, Event, Failover, LicenseFailed, LicenseFallback,
+                                LicenseGranted, LicenseRequest, Retry, StallEnd, StallStart, Startup, Summary)
+
 SERIES_STYLE = {"capacity": "grey50", "throughput": "cyan", "bitrate": "green", "buffer": "yellow",
                 "target": "red"}
 
@@ -36,7 +40,7 @@ class DashboardModel:
     throughput: deque = field(default_factory=lambda: deque(maxlen=2000))  # (t, bit/s)
     bitrate: deque = field(default_factory=lambda: deque(maxlen=2000))     # (t, bit/s)
     snapshot: dict = field(default_factory=dict)
-    last_decision: dict = field(default_factory=dict)
+    last_decision: Decision | None = None
     counters: dict = field(default_factory=lambda: {"stalls": 0, "stall_s": 0.0, "switches": 0, "retries": 0,
                                                     "failovers": 0, "abandons": 0})
     startup_s: float | None = None
@@ -48,43 +52,50 @@ class DashboardModel:
     _last_rung: int | None = None
     downloaded: list = field(default_factory=list)   # rung of every segment that arrived
 
-    def on_event(self, ev: dict) -> None:
-        kind = ev.get("event")
-        t = float(ev.get("session_t_s", ev.get("t_s", 0.0)))
-        if kind == "decision":
-            self.last_decision = ev
-            rung = ev.get("rung")
-            if self._last_rung is not None and rung != self._last_rung:
-                self.counters["switches"] += 1
-            self._last_rung = rung
-            if ev.get("bitrate_bps") is not None:
-                self.bitrate.append((t, float(ev["bitrate_bps"])))
-        elif kind == "download":
-            if ev.get("rung") is not None:
-                self.downloaded.append(int(ev["rung"]))
-            if ev.get("throughput_bps"):
-                self.throughput.append((t, float(ev["throughput_bps"])))
-        elif kind == "stall_start":
-            self.counters["stalls"] += 1
-            self.state = "stalled"
-        elif kind == "stall_end":
-            self.state = "playing"
-        elif kind == "startup":
-            self.startup_s = float(ev.get("startup_s", t))
-            self.state = "playing"
-        elif kind in ("retry",):
-            self.counters["retries"] += 1
-        elif kind in ("failover",):
-            self.counters["failovers"] += 1
-        elif kind == "abandon":
-            self.counters["abandons"] += 1
-        elif kind and kind.startswith("license"):
-            self.license = {**(self.license or {}), **{k: v for k, v in ev.items() if k not in ("t_s",)}}
-        elif kind == "end":
-            self.state = "ended"
-        elif kind == "summary":
-            self.summary = ev
-            self.state = "ended"
+    def on_event(self, ev: Event) -> None:
+        """Take in one event of the session (a typed `player.core.events.Event`)."""
+        session_t = getattr(ev, "session_t_s", None)
+        t = float(ev.t_s if session_t is None else session_t)
+        match ev:
+            case Decision():
+                self.last_decision = ev
+                if self._last_rung is not None and ev.rung != self._last_rung:
+                    self.counters["switches"] += 1
+                self._last_rung = ev.rung
+                self.bitrate.append((t, float(ev.bitrate_bps)))
+            case Download():
+                self.downloaded.append(int(ev.rung))
+                if ev.throughput_bps:
+                    self.throughput.append((t, float(ev.throughput_bps)))
+            case StallStart():
+                self.counters["stalls"] += 1
+                self.state = "stalled"
+            case StallEnd():
+                self.state = "playing"
+            case Startup():
+                self.startup_s = float(ev.startup_s)
+                self.state = "playing"
+            case Retry():
+                self.counters["retries"] += 1
+            case Failover():
+                self.counters["failovers"] += 1
+            case Abandon():
+                self.counters["abandons"] += 1
+            case LicenseRequest():
+                self.license = {**(self.license or {}), "status": "requested", "system": ev.system}
+            case LicenseGranted():
+                self.license = {**(self.license or {}), "status": "granted" + (" (renewed)" if ev.renewal else ""),
+                                "system": ev.system, "max_height": ev.max_height}
+            case LicenseFailed():
+                self.license = {**(self.license or {}), "status": "failed" if ev.final else "failed (retrying)",
+                                "system": ev.system}
+            case LicenseFallback():
+                self.license = {**(self.license or {}), "status": "fell back to clear representations"}
+            case End():
+                self.state = "ended"
+            case Summary():
+                self.summary = ev.summary
+                self.state = "ended"
 
     def on_snapshot(self, snap: dict) -> None:
         self.snapshot = snap
@@ -99,8 +110,10 @@ class DashboardModel:
         for k in ("retries", "failovers", "abandons"):
             if k in snap:
                 self.counters[k] = int(snap[k])
-        if snap.get("license"):
-            self.license = snap["license"]
+        lic = snap.get("license")
+        if lic:   # the licence in use (`License.to_dict`); the status comes from the events
+            self.license = {"status": "granted", **(self.license or {}), "system": lic.get("system"),
+                            "max_height": lic.get("max_height")}
         if snap.get("phase") == "ended":
             self.state = "ended"
 
@@ -129,11 +142,12 @@ def braille_chart(series: dict[str, list[tuple[float, float]]], width: int, heig
         # join consecutive points: for every column between them, fill from the previous
         # interpolated height to this one, so both slopes and steps read as lines
         px, py = int(xs[0]), int(ys[0])
+        prev_y = py
         for x, y in zip(xs.tolist(), ys.tolist()):
             cols = range(px, x + 1) if x >= px else [x]
             for cx in cols:
                 cy = y if x == px else round(py + (y - py) * (cx - px) / (x - px))
-                lo, hi = sorted((py if cx == px else prev_y, cy))
+                lo, hi = sorted((prev_y, cy))
                 for yy in range(lo, hi + 1):
                     r, c = yy // 4, cx // 2
                     dots[r, c] |= _BRAILLE[yy % 4][cx % 2]
@@ -239,11 +253,10 @@ def render(model: DashboardModel, width: int, height: int) -> Layout:
                 + (f", {rinfo.get('codecs')}" if rinfo.get("codecs") else ""))
     dec.add_row("buffer", f"{s.get('buffer_s', 0.0):.1f} s of {s.get('buffer_cap_s') or 0:.0f} s target")
     dec.add_row("throughput", f"{_mbps(s.get('throughput_bps'))} Mbit/s (last download)")
-    if d:
-        dec.add_row("last decision", f"segment {d.get('segment')} → rung {d.get('rung')} "
-                    f"({_mbps(d.get('bitrate_bps'))} Mbit/s) at buffer {d.get('buffer_s', 0):.1f} s")
-        inputs = d.get("inputs") or {}
-        for k, v in list(inputs.items())[:5]:
+    if d is not None:
+        dec.add_row("last decision", f"segment {d.segment} → rung {d.rung} "
+                    f"({_mbps(d.bitrate_bps)} Mbit/s) at buffer {d.buffer_s:.1f} s")
+        for k, v in list(d.inputs.items())[:5]:
             dec.add_row(f"  {k}", _fmt_input(k, v))
     layout["decision"].update(Panel(dec, title="representation and decision", border_style="green"))
 
@@ -270,11 +283,11 @@ def render(model: DashboardModel, width: int, height: int) -> Layout:
     lic.add_column(style="dim")
     lic.add_column()
     L = model.license or {}
-    lic.add_row("license", str(L.get("status", L.get("event", "none (clear content)"))))
-    if L.get("system") or L.get("scheme"):
-        lic.add_row("scheme", str(L.get("system") or L.get("scheme")))
-    if L.get("max_height") or (L.get("policy") or {}).get("max_height"):
-        lic.add_row("policy cap", f"{L.get('max_height') or L['policy']['max_height']}p")
+    lic.add_row("license", str(L.get("status", "none (clear content)")))
+    if L.get("system"):
+        lic.add_row("scheme", str(L["system"]))
+    if L.get("max_height"):
+        lic.add_row("policy cap", f"{L['max_height']}p")
     lic.add_row("CMCD", str(title.get("cmcd") or "off"))
     layout["license"].update(Panel(lic, title="license & CMCD", border_style="yellow"))
     return layout
@@ -304,8 +317,6 @@ def _qoe_so_far(model: DashboardModel) -> tuple[float, float, float, float] | No
     ladder = model.snapshot.get("ladder_bps")
     if not model.downloaded or not ladder:
         return None
-    from player.core import qoe
-
     u, w = qoe.rung_utilities("linear", np.asarray(ladder, dtype=float))
     vals = u[np.asarray(model.downloaded)]
     util = float(vals.sum())

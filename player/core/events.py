@@ -204,11 +204,15 @@ class End(Event):
 
 @dataclass(frozen=True)
 class Manifest(Event):
+    """The manifest arrived from `url` (after redirects): `periods` periods, parser `notes`."""
+
     kind: ClassVar[str] = "manifest"
     url: str
     bytes: int
     type: str
     duration_s: float | None
+    periods: int = 1
+    notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -222,6 +226,9 @@ class SessionStart(Event):
     time_scale: float
     setup_s: float
     plan: dict[str, Any]
+    restart: bool = False               # a new core for another plan (a licence fallback)
+    cmcd: str | None = None             # CMCD mode, None when off
+    session_id: str | None = None       # CMCD session id
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -232,7 +239,7 @@ class Request(Event):
     kind: ClassVar[str] = "request"
     what: str
     url: str
-    range: str | None
+    range: tuple[int, int] | None       # first and last byte (a JSON list), None: the whole object
     status: int | None
     bytes: int
     latency_s: float | None
@@ -244,28 +251,38 @@ class Request(Event):
     segment: int | None = None
     rung: int | None = None
     track: str | None = None
+    resume_from: int = 0                # bytes kept from earlier attempts (a resumed body)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Retry(Event):
+    """Attempt `attempt` failed for `reason`; the next starts after `backoff_s`."""
+
     kind: ClassVar[str] = "retry"
     what: str
     url: str
     attempt: int
     reason: str
     backoff_s: float
+    segment: int | None = None
+    resume_from: int = 0                # bytes the next attempt will not ask for again
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Failover(Event):
+    """The fetch of `url` moves from alternative (edge) `from_edge` to `to_edge`; the failed
+    one is avoided until `until_s` (None: a 404/410 on that alternative only)."""
+
     kind: ClassVar[str] = "failover"
     what: str
     from_edge: int
     to_edge: int | None
     reason: str
     until_s: float | None = None
+    url: str = ""
+    segment: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -276,7 +293,7 @@ class Missing(Event):
     kind: ClassVar[str] = "missing"
     segment: int
     rung: int
-    to_rung: int
+    to_rung: int | None                 # None: no other rung is left
     url: str
 
 

@@ -5,7 +5,7 @@ semantics (not their bugs) so results line up with published work. README states
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -29,6 +29,13 @@ class SessionPreset:
     play_out_at_end: bool = True        # play the remaining buffer after the last download
     abandonment: bool = True            # offer in-flight downloads to the policy's abandonment hook
     abandon_interval_s: float = 0.25    # how often (session seconds) an in-flight download is offered
+    # an offer also waits until this many more bytes have arrived since the last one (the first
+    # offer: since the request); 0: offers every `abandon_interval_s` from the request (Sabre: 1500)
+    abandon_min_bytes: float = 0.0
+    # after an abandonment the policy chooses the segment's rung afresh (a new decision, its
+    # delay honoured) instead of taking the rung its abandonment rule named (Sabre does: its
+    # loop never reads the rule's answer)
+    abandon_reselect: bool = False
     abr_defaults: dict[str, dict] = field(default_factory=dict)  # per-policy parameter defaults
     # a policy name that means another registered policy under this preset (Sabre's `bola`
     # is Sabre's own BOLA): name -> registered name; defaults are looked up by either name
@@ -45,10 +52,18 @@ class SessionPreset:
     buffer_cap_top_s: float | None = None
     buffer_cap_top_long_s: float | None = None
     long_form_s: float = 600.0
+    # the segments as the session plays them (`player.core.rules.played_plan`): Pensieve's environment
+    # knows its one movie by constants, crediting every chunk with VIDEO_CHUNCK_LEN = 4 s of
+    # media (EnvivioDash3's segments last 359408/90000 = 3.993 s) and playing
+    # TOTAL_VIDEO_CHUNCK = 48 of the 49 chunks it has sizes for
+    duration_quantum_s: float = 0.0     # a segment's media counts as its duration rounded to this; 0: exact
+    last_segment_played: bool = True    # False: the session ends before the last segment
 
     def __post_init__(self) -> None:
         if not (isinstance(self.init_bytes, (int, np.integer)) and self.init_bytes >= 0):
             raise InputError(f"init_bytes must be a whole number of bytes >= 0, got {self.init_bytes!r}")
+        if not (self.duration_quantum_s >= 0 and np.isfinite(self.duration_quantum_s)):
+            raise InputError(f"duration_quantum_s must be a number of seconds >= 0, got {self.duration_quantum_s!r}")
         for name in ("buffer_cap_top_s", "buffer_cap_top_long_s"):
             v = getattr(self, name)
             if v is not None and not (v > 0 and np.isfinite(v)):
@@ -71,6 +86,31 @@ class SessionPreset:
         return None if self.buffer_cap_top_s is None else float(self.buffer_cap_top_s)
 
 
+#: Under the Sabre presets, Sabre's policy names mean Sabre's own policies (abr/algorithms/sabre.py).
+SABRE_ALIASES = {"bola": "sabre-bola", "bolae": "sabre-bolae", "throughput": "sabre-throughput",
+                 "dynamic": "sabre-dynamic", "dynamicdash": "sabre-dynamicdash"}
+#: Sabre's command-line defaults (-gp 5, -hl 3 8; -b 25 is the preset's buffer cap).
+SABRE_DEFAULTS = {
+    "sabre-bola": {"gp": 5.0, "fast_half_life_s": 3.0, "slow_half_life_s": 8.0},
+    "sabre-bolae": {"gp": 5.0, "fast_half_life_s": 3.0, "slow_half_life_s": 8.0},
+    "sabre-throughput": {"fast_half_life_s": 3.0, "slow_half_life_s": 8.0},
+    "sabre-dynamic": {"gp": 5.0, "threshold_s": 10.0, "fast_half_life_s": 3.0, "slow_half_life_s": 8.0},
+    "sabre-dynamicdash": {"gp": 5.0, "low_s": 5.0, "high_s": 10.0, "fast_half_life_s": 3.0,
+                          "slow_half_life_s": 8.0},
+}
+
+SABRE = SessionPreset(
+    "sabre", link_preset("sabre"), buffer_cap_s=25.0, whole_segment_fits=True, first_rung=0, abandonment=False,
+    abr_aliases=dict(SABRE_ALIASES), abr_defaults={name: dict(v) for name, v in SABRE_DEFAULTS.items()},
+    doc="Sabre (UMass-LIDS/sabre) run with -noa: per request the trace's latency passes before any byte "
+        "moves (a latency straddling periods takes part of each) with the trace clock "
+        "advancing; bytes flow at each period's rate; throughput samples exclude latency; "
+        "buffer cap 25 s and the next request waits until a whole segment fits; segment 1 "
+        "at the lowest rung, playback starts when it arrives and that wait is not a stall; "
+        "Sabre's policy names (bola, bolae, throughput, dynamic, dynamicdash) mean Sabre's own "
+        "policies (sabre-bola, ...) with Sabre's defaults; a policy's delay is waited before "
+        "its request; abandonment off.")
+
 PRESETS: dict[str, SessionPreset] = {
     "default": SessionPreset(
         "default", link_preset("trace-latency"), buffer_cap_s=30.0,
@@ -78,27 +118,34 @@ PRESETS: dict[str, SessionPreset] = {
             "throughput excludes latency, buffer cap 30 s (or the device's), playback starts "
             "when the first segment arrives, every policy asked for every segment; every 0.25 s an "
             "in-flight download is offered to the policy's abandonment hook (if it has one)."),
-    "sabre": SessionPreset(
-        "sabre", link_preset("sabre"), buffer_cap_s=25.0, whole_segment_fits=True, first_rung=0, abandonment=False,
-        abr_defaults={"bola": {"gp": 5.0}, "dynamic": {"threshold_s": 10.0, "preset": "sabre"},
-                      "throughput": {"preset": "sabre"}},
-        doc="Sabre (UMass-LIDS/sabre): per request the trace's latency passes before any byte "
-            "moves (a latency straddling periods takes part of each) with the trace clock "
-            "advancing; bytes flow at each period's rate; throughput samples exclude latency; "
-            "buffer cap 25 s and the next request waits until a whole segment fits; segment 1 "
-            "at the lowest rung, playback starts when it arrives and that wait is not a stall; "
-            "bola γp = 5 s, dynamic switches at 10 s; abandonment off."),
+    "sabre": SABRE,
+    "sabre-abandon": replace(
+        SABRE, name="sabre-abandon", abandonment=True, abandon_interval_s=0.05, abandon_min_bytes=1500.0,
+        abandon_reselect=True,
+        doc="Sabre's default run (abandonment on), otherwise as `sabre`: an in-flight download is "
+            "offered to the policy's abandonment rule once 50 ms have passed since the request and "
+            "1500 bytes (12000 bits) have arrived, then whenever both 50 ms and 1500 more bytes have "
+            "passed since the previous offer (Sabre's NetworkModel min_progress_time/size); after an "
+            "abandonment the policy decides the segment afresh, as Sabre's loop does: it stores the "
+            "rule's rung in abandon_to_quality but reads abandoned_to_quality, which stays None, so "
+            "the rung is never fetched as such (only the rules' own side effects keep it: Sabre's "
+            "BOLA takes it as its last rung, BOLA-E sizes its placeholder for it)."),
     "pensieve": SessionPreset(
         "pensieve", link_preset("pensieve"), buffer_cap_s=60.0, whole_segment_fits=False,
         wait_quantum_s=0.5, startup_is_stall=True, first_rung=1, throughput_includes_latency=True,
         qoe_skip_first=True, play_out_at_end=False, abandonment=False,
-        abr_defaults={"bba": {"reservoir_s": 5.0, "cushion_s": 10.0}, "robustmpc": {"horizon": 5},
-                      "mpc": {"horizon": 5}},
+        duration_quantum_s=0.1, last_segment_played=False,
+        abr_defaults={"bba": {"reservoir_s": 5.0, "cushion_s": 10.0, "variant": "pensieve"},
+                      "robustmpc": {"horizon": 5}, "mpc": {"horizon": 5}},
         doc="Pensieve's test environment (hongzimao/pensieve test/fixed_env.py): throughput = "
             "trace rate × 0.95, a fixed 80 ms added per segment outside trace time (the trace's "
             "own latency ignored), throughput samples include it; buffer cap 60 s drained in "
-            "0.5 s sleeps; segment 1 at rung 1; stalls counted from the first request; linear "
-            "QoE summed over segments 2..N; the session ends when the last segment arrives."),
+            "0.5 s sleeps; segment 1 at rung 1; stalls counted from the first request; every "
+            "segment adds its duration rounded to 0.1 s (EnvivioDash3's 3.993 s count as Pensieve's "
+            "4 s chunks) and the last segment is not played (Pensieve plays 48 of EnvivioDash3's "
+            "49); linear QoE summed over segments 2..N; the session ends when the last segment "
+            "played arrives. bba is Pensieve's test/bb.py: reservoir 5 s, cushion 10 s, "
+            "rung = ⌊(rungs − 1)(B − 5 s)/10 s⌋ with no hysteresis."),
     "dashjs": SessionPreset(
         "dashjs", link_preset("trace-latency", overhead_s=0.018), buffer_cap_s=18.0, whole_segment_fits=True,
         wait_quantum_s=0.5, abandon_interval_s=0.05, init_bytes=710, init_at_start=False, init_revalidated=True,

@@ -7,6 +7,9 @@ style of h11, this module owns the state machine's rules; the two clocks own onl
 
 The rules, each stated once:
 
+- **The segments played** (`played_plan`): all of the presentation's, at their own
+  durations, unless the preset says otherwise (Pensieve's environment credits each chunk
+  with its nominal length and never plays the last one).
 - **Histories.** The policy sees the last `HISTORY_SAMPLES` throughput samples and download
   times, newest last, NaN-padded on the left before there are that many. A sample is a
   media segment's `bytes × 8 / measured`, where `measured` is the transfer time (plus the
@@ -25,8 +28,11 @@ The rules, each stated once:
   the previous request's, that representation's init segment (a 304 without body when it
   was fetched before and the preset says it is revalidated).
 - **Abandonment**: every `abandon_interval_s` an in-flight download is offered to a policy
-  that has an abandonment hook; bytes so far come from the link's exact capacity integral;
-  the policy's answer counts only if it is a lower rung (`accept_abandon`).
+  that has an abandonment hook (`next_offer_s`; with `abandon_min_bytes`, also not before
+  that many more bytes have arrived, as Sabre checks); bytes so far come from the link's
+  exact capacity integral; the policy's answer counts only if it is a lower rung
+  (`accept_abandon`). The segment is then fetched at that rung, or, when the preset says
+  `abandon_reselect` (Sabre), at the rung of a new decision (`MAX_ATTEMPTS` per segment at most).
 - **Policy parameters** are merged by the preset (`SessionPreset.policy`).
 
 Per-row segments: the lockstep simulator and the session core ask about one segment `k` for
@@ -39,17 +45,19 @@ Units: seconds, bits per second, bytes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
 
 import abr
+from netem.errors import InputError
 from player.core.buffer import BufferState
 from player.core.presets import SessionPreset
 
 HISTORY_SAMPLES = 8      # throughput samples and download times kept in the observation
 HORIZON_SEGMENTS = 5     # future segment sizes offered to the policy
+MAX_ATTEMPTS = 1000      # requests per segment that may be abandoned; the next one runs to its end
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,26 @@ class SegmentPlan:
     @property
     def duration_s(self) -> float:
         return float(self.durations_s.sum())
+
+
+def played_plan(plan: SegmentPlan, preset: SessionPreset) -> SegmentPlan:
+    """The segments a session under `preset` fetches and the media each adds to the buffer:
+    without the last segment unless `preset.last_segment_played`; each duration rounded to
+    the nearest multiple of `preset.duration_quantum_s` (never below one quantum) when that is
+    set (Pensieve: 0.1 s, so EnvivioDash3's 359408/90000 s segments count as its 4 s chunks).
+    The same plan when the preset changes nothing."""
+    q = preset.duration_quantum_s
+    if preset.last_segment_played and q == 0:
+        return plan
+    durations, sizes = plan.durations_s, plan.sizes_bytes
+    if not preset.last_segment_played:
+        if durations.size < 2:
+            raise InputError(f"preset {preset.name!r} does not play the last segment: the presentation needs "
+                             f"2 segments at least, it has {durations.size}")
+        durations, sizes = durations[:-1], sizes[:-1]
+    if q > 0:
+        durations = np.maximum(np.round(durations / q), 1.0) * q
+    return replace(plan, durations_s=durations, sizes_bytes=sizes)
 
 
 class History:
@@ -216,6 +244,32 @@ def delivered_bytes(link, trace_idx: np.ndarray, first_byte_trace_s: np.ndarray,
     return np.minimum(got, size_bytes)
 
 
+def payload_link(link):
+    """The same traces without request latency or overhead: how long bytes take to arrive
+    once the first one has (for `next_offer_s`, built once per link)."""
+    return type(link)(link.traces, replace(link.params, latency="none", overhead_s=0.0))
+
+
+def next_offer_s(preset: SessionPreset, payload, trace_idx: np.ndarray, first_byte_trace_s: np.ndarray, j: int,
+                 prev_s: np.ndarray, prev_bytes: np.ndarray, latency_s: np.ndarray, size_bytes: np.ndarray,
+                 transfer_s: np.ndarray) -> np.ndarray:
+    """When (seconds after the request) an in-flight download is offered to the abandonment
+    hook for the `j`-th time (j = 1, 2, ...): every `abandon_interval_s`; with
+    `abandon_min_bytes`, once both the interval has passed since the previous offer (`prev_s`,
+    0 for the first) and that many bytes have arrived since it (`prev_bytes`), as Sabre's
+    `NetworkModel.download` checks. `payload` is the link's `payload_link` (unused without
+    `abandon_min_bytes`). At or past the transfer's end there is no offer (inf)."""
+    dt = preset.abandon_interval_s
+    if preset.abandon_min_bytes <= 0:
+        return np.full(np.shape(prev_s), j * dt)
+    want = prev_bytes + preset.abandon_min_bytes
+    if payload.params.noise is None:
+        reach = latency_s + payload.transfer(trace_idx, first_byte_trace_s, want).transfer_s
+    else:  # noisy transfer times: progress in proportion
+        reach = latency_s + transfer_s * want / np.maximum(size_bytes, 1e-12)
+    return np.maximum(prev_s + dt, np.where(want >= size_bytes, np.inf, reach))
+
+
 def sample_time_s(preset: SessionPreset, latency_s: np.ndarray, transfer_s: np.ndarray) -> np.ndarray:
     """The download time a throughput sample divides by (never zero)."""
     measured = transfer_s + latency_s if preset.throughput_includes_latency else transfer_s
@@ -235,7 +289,8 @@ class SessionRows:
                  buffer_cap_s: np.ndarray | float | None = None,
                  startup_threshold_s: np.ndarray | float | None = None) -> None:
         R = plan.n_rungs
-        self.plan = plan
+        plan = played_plan(plan, preset)
+        self.plan = plan                 # the segments as the preset plays them
         self.preset = preset
         self.n = n
         self.mask = np.ones((n, R), dtype=bool) if mask is None else np.asarray(mask, dtype=bool).reshape(n, R)
@@ -251,6 +306,7 @@ class SessionRows:
         K = plan.n_segments
         self.throughput = History(n, K)
         self.download_time = History(n, K)
+        self.request_latency = History(n, K)
         self.inits = InitTracker.new(preset, n, R)
         sizes = np.asarray(plan.sizes_bytes, dtype=np.float64)
         self.padded_sizes = np.concatenate([sizes, np.repeat(sizes[-1:], HORIZON_SEGMENTS, axis=0)])
@@ -322,7 +378,7 @@ class SessionRows:
             next_sizes_bytes=next_sizes, segments_left=K - index, segment_index=index,
             segment_duration_s=duration_s, playing=b.playing[rows].copy(),
             mask=self.mask[rows], time_s=b.clock_s[rows].copy() if time_s is None else time_s,
-            buffer_cap_s=self.buffer_cap_s[rows])
+            buffer_cap_s=self.buffer_cap_s[rows], request_latency_s=self.request_latency.window(rows))
 
     def choose(self, policy: abr.Policy, k: int | np.ndarray, rows: np.ndarray | slice = slice(None),
                hook: DecisionHook | None = None, time_s: np.ndarray | None = None,
@@ -369,5 +425,6 @@ class SessionRows:
         sample = size_bytes * 8.0 / measured
         self.throughput.push(sample, rows)
         self.download_time.push(measured, rows)
+        self.request_latency.push(latency_s, rows)
         self.last_rung[rows] = rung
         return sample

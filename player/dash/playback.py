@@ -21,15 +21,12 @@
   before the video segment's end, less a quarter of its duration).
 * `make_core(plan, abr, params, preset)` builds the `SessionCore` as the simulator builds
   its batch (the preset's per-policy defaults under the user's parameters).
-* `Clock`: presentation seconds = `time.monotonic()` × time scale since the player started.
 
 Units: seconds, bits per second, bytes.
 """
 from __future__ import annotations
 
-import asyncio
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 from urllib.parse import urlsplit, urlunsplit
@@ -46,30 +43,6 @@ from player.core.rules import SegmentPlan
 from player.core.session import SessionCore
 
 AUDIO_SLACK = 0.25  # fraction of a video segment by which an audio segment may start before its end
-
-
-class Clock:
-    """The player's clock in presentation seconds: wall time × `time_scale` since `start()`."""
-
-    def __init__(self, time_scale: float = 1.0) -> None:
-        k = float(time_scale)
-        if not (math.isfinite(k) and k > 0):
-            raise ValueError(f"time scale must be positive, got {time_scale!r}")
-        self.time_scale = k
-        self.t0 = time.monotonic()
-
-    def start(self) -> None:
-        self.t0 = time.monotonic()
-
-    def now(self) -> float:
-        return (time.monotonic() - self.t0) * self.time_scale
-
-    def wall(self, seconds: float) -> float:
-        """Presentation seconds → wall seconds."""
-        return max(0.0, seconds) / self.time_scale
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(self.wall(seconds))
 
 
 # ---------------------------------------------------------------------------------------

@@ -36,6 +36,8 @@ import uuid
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
+from player.http.fetcher import Resource
+
 MODES = ("query", "headers")
 OBJECT_TYPES = ("m", "a", "v", "av", "i", "c", "tt", "k", "o")
 HEADER_OF = {
@@ -178,3 +180,32 @@ class CmcdConfig:
             return query_url(url, keys)
         hdrs.update(headers(keys))
         return url
+
+
+@dataclass(frozen=True)
+class PlayerStatus:
+    """What the player knows of its own state when it sends a request (None = unknown)."""
+
+    buffer_s: float | None = None
+    throughput_bps: float | None = None
+    top_bitrate_bps: float | None = None
+    urgent: bool = True                    # starting up or stalled
+    starved: bool = False                  # the buffer ran dry since the last media request
+
+
+def request_data(cfg: CmcdConfig, res: Resource, url: str, alt: int, status: PlayerStatus) -> CmcdData:
+    """The CMCD data of one request for `res` at `url` on alternative `alt`: the object's
+    type, bitrate and duration, the next object (nor/nrr), the player's status. A licence
+    request carries only the session keys."""
+    if res.object_type == "k":
+        return CmcdData(ot="k", sid=cfg.sid, cid=cfg.cid)
+    nor = nrr = None
+    nxt = res.locate_next(alt) if res.locate_next is not None else None
+    if nxt is not None:
+        next_url, next_range = nxt
+        if next_url != url:
+            nor = relative(url, next_url)
+        nrr = next_range
+    return CmcdData(ot=res.object_type, sid=cfg.sid, cid=cfg.cid, br_bps=res.bitrate_bps, d_s=res.duration_s,
+                    tb_bps=status.top_bitrate_bps, bl_s=status.buffer_s, mtp_bps=status.throughput_bps, nor=nor,
+                    nrr=nrr, su=status.urgent, bs=status.starved)

@@ -35,6 +35,7 @@ class Chunk:
     device: str
     preset: str
     qoe: str
+    trace_format: str | None = None  # None: detected from each file's content
 
 
 def params_text(params: Iterable[tuple[str, object]]) -> str:
@@ -46,8 +47,8 @@ def job_key(trace: str, abr: str, params: str, device: str, preset: str, movie: 
 
 
 @lru_cache(maxsize=4096)
-def _trace(path: str):
-    return formats.load(path)
+def _trace(path: str, fmt: str | None = None):
+    return formats.load(path, fmt)
 
 
 @lru_cache(maxsize=64)
@@ -64,7 +65,7 @@ def run_chunk(chunk: Chunk) -> list[dict]:
     """Simulate one chunk and return its CSV rows (runs in a worker)."""
     movie = _movie(chunk.movie)
     device = _device(chunk.device)
-    specs = [SessionSpec(_trace(t), movie, chunk.abr, dict(chunk.abr_params), device, chunk.preset,
+    specs = [SessionSpec(_trace(t, chunk.trace_format), movie, chunk.abr, dict(chunk.abr_params), device, chunk.preset,
                          label={"trace": t, "movie": chunk.movie}) for t in chunk.traces]
     rows = []
     for r in simulate(specs):
@@ -94,6 +95,7 @@ class Sweep:
     presets: Sequence[str] = ("default",)
     qoe: str = "linear"
     repeat_to: int | None = None   # repeat the trace list to this many sessions per policy
+    trace_format: str | None = None  # the traces' format (`--from`); None: detected per file
 
     def trace_list(self) -> list[str]:
         ts = list(self.traces)
@@ -122,7 +124,8 @@ def missing_chunks(sweep: Sweep, rows: list[dict], size: int = CHUNK_SESSIONS) -
                     if seen[key] > have.get(key, 0):
                         todo.append(t)
                 for i in range(0, len(todo), size):
-                    out.append(Chunk(tuple(todo[i:i + size]), sweep.movie, abr_name, params, device, preset, sweep.qoe))
+                    out.append(Chunk(tuple(todo[i:i + size]), sweep.movie, abr_name, params, device, preset, sweep.qoe,
+                                     sweep.trace_format))
     return out
 
 

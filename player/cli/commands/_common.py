@@ -1,11 +1,24 @@
-"""Option parsing shared by commands (ABR parameters, lists); errors are one-line UsageErrors."""
+"""Option parsing shared by commands (ABR parameters, lists, the trace format); errors are
+one-line UsageErrors."""
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import signal
 
+import abr
+from netem import formats
 from netem.errors import InputError
+
+FORMAT_HELP = "one of " + ", ".join(formats.FORMATS)
+
+
+def add_trace_format(p: argparse.ArgumentParser | argparse._ArgumentGroup, what: str = "input") -> None:
+    """`--from FMT` (dest `trace_format`): the format of the trace file(s), for files whose
+    content does not say (every command that reads traces has it, with the same name)."""
+    p.add_argument("--from", dest="trace_format", default=None, metavar="FMT",
+                   help=f"{what} trace format, {FORMAT_HELP} (default: detected from content)")
 
 
 def parse_value(text: str):
@@ -39,8 +52,6 @@ def split_list(text: str) -> list[str]:
 
 def check_policy(name: str, params: dict) -> None:
     """Fail early, in the main process, on an unknown policy or parameter."""
-    import abr
-
     try:
         abr.get(name, **params)
     except (ValueError, TypeError) as exc:

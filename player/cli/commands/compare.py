@@ -8,7 +8,7 @@ from pathlib import Path
 from netem.content import load as load_movie
 from netem.errors import InputError
 from netem.formats import expand_paths
-from player.cli.commands._common import check_policy, parse_params, split_list
+from player.cli.commands._common import add_trace_format, check_policy, parse_params, split_list
 from player.cli.crowd_dashboard import compare_crowds
 from player.core import presets, qoe
 from player.core.device import load as load_device
@@ -22,12 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "compare", help="compare ABR policies on trace sets (simulated; tables, CSV/JSON, plots)",
         description=(
             "Simulate every policy on every trace (× device × preset), then report per policy the mean "
-            "QoE with a 95%% bootstrap confidence interval, median, p10, average bitrate, rebuffer ratio, "
+            "QoE with a 95% bootstrap confidence interval, median, p10, average bitrate, rebuffer ratio, "
             "switches per minute and startup delay, and paired Wilcoxon signed-rank tests between policies "
             "on the same traces (Holm-corrected; * marks p < 0.05). Rows are appended to OUT/sessions.csv "
             "as sessions finish; re-running the same command resumes and computes only what is missing."))
     p.add_argument("--traces", nargs="+", required=True, metavar="DIR_OR_GLOB",
                    help="trace files, directories or globs (every trace format abrlab reads)")
+    add_trace_format(p, "the trace files'")
     p.add_argument("--movie", required=True, help="content description (Sabre movie JSON, our JSON/TOML, Pensieve folder)")
     p.add_argument("--abr", default="bba,bola,throughput,robustmpc",
                    help="comma-separated policies (names or file.py:Class; default: bba,bola,throughput,robustmpc)")
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             load_device(d)
     if args.clients is not None:
         return compare_crowds(args, traces, abrs, scoped, devices, pres)
-    sweep = Sweep(traces, args.movie, abrs, scoped, devices, pres, args.qoe, args.repeat_to)
+    sweep = Sweep(traces, args.movie, abrs, scoped, devices, pres, args.qoe, args.repeat_to, args.trace_format)
     console = Console(stderr=True)
     with Progress(TextColumn("[bold]simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("sessions"),
                   TimeRemainingColumn(), console=console, transient=args.json) as bar:

@@ -7,7 +7,9 @@ time-shift buffer depth, the UTCTiming sources and the low-latency signals
 (availabilityTimeOffset, availabilityTimeComplete, ServiceDescription). A manifest that
 is unsupported (xlink, limits) or malformed exits with status 2 and one stderr line
 starting with `unsupported: ` or `invalid: ` (`unavailable: ` when the file or URL cannot
-be read), never a traceback.
+be read), never a traceback. An http(s) URL is fetched as the player fetches it
+(`player.http.manifests`: redirects, size cap, retry budget); a local path or file:// URL
+is read by `player.dash.loading`.
 """
 from __future__ import annotations
 
@@ -16,9 +18,13 @@ import json
 import math
 import sys
 
+from rich.console import Console
+from rich.markup import escape
+from rich.tree import Tree
+
 from player.dash.errors import ManifestError
-from player.dash.loading import load_manifest
 from player.dash.model import Presentation, Representation
+from player.http.manifests import load
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,15 +56,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_info(args: argparse.Namespace) -> int:
     try:
-        pres = load_manifest(args.manifest)
+        pres = load(args.manifest)
     except ManifestError as exc:
         print(str(exc), file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(pres.to_dict()))
         return 0
-    from rich.console import Console
-
     Console().print(render_tree(pres))
     return 0
 
@@ -128,9 +132,6 @@ def _low_latency_text(r: Representation) -> str:
 
 def render_tree(pres: Presentation):
     """A rich Tree: periods → adaptation sets → representations (and live timing)."""
-    from rich.markup import escape
-    from rich.tree import Tree
-
     head = (f"[bold]MPD[/bold] {pres.type}, duration {_secs(pres.duration_s)}, "
             f"min buffer {_secs(pres.min_buffer_time_s)}")
     if pres.source_url:

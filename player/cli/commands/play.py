@@ -1,15 +1,18 @@
 """`abrlab play`: stream a DASH presentation over HTTP with an ABR policy (the HTTP player).
 
 ``--headless --json`` prints one JSON object per line: every event of the session (requests,
-decisions with the policy's inputs, stalls, license events, failovers, retries; see
-`player.http.player.EVENT_FIELDS`), and last the summary object, with the same fields and QoE as
-``abrlab simulate --json``. Without ``--json`` it prints plain progress lines and a summary
-table. (A live dashboard can attach to the same event stream: `player.http.player.HttpPlayer`'s
-``add_listener`` / ``events()``.)
+decisions with the policy's inputs, stalls, license events, failovers, retries; the typed
+events of `player.core.events`, each line ``event.as_dict()``), and last the summary object,
+with the same fields and QoE as ``abrlab simulate --json``. Without ``--json`` it prints plain
+progress lines and a summary table. (The live dashboard attaches to the same event stream:
+`player.http.player.HttpPlayer`'s ``add_listener`` / ``events()``.)
 
-Exit status: 0 played to the end; 1 playback failed (network gave up, license refused with
-no clear fallback; one line on stderr); 2 bad input (options, manifest, live MPD: an
-``unsupported: ...`` line); 130 interrupted.
+Exit status: 0 played to the end; 1 playback failed after the session started (the network
+gave up on a segment, license refused with no clear fallback; one line on stderr); 2 bad
+input or no manifest to play (options; a manifest that is malformed, live or too large:
+``invalid: ...`` / ``unsupported: ...``; a manifest that cannot be had: ``unavailable: ...``,
+at once for a server that refuses the connection or a bad redirect, after the retry budget
+for one that keeps failing); 130 interrupted.
 """
 from __future__ import annotations
 
@@ -18,16 +21,32 @@ import asyncio
 import json
 import math
 import sys
+from urllib.parse import urlsplit
 
 import numpy as np
+from rich.console import Console
+from rich.live import Live
 
-from netem.errors import InputError
-from player.cli.commands._common import check_policy, parse_params
+from netem import formats
+from netem.cenc import Protection
+from netem.content import load as load_content
+from netem.edge import EdgeGroup, EdgeServer
+from netem.errors import InputError, PlaybackError
+from netem.package import SyntheticPresentation
+from player.cli.commands._common import add_trace_format, check_policy, parse_params
+from player.cli.commands.simulate import print_summary
+from player.cli.dashboard import DashboardModel, KeyReader, render
+from player.core import device as devices
+from player.core import presets, qoe
+from player.core.events import (Abandon, Download, Event, Failover, LicenseFailed, LicenseFallback,
+                                LicenseGranted, Manifest, Mask, Missing, Note, Retry, SessionStart, StallEnd,
+                                StallStart, Startup, Summary)
+from player.http.config import HttpConfig
+from player.http.player import HttpPlayer
+from player.lab.data import BUNDLED
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from player.core import presets, qoe
-
     p = sub.add_parser(
         "play", help="play a DASH presentation over HTTP with an ABR policy (headless player)",
         description="Stream the MPD at MPD_URL over HTTP (our edge from `abrlab serve`, any web server, or "
@@ -46,6 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     local.add_argument("--trace", default=None, metavar="FILE",
                        help="bandwidth trace shaping the edge (default: the bundled traces/synthetic/markov-2.json, "
                             "mean 3.2 Mbit/s)")
+    add_trace_format(local, "the --trace file's")
     local.add_argument("--edges", type=int, default=1, metavar="N",
                        help="start N edges serving the same content; the player fails over between them (default 1)")
     local.add_argument("--fault", action="append", default=[], metavar="SPEC",
@@ -85,15 +105,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="what to put in the summary's `trace` field (default: the --trace path for the in-process "
                         "edge, else network)")
     p.add_argument("--max-retry", type=float, default=None, metavar="S",
-                   help="give up on one object after retrying it this long (presentation seconds; default 60)")
+                   help="the retry budget: give up on one object (manifest, segment, init segment, index) this "
+                        "long after its first request; retries, their backoff and their timeouts run inside it "
+                        "(presentation seconds; default 60). A server that refuses the manifest's connection or "
+                        "redirects it badly is not retried")
     p.add_argument("--seed", type=int, default=0, help="seed for retry jitter (default 0)")
     p.set_defaults(func=run)
 
 
 def build_player(args: argparse.Namespace, url: str | None = None, origins: tuple[str, ...] = ()):
     """An `HttpPlayer` from the command's options (InputError for bad ones)."""
-    from player.core import device as devices
-    from player.http.player import HttpConfig, HttpPlayer
 
     params = parse_params(args.abr_param)
     check_policy(args.abr, params)
@@ -104,8 +125,6 @@ def build_player(args: argparse.Namespace, url: str | None = None, origins: tupl
         if not (math.isfinite(args.max_retry) and args.max_retry > 0):
             raise InputError(f"--max-retry must be positive seconds, got {args.max_retry!r}")
         cfg.max_retry_s = args.max_retry
-    from urllib.parse import urlsplit
-
     for e in args.edge:
         u = urlsplit(e)
         if u.scheme not in ("http", "https") or not u.netloc:
@@ -120,8 +139,6 @@ def build_player(args: argparse.Namespace, url: str | None = None, origins: tupl
 
 
 def run(args: argparse.Namespace) -> int:
-    from player.http.player import PlaybackError
-
     log = None
     if args.log:
         try:
@@ -132,10 +149,10 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stdout
     state: dict = {"player": None}
 
-    def on_event(ev: dict) -> None:
-        if ev["event"] == "summary":
+    def on_event(ev: Event) -> None:
+        if isinstance(ev, Summary):
             return  # printed last, as the bare summary object
-        line = json.dumps(ev, separators=(",", ":"))
+        line = json.dumps(ev.as_dict(), separators=(",", ":"))
         if log is not None:
             log.write(line + "\n")
         if args.json:
@@ -179,8 +196,6 @@ def run(args: argparse.Namespace) -> int:
             if args.json:
                 out.write(line + "\n")
             elif rc in (0, 130):
-                from player.cli.commands.simulate import print_summary
-
                 out.flush()
                 print_summary(summary)
         out.flush()
@@ -191,24 +206,16 @@ def run(args: argparse.Namespace) -> int:
 
 async def _local_edge(args: argparse.Namespace, play) -> None:
     """Serve a generated presentation from in-process edges on 127.0.0.1 and play it."""
-    from netem import formats
-    from netem.content import load as load_content
-    from netem.edge import EdgeGroup, EdgeServer
-    from netem.package import SyntheticPresentation
-    from player.lab.data import BUNDLED
-
     movie_path = args.movie or str(BUNDLED / "content" / "demo-6rung-120s.json")
     trace_path = args.trace or str(BUNDLED / "synthetic" / "markov-2.json")
     if args.edges < 1 or args.edges > 16:
         raise InputError(f"--edges must be 1..16, got {args.edges}")
     content = load_content(movie_path)
-    trace = formats.load(trace_path)
+    trace = formats.load(trace_path, args.trace_format)
     if args.label is None:
         args.label = trace_path
     protection = None
     if args.protect:
-        from netem.cenc import Protection
-
         protection = Protection.default()
     pres = SyntheticPresentation(content, addressing=args.addressing, protection=protection)
     edges = [EdgeServer(pres, trace=trace, time_scale=args.time_scale, faults=list(args.fault), seed=args.seed,
@@ -224,19 +231,12 @@ async def _local_edge(args: argparse.Namespace, play) -> None:
 
 
 def _origin(url: str) -> str:
-    from urllib.parse import urlsplit
-
     u = urlsplit(url)
     return f"{u.scheme}://{u.netloc}"
 
 
 async def _with_dashboard(player, title: dict, capacity) -> None:
     """Run the player under the live dashboard: q quits (with the summary), space pauses."""
-    from rich.console import Console
-    from rich.live import Live
-
-    from player.cli.dashboard import DashboardModel, KeyReader, render
-
     console = Console()
     model = DashboardModel(title={**title, "time_scale": f"{player.clock.time_scale:g}",
                                   "device": player.device.name if player.device else "none (no mask)",
@@ -245,12 +245,11 @@ async def _with_dashboard(player, title: dict, capacity) -> None:
     if capacity is not None:
         model.capacity_at = lambda ts: capacity(np.asarray(ts) + offset["s"])
 
-    def on_event(ev: dict) -> None:
-        if ev["event"] == "session_start":
-            plan = ev.get("plan", {})
-            model.title["policy"] = ev.get("abr_params", model.title["policy"])
-            model.title["duration_s"] = plan.get("duration_s", model.title.get("duration_s"))
-            model.title["representations"] = dict(enumerate(plan.get("ladder", [])))
+    def on_event(ev: Event) -> None:
+        if isinstance(ev, SessionStart):
+            model.title["policy"] = ev.abr_params or model.title["policy"]
+            model.title["duration_s"] = ev.plan.get("duration_s", model.title.get("duration_s"))
+            model.title["representations"] = dict(enumerate(ev.plan.get("ladder", [])))
             offset["s"] = float(player.offset)
         model.on_event(ev)
 
@@ -295,45 +294,47 @@ def _mb(n: float) -> str:
     return f"{n / 1e6:.2f} MB"
 
 
-def progress_line(ev: dict) -> str | None:
-    """One plain line for the events worth a line (None for the others)."""
-    t = f"[{ev['t_s']:8.2f} s]"
-    k = ev["event"]
-    if k == "manifest":
-        dur = ev.get("duration_s")
-        return f"{t} manifest {ev['url']} ({ev['type']}, {dur if dur is None else round(dur, 1)} s)"
-    if k == "session_start":
-        plan = ev["plan"]
-        ladder = ", ".join(f"{r['bitrate_bps'] / 1e6:.2f}" for r in plan["ladder"])
-        extra = " (restart)" if ev.get("restart") else ""
-        return (f"{t} session start{extra}: {plan['segments']} segments, ladder [{ladder}] Mbit/s, "
-                f"{ev['abr_params']}, preset {ev['preset']}, time scale {ev['time_scale']:g}")
-    if k == "download":
-        tp = ev["throughput_bps"]
-        return (f"{t} segment {ev['segment'] + 1:4d} rung {ev['rung']}  {_mb(ev['bytes'])} in "
-                f"{ev['latency_s'] + ev['transfer_s']:.2f} s ({tp / 1e6:.2f} Mbit/s)  buffer {ev['buffer_s']:.1f} s"
-                + (f"  stalled {ev['stall_s']:.2f} s" if ev.get("stall_s") else ""))
-    if k == "startup":
-        return f"{t} playback started after {ev['startup_s']:.2f} s"
-    if k == "stall_start":
-        return f"{t} STALL: buffer empty"
-    if k == "stall_end":
-        return f"{t} stall over (segment {ev['segment'] + 1} arrived)"
-    if k == "abandon":
-        return (f"{t} abandoned segment {ev['segment'] + 1} at rung {ev['from_rung']} for rung {ev['to_rung']} "
-                f"({_mb(ev['wasted_bytes'])} wasted)")
-    if k == "retry":
-        return f"{t} retry {ev['what']} in {ev['backoff_s']:.2f} s: {ev['reason']}"
-    if k == "failover":
-        return f"{t} failover {ev['what']}: edge {ev['from_edge']} -> {ev['to_edge']} ({ev['reason']})"
-    if k == "missing":
-        return f"{t} segment {ev['segment'] + 1} missing at rung {ev['rung']}; trying rung {ev['to_rung']}"
-    if k in ("license", "license_failed", "license_fallback", "mask", "note", "error"):
-        detail = {kk: v for kk, v in ev.items() if kk not in ("t_s", "event")}
-        if k == "license":
-            return (f"{t} license ({ev['system']}{', renewal' if ev['renewal'] else ''}): max height "
-                    f"{ev['max_height']}, duration {ev['license_duration_s']}")
-        if k in ("note", "error"):
-            return f"{t} {k}: {ev['message']}"
-        return f"{t} {k}: {json.dumps(detail)}"
+def progress_line(ev: Event) -> str | None:
+    """One plain line for the events worth a line (None for the others). An `Error` has
+    none: the command prints it once, on stderr, as it exits."""
+    t = f"[{ev.t_s:8.2f} s]"
+    match ev:
+        case Manifest():
+            dur = None if ev.duration_s is None else round(ev.duration_s, 1)
+            return f"{t} manifest {ev.url} ({ev.type}, {dur} s)"
+        case SessionStart():
+            ladder = ", ".join(f"{r['bitrate_bps'] / 1e6:.2f}" for r in ev.plan["ladder"])
+            extra = " (restart)" if ev.restart else ""
+            return (f"{t} session start{extra}: {ev.plan['segments']} segments, ladder [{ladder}] Mbit/s, "
+                    f"{ev.abr_params}, preset {ev.preset}, time scale {ev.time_scale:g}")
+        case Download():
+            # the sample divides by the transfer time (first to last byte), latency apart
+            return (f"{t} segment {ev.segment + 1:4d} rung {ev.rung}  {_mb(ev.bytes)} in "
+                    f"{ev.latency_s:.2f} s latency + {ev.transfer_s:.2f} s transfer "
+                    f"({ev.throughput_bps / 1e6:.2f} Mbit/s)  buffer "
+                    f"{ev.buffer_s:.1f} s" + (f"  stalled {ev.stall_s:.2f} s" if ev.stall_s else ""))
+        case Startup():
+            return f"{t} playback started after {ev.startup_s:.2f} s"
+        case StallStart():
+            return f"{t} STALL: buffer empty"
+        case StallEnd():
+            return f"{t} stall over (segment {ev.segment + 1} arrived)"
+        case Abandon():
+            return (f"{t} abandoned segment {ev.segment + 1} at rung {ev.from_rung} for rung {ev.to_rung} "
+                    f"({_mb(ev.wasted_bytes)} wasted)")
+        case Retry():
+            return f"{t} retry {ev.what} in {ev.backoff_s:.2f} s: {ev.reason}"
+        case Failover():
+            return f"{t} failover {ev.what}: edge {ev.from_edge} -> {ev.to_edge} ({ev.reason})"
+        case Missing():
+            then = "no other rung left" if ev.to_rung is None else f"trying rung {ev.to_rung}"
+            return f"{t} segment {ev.segment + 1} missing at rung {ev.rung}; {then}"
+        case LicenseGranted():
+            return (f"{t} license ({ev.system}{', renewal' if ev.renewal else ''}): max height {ev.max_height}, "
+                    f"duration {ev.license_duration_s}")
+        case Note():
+            return f"{t} note: {ev.message}"
+        case LicenseFailed() | LicenseFallback() | Mask():
+            detail = {k: v for k, v in ev.as_dict().items() if k not in ("t_s", "event")}
+            return f"{t} {ev.kind}: {json.dumps(detail)}"
     return None

@@ -6,10 +6,10 @@ import asyncio
 import math
 import sys
 
-from netem import content as content_mod
+from netem import content as content_mod, formats
 from netem.accesslog import AccessLog
 from netem.cenc import Protection
-from netem.edge import EdgeGroup, EdgeServer, load_trace, make_source
+from netem.edge import EdgeGroup, EdgeServer, make_source
 from netem.errors import InputError, UsageError
 from netem.faults import parse_all
 from netem.license_server import load_policy
@@ -19,7 +19,7 @@ from netem.live.origin import LiveEdge, load_vod
 from netem.live.utc import iso_ms, iso_seconds
 from netem.package import SyntheticPresentation
 from netem.trace import constant
-from player.cli.commands._common import stop_on_signals
+from player.cli.commands._common import add_trace_format, stop_on_signals
 
 FAULT_HELP = (
     "inject a fault (repeatable): 5xx:p=P[,status=503][,path=GLOB][,from=T,to=T] | 404:path=GLOB | "
@@ -33,6 +33,7 @@ def add_shaping_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trace", action="append", default=None, metavar="FILE",
                    help="bandwidth trace shaping the link (Sabre JSON, Mahimahi, Pensieve, CSV); repeat "
                         "to give each edge its own (default: unshaped)")
+    add_trace_format(p, "the --trace files'")
     p.add_argument("--rate", type=float, default=None, metavar="BPS",
                    help="constant link capacity in bit/s instead of a trace (default: none, unshaped without --trace)")
     p.add_argument("--latency", type=float, default=None, metavar="S",
@@ -161,7 +162,7 @@ def load_traces(args) -> list:
         return [constant(args.rate, 3600.0, name=f"constant-{args.rate:g}bps")]
     if not args.trace:
         return []
-    return [load_trace(t) for t in args.trace]
+    return [formats.load(t, args.trace_format) for t in args.trace]
 
 
 def check_common(args) -> None:

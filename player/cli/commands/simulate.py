@@ -5,7 +5,7 @@ import argparse
 import json
 
 from netem import content, formats
-from player.cli.commands._common import check_policy, parse_params
+from player.cli.commands._common import add_trace_format, check_policy, parse_params
 from player.core import device as devices
 from player.core import presets, qoe
 from player.core.simulator import SessionSpec, simulate
@@ -17,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Simulate one streaming session of MOVIE over the bandwidth TRACE with an ABR policy, "
                     "in virtual time. Units: seconds, bits per second, bytes.")
     p.add_argument("--trace", required=True, help="trace file (Mahimahi, Pensieve cooked, Sabre JSON or CSV)")
+    add_trace_format(p, "the --trace file's")
     p.add_argument("--movie", required=True,
                    help="content description: Sabre movie JSON, our JSON/TOML, or a Pensieve video_size_N folder")
     p.add_argument("--abr", default="bola", help="policy name (see `abrlab abr list`) or path/to/file.py:Class (default: bola)")
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     params = parse_params(args.abr_param)
     check_policy(args.abr, params)
-    tr = formats.load(args.trace)
+    tr = formats.load(args.trace, args.trace_format)
     movie = content.load(args.movie)
     dev = None if args.device == "none" else devices.load(args.device)
     spec = SessionSpec(tr, movie, args.abr, params, dev, args.preset, label={"trace": args.trace, "movie": args.movie})

@@ -1,6 +1,6 @@
 """`abrlab traces`: inspect, convert and synthesise bandwidth traces.
 
-    abrlab traces info FILE... [--json]
+    abrlab traces info FILE... [--json] [--from FMT]
     abrlab traces convert IN OUT [--to FMT] [--from FMT]
     abrlab traces synth KIND OUT [per-kind options] [--to FMT]
 
@@ -18,9 +18,9 @@ import sys
 from netem import formats, synth
 from netem.errors import InputError
 from netem.trace import Trace
+from player.cli.commands._common import FORMAT_HELP, add_trace_format
 
 _SUFFIX = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
-FORMAT_HELP = "one of " + ", ".join(formats.FORMATS)
 
 
 def bps(text: str) -> float:
@@ -66,13 +66,8 @@ def _register_info(actions: argparse._SubParsersAction) -> None:
     p.add_argument("files", nargs="+", metavar="FILE", help="trace files, directories or globs")
     p.add_argument("--json", action="store_true",
                    help="print a JSON list (seconds, bits per second) instead of a table (default: table)")
-    _add_from(p)
+    add_trace_format(p)
     p.set_defaults(func=run_info)
-
-
-def _add_from(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--from", dest="fmt", default=None, metavar="FMT",
-                   help=f"input format, {FORMAT_HELP} (default: detected from content)")
 
 
 def _register_convert(actions: argparse._SubParsersAction) -> None:
@@ -83,7 +78,7 @@ def _register_convert(actions: argparse._SubParsersAction) -> None:
     p.add_argument("--to", default=None, metavar="FMT",
                    help=f"output format, {FORMAT_HELP} (default: from OUT's extension: "
                         ".down → mahimahi, .json → sabre, .csv → csv, .cooked/.log → pensieve)")
-    _add_from(p)
+    add_trace_format(p)
     p.set_defaults(func=run_convert)
 
 
@@ -148,7 +143,7 @@ def _duration(k: argparse.ArgumentParser, default: float) -> None:
 
 def run_info(args: argparse.Namespace) -> int:
     paths = formats.expand_paths(args.files)
-    rows = [{"path": str(p), **formats.load(p, args.fmt).summary()} for p in paths]
+    rows = [{"path": str(p), **formats.load(p, args.trace_format).summary()} for p in paths]
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -166,17 +161,18 @@ def _print_table(rows: list[dict]) -> None:
     table = Table(title=title, title_justify="left")
     table.add_column("path", overflow="fold")
     table.add_column("format")
-    for label in ("duration s", "mean", "p10", "p50", "p90"):
+    for label in ("duration s", "mean", "p10", "p50", "p90", "peak 1 s"):
         table.add_column(label, justify="right")
     table.add_column("latency ms", justify="right")
     for r in rows:
-        mbps = [f"{r[key] / 1e6:.2f}" for key in ("mean_rate_bps", "p10_rate_bps", "p50_rate_bps", "p90_rate_bps")]
+        mbps = [f"{r[key] / 1e6:.2f}" for key in ("mean_rate_bps", "p10_rate_bps", "p50_rate_bps", "p90_rate_bps",
+                                                   "peak_rate_1s_bps")]
         latency = "—" if r["mean_latency_s"] is None else f"{r['mean_latency_s'] * 1000:.0f}"
         shown = os.path.relpath(r["path"], folder) if folder else r["path"]
         table.add_row(shown, r["format"], f"{r['duration_s']:.1f}", *mbps, latency)
     console = Console(width=None if sys.stdout.isatty() else 160)  # don't fold paths in a pipe
     console.print(table)
-    console.print("rates in Mbit/s (time-weighted percentiles)")
+    console.print("rates in Mbit/s (time-weighted percentiles; peak over whole 1-second windows)")
 
 
 def _common_folder(paths: list[str]) -> str:
@@ -189,7 +185,7 @@ def _common_folder(paths: list[str]) -> str:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    trace = formats.load(args.input, args.fmt)
+    trace = formats.load(args.input, args.trace_format)
     _save(trace, args.output, args.to)
     return 0
 

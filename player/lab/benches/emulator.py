@@ -25,7 +25,8 @@ from array import array
 
 import numpy as np
 
-from netem.edge import EdgeServer, load_trace
+from netem import formats
+from netem.edge import EdgeServer
 from netem.shaper import Capacity
 from netem.trace import Trace, constant
 from player.lab import data
@@ -194,7 +195,7 @@ def run(quick: bool = False) -> dict:
                 continue
             if label not in cache:
                 try:
-                    cache[label] = _clip(load_trace(str(path)))
+                    cache[label] = _clip(formats.load(str(path)))
                 except Exception as exc:  # a loader we depend on may be missing or failing
                     report["notes"].append(f"{rel}: cannot load ({exc}); skipped")
                     cache[label] = None
