@@ -74,6 +74,7 @@ class EmulatedClient:
     summary: dict | None = None
     error: str | None = None
     decisions: dict[int, float] = field(default_factory=dict)   # segment -> session time of its decision
+    log: list[dict] = field(default_factory=list)                # its events, as JSON dicts
 
     @property
     def active(self) -> bool:
@@ -140,7 +141,7 @@ class EmulatedCrowd:
             if p is None:
                 continue
             base = self.bottleneck_time_of(p)
-            for ev in p.events_log:
+            for ev in c.log:
                 if ev.get("event") != "request" or not ev.get("bytes"):
                     continue
                 t1 = base + ev["t_s"]
@@ -171,11 +172,11 @@ class EmulatedCrowd:
                 continue
             prev = None
             waited = 0.0
-            for ev in c.player.events_log:
+            for ev in c.log:
                 kind = ev.get("event")
-                if kind == "wait" and "session_t_s" in ev:
+                if kind == "wait" and ev.get("session_t_s") is not None:
                     waited += float(ev.get("seconds") or 0.0)
-                elif kind == "download" and "session_t_s" in ev:
+                elif kind == "download" and ev.get("session_t_s") is not None:
                     sent = ev["session_t_s"] - ev["latency_s"] - ev["transfer_s"]
                     lat = float(trace.latency_at(c.start_s + sent))
                     gap = sent - prev - waited if prev is not None else 0.0
@@ -256,14 +257,16 @@ async def _run(group: Bottleneck, k: float, url: str, edge: EdgeServer | None, o
                             config=HttpConfig(seed=seed * 1000 + c.index))
         c.player = player
 
-        def listen(ev: dict) -> None:
+        def listen(event) -> None:
+            ev = event.as_dict()
+            c.log.append(ev)
             kind = ev["event"]
             if kind == "session_start" and c.start_s is None:
                 c.start_s = crowd.bottleneck_time_of(player) + player.offset
-            elif kind == "decision" and "session_t_s" in ev:
+            elif kind == "decision" and ev.get("session_t_s") is not None:
                 c.decisions.setdefault(int(ev["segment"]), float(ev["session_t_s"]))
             elif kind == "end" and c.end_s is None:
-                last = [e for e in player.events_log if e["event"] == "download"]
+                last = [e for e in c.log if e["event"] == "download"]
                 c.end_s = crowd.bottleneck_time_of(player) + (last[-1]["t_s"] if last else ev["t_s"])
             if on_event is not None:
                 on_event(c.index, ev)

@@ -44,7 +44,7 @@ import abr
 from netem.link import Link
 from player.core.crowd.spec import Bottleneck, CrowdClient, validate
 from player.core.crowd_metrics import ClientTimeline, CrowdOutcome, group_metrics, time_edges
-from player.core.rules import DecisionHook, SegmentPlan, SessionRows, accept_abandon, can_abandon
+from player.core.rules import MAX_ATTEMPTS, DecisionHook, SegmentPlan, SessionRows, accept_abandon, can_abandon
 from player.core.simulator import BatchResult, SessionResult, SessionSpec
 from player.core.summary import session_metrics
 
@@ -64,17 +64,21 @@ class _Cohort:
         first = clients[0]
         self.slots = slots
         self.clients = list(clients)
-        self.preset = first.resolved_preset()
+        self.preset = p = first.resolved_preset()
         self.content = first.content
-        self.plan = SegmentPlan.from_content(first.content)
-        n, K = len(clients), self.plan.n_segments
-        self.policy = self.preset.policy(first.abr, first.abr_params)
-        self.policy.reset(n, abr.Ladder(first.content.bitrates_bps, first.content.segment_duration_s))
-        self.rules = SessionRows.for_devices(self.plan, self.preset, first.content, [c.device for c in clients])
+        n = len(clients)
+        self.policy = p.policy(first.abr, first.abr_params)
+        self.rules = SessionRows.for_devices(SegmentPlan.from_content(first.content), p, first.content,
+                                             [c.device for c in clients])
+        self.plan = self.rules.plan                 # the segments as the preset plays them
+        K = self.plan.n_segments
+        self.policy.reset(n, abr.Ladder(self.plan.bitrates_bps, float(np.median(self.plan.durations_s))))
         self.link = link
-        self.efficiency = float(self.preset.link.efficiency)
-        self.abandoning = can_abandon(self.preset, self.policy)
-        self.dt = float(self.preset.abandon_interval_s)
+        self.efficiency = float(p.link.efficiency)
+        self.abandoning = can_abandon(p, self.policy)
+        self.dt = float(p.abandon_interval_s)
+        self.min_bytes = float(p.abandon_min_bytes)
+        self.max_attempts = MAX_ATTEMPTS if p.abandon_reselect else self.plan.n_rungs
         self.uniform = bool(np.all(self.plan.durations_s == self.plan.durations_s[0]))
         self.rec = {name: np.zeros((n, K)) for name in RECORDS}
         self.chosen = np.zeros((n, K), dtype=np.int64)
@@ -256,7 +260,12 @@ class _Engine:
         self.t_fb = np.zeros(F)
         self.t_el = np.zeros(F)              # when each client's buffer was last brought up to date
         self.pending_dt = np.zeros(F)        # the wait or delay to elapse when its timer fires
-        self.check_j = np.zeros(F, dtype=np.int64)
+        self.check_j = np.zeros(F, dtype=np.int64)   # offers made of the current request, + 1
+        self.offer_e = np.zeros(F)           # when (s after the request) the next offer is due
+        self.prev_e = np.zeros(F)            # the previous offer's time and bytes (0 before the first)
+        self.prev_got = np.zeros(F)
+        self.attempts = np.zeros(F, dtype=np.int64)  # abandoned requests of the current segment
+        self.reselecting = np.zeros(F, dtype=bool)   # deciding a segment again after an abandonment
         self.got_bits = np.zeros(F)
         self.start = np.zeros(F)
         self.end = np.full(F, np.nan)
@@ -320,7 +329,7 @@ class _Engine:
             cand = self.sending & in_g[self.grp]
             done = np.flatnonzero(cand & (self.rem <= DONE_BITS))
             blocked = cand & (self.rem > DONE_BITS) & (self.budget <= DONE_BITS)
-            self.sending[blocked] = False
+            self.set_sending(np.flatnonzero(blocked), False)
             if done.size:
                 self.transfer_done(done, now)
         # 2. departures
@@ -348,7 +357,6 @@ class _Engine:
         if self.ended:
             self.end_bulk(now, t_g)
         # the shares and the next completion of every bottleneck that moved
-        self.n_send = np.bincount(self.grp[self.sending], minlength=t_g.size)
         self.next_completion(np.flatnonzero(live))
 
     # -- sharing ------------------------------------------------------------------------------
@@ -372,6 +380,13 @@ class _Engine:
                 self.got_bits[m] += d
         self.t_sync[gs] = t_g[gs]
 
+    def set_sending(self, s: np.ndarray, value) -> None:
+        """Transfers start or stop sending; each bottleneck's count of senders follows."""
+        new = np.broadcast_to(np.asarray(value, dtype=bool), s.shape)
+        delta = new.astype(np.int64) - self.sending[s]
+        self.sending[s] = new
+        np.add.at(self.n_send, self.grp[s], delta)
+
     def next_completion(self, gs: np.ndarray) -> None:
         """Each bottleneck's next transfer event: n × the smallest remainder (or window) on the curve."""
         amt = np.where(self.sending, np.minimum(self.rem, self.budget), np.inf)
@@ -389,7 +404,7 @@ class _Engine:
         starts from the initial window)."""
         t = now[s]
         self.in_flow[s] = True
-        self.sending[s] = True
+        self.set_sending(s, True)
         self.rem[s] = self.bits[s]
         self.t_fb[s] = t
         self.budget[s] = np.inf
@@ -413,7 +428,7 @@ class _Engine:
 
     def close_transfer(self, s: np.ndarray, now: np.ndarray, new_connection: bool = False) -> None:
         self.in_flow[s] = False
-        self.sending[s] = False
+        self.set_sending(s, False)
         self.t_round[s] = np.inf
         self.last_busy[s] = -np.inf if new_connection else now[s]
         self.budget[s] = np.inf
@@ -431,7 +446,7 @@ class _Engine:
         done = s[~self.slow_start[s]]
         self.budget[done] = np.inf
         self.t_round[done] = np.inf
-        self.sending[s] = self.in_flow[s] & (self.rem[s] > DONE_BITS)
+        self.set_sending(s, self.in_flow[s] & (self.rem[s] > DONE_BITS))
 
     # -- bulk flows ---------------------------------------------------------------------------
     def bulk_on(self, s: np.ndarray, now: np.ndarray) -> None:
@@ -475,7 +490,9 @@ class _Engine:
 
     def wait_over(self, s: np.ndarray, now: np.ndarray) -> None:
         for co, ss in self.by_cohort(s):
-            self.elapse(co, ss, self.pending_dt[ss], now)
+            stall = self.elapse(co, ss, self.pending_dt[ss], now)
+            again = self.reselecting[ss]       # a wait after an abandonment counts its stall
+            co.rec["rebuffer"][self.row[ss[again]], self.k[ss[again]]] += stall[again]
         self.decide(s, now)
 
     def decide(self, s: np.ndarray, now: np.ndarray) -> None:
@@ -512,11 +529,12 @@ class _Engine:
         if s.size == 0:
             return
         for co, ss in self.by_cohort(s):
-            rows, k = self.row[ss], self.k[ss]
+            fresh = ss[~self.reselecting[ss]]      # a segment decided again keeps its request time
+            rows, k = self.row[fresh], self.k[fresh]
             co.rec["request"][rows, k] = co.rules.buffer.clock_s[rows]
             if co.rules.inits is not None:
                 first = k == 0
-                co.rules.first_inits_before_clock(0, rows[first], self.rung[ss[first]])
+                co.rules.first_inits_before_clock(0, rows[first], self.rung[fresh[first]])
             self.fetch(co, ss, now)
 
     def fetch(self, co: _Cohort, s: np.ndarray, now: np.ndarray) -> None:
@@ -535,10 +553,14 @@ class _Engine:
         self.t_req[s] = t
         self.lat[s] = lat
         self.t_timer[s] = t + lat
+        self.reselecting[s] = False
         if co.abandoning:
-            media = s[~init & (self.rung[s] > 0)]
+            media = s[~init & (self.rung[s] > 0) & (self.attempts[s] < co.max_attempts)]
             self.check_j[media] = 1
-            self.t_check[media] = now[media] + co.dt
+            self.prev_e[media] = 0.0
+            self.prev_got[media] = 0.0
+            self.offer_e[media] = co.dt
+            self.schedule_offer(co, media, now)
 
     def first_byte(self, s: np.ndarray, now: np.ndarray) -> None:
         self.phase[s] = TRANSFER
@@ -579,6 +601,7 @@ class _Engine:
         rec["size"][rows, k] = self.size[s]
         k = k + 1
         self.k[s] = k
+        self.attempts[s] = 0
         K = co.plan.n_segments
         last = k >= K
         if last.any():
@@ -601,21 +624,59 @@ class _Engine:
         if (~w).any():
             self.decide(s[~w], now)
 
+    def progress_bits(self, s: np.ndarray, e: np.ndarray) -> np.ndarray:
+        """Capacity bits each request has received `e` seconds after it was sent, read from the
+        shares without touching them (0 while the latency runs)."""
+        done = np.zeros(s.size)
+        flowing = self.phase[s] == TRANSFER
+        f = s[flowing]
+        if f.size:
+            g = self.grp[f]
+            probe = np.maximum(self.t_fb[f] + (e[flowing] - self.lat[f]), self.t_sync[g])
+            more = np.where(self.sending[f], np.maximum(self.capacity.delivered_bits(
+                self.tidx[g], self.t_sync[g], probe), 0.0) / np.maximum(self.n_send[g], 1), 0.0)
+            done[flowing] = (self.bits[f] - self.rem[f]) + more
+        return done
+
+    def reach_s(self, co: _Cohort, s: np.ndarray, want_bytes: np.ndarray) -> np.ndarray:
+        """When (s after the request) each request will have received `want_bytes` at the
+        shares of now (a request still in its latency joins the senders at its first byte)."""
+        g = self.grp[s]
+        sending = (self.phase[s] == TRANSFER) & self.sending[s]
+        flowing = self.phase[s] == TRANSFER     # a window-blocked one sends again when its round ends
+        start = np.where(sending, self.t_sync[g], np.where(flowing, np.maximum(self.t_round[s], self.t_sync[g]),
+                                                             self.t_req[s] + self.lat[s]))
+        have = np.where(flowing, self.bits[s] - self.rem[s], 0.0)
+        n = np.where(sending, np.maximum(self.n_send[g], 1), self.n_send[g] + 1)
+        need = np.maximum(want_bytes * 8.0 / co.efficiency - have, 0.0)
+        at = self.capacity.capacity_time(self.tidx[g], start, n * need)
+        return self.lat[s] + np.maximum(at - (self.t_req[s] + self.lat[s]), 0.0)
+
+    def schedule_offer(self, co: _Cohort, s: np.ndarray, now: np.ndarray) -> None:
+        """The next offer of each request to the abandonment hook (`player.core.rules.next_offer_s`):
+        every `abandon_interval_s`; with `abandon_min_bytes`, also not before that many more
+        bytes have arrived since the previous offer (none at or past the object's size)."""
+        if co.min_bytes > 0 and s.size:
+            want = self.prev_got[s] + co.min_bytes
+            reach = np.where(want >= self.size[s], np.inf, self.reach_s(co, s, np.minimum(want, self.size[s])))
+            self.offer_e[s] = np.maximum(self.prev_e[s] + co.dt, reach)
+        self.t_check[s] = self.t_req[s] + self.offer_e[s]
+
     def check(self, s: np.ndarray, now: np.ndarray, t_g: np.ndarray) -> None:
         """Offer in-flight media downloads to the policy's abandonment hook."""
         for co, ss in self.by_cohort(s):
+            e = self.offer_e[ss]
+            got = np.minimum(self.progress_bits(ss, e) * co.efficiency / 8.0, self.size[ss])
+            if co.min_bytes > 0:       # the shares changed since it was scheduled: not all the bytes yet
+                early = got < self.prev_got[ss] + co.min_bytes - 1e-6
+                if early.any():
+                    self.schedule_offer(co, ss[early], now)
+                    early[early] = self.t_check[ss[early]] > now[ss[early]]     # (none later than now: offer)
+                    self.t_check[ss[~early]] = np.inf
+                    ss, e, got = ss[~early], e[~early], got[~early]
+                    if ss.size == 0:
+                        continue
             rows, k, rung = self.row[ss], self.k[ss], self.rung[ss]
-            e = self.check_j[ss] * co.dt
-            flowing = self.phase[ss] == TRANSFER
-            done_bits = np.zeros(ss.size)
-            f = ss[flowing]
-            if f.size:
-                g = self.grp[f]
-                probe = np.maximum(self.t_fb[f] + (e[flowing] - self.lat[f]), self.t_sync[g])
-                more = np.where(self.sending[f], np.maximum(self.capacity.delivered_bits(
-                    self.tidx[g], self.t_sync[g], probe), 0.0) / np.maximum(self.n_send[g], 1), 0.0)
-                done_bits[flowing] = (self.bits[f] - self.rem[f]) + more
-            got = np.minimum(done_bits * co.efficiency / 8.0, self.size[ss])
             buf = co.rules.buffer
             moving = buf.playing[rows] & ~buf.paused[rows]
             level = np.where(moving, np.maximum(buf.buffer_s[rows] - e, 0.0), buf.buffer_s[rows])
@@ -625,24 +686,47 @@ class _Engine:
                 prog = abr.Progress(sessions=rows[part], rung=rung[part], bytes_done=got[part],
                                     bytes_total=self.size[ss[part]], elapsed_s=e[part], buffer_s=level[part],
                                     segment_duration_s=float(co.plan.durations_s[kk[0]]),
-                                    sizes_bytes=co.plan.sizes_bytes[kk], mask=co.rules.mask[rows[part]])
+                                    sizes_bytes=co.plan.sizes_bytes[kk], mask=co.rules.mask[rows[part]],
+                                    request_latency_s=np.minimum(self.lat[ss[part]], e[part]))
                 new[part] = np.asarray(co.policy.abandon(prog), dtype=np.int64)
             hit = accept_abandon(new, rung)
             keep = ss[~hit]
+            self.prev_e[keep] = e[~hit]
+            self.prev_got[keep] = got[~hit]
             self.check_j[keep] += 1
-            self.t_check[keep] = self.t_req[keep] + self.check_j[keep] * co.dt
+            self.offer_e[keep] = self.check_j[keep] * co.dt
+            self.schedule_offer(co, keep, now)
             if hit.any():
-                a = ss[hit]
-                self.sync(np.unique(self.grp[a]), t_g)
-                self.close_transfer(a, now, new_connection=True)
-                self.t_timer[a] = np.inf
-                self.t_check[a] = np.inf
-                stall = self.elapse(co, a, e[hit], now)
-                co.rec["rebuffer"][rows[hit], k[hit]] += stall
-                co.wasted[rows[hit]] += got[hit]
-                co.abandons[rows[hit]] += 1
-                self.rung[a] = new[hit]
-                self.fetch(co, a, now)
+                self.abandon(co, ss[hit], new[hit], e[hit], got[hit], now, t_g)
+
+    def abandon(self, co: _Cohort, a: np.ndarray, new: np.ndarray, e: np.ndarray, got: np.ndarray,
+                now: np.ndarray, t_g: np.ndarray) -> None:
+        """Requests abandoned `e` after they were sent: their time and bytes are spent; the
+        segment is requested again at the new rung, or decided afresh (`abandon_reselect`:
+        the wait for room, a new decision and its delay)."""
+        rows, k = self.row[a], self.k[a]
+        self.sync(np.unique(self.grp[a]), t_g)
+        self.close_transfer(a, now, new_connection=True)
+        self.t_timer[a] = np.inf
+        self.t_check[a] = np.inf
+        stall = self.elapse(co, a, e, now)
+        co.rec["rebuffer"][rows, k] += stall
+        co.wasted[rows] += got
+        co.abandons[rows] += 1
+        self.attempts[a] += 1
+        if not co.preset.abandon_reselect:
+            self.rung[a] = new
+            self.fetch(co, a, now)
+            return
+        self.reselecting[a] = True
+        wait = co.rules.room_wait_s(k, rows)
+        co.rec["wait"][rows, k] += wait
+        w = wait > 0
+        self.phase[a[w]] = WAIT
+        self.pending_dt[a[w]] = wait[w]
+        self.t_timer[a[w]] = now[a[w]] + wait[w]
+        if (~w).any():
+            self.decide(a[~w], now)
 
     def leave(self, s: np.ndarray, now: np.ndarray) -> None:
         """Viewers leave: whatever they were fetching is dropped."""
