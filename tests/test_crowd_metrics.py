@@ -64,6 +64,7 @@ def test_group_metrics_by_hand():
     assert m["jain_qoe"] == pytest.approx(0.5)
     # both fetch 1 Mbit/s: |2 − 4| / 4
     assert m["inefficiency_mean"] == pytest.approx(0.5)
+    assert m["inefficiency_weighted"] == pytest.approx(8.0 / 16.0)     # Σ|2 − 4| / Σ4 over 4 s
     assert m["unfairness_time_mean"] == pytest.approx(0.0)
     assert m["instability_mean"] == pytest.approx(0.0)
     assert m["utilisation"] == pytest.approx(0.75)

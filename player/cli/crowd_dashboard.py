@@ -275,7 +275,8 @@ def print_report(report: dict, console: Console | None = None) -> None:
 
 def group_line(g: dict) -> str:
     return (f"group: Jain (bitrate) {_f(g['jain_bitrate'], 4)}, unfairness {_f(g['unfairness'], 3)}, "
-            f"Jain (QoE) {_f(g['jain_qoe'], 4)}, inefficiency {_f(g['inefficiency_mean'], 3)}, "
+            f"Jain (QoE) {_f(g['jain_qoe'], 4)}, inefficiency {_f(g['inefficiency_mean'], 3)} "
+            f"(weighted {_f(g['inefficiency_weighted'], 3)}), "
             f"instability {_f(g['instability_mean'], 4)}, link use {_pct(g['utilisation'])} "
             f"(players {_pct(g['player_share'])}), rebuffer ratio {_pct(g['rebuffer_ratio'], 2)}, "
             f"mean QoE {_f(g['qoe_mean'], 1)}")
@@ -286,6 +287,7 @@ def print_sweep(summary: dict, console: Console | None = None) -> None:
     console = console or Console()
     pol = summary["policies"]
     cols = (("jain_bitrate", "Jain", 3), ("unfairness", "unfairness", 3), ("inefficiency_mean", "inefficiency", 3),
+            ("inefficiency_weighted", "ineff. (weighted)", 3),
             ("instability_mean", "instability", 4), ("utilisation", "link use", 3), ("qoe_mean", "QoE", 1),
             ("rebuffer_ratio", "rebuffer", 4))
     n = pol[0]["clients"] if pol else 0

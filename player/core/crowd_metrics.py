@@ -15,7 +15,10 @@ Definitions (FESTIVE, Jiang, Sekar and Zhang, CoNEXT 2012, §2; Jain, Chiu and H
   least two clients are active.
 - **Inefficiency** per second |Σₓ bₓ,ₜ − Wₜ| / Wₜ, where bₓ,ₜ is the bitrate client x is
   fetching at second t and Wₜ the players' part of the capacity: the capacity, times
-  players / (players + bulk flows on) when bulk flows compete.
+  players / (players + bulk flows on) when bulk flows compete. FESTIVE averages it over the
+  seconds (`inefficiency_mean`); on a trace with seconds of almost no capacity those
+  seconds dominate that mean, so `inefficiency_weighted` = Σₜ|Σₓ bₓ,ₜ − Wₜ| / ΣₜWₜ is
+  reported too (the miss as a share of all the players' capacity).
 - **Instability** per client and second (FESTIVE's weighted switches over the last
   k = 20 s): Σ_{d=0}^{k−1} |bₜ₋d − bₜ₋d₋₁|·(k − d) / Σ_{d=1}^{k} bₜ₋d·(k − d), over the
   seconds the client was active; averaged over clients and seconds.
@@ -171,6 +174,7 @@ def group_metrics(outcome: CrowdOutcome, qoe_model: str = "linear", step_s: floa
         "jain_qoe": jain(np.maximum(qoe_per_seg, 0.0)),
         "unfairness_time_mean": _nanmean(unf_t),
         "inefficiency_mean": _nanmean(ineff),
+        "inefficiency_weighted": _weighted_miss(total_b, w, players),
         "instability_mean": _nanmean(inst),
         "utilisation": float(np.sum(outcome.delivered_bits) / busy_cap) if busy_cap > 0 else math.nan,
         "player_share": float(np.sum(outcome.player_bits) / busy_cap) if busy_cap > 0 else math.nan,
@@ -192,6 +196,11 @@ def group_metrics(outcome: CrowdOutcome, qoe_model: str = "linear", step_s: floa
     }
     out.update(outcome.extra)
     return out
+
+
+def _weighted_miss(total_bps: np.ndarray, w_bps: np.ndarray, players: np.ndarray) -> float:
+    on = (players > 0) & (w_bps > 0)
+    return float(np.abs(total_bps[on] - w_bps[on]).sum() / w_bps[on].sum()) if on.any() else math.nan
 
 
 def _column_mean(a: np.ndarray) -> np.ndarray:

@@ -36,7 +36,7 @@ CHUNK_GROUPS = 64
 RESULTS = "crowds.jsonl"
 #: group metrics reported per policy with a confidence interval
 GROUP_FIELDS = ("jain_bitrate", "unfairness", "jain_qoe", "unfairness_time_mean", "inefficiency_mean",
-                "instability_mean", "utilisation", "avg_bitrate_bps_mean", "qoe_mean", "rebuffer_ratio",
+                "inefficiency_weighted", "instability_mean", "utilisation", "avg_bitrate_bps_mean", "qoe_mean", "rebuffer_ratio",
                 "switches_mean")
 KEY = ("trace", "abr", "abr_params", "device", "preset", "movie", "clients")
 
