@@ -48,10 +48,11 @@ def test_instability_by_hand():
 
 def outcome(bulk_on: float = 0.0) -> CrowdOutcome:
     """Two clients at 1 Mbit/s for 4 s on 4 Mbit/s; 3 Mbit of each second delivered."""
-    summary = {"avg_bitrate_bps": 1e6, "rebuffer_s": 0.0, "session_s": 4.0, "switches": 0,
+    summary = {"avg_bitrate_bps": 1e6, "rebuffer_s": 0.0, "session_s": 4.0, "switches": 0, "rebuffer_count": 0,
                "qoe_all": {"linear": {"total": 4.0, "segments": 4}}}
     clients = [ClientTimeline(0.0, 4.0, np.arange(4.0), np.full(4, 1e6), dict(summary)) for _ in range(2)]
-    clients[1].summary = {**summary, "avg_bitrate_bps": 3e6, "qoe_all": {"linear": {"total": -8.0, "segments": 4}}}
+    clients[1].summary = {**summary, "avg_bitrate_bps": 3e6, "rebuffer_count": 2,
+                          "qoe_all": {"linear": {"total": -8.0, "segments": 4}}}
     edges = np.arange(5.0)
     return CrowdOutcome(clients, edges, np.full(4, 4e6), np.full(4, 3e6), np.full(4, 2e6), np.full(4, bulk_on))
 
@@ -70,6 +71,7 @@ def test_group_metrics_by_hand():
     assert m["utilisation"] == pytest.approx(0.75)
     assert m["player_share"] == pytest.approx(0.5)
     assert m["series"]["utilisation"] == pytest.approx([0.75] * 4)
+    assert m["stalls_per_viewer_hour"] == pytest.approx(3600.0 * 2 / 8.0)   # 2 stalls in 8 viewer-seconds
 
 
 def test_inefficiency_counts_the_players_part_beside_bulk_flows():

@@ -108,7 +108,7 @@ def render(model: CrowdModel, width: int, height: int) -> Layout:
     layout = Layout()
     rows = min(n, max(3, height // 3))
     layout.split_column(Layout(name="header", size=4), Layout(name="chart", ratio=1),
-                        Layout(name="clients", size=rows + 4))
+                        Layout(name="clients", size=rows + 6))
     active = sum(s in ("playing", "stalled", "setup") for s in model.state)
     head = Table.grid(expand=True)
     head.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
@@ -121,7 +121,7 @@ def render(model: CrowdModel, width: int, height: int) -> Layout:
                                ("  " + model.message, "italic")))
     layout["header"].update(Panel(head, title="abrlab crowd", border_style="blue"))
     chart_w = max(20, width - 6)
-    chart_h = max(4, height - 4 - (rows + 4) - 5)
+    chart_h = max(4, height - 4 - (rows + 6) - 5)
     rate_h = max(2, chart_h * 2 // 3)
     util_h = max(2, chart_h - rate_h)
     series, styles = {}, {}
@@ -279,7 +279,8 @@ def group_line(g: dict) -> str:
             f"(weighted {_f(g['inefficiency_weighted'], 3)}), "
             f"instability {_f(g['instability_mean'], 4)}, link use {_pct(g['utilisation'])} "
             f"(players {_pct(g['player_share'])}), rebuffer ratio {_pct(g['rebuffer_ratio'], 2)}, "
-            f"mean QoE {_f(g['qoe_mean'], 1)}")
+            f"stalls per viewer-hour {_f(g['stalls_per_viewer_hour'], 1)}, startup {_f(g['startup_s_mean'], 2)} s, "
+            f"mean bitrate {_f(g['avg_bitrate_bps_mean'] / 1e6, 2)} Mbit/s, mean QoE {_f(g['qoe_mean'], 1)}")
 
 
 def print_sweep(summary: dict, console: Console | None = None) -> None:

@@ -24,6 +24,9 @@ Definitions (FESTIVE, Jiang, Sekar and Zhang, CoNEXT 2012, §2; Jain, Chiu and H
   seconds the client was active; averaged over clients and seconds.
 - **Link utilisation** per second: bits delivered (players and bulk flows) over the
   capacity; the players' share: bits the players received over the capacity.
+- Per viewer: the rebuffer ratio (all stall time over all session time), stall events per
+  viewer-hour, the mean startup delay (viewers who left before their first segment left
+  out), and each client's own summary and QoE.
 
 A client is active from its first request until its last segment arrived (or it left); its
 bitrate at time t is the nominal bitrate of the newest request at or before t. Seconds are
@@ -183,6 +186,10 @@ def group_metrics(outcome: CrowdOutcome, qoe_model: str = "linear", step_s: floa
         "qoe_per_segment_mean": float(np.mean(qoe_per_seg)),
         "rebuffer_s_mean": float(np.mean(rebuf)),
         "rebuffer_ratio": float(rebuf.sum() / sess.sum()) if sess.sum() > 0 else 0.0,
+        "stalls_per_viewer_hour": float(3600.0 * sum(s["rebuffer_count"] for s in summaries) / sess.sum())
+        if sess.sum() > 0 else 0.0,
+        "startup_s_mean": _nanmean(np.array([np.nan if s.get("startup_s") is None else s["startup_s"]
+                                             for s in summaries], dtype=np.float64)),
         "switches_mean": float(np.mean([s["switches"] for s in summaries])),
         "complete": int(sum(bool(s.get("complete", True)) for s in summaries)),
         "series": {

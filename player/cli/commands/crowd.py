@@ -9,8 +9,9 @@ terminal a live dashboard shows every client's bitrate on one chart and the link
 utilisation; otherwise plain progress lines. ``--mode simulate``: the same crowd in the
 crowd simulator (`player.core.crowd`), in virtual time (and with --tcp, the TCP-like model).
 ``--mode both``: emulate, then simulate the crowd with the arrival and departure times the
-emulation had, and report how far they agree (the share of segments at the same rung,
-Jain's index of each).
+emulation had and the measured cost of a real request added to each request's latency
+(`EmulatedCrowd.request_overhead_s`), and report how far they agree (the share of segments
+at the same rung, Jain's index of each).
 
 Reports per client (policy, arrival, segments, average bitrate, rebuffering, switches, QoE)
 and the group's metrics (`player.core.crowd_metrics`: Jain's index on bitrates and QoE,
@@ -165,13 +166,17 @@ def run(args: argparse.Namespace) -> int:
         report["emulated"] = emulated_report(crowd, args.qoe)
         if any(c.error for c in crowd.clients):
             rc = 1
+    overhead = 0.0
     if args.mode in ("simulate", "both"):
-        sim_group = crowd.as_simulated() if crowd is not None else group
+        if crowd is not None:      # the emulated crowd's own arrivals, and the cost of its real requests
+            overhead = crowd.request_overhead_s()
+        sim_group = crowd.as_simulated(overhead) if crowd is not None else group
         result = simulate_crowd([sim_group])[0]
         metrics = result.metrics(args.qoe)
         report["simulated"] = {"group": metrics, "clients": [c.summary(args.qoe) for c in result.clients]}
     if args.mode == "both":
         report["agreement"] = agreement(report["emulated"], report["simulated"])
+        report["agreement"]["request_overhead_s"] = overhead
     report = json_safe(report)
     full = json.loads(json.dumps(report))
     for side in ("emulated", "simulated"):
