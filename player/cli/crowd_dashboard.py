@@ -27,7 +27,10 @@ from netem.errors import InputError
 from netem.link import Link
 from player.cli.dashboard import KeyReader, braille_chart
 from player.core.crowd import Bottleneck
-from player.lab.crowd_sweep import CrowdSweep, run_crowd_sweep, summarise
+from player.lab.crowd_sweep import CHUNK_GROUPS, CrowdSweep, run_crowd_sweep, summarise
+from player.lab.lock import locked
+from player.lab.results import write_text_safely
+from player.lab.sweep import Sweep
 
 PALETTE = ("cyan", "magenta", "green", "yellow", "blue", "red", "bright_cyan", "bright_magenta", "bright_green",
            "bright_yellow", "bright_blue", "bright_red")
@@ -314,30 +317,37 @@ def _pct(v, digits: int = 1) -> str:
     return "—" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{100 * v:.{digits}f} %"
 
 
-def compare_crowds(args, traces: list[str], abrs: list[str], params: dict, devices: list[str],
-                   presets: list[str]) -> int:
-    """`abrlab compare --clients N`: a crowd sweep (`player.lab.crowd_sweep`), its progress on
-    stderr, OUT/crowds.jsonl and OUT/crowd_summary.json, and the table (or the JSON)."""
+def compare_crowds(args, sweep: Sweep) -> int:
+    """`abrlab compare --clients N`: the sweep's traces, policies, devices and presets as a
+    crowd sweep (`player.lab.crowd_sweep`), its progress on stderr, OUT/crowds.jsonl and
+    OUT/crowd_summary.json (the output directory locked for the run), and the table or the JSON."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     if args.clients < 1:
         raise InputError(f"--clients must be at least 1 (a group with no clients cannot run), got {args.clients}")
-    sweep = CrowdSweep(traces, args.movie, abrs, args.clients, params, devices, presets, args.qoe, args.repeat_to)
-    console = Console(stderr=True)
-    with Progress(TextColumn("[bold]simulating crowds"), BarColumn(), MofNCompleteColumn(), TextColumn("bottlenecks"),
-                  TimeRemainingColumn(), console=console, transient=args.json) as bar:
-        task = bar.add_task("bottlenecks", total=sweep.total())
-        rows = run_crowd_sweep(sweep, Path(args.out), args.executor, args.jobs,
-                               on_progress=lambda done, total: bar.update(task, completed=done, total=total),
-                               chunk_size=max(1, args.chunk_size // args.clients))
-    summary = summarise(rows)
-    summary["sweep"] = {"traces": len(traces), "bottlenecks": len(rows), "clients_per_bottleneck": args.clients,
-                        "players": len(rows) * args.clients, "movie": args.movie, "qoe": args.qoe}
+    crowds = CrowdSweep(sweep.traces, sweep.movie, sweep.abrs, args.clients, sweep.abr_params, sweep.devices,
+                        sweep.presets, sweep.qoe, sweep.repeat_to, sweep.trace_format)
     out = Path(args.out)
-    (out / "crowd_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create --out {out}: {exc.strerror or exc}") from None
+    console = Console(stderr=True)
+    chunk = max(1, (args.chunk_size or CHUNK_GROUPS * args.clients) // args.clients)
+    with locked(out):
+        with Progress(TextColumn("[bold]simulating crowds"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("bottlenecks"), TimeRemainingColumn(), console=console, transient=args.json) as bar:
+            task = bar.add_task("bottlenecks", total=crowds.total())
+            rows = run_crowd_sweep(crowds, out, args.executor, args.jobs, chunk_size=chunk,
+                                   on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+        summary = summarise(rows)
+        summary["sweep"] = {"traces": len(sweep.traces), "bottlenecks": len(rows),
+                            "clients_per_bottleneck": args.clients, "players": len(rows) * args.clients,
+                            "movie": sweep.movie, "qoe": sweep.qoe}
+        write_text_safely(out / "crowd_summary.json", json.dumps(summary, indent=1) + "\n")
     if args.json:
         print(json.dumps(summary))
     else:
         print_sweep(summary, Console())
-        Console().print(f"wrote {out / 'crowds.jsonl'}, {out / 'crowd_summary.json'}")
+        Console().print(f"wrote {out / 'crowds.jsonl'}, {out / 'crowd_summary.json'}", markup=False, highlight=False)
     return 0

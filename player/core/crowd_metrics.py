@@ -30,7 +30,8 @@ Definitions (FESTIVE, Jiang, Sekar and Zhang, CoNEXT 2012, §2; Jain, Chiu and H
 
 A client is active from its first request until its last segment arrived (or it left); its
 bitrate at time t is the nominal bitrate of the newest request at or before t. Seconds are
-bins of `step_s` (1 s) from the first arrival to the last client's end.
+bins of `step_s` (1 s) from the first arrival to the last client's end (the last bin ends
+there).
 
 Units: seconds, bits per second, bits.
 """
@@ -96,11 +97,15 @@ def unfairness(j: float | np.ndarray) -> float | np.ndarray:
 
 
 def time_edges(clients: Sequence[ClientTimeline], step_s: float = 1.0) -> np.ndarray:
-    """Bins of `step_s` from the first arrival to the last client's end (at least one)."""
+    """Bins of `step_s` from the first arrival to the last client's end (at least one; the
+    last bin ends at that end, so it may be shorter)."""
     t0 = min(c.start_s for c in clients)
     t1 = max(c.end_s for c in clients)
     n = max(1, int(math.ceil((t1 - t0) / step_s - 1e-9)))
-    return t0 + step_s * np.arange(n + 1)
+    edges = t0 + step_s * np.arange(n + 1)
+    if t1 > edges[-2]:
+        edges[-1] = t1
+    return edges
 
 
 def bitrate_series(clients: Sequence[ClientTimeline], edges_s: np.ndarray) -> np.ndarray:

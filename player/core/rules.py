@@ -221,7 +221,7 @@ def highest_allowed(mask: np.ndarray) -> np.ndarray:
 def can_abandon(preset: SessionPreset, policy: abr.Policy) -> bool:
     """In-flight downloads are offered to the policy only when the preset says so and the
     policy has an abandonment hook of its own."""
-    return preset.abandonment and type(policy).abandon is not abr.Policy.abandon
+    return preset.abandonment and (type(policy).abandon is not abr.Policy.abandon or type(policy).ABANDON_IS_PURE)
 
 
 def accept_abandon(new_rung: np.ndarray, rung: np.ndarray) -> np.ndarray:

@@ -32,6 +32,9 @@ from player.core.rules import (MAX_ATTEMPTS, DecisionHook, SegmentPlan, SessionR
                                delivered_bytes, next_offer_s, payload_link)
 from player.core.summary import row_summary, session_metrics
 
+#: progress points per row offered in one call to a pure abandonment rule (see `abr.Policy.ABANDON_IS_PURE`)
+OFFERS_IN_BULK = 32
+
 
 @dataclass
 class SessionSpec:
@@ -234,31 +237,53 @@ class _Batch:
             prev_e = np.zeros(live.size)
             prev_got = np.zeros(live.size)
             pending = np.arange(live.size)
+            # a pure abandonment rule on a fixed schedule is offered several progress points
+            # per row in one call (identical answers, fewer calls); otherwise one at a time
+            bulk = OFFERS_IN_BULK if (self.policy.ABANDON_IS_PURE and p.abandon_min_bytes <= 0) else 1
             j = 1
             while pending.size:
-                e = next_offer_s(p, self.payload, self.tidx[live[pending]], first_byte[pending], j, prev_e[pending],
-                                 prev_got[pending], lat[pending], size[pending], tr.transfer_s[pending])
-                keep = e < total[pending]
-                pending, e = pending[keep], e[keep]
-                if pending.size == 0:
+                if bulk > 1:
+                    offer, e = np.repeat(pending, bulk), np.tile(np.arange(j, j + bulk) * p.abandon_interval_s,
+                                                                 pending.size)
+                else:
+                    offer = pending
+                    e = next_offer_s(p, self.payload, self.tidx[live[offer]], first_byte[offer], j, prev_e[offer],
+                                     prev_got[offer], lat[offer], size[offer], tr.transfer_s[offer])
+                keep = e < total[offer]
+                offer, e = offer[keep], e[keep]
+                if offer.size == 0:
                     break
-                rows = live[pending]
-                got = delivered_bytes(link, self.tidx[rows], first_byte[pending], e, lat[pending], size[pending],
-                                      tr.transfer_s[pending])
+                rows = live[offer]
+                got = delivered_bytes(link, self.tidx[rows], first_byte[offer], e, lat[offer], size[offer],
+                                      tr.transfer_s[offer])
                 moving = buf.playing[rows] & ~buf.paused[rows]
                 level = np.where(moving, np.maximum(buf.buffer_s[rows] - e, 0.0), buf.buffer_s[rows])
-                prog = abr.Progress(sessions=rows, rung=rung[rows], bytes_done=got, bytes_total=size[pending],
+                prog = abr.Progress(sessions=rows, rung=rung[rows], bytes_done=got, bytes_total=size[offer],
                                     elapsed_s=e, buffer_s=level, segment_duration_s=seg_s,
                                     sizes_bytes=np.broadcast_to(seg_sizes, (rows.size, seg_sizes.size)),
-                                    mask=rules.mask[rows], request_latency_s=np.minimum(lat[pending], e))
-                new = np.asarray(self.policy.abandon(prog), dtype=np.int64)
-                hit = accept_abandon(new, rung[rows])
-                decided[pending[hit]] = new[hit]
-                when[pending[hit]] = e[hit]
-                got_at[pending[hit]] = got[hit]
-                prev_e[pending], prev_got[pending] = e, got
-                pending = pending[~hit]
-                j += 1
+                                    mask=rules.mask[rows], request_latency_s=np.minimum(lat[offer], e))
+                if bulk > 1:
+                    answer = np.asarray(self.policy.abandon_answer(prog), dtype=np.int64)
+                    accepted = accept_abandon(answer, rung[rows])
+                    # the first accepted offer of each row (offers are grouped by row, in time order)
+                    hit = np.zeros(offer.size, dtype=bool)
+                    if accepted.any():
+                        idx = np.flatnonzero(accepted)
+                        firsts = idx[np.concatenate([[True], offer[idx[1:]] != offer[idx[:-1]]])]
+                        hit[firsts] = True
+                        self.policy.abandon_taken(prog, hit, answer)
+                    new = answer
+                else:
+                    new = np.asarray(self.policy.abandon(prog), dtype=np.int64)
+                    hit = accept_abandon(new, rung[rows])
+                decided[offer[hit]] = new[hit]
+                when[offer[hit]] = e[hit]
+                got_at[offer[hit]] = got[hit]
+                last = np.concatenate([offer[1:] != offer[:-1], [True]])   # each row's latest offer
+                prev_e[offer[last]], prev_got[offer[last]] = e[last], got[last]
+                pending = np.setdiff1d(pending, offer[hit], assume_unique=True) if hit.any() else pending
+                pending = pending[np.isin(pending, offer)]                 # rows with no offer left are done
+                j += bulk
             gone = np.flatnonzero(decided >= 0)
             if gone.size == 0:
                 break

@@ -28,9 +28,9 @@ import numpy as np
 from netem import content as content_mod, formats
 from player.core import device as device_mod
 from player.core.crowd import Bottleneck, CrowdClient, scale_capacity, simulate_crowd
+from player.core.events import json_safe
 from player.lab.executors import run_all
-from player.lab.stats import bootstrap_ci, policy_label
-from player.lab.sweep import params_text
+from player.lab.stats import bootstrap_ci
 
 CHUNK_GROUPS = 64
 RESULTS = "crowds.jsonl"
@@ -39,6 +39,15 @@ GROUP_FIELDS = ("jain_bitrate", "unfairness", "jain_qoe", "unfairness_time_mean"
                 "inefficiency_weighted", "instability_mean", "utilisation", "avg_bitrate_bps_mean", "qoe_mean", "rebuffer_ratio",
                 "switches_mean")
 KEY = ("trace", "abr", "abr_params", "device", "preset", "movie", "clients")
+
+
+def params_text(params) -> str:
+    """A policy's parameters as the results name them (`key=value,...`, sorted)."""
+    return ",".join(f"{k}={v}" for k, v in sorted(params))
+
+
+def policy_label(row: dict) -> str:
+    return row["abr"] + (f"[{row['abr_params']}]" if row.get("abr_params") else "")
 
 
 @dataclass(frozen=True)
@@ -53,11 +62,12 @@ class CrowdChunk:
     preset: str
     clients: int
     qoe: str
+    trace_format: str | None = None      # None: detected from each file's content
 
 
 @lru_cache(maxsize=4096)
-def load_trace(path: str):
-    return formats.load(path)
+def load_trace(path: str, fmt: str | None = None):
+    return formats.load(path, fmt)
 
 
 @lru_cache(maxsize=64)
@@ -78,7 +88,8 @@ def bottleneck(trace_path: str, chunk: CrowdChunk) -> Bottleneck:
     clients = [CrowdClient(movie, chunk.abr, dict(chunk.abr_params), load_device(chunk.device), chunk.preset,
                            start_s=i * spread, label={"trace": trace_path, "movie": chunk.movie})
                for i in range(n)]
-    return Bottleneck(scale_capacity(load_trace(trace_path), n), clients, label={"name": trace_path})
+    return Bottleneck(scale_capacity(load_trace(trace_path, chunk.trace_format), n), clients,
+                      label={"name": trace_path})
 
 
 def run_crowd_chunk(chunk: CrowdChunk) -> list[dict]:
@@ -86,7 +97,7 @@ def run_crowd_chunk(chunk: CrowdChunk) -> list[dict]:
     results = simulate_crowd([bottleneck(t, chunk) for t in chunk.traces])
     rows = []
     for t, r in zip(chunk.traces, results):
-        m = r.metrics(chunk.qoe)
+        m = json_safe(r.metrics(chunk.qoe))
         m.pop("series")
         rows.append({"trace": t, "abr": chunk.abr, "abr_params": params_text(chunk.abr_params),
                      "device": chunk.device, "preset": chunk.preset, "movie": chunk.movie, "clients": chunk.clients,
@@ -105,6 +116,7 @@ class CrowdSweep:
     presets: Sequence[str] = ("default",)
     qoe: str = "linear"
     repeat_to: int | None = None
+    trace_format: str | None = None
 
     def trace_list(self) -> list[str]:
         ts = list(self.traces)
@@ -132,7 +144,7 @@ class CrowdSweep:
                             todo.append(t)
                     for i in range(0, len(todo), size):
                         out.append(CrowdChunk(tuple(todo[i:i + size]), self.movie, name, params, device, preset,
-                                              self.clients, self.qoe))
+                                              self.clients, self.qoe, self.trace_format))
         return out
 
 
@@ -168,12 +180,15 @@ def run_crowd_sweep(sweep: CrowdSweep, out_dir: Path, executor: str = "process",
     done = total - sum(len(c.traces) for c in chunks)
     if on_progress:
         on_progress(done, total)
-    for new in run_all(run_crowd_chunk, chunks, executor, jobs):
+    def save(chunk: CrowdChunk, new: list[dict]) -> None:
+        nonlocal done
         append_rows(path, new)
         rows.extend(new)
         done += len(new)
         if on_progress:
             on_progress(done, total)
+
+    run_all(run_crowd_chunk, chunks, save, executor, jobs)
     wanted = {(a, params_text(sorted((sweep.abr_params or {}).get(a, {}).items())), d, p)
               for a in sweep.abrs for d in sweep.devices for p in sweep.presets}
     return [r for r in rows if (r["abr"], r["abr_params"], r["device"], r["preset"]) in wanted

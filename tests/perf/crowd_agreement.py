@@ -49,13 +49,18 @@ def main() -> None:
     ap.add_argument("--movie", default=str(REPO / "traces" / "content" / "demo-6rung-120s.json"))
     ap.add_argument("--trace", default=str(REPO.parent / "shared" / "traces" / "lte-4g" / "report_bus_0003.json"))
     ap.add_argument("--clients", default="2,4,8")
+    ap.add_argument("--only", choices=("constant", "real"), default=None, help="one kind of link (default: both)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each case (default 1)")
     args = ap.parse_args()
     movie = load(args.movie)
     real = formats.load(args.trace)
     for n in (int(x) for x in args.clients.split(",")):
-        for trace, label in ((synth.constant(2.5e6 * n, 3600.0), f"constant {2.5 * n:g} Mbit/s"),
-                             (real, Path(args.trace).name)):
-            print(json.dumps(case(trace, label, movie, n, args.time_scale)), flush=True)
+        links = [(synth.constant(2.5e6 * n, 3600.0), f"constant {2.5 * n:g} Mbit/s", "constant"),
+                 (real, Path(args.trace).name, "real")]
+        for trace, label, kind in links:
+            if args.only in (None, kind):
+                for _ in range(args.repeat):
+                    print(json.dumps(case(trace, label, movie, n, args.time_scale)), flush=True)
 
 
 if __name__ == "__main__":

@@ -108,11 +108,9 @@ def build_group(args: argparse.Namespace) -> tuple[Bottleneck, dict]:
     abrs = split_list(args.abr)
     if not abrs:
         raise InputError("--abr names no policy")
-    scoped = parse_params(args.abr_param, scoped=True)
+    scoped = parse_params(args.abr_param, policies=abrs)
     for name in abrs:
         check_policy(name, scoped.get(name, {}))
-    for name in set(scoped) - set(abrs):
-        raise InputError(f"--abr-param names policy {name!r}, which is not in --abr")
     if not (math.isfinite(args.time_scale) and args.time_scale > 0):
         raise InputError(f"--time-scale must be positive, got {args.time_scale!r}")
     movie_path = args.movie or str(BUNDLED / "content" / "demo-6rung-120s.json")
