@@ -9,6 +9,7 @@ client's summary covers what it played).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import sys
@@ -155,11 +156,10 @@ def render(model: CrowdModel, width: int, height: int) -> Layout:
 
 
 def _held(points: list[tuple[float, float]], t_end: float) -> list[tuple[float, float]]:
-    out = []
-    for j, (t, y) in enumerate(points):
-        nxt = points[j + 1][0] if j + 1 < len(points) else t_end
-        out += [(t, y), (max(t, nxt - 1e-6), y)]
-    return out
+    """Each bitrate held until the next decision (or `t_end`): a step line."""
+    t, y = np.array(points, dtype=np.float64).T
+    until = np.maximum(t, np.append(t[1:], t_end) - 1e-6)
+    return list(zip(np.column_stack([t, until]).ravel().tolist(), np.repeat(y, 2).tolist()))
 
 
 async def with_dashboard(group: Bottleneck, names: dict, start: Start, stop: asyncio.Event):
@@ -177,17 +177,13 @@ async def with_dashboard(group: Bottleneck, names: dict, start: Start, stop: asy
             model.message = "stopping…"
             stop.set()
 
-    keys = KeyReader(on_key) if sys.stdin.isatty() else None
-    try:
-        if keys is not None:
-            keys.__enter__()
-        with Live(console=console, screen=True, auto_refresh=False, transient=False) as live:
-            while not task.done():
-                live.update(render(model, console.width, console.height), refresh=True)
-                await asyncio.wait({task}, timeout=0.25)
-    finally:
-        if keys is not None:
-            keys.__exit__(None, None, None)
+    with contextlib.ExitStack() as stack:
+        if sys.stdin.isatty():
+            stack.enter_context(KeyReader(on_key))
+        live = stack.enter_context(Live(console=console, screen=True, auto_refresh=False, transient=False))
+        while not task.done():
+            live.update(render(model, console.width, console.height), refresh=True)
+            await asyncio.wait({task}, timeout=0.25)
     return await task
 
 
@@ -325,8 +321,7 @@ def compare_crowds(args, sweep: Sweep) -> int:
 
     if args.clients < 1:
         raise InputError(f"--clients must be at least 1 (a group with no clients cannot run), got {args.clients}")
-    crowds = CrowdSweep(sweep.traces, sweep.movie, sweep.abrs, args.clients, sweep.abr_params, sweep.devices,
-                        sweep.presets, sweep.qoe, sweep.repeat_to, sweep.trace_format)
+    crowds = CrowdSweep(sweep, args.clients)
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)

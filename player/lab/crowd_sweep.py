@@ -19,9 +19,8 @@ import json
 import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
@@ -31,6 +30,7 @@ from player.core.crowd import Bottleneck, CrowdClient, scale_capacity, simulate_
 from player.core.events import json_safe
 from player.lab.executors import run_all
 from player.lab.stats import bootstrap_ci
+from player.lab.sweep import Chunk, Sweep
 
 CHUNK_GROUPS = 64
 RESULTS = "crowds.jsonl"
@@ -52,99 +52,77 @@ def policy_label(row: dict) -> str:
 
 @dataclass(frozen=True)
 class CrowdChunk:
-    """Bottlenecks one worker simulates together (paths, not objects: picklable)."""
+    """Bottlenecks one worker simulates together: a sweep's chunk (`player.lab.sweep.Chunk`:
+    trace paths, movie, policy, parameters, device, preset, QoE model, trace format), one
+    bottleneck per trace, with `clients` players each (picklable)."""
 
-    traces: tuple[str, ...]
-    movie: str
-    abr: str
-    abr_params: tuple[tuple[str, object], ...]
-    device: str
-    preset: str
+    chunk: Chunk
     clients: int
-    qoe: str
-    trace_format: str | None = None      # None: detected from each file's content
+
+    @property
+    def traces(self) -> tuple[str, ...]:
+        return self.chunk.traces
 
 
-@lru_cache(maxsize=4096)
-def load_trace(path: str, fmt: str | None = None):
-    return formats.load(path, fmt)
-
-
-@lru_cache(maxsize=64)
-def load_movie(path: str):
-    return content_mod.load(path)
-
-
-@lru_cache(maxsize=64)
-def load_device(name: str):
-    return None if name == "none" else device_mod.load(name)
-
-
-def bottleneck(trace_path: str, chunk: CrowdChunk) -> Bottleneck:
-    """N players of the chunk's policy on N × the trace, arriving over one segment duration."""
-    movie = load_movie(chunk.movie)
-    n = chunk.clients
+def bottlenecks(crowd: CrowdChunk) -> list[Bottleneck]:
+    """The chunk's bottlenecks: on each, N players of the chunk's policy on N × the trace,
+    arriving over one segment duration (each input read once per chunk)."""
+    c, n = crowd.chunk, crowd.clients
+    movie = content_mod.load(c.movie)
+    device = None if c.device == "none" else device_mod.load(c.device)
+    links = {t: scale_capacity(formats.load(t, c.trace_format), n) for t in dict.fromkeys(c.traces)}
     spread = float(movie.segment_duration_s) / n
-    clients = [CrowdClient(movie, chunk.abr, dict(chunk.abr_params), load_device(chunk.device), chunk.preset,
-                           start_s=i * spread, label={"trace": trace_path, "movie": chunk.movie})
-               for i in range(n)]
-    return Bottleneck(scale_capacity(load_trace(trace_path, chunk.trace_format), n), clients,
-                      label={"name": trace_path})
+    return [Bottleneck(links[t], [CrowdClient(movie, c.abr, dict(c.abr_params), device, c.preset,
+                                              start_s=i * spread, label={"trace": t, "movie": c.movie})
+                                  for i in range(n)], label={"name": t})
+            for t in c.traces]
 
 
-def run_crowd_chunk(chunk: CrowdChunk) -> list[dict]:
+def run_crowd_chunk(crowd: CrowdChunk) -> list[dict]:
     """Simulate one chunk's bottlenecks; one result row per bottleneck (runs in a worker)."""
-    results = simulate_crowd([bottleneck(t, chunk) for t in chunk.traces])
+    c = crowd.chunk
+    results = simulate_crowd(bottlenecks(crowd))
     rows = []
-    for t, r in zip(chunk.traces, results):
-        m = json_safe(r.metrics(chunk.qoe))
+    for t, r in zip(c.traces, results):
+        m = json_safe(r.metrics(c.qoe))
         m.pop("series")
-        rows.append({"trace": t, "abr": chunk.abr, "abr_params": params_text(chunk.abr_params),
-                     "device": chunk.device, "preset": chunk.preset, "movie": chunk.movie, "clients": chunk.clients,
-                     "qoe_model": chunk.qoe, **m})
+        rows.append({"trace": t, "abr": c.abr, "abr_params": params_text(c.abr_params), "device": c.device,
+                     "preset": c.preset, "movie": c.movie, "clients": crowd.clients, "qoe_model": c.qoe, **m})
     return rows
 
 
 @dataclass
 class CrowdSweep:
-    traces: Sequence[str]
-    movie: str
-    abrs: Sequence[str]
-    clients: int
-    abr_params: dict[str, dict] | None = None
-    devices: Sequence[str] = ("none",)
-    presets: Sequence[str] = ("default",)
-    qoe: str = "linear"
-    repeat_to: int | None = None
-    trace_format: str | None = None
+    """A sweep (`player.lab.sweep.Sweep`: traces, movie, policies and their parameters,
+    devices, presets, QoE model, repetition, trace format) run as crowds of `clients`
+    players per bottleneck; one bottleneck per trace occurrence × policy × device × preset."""
 
-    def trace_list(self) -> list[str]:
-        ts = list(self.traces)
-        if self.repeat_to and ts:
-            ts = [ts[i % len(ts)] for i in range(self.repeat_to)]
-        return ts
+    sweep: Sweep
+    clients: int
 
     def total(self) -> int:
-        return len(self.trace_list()) * len(self.abrs) * len(self.devices) * len(self.presets)
+        """Bottlenecks in the sweep."""
+        return self.sweep.total()
 
     def chunks(self, done: list[dict], size: int = CHUNK_GROUPS) -> list[CrowdChunk]:
         """Chunks for every bottleneck not yet in `done`."""
+        sw = self.sweep
         have = Counter(tuple(str(r[k]) for k in KEY) for r in done)
         out = []
-        for name in self.abrs:
-            params = tuple(sorted((self.abr_params or {}).get(name, {}).items()))
-            for device in self.devices:
-                for preset in self.presets:
+        for name in sw.abrs:
+            params = tuple(sorted(sw.abr_params.get(name, {}).items()))
+            for device in sw.devices:
+                for preset in sw.presets:
                     seen: Counter = Counter()
                     todo = []
-                    for t in self.trace_list():
-                        key = (t, name, params_text(params), device, preset, self.movie, str(self.clients))
+                    for t in sw.trace_list():
+                        key = (t, name, params_text(params), device, preset, sw.movie, str(self.clients))
                         seen[key] += 1
                         if seen[key] > have.get(key, 0):
                             todo.append(t)
                     for i in range(0, len(todo), size):
-                        out.append(CrowdChunk(tuple(todo[i:i + size]), self.movie, name, params, device, preset,
-                                              self.clients, self.qoe, self.trace_format))
+                        out.append(CrowdChunk(Chunk(tuple(todo[i:i + size]), sw.movie, name, params, device,
+                                                    preset, sw.qoe, trace_format=sw.trace_format), self.clients))
         return out
 
 
@@ -180,6 +158,7 @@ def run_crowd_sweep(sweep: CrowdSweep, out_dir: Path, executor: str = "process",
     done = total - sum(len(c.traces) for c in chunks)
     if on_progress:
         on_progress(done, total)
+
     def save(chunk: CrowdChunk, new: list[dict]) -> None:
         nonlocal done
         append_rows(path, new)
@@ -189,10 +168,11 @@ def run_crowd_sweep(sweep: CrowdSweep, out_dir: Path, executor: str = "process",
             on_progress(done, total)
 
     run_all(run_crowd_chunk, chunks, save, executor, jobs)
-    wanted = {(a, params_text(sorted((sweep.abr_params or {}).get(a, {}).items())), d, p)
-              for a in sweep.abrs for d in sweep.devices for p in sweep.presets}
+    sw = sweep.sweep
+    wanted = {(a, params_text(sorted(sw.abr_params.get(a, {}).items())), d, p)
+              for a in sw.abrs for d in sw.devices for p in sw.presets}
     return [r for r in rows if (r["abr"], r["abr_params"], r["device"], r["preset"]) in wanted
-            and r["movie"] == sweep.movie and int(r["clients"]) == sweep.clients]
+            and r["movie"] == sw.movie and int(r["clients"]) == sweep.clients]
 
 
 def summarise(rows: list[dict]) -> dict:

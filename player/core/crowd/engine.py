@@ -612,11 +612,15 @@ class _Engine:
             self.end[f] = now[f]
             self.t_leave[f] = np.inf
             self.ended = True
-        s, rows, k = s[~last], rows[~last], k[~last]
-        if s.size == 0:
-            return
+        if (~last).any():
+            self.wait_for_room(co, s[~last], now)
+
+    def wait_for_room(self, co: _Cohort, s: np.ndarray, now: np.ndarray) -> None:
+        """Before deciding segment k: wait until the buffer has room (`room_wait_s`), or
+        decide now."""
+        rows, k = self.row[s], self.k[s]
         wait = co.rules.room_wait_s(k, rows)
-        rec["wait"][rows, k] = wait
+        co.rec["wait"][rows, k] += wait
         w = wait > 0
         self.phase[s[w]] = WAIT
         self.pending_dt[s[w]] = wait[w]
@@ -719,14 +723,7 @@ class _Engine:
             self.fetch(co, a, now)
             return
         self.reselecting[a] = True
-        wait = co.rules.room_wait_s(k, rows)
-        co.rec["wait"][rows, k] += wait
-        w = wait > 0
-        self.phase[a[w]] = WAIT
-        self.pending_dt[a[w]] = wait[w]
-        self.t_timer[a[w]] = now[a[w]] + wait[w]
-        if (~w).any():
-            self.decide(a[~w], now)
+        self.wait_for_room(co, a, now)
 
     def leave(self, s: np.ndarray, now: np.ndarray) -> None:
         """Viewers leave: whatever they were fetching is dropped."""
@@ -744,7 +741,6 @@ class _Engine:
         per_slot: dict[int, ClientResult] = {}
         for co in self.cohorts:
             s = co.slots
-            rows = self.row[s]
             buf = co.rules.buffer
             segs = self.k[s]
             complete = self.phase[s] == FINISHED
