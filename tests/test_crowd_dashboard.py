@@ -7,7 +7,8 @@ from rich.console import Console
 
 from netem import synth
 from netem.content import synthetic
-from player.cli.crowd_dashboard import CrowdModel, print_report, progress_line, render
+from player.cli.crowd_dashboard import CrowdModel, progress_line, render
+from player.cli.crowd_report import print_report
 from player.core.crowd import Bottleneck, CrowdClient, simulate_crowd
 
 

@@ -16,7 +16,7 @@ from netem.errors import InputError, UsageError
 from netem.formats import expand_paths
 from player.cli.commands._common import add_trace_format, parse_params, split_list
 from player.cli.commands._tables import Column, print_table
-from player.cli.crowd_dashboard import compare_crowds
+from player.cli.crowd_report import compare_crowds
 from player.core import presets, qoe
 from player.lab import plots
 from player.lab.executors import Stopped, check_executor

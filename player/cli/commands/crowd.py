@@ -34,6 +34,7 @@ from netem import formats
 from netem.content import load as load_content
 from netem.errors import InputError
 from player.cli import crowd_dashboard as board
+from player.cli.crowd_report import print_report
 from player.cli.commands._common import check_policy, parse_params, split_list, stop_on_signals
 from player.cli.crowd_emulation import EmulatedCrowd, emulate
 from player.core import device as devices, presets, qoe
@@ -190,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report))
     else:
-        board.print_report(report)
+        print_report(report)
     return rc
 
 
