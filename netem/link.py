@@ -294,6 +294,14 @@ class Link:
         adv = lat + xfer if self.params.latency_advances_trace else xfer
         return Transfers(latency_s=lat, transfer_s=xfer, trace_advance_s=adv)
 
+    def capacity_time(self, idx: np.ndarray, start_s: np.ndarray, bits: np.ndarray) -> np.ndarray:
+        """The trace time at which `bits` more capacity (at full efficiency) has accrued after
+        trace time `start_s` (never before it): the inverse of `delivered_bits`, for drivers
+        that share the capacity among flows (the crowd's processor sharing)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        start = np.asarray(start_s, dtype=np.float64)
+        return np.maximum(self._cap.advance(idx, start, np.asarray(bits, dtype=np.float64)), start)
+
     def delivered_bits(self, idx: np.ndarray, start_s: np.ndarray, end_s: np.ndarray) -> np.ndarray:
         """Capacity (bits, at full efficiency) between two trace times: for progress checks."""
         idx = np.asarray(idx, dtype=np.int64)

@@ -144,7 +144,7 @@ class _Batch:
         content = specs[0].content
         self.preset = preset
         self.policy = policy
-        n, R = len(specs), content.n_rungs
+        n = len(specs)
         # one link over the distinct traces of the batch
         trace_ids: dict[int, int] = {}
         uniq: list[Trace] = []
@@ -154,16 +154,8 @@ class _Batch:
                 uniq.append(s.trace)
         self.link = Link(uniq, preset.link)
         self.tidx = np.array([trace_ids[id(s.trace)] for s in specs], dtype=np.int64)
-        mask = np.ones((n, R), dtype=bool)
-        cap = np.full(n, preset.buffer_cap_s)
-        startup = np.zeros(n)
-        for i, s in enumerate(specs):
-            if s.device is not None:
-                mask[i] = s.device.mask(content)
-                cap[i] = s.device.buffer_target_s
-                startup[i] = s.device.startup_threshold_s
-        self.rules = SessionRows(SegmentPlan.from_content(content), preset, n, mask=mask, buffer_cap_s=cap,
-                                 startup_threshold_s=startup)
+        self.rules = SessionRows.for_devices(SegmentPlan.from_content(content), preset, content,
+                                             [s.device for s in specs])
         self.plan = self.rules.plan      # the segments as the preset plays them
         K = self.plan.n_segments
         self.trace_t = np.array([float(s.trace_start_s) for s in specs])

@@ -16,6 +16,7 @@ from netem.errors import InputError, UsageError
 from netem.formats import expand_paths
 from player.cli.commands._common import add_trace_format, parse_params, split_list
 from player.cli.commands._tables import Column, print_table
+from player.cli.crowd_report import compare_crowds
 from player.core import presets, qoe
 from player.lab import plots
 from player.lab.executors import Stopped, check_executor
@@ -58,6 +59,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "memory, at most 8192; rows are written and resumed 512 at a time)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots (default: plots when matplotlib is installed)")
     p.add_argument("--json", action="store_true", help="print summary.json instead of tables")
+    p.add_argument("--clients", type=int, default=None, metavar="N",
+                   help="crowds instead of single sessions: N players of each policy share each trace × N (fairness, "
+                        "stability, efficiency with CIs; player/lab/crowd_sweep.py; default: single sessions)")
     p.set_defaults(func=run)
 
 
@@ -89,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
 
     sweep = build_sweep(args)
     groups = prepare(sweep)           # every input loaded and checked: nothing exists yet
+    if args.clients is not None:
+        return compare_crowds(args, sweep)
     out = Path(args.out)
     err = Console(stderr=True)
     try:
