@@ -17,8 +17,11 @@ CSV_FIELDS = [
     "avg_bitrate_bps", "time_avg_bitrate_bps", "utility", "rebuffer_s", "rebuffer_count",
     "rebuffer_ratio", "startup_s", "switches", "switch_magnitude_bps", "bytes", "session_s",
     "qoe", "qoe_model", "qoe_utility", "qoe_rebuffer_penalty", "qoe_smoothness_penalty",
-    "qoe_linear", "qoe_log", "qoe_hd", "chosen",
+    "qoe_linear", "qoe_log", "qoe_hd", "qoe_twitch", "latency_mean_s", "latency_max_s", "latency_end_s",
+    "target_latency_s", "playback_rate_mean", "seeks", "chosen",
 ]
+#: the live columns (empty for a VoD session)
+LIVE_FIELDS = ("latency_mean_s", "latency_max_s", "latency_end_s", "target_latency_s", "playback_rate_mean", "seeks")
 KEY_FIELDS = ("trace", "abr", "abr_params", "device", "preset", "movie")
 
 

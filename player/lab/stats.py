@@ -20,6 +20,13 @@ def _f(row: dict, key: str) -> float:
     return float(row[key])
 
 
+def _mean_of(rows: list[dict], key: str) -> float | None:
+    """The mean of a column over the rows that have it (live columns; None for VoD rows)."""
+    vals = [float(r[key]) for r in rows if r.get(key) not in (None, "", "nan")]
+    vals = [v for v in vals if math.isfinite(v)]
+    return float(np.mean(vals)) if vals else None
+
+
 def bootstrap_ci(values: np.ndarray, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
     from scipy import stats  # scipy.stats costs ~1 s to import: only when statistics are computed
     v = np.asarray(values, dtype=float)
@@ -61,6 +68,9 @@ def summarise(rows: list[dict]) -> dict:
             "rebuffer_s_mean": float(rebuf.mean()),
             "switches_per_min": float(switches.sum() / (session.sum() / 60.0)) if session.sum() > 0 else 0.0,
             "startup_s_mean": float(np.mean([_f(r, "startup_s") for r in rs])),
+            "latency_mean_s": _mean_of(rs, "latency_mean_s"),
+            "latency_max_s": _mean_of(rs, "latency_max_s"),
+            "playback_rate_mean": _mean_of(rs, "playback_rate_mean"),
         })
     return {"policies": table, "paired": paired_tests(rows)}
 

@@ -17,9 +17,10 @@ from typing import Callable, Iterable, Sequence
 
 from netem import content as content_mod, formats
 from player.core import device as device_mod
+from player.core import presets as presets_mod
 from player.core.simulator import SessionSpec, simulate
 from player.lab.executors import run_all
-from player.lab.results import CSV_FIELDS, ResultsFile
+from player.lab.results import CSV_FIELDS, LIVE_FIELDS, ResultsFile
 
 CHUNK_SESSIONS = 128
 
@@ -36,6 +37,7 @@ class Chunk:
     preset: str
     qoe: str
     trace_format: str | None = None  # None: detected from each file's content
+    live: tuple[tuple[str, object], ...] = ()  # live settings replacing the preset's (`presets.variant`)
 
 
 def params_text(params: Iterable[tuple[str, object]]) -> str:
@@ -65,7 +67,8 @@ def run_chunk(chunk: Chunk) -> list[dict]:
     """Simulate one chunk and return its CSV rows (runs in a worker)."""
     movie = _movie(chunk.movie)
     device = _device(chunk.device)
-    specs = [SessionSpec(_trace(t, chunk.trace_format), movie, chunk.abr, dict(chunk.abr_params), device, chunk.preset,
+    preset = presets_mod.variant(chunk.preset, **dict(chunk.live)) if chunk.live else chunk.preset
+    specs = [SessionSpec(_trace(t, chunk.trace_format), movie, chunk.abr, dict(chunk.abr_params), device, preset,
                          label={"trace": t, "movie": chunk.movie}) for t in chunk.traces]
     rows = []
     for r in simulate(specs):
@@ -79,7 +82,8 @@ def run_chunk(chunk: Chunk) -> list[dict]:
             "qoe_rebuffer_penalty": q["components"]["rebuffer_penalty"],
             "qoe_smoothness_penalty": q["components"]["smoothness_penalty"],
             "qoe_linear": s["qoe_all"]["linear"]["total"], "qoe_log": s["qoe_all"]["log"]["total"],
-            "qoe_hd": s["qoe_all"]["hd"]["total"],
+            "qoe_hd": s["qoe_all"]["hd"]["total"], "qoe_twitch": s["qoe_all"]["twitch"]["total"],
+            **{k: s.get(k, "") for k in LIVE_FIELDS},
             "chosen": " ".join(map(str, s["chosen"])),
         })
     return rows
@@ -96,6 +100,7 @@ class Sweep:
     qoe: str = "linear"
     repeat_to: int | None = None   # repeat the trace list to this many sessions per policy
     trace_format: str | None = None  # the traces' format (`--from`); None: detected per file
+    live: dict = field(default_factory=dict)   # live settings replacing the live presets' (`presets.variant`)
 
     def trace_list(self) -> list[str]:
         ts = list(self.traces)
@@ -123,9 +128,11 @@ def missing_chunks(sweep: Sweep, rows: list[dict], size: int = CHUNK_SESSIONS) -
                     seen[key] += 1
                     if seen[key] > have.get(key, 0):
                         todo.append(t)
+                live = tuple(sorted((k, v) for k, v in sweep.live.items() if v is not None)) \
+                    if presets_mod.get(preset).live is not None else ()
                 for i in range(0, len(todo), size):
                     out.append(Chunk(tuple(todo[i:i + size]), sweep.movie, abr_name, params, device, preset, sweep.qoe,
-                                     sweep.trace_format))
+                                     sweep.trace_format, live))
     return out
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from netem.content import load as load_movie
 from netem.errors import InputError
 from netem.formats import expand_paths
-from player.cli.commands._common import add_trace_format, check_policy, parse_params, split_list
+from player.cli.commands._common import (add_live_options, add_trace_format, check_policy, live_overrides, parse_params,
+                                        split_list)
 from player.core import presets, qoe
 from player.core.device import load as load_device
 from player.lab import plots
@@ -46,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="sessions per batch handed to a worker; smaller = finer progress and resume (default: 128)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots (default: plots when matplotlib is installed)")
     p.add_argument("--json", action="store_true", help="print summary.json instead of tables")
+    add_live_options(p)
     p.set_defaults(func=run)
 
 
@@ -64,13 +66,18 @@ def run(args: argparse.Namespace) -> int:
     for name in set(scoped) - set(abrs):
         raise InputError(f"--abr-param names policy {name!r}, which is not in --abr")
     pres = split_list(args.preset)
+    live = live_overrides(args)
     for pr in pres:
-        presets.get(pr)
+        if presets.get(pr).live is not None:
+            presets.variant(pr, **live)   # bad live settings fail here, in this process
+    if any(v is not None for v in live.values()) and not any(presets.get(pr).live is not None for pr in pres):
+        raise InputError("the live options need a live preset (live, live-ll, dashjs-live) in --preset")
     devices = split_list(args.device)
     for d in devices:
         if d != "none":
             load_device(d)
-    sweep = Sweep(traces, args.movie, abrs, scoped, devices, pres, args.qoe, args.repeat_to, args.trace_format)
+    sweep = Sweep(traces, args.movie, abrs, scoped, devices, pres, args.qoe, args.repeat_to, args.trace_format,
+                  {k: v for k, v in live.items() if v is not None})
     console = Console(stderr=True)
     with Progress(TextColumn("[bold]simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("sessions"),
                   TimeRemainingColumn(), console=console, transient=args.json) as bar:
@@ -99,16 +106,19 @@ def print_tables(summary: dict, console) -> None:
     pol = summary["policies"]
     # device and preset columns only when they vary
     varying = [c for c in ("device", "preset") if len({r[c] for r in pol}) > 1]
+    live = any(r.get("latency_mean_s") is not None for r in pol)
     t = Table(title=f"QoE ({pol[0]['qoe_model'] if pol else ''}) per policy")
     for col in ("policy", *varying, "n", "mean QoE [95% CI]", "median", "p10", "avg Mbit/s",
-                "rebuffer %", "switches/min", "startup s"):
+                "rebuffer %", "switches/min", "startup s", *(("latency s", "max latency s", "rate") if live else ())):
         t.add_column(col, justify="left" if col in ("policy", "device", "preset") else "right")
     for r in sorted(pol, key=lambda r: -r["qoe_mean"]):
         lo, hi = r["qoe_ci95"]
+        extra = [_num(r.get("latency_mean_s")), _num(r.get("latency_max_s")), _num(r.get("playback_rate_mean"), 3)] \
+            if live else []
         t.add_row(r["abr"], *[r[c] for c in varying], str(r["sessions"]),
                   f"{r['qoe_mean']:.1f} [{lo:.1f}, {hi:.1f}]", f"{r['qoe_median']:.1f}", f"{r['qoe_p10']:.1f}",
                   f"{r['avg_bitrate_bps'] / 1e6:.2f}", f"{100 * r['rebuffer_ratio']:.2f}",
-                  f"{r['switches_per_min']:.2f}", f"{r['startup_s_mean']:.2f}")
+                  f"{r['switches_per_min']:.2f}", f"{r['startup_s_mean']:.2f}", *extra)
     console.print(t)
     if summary["paired"]:
         p = Table(title="Paired comparisons (Wilcoxon signed-rank on the same traces, Holm-corrected)")
@@ -118,3 +128,7 @@ def print_tables(summary: dict, console) -> None:
             p.add_row(c["a"], c["b"], *[c[v] for v in varying], str(c["sessions"]), f"{c['mean_diff']:+.2f}",
                       f"{100 * c['a_better_frac']:.0f}%", f"{c['p_holm']:.2g}", "*" if c["significant"] else "")
         console.print(p)
+
+
+def _num(x, digits: int = 2) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
