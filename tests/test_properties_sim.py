@@ -18,7 +18,7 @@ from player.core.session import SegmentPlan, SessionCore, drive_with_link
 from player.core.simulator import SessionSpec, simulate
 
 POLICIES = ["bola", "bba", "throughput", "rb", "robustmpc", "mpc", "dynamic", "festive", "bolae", "random", "fixed",
-            "dashjs"]
+            "dashjs", "sabre-bola", "sabre-bolae", "sabre-throughput", "sabre-dynamic", "sabre-dynamicdash"]
 LIVE_POLICIES = ["dynamic", "bola", "throughput", "dashjs", "l2a", "lolp", "robustmpc", "bba"]
 VOD_PRESETS = sorted(name for name, p in PRESETS.items() if p.live is None)
 LIVE_PRESETS = sorted(name for name, p in PRESETS.items() if p.live is not None)
@@ -64,7 +64,7 @@ def test_batch_simulator_equals_session_core_one_at_a_time(trs, content, policy,
     p = PRESETS[preset] if isinstance(preset, str) else preset
     results = simulate([SessionSpec(t, content, policy, preset=preset) for t in trs])
     for tr, res in zip(trs, results):
-        core = SessionCore(SegmentPlan.from_content(content), abr.get(policy, **p.abr_defaults.get(policy, {})), p)
+        core = SessionCore(SegmentPlan.from_content(content), p.policy(policy), p)
         drive_with_link(core, Link([tr], p.link))
         assert core.chosen == res.chosen.tolist()
         assert np.allclose(core.rebuffer_per_segment, res.rebuffer_s, atol=1e-7)
