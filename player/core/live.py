@@ -69,6 +69,7 @@ MAX_CHUNKS = 256
 #: a live session without a duration (the HTTP player until `q`) ends after this long
 DEFAULT_OPEN_DURATION_S = 24 * 3600.0
 _EPS = 1e-9
+CHUNK_COUNT_SLACK = 1e-3
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,8 @@ class LiveFacts:
         """CMAF chunks per segment (1: whole segments)."""
         if self.chunk_s is None:
             return 1
-        return max(1, math.ceil(self.segment_duration_s / self.chunk_s - _EPS))
+        # an MPD writes the offset to the microsecond: a ratio a hair above a whole number is one
+        return max(1, math.ceil(self.segment_duration_s / self.chunk_s - CHUNK_COUNT_SLACK))
 
 
 def live_delay(facts: LiveFacts, *, delay_s: float | None = None, delay_segments: float | None = None
@@ -272,6 +274,7 @@ class LiveRows:
         c = np.arange(C)
         chunk = facts.chunk_s if facts.chunk_s is not None else D
         self.chunk_ends = np.minimum((c + 1) * chunk, D)                 # within a segment
+        self.chunk_ends[-1] = D
         self.chunk_starts = np.concatenate([[0.0], self.chunk_ends[:-1]])
         self.chunk_share = (self.chunk_ends - self.chunk_starts) / D
         self.chunks = ChunkLog(n, C if facts.low_latency else 0)

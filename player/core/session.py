@@ -309,6 +309,15 @@ class SessionCore:
         self.live.pending_seek[0] = True
         self._stage = (fetch.segment, 1)
 
+    def clock_corrected(self, now: float, delta_s: float) -> None:
+        """The driver learned that the origin's clock is `delta_s` further ahead than it
+        thought (a new clock synchronisation): the live edge moves by as much, and with it the
+        latency; the next request is prepared again (seeks, availability)."""
+        self.tick(now)
+        self.live.edge0 += delta_s
+        if self.in_flight is None and self._pending is None:
+            self._stage = (self.next_segment, 1)
+
     def end_session(self, now: float) -> None:
         """The live session's duration is up at `now`: what is in flight is dropped, nothing
         is played out."""
@@ -385,18 +394,18 @@ class SessionCore:
             self._emit(ev.Startup, startup_s=self.startup_s)
 
     def _last_chunk(self, size_bytes: float, now: float, first_byte_s: float | None) -> None:
-        """The bytes of a completed live download its chunk reports did not carry: its last
-        chunk (the model's share when every other chunk was reported)."""
+        """A completed live download whose last chunk the driver did not report (it gives the
+        chunk's `first_byte_s` instead, as `drive_with_link` does): that chunk, with the
+        model's share of the bytes when every other chunk was reported."""
         C = self.live.facts.chunks
-        if not self.live.chunks.width or len(self._chunks) >= C:
+        if first_byte_s is None or not self.live.chunks.width or len(self._chunks) >= C:
             return
         if len(self._chunks) == C - 1:
             rest = float(self.live.chunk_bytes(np.array([size_bytes]))[0, -1])
         else:
             rest = size_bytes - sum(c[0] for c in self._chunks)
         if rest > 0:
-            start = (now if first_byte_s is None else first_byte_s) - self._request_s
-            self._chunks.append((rest, start, now - self._request_s, self.buffer_s))
+            self._chunks.append((rest, first_byte_s - self._request_s, now - self._request_s, self.buffer_s))
 
     def _commit_chunks(self) -> None:
         """The completed download's chunks become the observation's chunk timing (more than

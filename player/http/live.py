@@ -16,7 +16,9 @@ here); every rule is the core's (`player.core.live`), the driver does the I/O:
   chunk (`player.http.chunks`, moof boundaries) is reported to the core as it completes,
   with its bytes, times and media duration, so the buffer grows and the policy sees chunk
   timing. 425 Too Early (or 404 at the live edge): wait (the server's Retry-After, at most a
-  segment) and ask again; 410 Gone: the core seeks to the live edge.
+  segment) and ask again, synchronising the clock again every third time; 410 Gone: the
+  core seeks to the live edge, after the clock is synchronised again (a drifted clock is
+  what puts a player outside the window).
 * **The MPD** is fetched again every minimumUpdatePeriod (through
   `player.http.manifests`); new Periods join the plan.
 * **The end**: at `duration_s` of session time (what is in flight is dropped) or when the
@@ -46,6 +48,10 @@ from player.http.parts import body_limit
 
 #: failures of one segment (425/404 retries included) before the session gives up
 MAX_LIVE_FAILURES = 40
+#: the clock is synchronised again after this many 425s (and after every 410)
+RESYNC_AFTER_TOO_EARLY = 3
+#: a re-synchronisation smaller than this leaves the session's live edge alone
+RESYNC_MIN_S = 0.05
 _ROW = np.zeros(1, dtype=np.int64)
 
 
@@ -60,6 +66,7 @@ class LiveDriver:
         self.preset: SessionPreset | None = None
         self.sync = None
         self.refreshes = 0
+        self.too_early = 0
         self._refresh_task: asyncio.Task | None = None
 
     # -- set-up ----------------------------------------------------------------------------------
@@ -172,6 +179,7 @@ class LiveDriver:
                 await _cancel(audio_task)
                 if m.status == 410:
                     core.segment_gone(pl.core_now(), m.wasted)
+                    await self.resync()
                 else:
                     core.download_failed(pl.core_now(), m.wasted, f"not yet (HTTP {m.status}): {m.url}")
                     await pl.clock.sleep(0.25 * d)
@@ -184,6 +192,9 @@ class LiveDriver:
                 await _cancel(audio_task)
                 core.download_failed(pl.core_now(), 0, "too early (HTTP 425)")
                 pl.drain_core()
+                self.too_early += 1
+                if self.too_early % RESYNC_AFTER_TOO_EARLY == 0:
+                    await self.resync()
                 await pl.clock.sleep(min(e.retry_after_s or 0.25 * d, d))
                 return False
             except BaseException:
@@ -203,6 +214,19 @@ class LiveDriver:
         core.download_done(max(t_done - pl.offset, core.now), size, body.latency_s, transfer)
         pl.drain_core()
         return True
+
+    async def resync(self) -> None:
+        """Learn the origin's clock again (after a 410, or 425s in a row: the clocks drifted)
+        and move the session's live edge by the change."""
+        pl = self.player
+        new = await synchronise(pl.fetcher, self.presentation.utc_timings, pl.wall, self.manifest)
+        delta = new.offset_s - self.sync.offset_s
+        self.sync = new
+        pl.publish(ClockSync(pl.now(), new.offset_s, new.method, new.rtt_s, list(new.notes) + [
+            f"re-synchronised: the origin's clock moved {delta:+.3f} s against ours"]))
+        if abs(delta) > RESYNC_MIN_S and pl.core is not None and not pl.core.ended:
+            pl.core.clock_corrected(pl.core_now(), delta)
+            pl.drain_core()
 
     def _available_for(self, fetch: Fetch) -> float:
         """How long the in-flight segment has been available, by the model (session clock)."""
