@@ -149,3 +149,13 @@ def test_clock_sync_falls_back_to_the_manifest_date_header():
     assert http_date_s("Fri, 04 Dec 2026 18:00:00 GMT") == pytest.approx(1_796_407_200.5)
     none = run_bounded(synchronise(None, (), lambda t: t, Body(b"", "u", 0.0, 0.0, 0.0, 0, 1)))
     assert none.method == "none" and none.offset_s == 0.0
+
+
+def test_periods_of_a_refreshed_mpd_join_the_session():
+    """A new Period every 10 s: the MPD refreshes bring them, the segment numbers go on."""
+    s, player, _ = run_bounded(play_live(LiveConfig(period_s=10.0), preset="live", duration=26.0), 60)
+    notes = [e.message for e in player.events_log if e.kind == "note"]
+    assert any("joins the session" in n for n in notes), notes
+    assert s["complete"] and s["rebuffer_count"] == 0 and s["missing"] == 0
+    assert not any(e.kind == "failure" for e in player.events_log)
+    assert s["segments"] >= 11

@@ -3,12 +3,19 @@ availability, chunk production and delivery, latency, seeks, the end by duration
 simulator's live sessions on a constant link."""
 from __future__ import annotations
 
+import csv
+import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import abr
+from netem import formats
 from netem.content import synthetic
 from netem.errors import InputError
 from netem.link import Link
@@ -166,3 +173,47 @@ def test_chunk_timing_reaches_the_policy():
     assert np.all(np.diff(late.chunk_end_s[0]) > 0) and late.chunk_end_s[0, -1] > 1.0   # paced by production
     assert np.isfinite(late.segment_available_s[0])
     assert late.target_latency_s[0] == 3.5 and late.latency_s[0] > 0 and late.playback_rate[0] > 0
+
+
+REPO = Path(__file__).resolve().parent.parent
+ABRLAB = [sys.executable, "-m", "player.cli"]
+
+
+def test_bundled_challenge_profiles_are_the_challenges():
+    """traces/live/twitch-*.json hold the Twitch challenge's normal profiles (kbit/s, seconds)."""
+    expected = {"cascade": ([1200, 800, 400, 800, 1200], [30] * 5),
+                "intra-cascade": ([1000, 800, 600, 400, 200, 400, 600, 800, 1000], [15] * 9),
+                "spike": ([1200, 300, 800], [10] * 3),
+                "slow-jitters": ([500, 1200] * 3, [5] * 6),
+                "fast-jitters": ([500, 1200] * 3, [0.25, 5, 0.1, 1, 0.25, 5])}
+    for name, (kbps, secs) in expected.items():
+        tr = formats.load(str(REPO / "traces" / "live" / f"twitch-{name}.json"))
+        assert tr.rates_bps.tolist() == [k * 1000.0 for k in kbps], name
+        assert tr.step_durations_s == pytest.approx(secs), name
+
+
+def test_simulate_and_compare_take_live_presets(tmp_path):
+    movie = str(REPO / "traces" / "content" / "twitch-3rung-0.5s.json")
+    trace = str(REPO / "traces" / "live" / "twitch-spike.json")
+    out = subprocess.run(ABRLAB + ["simulate", "--trace", trace, "--movie", movie, "--abr", "lolp", "--preset",
+                                   "live-ll", "--chunk-duration", "0.1", "--target-latency", "1",
+                                   "--live-duration", "30", "--qoe", "twitch", "--json"],
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    s = json.loads(out.stdout)
+    assert s["session_s"] == pytest.approx(30.0) and s["target_latency_s"] == 1.0 and s["segments"] > 40
+    assert set(s["qoe"]["components"]) >= {"latency_penalty", "speed_penalty"}
+    out = subprocess.run(ABRLAB + ["compare", "--traces", trace, "--movie", movie, "--abr", "dynamic,l2a",
+                                   "--preset", "live-ll", "--chunk-duration", "0.1", "--live-duration", "30",
+                                   "--out", str(tmp_path / "cmp"), "--no-plots", "--executor", "inprocess"],
+                         capture_output=True, text=True, timeout=120, cwd=REPO, env={**os.environ, "COLUMNS": "200"})
+    assert out.returncode == 0, out.stderr
+    assert "latency s" in out.stdout
+    rows = list(csv.DictReader(open(tmp_path / "cmp" / "sessions.csv")))
+    assert len(rows) == 2 and all(float(r["latency_mean_s"]) > 0 for r in rows)
+    bad = subprocess.run(ABRLAB + ["simulate", "--trace", trace, "--movie", movie, "--live-duration", "30"],
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert bad.returncode == 2 and "is not live" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    bad = subprocess.run(ABRLAB + ["simulate", "--trace", trace, "--movie", movie, "--preset", "live-ll"],
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert bad.returncode == 2 and "must be shorter than the segments" in bad.stderr

@@ -5,7 +5,8 @@ session rules need (`player.core.live.LiveFacts`), and the plan.
 live edge's Period) into a `LivePlan`:
 
 * per rung a `LiveTrack`: the representation's `LiveSegmentTemplate` ($Number$ with
-  @duration) per Period, on every BaseURL alternative. Segments are named by their index j
+  @duration) per Period (every Period the MPD lists, matched rung by rung on the ladder's
+  order), on every BaseURL alternative. Segments are named by their index j
   since availabilityStartTime (all of one duration D, as the session rules count them); the
   segment of index j is number startNumber + (j − Period start / D) of the latest Period
   starting at or before jD, so a new Period in a refreshed MPD (`refresh`) takes over at
@@ -35,10 +36,13 @@ from player.core.rules import SegmentPlan
 from player.dash.drm import DrmInfo, drm_info, is_protected
 from player.dash.errors import UnsupportedManifest
 from player.dash.model import Presentation, Representation
-from player.dash.playback import Selection, alternatives
+from player.dash.playback import DevicePlan, Selection, alternatives
 from player.dash.segments import InitSegment, LiveSegmentTemplate
 
 __all__ = ["LiveTrack", "LivePlan", "build_live", "live_facts"]
+
+#: the Periods a live track remembers (the newest; older ones have left any time-shift buffer)
+MAX_PERIODS = 64
 
 
 @dataclass
@@ -111,6 +115,7 @@ class LiveTrack:
             return False
         self.periods.append((start_s, template, rep))
         self.periods.sort(key=lambda e: e[0])
+        del self.periods[:-MAX_PERIODS]     # a day of short Periods stays bounded
         return True
 
 
@@ -140,7 +145,7 @@ class SameSegment:
 
 
 @dataclass
-class LivePlan:
+class LivePlan(DevicePlan):
     """What the HTTP player plays of a live presentation (see the module docstring)."""
 
     selection: Selection
@@ -155,22 +160,6 @@ class LivePlan:
     drm: DrmInfo | None = None
     notes: list[str] = field(default_factory=list)
     audio_for: SameSegment = field(default_factory=SameSegment)
-
-    @property
-    def bitrates_bps(self) -> np.ndarray:
-        return self.segment_plan.bitrates_bps
-
-    @property
-    def protected(self) -> bool:
-        return self.drm is not None
-
-    @property
-    def buffer_cap_s(self) -> float | None:
-        return self.device.buffer_target_s if self.device is not None else None
-
-    @property
-    def startup_threshold_s(self) -> float | None:
-        return self.device.startup_threshold_s if self.device is not None else None
 
     def describe(self) -> dict:
         f = self.facts
@@ -266,5 +255,7 @@ def build_live(selection: Selection, device: DeviceProfile | None = None, *, ext
         info = drm_info(prot, pres.source_url or "", system=drm_system, license_url=license_url)
     facts = live_facts(pres, video[0].rep, video[0].periods[0][1])
     plan = SegmentPlan(np.array([d]), bitrates, sizes, heights)
-    return LivePlan(selection, video, audio, facts, plan, mask, heights, device, float(pres.availability_start_time_s),
+    live = LivePlan(selection, video, audio, facts, plan, mask, heights, device, float(pres.availability_start_time_s),
                     info, notes)
+    live.refresh(pres)     # the earlier Periods of the window: the session may start in one
+    return live

@@ -409,22 +409,13 @@ def alternatives(rep: Representation, base_url: str, extra_origins: Sequence[str
     return tuple(bases)
 
 
-@dataclass
-class PlaybackPlan:
-    selection: Selection
-    video: list[Track]                          # the ABR ladder (may be audio for audio-only)
-    audio: Track | None
-    segment_plan: SegmentPlan
-    mask: np.ndarray                            # (R,) device mask
-    heights: np.ndarray                         # (R,) pixels, 0 unknown
-    device: DeviceProfile | None
-    audio_for: list[list[int]]                  # audio segment indices fetched with each video segment
-    drm: DrmInfo | None = None
-    notes: list[str] = field(default_factory=list)
+class DevicePlan:
+    """What a plan (VoD `PlaybackPlan`, live `player.dash.live.LivePlan`) tells from its
+    segment plan, its device and its DRM."""
 
-    @property
-    def n_segments(self) -> int:
-        return self.segment_plan.n_segments
+    segment_plan: SegmentPlan
+    device: DeviceProfile | None
+    drm: DrmInfo | None
 
     @property
     def bitrates_bps(self) -> np.ndarray:
@@ -441,6 +432,24 @@ class PlaybackPlan:
     @property
     def startup_threshold_s(self) -> float | None:
         return self.device.startup_threshold_s if self.device is not None else None
+
+
+@dataclass
+class PlaybackPlan(DevicePlan):
+    selection: Selection
+    video: list[Track]                          # the ABR ladder (may be audio for audio-only)
+    audio: Track | None
+    segment_plan: SegmentPlan
+    mask: np.ndarray                            # (R,) device mask
+    heights: np.ndarray                         # (R,) pixels, 0 unknown
+    device: DeviceProfile | None
+    audio_for: list[list[int]]                  # audio segment indices fetched with each video segment
+    drm: DrmInfo | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_segments(self) -> int:
+        return self.segment_plan.n_segments
 
     def describe(self) -> dict:
         return {

@@ -245,7 +245,7 @@ class LiveDriver:
         init_task = pl.inits.request(track, j)
 
         def on_chunk(c: ChunkArrival) -> None:
-            if core.in_flight is fetch:
+            if core.in_flight is fetch and c.last_byte_s - pl.offset < core.live.end_s:
                 core.chunk_arrived(max(c.last_byte_s - pl.offset, core.now), c.bytes, c.media_s,
                                    first_byte_s=c.first_byte_s - pl.offset)
                 pl.drain_core()
