@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 
 import abr
+from abr.errors import PolicyOutputError
+from netem.errors import InputError
 from player.core import events as ev
 from player.core.live import LiveRows, chunk_arrivals
 from player.core.presets import SessionPreset
@@ -333,7 +335,10 @@ class SessionCore:
 
     def _decide(self, k: int) -> tuple[int, float]:
         seen: list[DecisionRecord] = []
-        rung_a, delay_a = self.rules.choose(self.policy, k, _ROW, hook=seen.append, time_s=np.array([self.now]))
+        try:
+            rung_a, delay_a = self.rules.choose(self.policy, k, _ROW, hook=seen.append, time_s=np.array([self.now]))
+        except PolicyOutputError as exc:   # a user's policy answered nonsense: one line, not a traceback
+            raise InputError(str(exc)) from None
         rec = seen[0]
         if self.on_decision is not None:
             self.on_decision(rec)
@@ -538,7 +543,8 @@ class SessionCore:
             bytes_=self.bytes_downloaded - self.wasted_bytes, wasted_bytes=self.wasted_bytes, abandons=self.abandons,
             heights=self.plan.heights, qoe_skip_first=self.preset.qoe_skip_first, qoe_model=qoe_model,
             played_s=float(self.state.played_s[0]), **{"n_segments": self.plan.n_segments, **live},
-            labels={"abr_params": self.policy.describe(), **(labels or {})})
+            labels={"abr_params": self.policy.describe(), **(labels or {}),
+                    "played_s": float(self.state.played_s[0])})
 
 
 def _plain(v: Any) -> Any:

@@ -38,7 +38,7 @@ from netem import formats
 from netem.cenc import Protection
 from netem.content import load as load_content
 from netem.edge import EdgeGroup, EdgeServer
-from netem.errors import InputError, PlaybackError
+from netem.errors import AbrlabError, InputError, PlaybackError
 from netem.live.clock import SystemClock
 from netem.live.config import DEFAULT_TARGET_LATENCY_S, LiveConfig
 from netem.live.origin import LiveEdge
@@ -211,6 +211,9 @@ def run(args: argparse.Namespace) -> int:
             asyncio.run(play(None, (), {"content": args.url, "edge": args.url}, None))
     except PlaybackError as exc:
         rc = 1
+        print(f"abrlab play: error: {exc}", file=sys.stderr)
+    except AbrlabError as exc:           # the user's input (a policy's answer, a file): exit 2
+        rc = 2
         print(f"abrlab play: error: {exc}", file=sys.stderr)
     except KeyboardInterrupt:
         rc = 130

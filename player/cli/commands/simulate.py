@@ -4,8 +4,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from abr.errors import PolicyOutputError
 from netem import content, formats
+from netem.errors import PlaybackError
 from player.cli.commands._common import add_live_options, add_trace_format, check_policy, live_overrides, parse_params
+from player.cli.commands._tables import Column, print_table
 from player.core import device as devices
 from player.core import presets, qoe
 from player.core.simulator import SessionSpec, simulate
@@ -45,7 +48,10 @@ def run(args: argparse.Namespace) -> int:
     dev = None if args.device == "none" else devices.load(args.device)
     preset = presets.variant(args.preset, **live_overrides(args))
     spec = SessionSpec(tr, movie, args.abr, params, dev, preset, label={"trace": args.trace, "movie": args.movie})
-    result = simulate([spec])[0]
+    try:
+        result = simulate([spec])[0]
+    except PolicyOutputError as exc:
+        raise PlaybackError(str(exc), where=args.trace) from None
     summary = result.summary(args.qoe)
     if args.log:
         with open(args.log, "w") as fh:
@@ -61,18 +67,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_segments(log: list[dict], movie) -> None:
+    """One row per segment, fitted to the terminal (two tables when one does not fit)."""
     from rich.console import Console
-    from rich.table import Table
 
-    t = Table(title="per segment (request time, wait for room, choice, download, stall, buffer after)")
-    for col in ("#", "request s", "wait s", "rung", "Mbit/s", "resolution", "download s", "stall s", "buffer s"):
-        t.add_column(col, justify="right")
+    rows = []
     for e in log:
         r = movie.rungs[e["rung"]]
-        t.add_row(str(e["segment"]), f"{e['request_s']:.2f}", f"{e['wait_s']:.2f}", str(e["rung"]),
-                  f"{e['bitrate_bps'] / 1e6:.2f}", f"{r.width}x{r.height}", f"{e['download_s']:.2f}",
-                  f"[red]{e['rebuffer_s']:.2f}[/]" if e["rebuffer_s"] > 0 else "0", f"{e['buffer_s']:.1f}")
-    Console().print(t)
+        rows.append({"k": str(e["segment"]), "req": f"{e['request_s']:.2f}", "wait": f"{e['wait_s']:.2f}",
+                     "rung": str(e["rung"]), "mbps": f"{e['bitrate_bps'] / 1e6:.2f}", "res": f"{r.width}x{r.height}",
+                     "dl": f"{e['download_s']:.2f}", "stall": f"{e['rebuffer_s']:.2f}" if e["rebuffer_s"] > 0 else "0",
+                     "buf": f"{e['buffer_s']:.1f}"})
+    full = [Column("k", "#", True), Column("req", "request s", True), Column("wait", "wait s", True),
+            Column("rung", "rung", True), Column("mbps", "Mbit/s", True), Column("res", "resolution", True),
+            Column("dl", "download s", True), Column("stall", "stall s", True), Column("buf", "buffer s", True)]
+    short = [Column(c.key, {"req": "req s", "res": "res", "dl": "dl s", "buf": "buf s"}.get(c.key, c.header), True)
+             for c in full]
+    print_table(Console(), "per segment: request time, wait for room, rung, bitrate, resolution, download, stall, "
+                "buffer after", [[full], [short], [short[:6], short[:1] + short[6:]]], rows)
 
 
 def print_summary(s: dict) -> None:
@@ -82,12 +93,19 @@ def print_summary(s: dict) -> None:
     t = Table(title=f"{s['abr_params']} on {s['trace']}", show_header=False)
     t.add_column("metric")
     t.add_column("value", justify="right")
+    segments = f"{s['segments']}"
+    if s.get("complete") is False:       # ended early (q, a signal, an error): say so
+        played = s.get("played_s")
+        segments += " — incomplete: the session ended early; every metric is over what was played" + (
+            f" ({played:.1f} s)" if isinstance(played, (int, float)) else "")
+    startup = s.get("startup_s")
     rows = [
-        ("segments", f"{s['segments']}"),
+        ("segments", segments),
         ("average bitrate", f"{s['avg_bitrate_bps'] / 1e6:.3f} Mbit/s"),
         ("time-average bitrate", f"{s['time_avg_bitrate_bps'] / 1e6:.3f} Mbit/s"),
         ("rebuffering", f"{s['rebuffer_s']:.2f} s in {s['rebuffer_count']} stalls"),
-        ("startup delay", _s(s["startup_s"])),
+        ("startup delay", "playback never started" if startup is None or startup != startup
+         else f"{startup:.2f} s"),
         ("switches", f"{s['switches']} (mean |Δ| {s['switch_magnitude_bps'] / 1e6:.3f} Mbit/s)"),
         ("bytes", f"{s['bytes']:,}"),
     ]
