@@ -160,3 +160,24 @@ def test_periods_of_a_refreshed_mpd_join_the_session():
     assert s["complete"] and s["rebuffer_s"] < 0.25 and s["missing"] == 0
     assert not any(e.kind == "failure" for e in player.events_log)
     assert s["segments"] >= 11
+
+
+def test_without_a_duration_a_live_session_runs_until_stopped_and_keeps_its_summary():
+    """No --duration: the session is open (a day at most); stopping it (the dashboard's q
+    cancels the run) ends it there, with the summary of what was played."""
+    async def main():
+        async with LiveEdge(SyntheticPresentation(content()), config=LiveConfig(chunk_s=0.5),
+                            clock=SystemClock(0.0, K), time_scale=K, trace=constant(8e6, 3600.0)) as edge:
+            player = HttpPlayer(edge.url, abr="lolp", preset="live-ll", time_scale=K)
+            task = asyncio.ensure_future(player.run())
+            while player.core is None or len(player.core.chosen) < 4:
+                await asyncio.sleep(0.02)
+            assert player.core.live.end_s == 24 * 3600.0
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            return player
+
+    player = run_bounded(main(), 60)
+    s = player.summary
+    assert s["complete"] and "error" not in s and s["segments"] >= 4
+    assert any(e.kind == "summary" for e in player.events_log) or s["session_s"] > 0

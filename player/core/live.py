@@ -244,7 +244,8 @@ class LiveRows:
 
     `sizes_bytes` (K, R) are the looped segments' sizes (the HTTP player's estimate:
     bandwidth × duration, one row); `edge0_s` the live edge at session start per row;
-    `duration_s` the session length (None: `DEFAULT_OPEN_DURATION_S`)."""
+    `duration_s` the session length (None: the settings'; the HTTP player gives
+    `DEFAULT_OPEN_DURATION_S` when the user gives none)."""
 
     def __init__(self, facts: LiveFacts, settings: LiveSettings, sizes_bytes: np.ndarray, n: int,
                  edge0_s: np.ndarray | float, duration_s: float | None = None) -> None:

@@ -33,7 +33,7 @@ import numpy as np
 
 from netem.errors import PlaybackError
 from player.core.events import ClockSync, Manifest, Missing, Note, SessionStart
-from player.core.live import LiveRows
+from player.core.live import DEFAULT_OPEN_DURATION_S, LiveRows
 from player.core.presets import PRESETS, SessionPreset
 from player.core.session import Done, Fetch, SessionCore, Wait
 from player.dash.live import LivePlan, build_live
@@ -96,7 +96,8 @@ class LiveDriver:
         pl.offset = pl.clock.now()
         pl.session_start_monotonic = pl.clock.t0 + pl.offset / pl.clock.time_scale
         edge0 = pl.wall(pl.offset) + self.sync.offset_s - plan.availability_start_s
-        live = LiveRows(plan.facts, preset.live, plan.segment_plan.sizes_bytes, 1, edge0, pl.duration_s)
+        duration = pl.duration_s if pl.duration_s is not None else DEFAULT_OPEN_DURATION_S   # until stopped
+        live = LiveRows(plan.facts, preset.live, plan.segment_plan.sizes_bytes, 1, edge0, duration)
         mask = plan.mask.copy() if pl.license is None else pl.licensed_rungs(pl.license)
         core = SessionCore(plan.segment_plan, preset.policy(pl.abr_name, dict(pl.abr_params)), preset, mask=mask,
                            buffer_cap_s=plan.buffer_cap_s, startup_threshold_s=plan.startup_threshold_s, live=live)
