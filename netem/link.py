@@ -302,6 +302,15 @@ class Link:
         start = np.asarray(start_s, dtype=np.float64)
         return np.maximum(self._cap.advance(idx, start, np.asarray(bits, dtype=np.float64)), start)
 
+    def deliver(self, idx: np.ndarray, start_s: np.ndarray, size_bytes: np.ndarray) -> np.ndarray:
+        """Trace time at which `size_bytes` more have crossed the link when they start flowing at
+        trace time `start_s`: no request latency, no noise, the link's efficiency applied. A
+        chunked body (live low latency) is a run of these, each piece leaving once it is
+        produced; idle capacity between pieces is not banked."""
+        start = np.asarray(start_s, dtype=np.float64)
+        bits = np.asarray(size_bytes, dtype=np.float64) * 8.0 / self.params.efficiency
+        return np.where(bits > 0, self.capacity_time(idx, start, bits), start)
+
     def delivered_bits(self, idx: np.ndarray, start_s: np.ndarray, end_s: np.ndarray) -> np.ndarray:
         """Capacity (bits, at full efficiency) between two trace times: for progress checks."""
         idx = np.asarray(idx, dtype=np.int64)

@@ -140,3 +140,21 @@ def test_model_reads_typed_events():
     assert list(m.throughput) == [(3.0, 2.2e6)] and m.downloaded == [1]
     assert m.last_decision.rung == 1
     assert m.license == {"status": "granted", "system": "clearkey", "max_height": 720}
+
+
+def test_live_snapshots_draw_a_latency_line():
+    """A live session's snapshots carry its latency, target and rate: the header shows them and
+    the lower chart draws the latency line beside the buffer's."""
+    m = DashboardModel(title={"content": "live", "policy": "l2a"})
+    for i in range(40):
+        m.on_snapshot({"session_s": i * 0.5, "buffer_s": 1.0, "buffer_cap_s": 3.5, "played_s": i * 0.5,
+                       "live": True, "live_latency_s": 5.0 - i * 0.04, "target_latency_s": 3.5,
+                       "playback_rate": 1.04})
+    assert len(m.latency) == 40 and m.latency[-1] == (19.5, pytest.approx(3.44), 3.5, 1.04)
+    from rich.console import Console
+
+    console = Console(width=120, height=40, record=True, file=open("/dev/null", "w"))
+    console.print(render(m, 120, 40))
+    text = console.export_text()
+    assert "latency 3.44 s → 3.50" in text and "rate ×1.040" in text
+    assert "latency target" in text and "buffer and latency" in text

@@ -204,7 +204,7 @@ def test_rows_are_the_csv_modules_text_byte_for_byte(workload):
     import io
 
     from player.core.simulator import SessionSpec, simulate
-    from player.lab.results import CSV_FIELDS
+    from player.lab.results import CSV_FIELDS, LIVE_FIELDS
     from player.lab.sweep import Chunk, policy_identity, run_chunk
 
     traces, movie = workload
@@ -226,7 +226,9 @@ def test_rows_are_the_csv_modules_text_byte_for_byte(workload):
                         "qoe_rebuffer_penalty": q["components"]["rebuffer_penalty"],
                         "qoe_smoothness_penalty": q["components"]["smoothness_penalty"],
                         "qoe_linear": s["qoe_all"]["linear"]["total"], "qoe_log": s["qoe_all"]["log"]["total"],
-                        "qoe_hd": s["qoe_all"]["hd"]["total"], "chosen": " ".join(map(str, s["chosen"]))})
+                        "qoe_hd": s["qoe_all"]["hd"]["total"], "qoe_twitch": s["qoe_all"]["twitch"]["total"],
+                        **{k: s.get(k, float("nan")) for k in LIVE_FIELDS},   # a VoD session has none: nan
+                        "chosen": " ".join(map(str, s["chosen"]))})
         assert got == buf.getvalue().encode(), abr_name
 
 

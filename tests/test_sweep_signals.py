@@ -17,6 +17,7 @@ import pytest
 from labdata import REPO, compare_cmd, csv_lines, make_workload
 from player.lab import executors
 from player.lab.executors import Stopped, run_all
+from player.lab.results import CSV_FIELDS
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc for the workers")
 
@@ -107,7 +108,7 @@ def test_a_signal_by_pid_stops_at_once_and_says_what_is_saved(long_sweep, sig, s
     assert m, err[-2000:]
     assert m.group(1) == signal.Signals(sig).name
     assert int(m.group(2).replace(",", "")) == saved_rows(out)
-    assert all(len(r) == 27 for r in csv_lines(out / "sessions.csv"))
+    assert all(len(r) == len(CSV_FIELDS) for r in csv_lines(out / "sessions.csv"))
     wait_for(lambda: not any(running(w) for w in workers), 10, "the workers to exit")
 
 

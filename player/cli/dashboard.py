@@ -28,7 +28,7 @@ from player.core.events import (Abandon, Decision, Download, End, Event, Failove
                                 LicenseGranted, LicenseRequest, Retry, StallEnd, StallStart, Startup, Summary)
 
 SERIES_STYLE = {"capacity": "grey50", "throughput": "cyan", "bitrate": "green", "buffer": "yellow",
-                "target": "red"}
+                "target": "red", "latency": "magenta", "latency target": "blue"}
 
 
 @dataclass
@@ -38,6 +38,7 @@ class DashboardModel:
     title: dict[str, Any] = field(default_factory=dict)       # content, policy, device, edge, time scale
     capacity_at: Callable[[np.ndarray], np.ndarray] | None = None   # trace capacity (bit/s) at session times
     samples: deque = field(default_factory=lambda: deque(maxlen=4000))   # (t, buffer, target)
+    latency: deque = field(default_factory=lambda: deque(maxlen=4000))   # live: (t, latency, its target, rate)
     throughput: deque = field(default_factory=lambda: deque(maxlen=2000))  # (t, bit/s)
     bitrate: deque = field(default_factory=lambda: deque(maxlen=2000))     # (t, bit/s)
     snapshot: dict = field(default_factory=dict)
@@ -112,6 +113,9 @@ class DashboardModel:
         self.snapshot = snap
         if "buffer_s" in snap and snap.get("session_s") is not None:
             self.samples.append((float(snap["session_s"]), float(snap["buffer_s"]), float(snap.get("buffer_cap_s") or 0)))
+            if snap.get("live_latency_s") is not None:
+                self.latency.append((float(snap["session_s"]), float(snap["live_latency_s"]),
+                                     float(snap.get("target_latency_s") or 0.0), float(snap.get("playback_rate", 1.0))))
             self.counters["stall_s"] = float(snap.get("stall_s", 0.0))
             self.counters["stalls"] = max(self.counters["stalls"], int(snap.get("stalls", 0)))
             if snap.get("stalled"):
@@ -211,11 +215,16 @@ def render(model: DashboardModel, width: int, height: int) -> Layout:
     head.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
     dur = title.get("duration_s")
     played = float(s.get("played_s", 0.0))
+    if s.get("live"):
+        where = Text.assemble(("   latency ", "dim"), f"{s.get('live_latency_s') or 0.0:.2f} s",
+                              (" → ", "dim"), f"{s.get('target_latency_s') or 0.0:.2f}", ("  rate ", "dim"),
+                              f"×{s.get('playback_rate', 1.0):.3f}")
+    else:
+        where = Text.assemble(("   playhead ", "dim"), f"{_hms(max(played, 0.0))} / {_hms(dur)}")
     head.add_row(
         Text.assemble(("content ", "dim"), str(title.get("content", "?")), ("   policy ", "dim"),
                       short_policy(str(title.get("policy", "?")))),
-        Text.assemble(("state ", "dim"), (st, state_style.get(st, "bold")), ("   playhead ", "dim"),
-                      f"{_hms(max(played, 0.0))} / {_hms(dur)}"))
+        Text.assemble(("state ", "dim"), (st, state_style.get(st, "bold")), where))
     head.add_row(
         Text.assemble(("device ", "dim"), str(title.get("device", "none")), ("   edge ", "dim"),
                       str(title.get("edge", "?")) + (f" (#{s['edge']})" if s.get("edge") else "")),
@@ -229,7 +238,8 @@ def render(model: DashboardModel, width: int, height: int) -> Layout:
     rate_h = max(2, chart_h * 3 // 5)
     buf_h = max(2, chart_h - rate_h - 1)
     t_end = max([model.samples[-1][0] if model.samples else 0.0] + [p[0] for p in list(model.bitrate)[-1:]] + [10.0])
-    t_start = 0.0
+    # a long (live) session: the window the kept samples span
+    t_start = model.samples[0][0] if len(model.samples) == model.samples.maxlen else 0.0
     series: dict[str, list] = {}
     if model.capacity_at is not None:
         ts = np.linspace(t_start, t_end, chart_w * 2)
@@ -242,14 +252,20 @@ def render(model: DashboardModel, width: int, height: int) -> Layout:
     rate = braille_chart(series, chart_w, rate_h, (t_start, t_end), ymax * 1.05, SERIES_STYLE)
     buf_pts = [(t, b) for t, b, _ in model.samples]
     target = [(t, c) for t, _, c in model.samples]
-    bmax = max([1.0] + [b for _, b in buf_pts] + [c for _, c in target]) * 1.05
-    buf = braille_chart({"target": target, "buffer": buf_pts}, chart_w, buf_h, (t_start, t_end), bmax, SERIES_STYLE)
+    lower = {"target": target, "buffer": buf_pts}
+    if model.latency:   # live: the latency and its target on the buffer's axis (seconds both)
+        lower = {"latency target": [(t, g) for t, _, g, _ in model.latency], **lower,
+                 "latency": [(t, lat) for t, lat, _, _ in model.latency]}
+    bmax = max([1.0] + [y for pts in lower.values() for _, y in pts]) * 1.05
+    buf = braille_chart(lower, chart_w, buf_h, (t_start, t_end), bmax, SERIES_STYLE)
     legend = Text.assemble(("capacity ", SERIES_STYLE["capacity"]), ("throughput ", SERIES_STYLE["throughput"]),
                            ("bitrate", SERIES_STYLE["bitrate"]), (f"   0–{ymax * 1.05 / 1e6:.1f} Mbit/s", "dim"))
-    legend2 = Text.assemble(("buffer ", SERIES_STYLE["buffer"]), ("target", SERIES_STYLE["target"]),
-                            (f"   0–{bmax:.0f} s   ·   time 0–{t_end:.0f} s", "dim"))
-    layout["chart"].update(Panel(Group(legend, rate, legend2, buf), title="network, bitrate and buffer",
-                                 border_style="cyan"))
+    live = (("   latency ", SERIES_STYLE["latency"]), ("latency target", SERIES_STYLE["latency target"])) \
+        if model.latency else ()
+    legend2 = Text.assemble(("buffer ", SERIES_STYLE["buffer"]), ("target", SERIES_STYLE["target"]), *live,
+                            (f"   0–{bmax:.0f} s   ·   time {t_start:.0f}–{t_end:.0f} s", "dim"))
+    title_chart = "network, bitrate, buffer and latency" if model.latency else "network, bitrate and buffer"
+    layout["chart"].update(Panel(Group(legend, rate, legend2, buf), title=title_chart, border_style="cyan"))
 
     # the current representation and the last decision
     d = model.last_decision

@@ -1,7 +1,9 @@
 """Session semantics presets: how a session requests, buffers, stalls and is scored.
 
 `default` is abrlab's own; `sabre` and `pensieve` reproduce those simulators' session
-semantics (not their bugs) so results line up with published work. README states each.
+semantics (not their bugs) so results line up with published work. The live family
+(`live`, `live-ll`, `dashjs-live`) plays the content as a live stream (`SessionPreset.live`,
+`player.core.live`). README states each.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import numpy as np
 import abr
 from netem.errors import InputError
 from netem.link import LinkParams, preset as link_preset
+from player.core.live import LiveSettings
 
 
 @dataclass(frozen=True)
@@ -58,12 +61,19 @@ class SessionPreset:
     # TOTAL_VIDEO_CHUNCK = 48 of the 49 chunks it has sizes for
     duration_quantum_s: float = 0.0     # a segment's media counts as its duration rounded to this; 0: exact
     last_segment_played: bool = True    # False: the session ends before the last segment
+    # a live session (`player.core.live`): the content looped on the wall clock, the player's
+    # live delay, catch-up law and session length, and the origin the simulator plays; None: VoD
+    live: LiveSettings | None = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.init_bytes, (int, np.integer)) and self.init_bytes >= 0):
             raise InputError(f"init_bytes must be a whole number of bytes >= 0, got {self.init_bytes!r}")
         if not (self.duration_quantum_s >= 0 and np.isfinite(self.duration_quantum_s)):
             raise InputError(f"duration_quantum_s must be a number of seconds >= 0, got {self.duration_quantum_s!r}")
+        if self.live is not None and (self.init_bytes or self.abandonment or not self.last_segment_played
+                                      or self.duration_quantum_s or self.startup_is_stall):
+            raise InputError(f"preset {self.name!r}: a live preset has no init segments, abandonment, duration "
+                             "quantum or startup-as-stall, and plays every segment")
         for name in ("buffer_cap_top_s", "buffer_cap_top_long_s"):
             v = getattr(self, name)
             if v is not None and not (v > 0 and np.isfinite(v)):
@@ -181,6 +191,34 @@ PRESETS: dict[str, SessionPreset] = {
             "dash.js's append and rescheduling (the measured mean over 226 requests). Not modelled: BOLA's "
             "requested delays, fast switching (re-fetching buffered segments after a switch up), the 20 s "
             "request timeout."),
+    "live": SessionPreset(
+        "live", link_preset("trace-latency"), buffer_cap_s=30.0, abandonment=False,
+        live=LiveSettings(catchup="none"),
+        doc="A live stream of whole segments (`abrlab serve --live`): the content looped on the wall clock, a "
+            "segment requested once it is complete (availability start = its end), the live delay in dash.js's "
+            "order of precedence (here 4 segment durations: the origin writes no ServiceDescription nor "
+            "suggestedPresentationDelay for it), playback from the live edge − delay, no catch-up (dash.js's "
+            "default on a stream that is not low latency), buffer target min(30 s, delay), the session ending "
+            "after 300 s (--live-duration); a segment that left the 60 s time-shift buffer makes the player seek "
+            "to the live edge. Link and samples as `default`; no abandonment."),
+    "live-ll": SessionPreset(
+        "live-ll", link_preset("trace-latency"), buffer_cap_s=30.0, whole_segment_fits=False, abandonment=False,
+        live=LiveSettings(catchup="dashjs", chunk_s=0.5),
+        doc="Low-latency live (`abrlab serve --live --low-latency`): 0.5 s CMAF chunks, a segment requested once "
+            "its first chunk is complete (availabilityTimeOffset = segment − chunk) and sent chunk by chunk as "
+            "produced (delivery at min(link, producer)), each chunk's media joining the buffer on arrival; the "
+            "live delay from the ServiceDescription (target 3.5 s, min 2.625 s, max 7 s, playback rate "
+            "0.96-1.04, as the origin writes it), dash.js's default catch-up (sigmoid rate within the "
+            "ServiceDescription's bounds, rate 1 after a stall until the buffer is back above half the target, "
+            "a seek to the live edge beyond maxDrift = max − target + 0.5 s); buffer target min(30 s, delay), "
+            "requests not held for a whole segment (dash.js in low-latency mode); throughput samples over the "
+            "whole request (gaps included); policies with chunk_estimator read the chunk timing."),
+    "dashjs-live": SessionPreset(
+        "dashjs-live", link_preset("trace-latency", overhead_s=0.018), buffer_cap_s=18.0, whole_segment_fits=False,
+        abandonment=False, live=LiveSettings(catchup="dashjs", chunk_s=0.5),
+        doc="dash.js 5 in a browser playing our low-latency origin (for `abrlab interop`, to be calibrated "
+            "against it): as live-ll, with dash.js's bufferTimeDefault 18 s (so a buffer target min(18 s, "
+            "delay)) and the 18 ms per request of the `dashjs` preset."),
 }
 
 
@@ -192,3 +230,24 @@ def get(name: str) -> SessionPreset:
 
 def names() -> list[str]:
     return list(PRESETS)
+
+
+#: `LiveSettings` fields a command line may override (`variant`)
+LIVE_OVERRIDES = ("duration_s", "chunk_s", "target_latency_s", "catchup", "delay_s")
+
+
+def variant(name: str, **live: object) -> SessionPreset:
+    """Preset `name` with some of its live settings replaced (None values are left alone):
+    `abrlab simulate/compare --live-duration`, `--chunk-duration`, `--target-latency`,
+    `--catchup`, `--live-delay`. A VoD preset takes none."""
+    p = get(name)
+    given = {k: v for k, v in live.items() if v is not None}
+    unknown = set(given) - set(LIVE_OVERRIDES)
+    if unknown:
+        raise InputError(f"unknown live setting(s) {', '.join(sorted(unknown))}")
+    if not given:
+        return p
+    if p.live is None:
+        live_names = ", ".join(n for n, q in PRESETS.items() if q.live is not None)
+        raise InputError(f"preset {name!r} is not live: the live options apply to {live_names}")
+    return replace(p, live=replace(p.live, **given))

@@ -34,6 +34,11 @@ The rules, each stated once:
   (`accept_abandon`). The segment is then fetched at that rung, or, when the preset says
   `abandon_reselect` (Sabre), at the rung of a new decision (`MAX_ATTEMPTS` per segment at most).
 - **Policy parameters** are merged by the preset (`SessionPreset.policy`).
+- **Live sessions** (a preset with `live`): every live rule — which segment a request is for,
+  availability, chunks, the playback rate and its catch-up law, latency, the end by duration —
+  is `player.core.live.LiveRows`'s; `SessionRows` holds one (`live`) and routes to it: time
+  passes through `elapse` (at the playback rate), sizes through `segment_sizes`, media through
+  `chunk_arrived` / `downloaded`, and the observation gains the live fields.
 
 Per-row segments: the lockstep simulator and the session core ask about one segment `k` for
 all their rows; the crowd (`player.core.crowd`), whose sessions share a bottleneck and so
@@ -53,6 +58,7 @@ import numpy as np
 import abr
 from netem.errors import InputError
 from player.core.buffer import BufferState
+from player.core.live import LiveRows
 from player.core.presets import SessionPreset
 
 HISTORY_SAMPLES = 8      # throughput samples and download times kept in the observation
@@ -109,6 +115,15 @@ def played_plan(plan: SegmentPlan, preset: SessionPreset) -> SegmentPlan:
     if q > 0:
         durations = np.maximum(np.round(durations / q), 1.0) * q
     return replace(plan, durations_s=durations, sizes_bytes=sizes)
+
+
+def live_plan(plan: SegmentPlan, live: LiveRows) -> SegmentPlan:
+    """A live session's segments: as many as it can request in its duration, all of the live
+    duration, their sizes those of the looped content from the first row's first segment (the
+    rules ask `LiveRows` for each row's own)."""
+    K = live.max_requests
+    j = live.j0[0] + np.arange(K)
+    return replace(plan, durations_s=np.full(K, live.D), sizes_bytes=live.sizes[j % live.K])
 
 
 class History:
@@ -287,15 +302,18 @@ class SessionRows:
 
     def __init__(self, plan: SegmentPlan, preset: SessionPreset, n: int, *, mask: np.ndarray | None = None,
                  buffer_cap_s: np.ndarray | float | None = None,
-                 startup_threshold_s: np.ndarray | float | None = None) -> None:
+                 startup_threshold_s: np.ndarray | float | None = None, live: LiveRows | None = None) -> None:
         R = plan.n_rungs
-        plan = played_plan(plan, preset)
+        plan = played_plan(plan, preset) if live is None else live_plan(plan, live)
         self.plan = plan                 # the segments as the preset plays them
         self.preset = preset
         self.n = n
+        self.live = live
         self.mask = np.ones((n, R), dtype=bool) if mask is None else np.asarray(mask, dtype=bool).reshape(n, R)
         cap = preset.buffer_cap_s if buffer_cap_s is None else buffer_cap_s
         self.buffer_cap_s = np.broadcast_to(np.asarray(cap, dtype=np.float64), (n,)).copy()
+        if live is not None:
+            self.buffer_cap_s = live.buffer_cap(self.buffer_cap_s)
         thr = 0.0 if startup_threshold_s is None else startup_threshold_s
         self.startup_threshold_s = np.maximum(np.broadcast_to(np.asarray(thr, dtype=np.float64), (n,)),
                                               preset.startup_threshold_s)
@@ -313,7 +331,8 @@ class SessionRows:
         self.sessions = np.arange(n)
 
     @classmethod
-    def for_devices(cls, plan: SegmentPlan, preset: SessionPreset, content, devices: Sequence) -> "SessionRows":
+    def for_devices(cls, plan: SegmentPlan, preset: SessionPreset, content, devices: Sequence,
+                    live: LiveRows | None = None) -> "SessionRows":
         """One row per entry of `devices` (a `player.core.device.DeviceProfile`, or None for
         no device): the device's mask of `content`'s representations, its buffer target as
         the cap and its startup threshold; without a device, every rung and the preset's cap."""
@@ -326,7 +345,21 @@ class SessionRows:
                 mask[i] = d.mask(content)
                 cap[i] = d.buffer_target_s
                 startup[i] = d.startup_threshold_s
-        return cls(plan, preset, n, mask=mask, buffer_cap_s=cap, startup_threshold_s=startup)
+        return cls(plan, preset, n, mask=mask, buffer_cap_s=cap, startup_threshold_s=startup, live=live)
+
+    # -- time and sizes --------------------------------------------------------------------------
+    def elapse(self, dt: np.ndarray, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """Let `dt` pass for `rows` (live: at their playback rates, catch-up running); the stall."""
+        if self.live is None:
+            return self.buffer.elapse(dt, rows)
+        return self.live.elapse(self.buffer, dt, rows)
+
+    def segment_sizes(self, k: int, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """The sizes of request k's segment at every rung, (R,) or (len(rows), R) for live
+        sessions (whose rows may be at different segments after seeks)."""
+        if self.live is None:
+            return self.plan.sizes_bytes[k]
+        return self.live.sizes_at(k, rows)
 
     # -- the mask ------------------------------------------------------------------------------
     def set_mask(self, mask: np.ndarray, rows: np.ndarray | slice = slice(None)) -> None:
@@ -359,7 +392,15 @@ class SessionRows:
         b = self.buffer
         n = self.sessions[rows].size
         K = self.plan.n_segments
-        if np.ndim(k) == 0:
+        live = {}
+        if self.live is not None:
+            lv = self.live
+            next_sizes = lv.horizon(k, rows, HORIZON_SEGMENTS)
+            index = np.full(n, k)
+            duration_s = float(self.plan.durations_s[k])
+            live = {"latency_s": lv.latency(b, rows), "playback_rate": lv.rate[rows].copy(),
+                    "target_latency_s": lv.target_s[rows].copy(), **lv.chunks.fields(rows)}
+        elif np.ndim(k) == 0:
             horizon = self.padded_sizes[k:k + HORIZON_SEGMENTS]
             next_sizes = np.broadcast_to(horizon, (n,) + horizon.shape)
             index = np.full(n, k)
@@ -378,7 +419,7 @@ class SessionRows:
             next_sizes_bytes=next_sizes, segments_left=K - index, segment_index=index,
             segment_duration_s=duration_s, playing=b.playing[rows].copy(),
             mask=self.mask[rows], time_s=b.clock_s[rows].copy() if time_s is None else time_s,
-            buffer_cap_s=self.buffer_cap_s[rows], request_latency_s=self.request_latency.window(rows))
+            buffer_cap_s=self.buffer_cap_s[rows], request_latency_s=self.request_latency.window(rows), **live)
 
     def choose(self, policy: abr.Policy, k: int | np.ndarray, rows: np.ndarray | slice = slice(None),
                hook: DecisionHook | None = None, time_s: np.ndarray | None = None,
@@ -415,12 +456,28 @@ class SessionRows:
             self.inits.skip(rows, rung)
 
     # -- after a download ------------------------------------------------------------------------
+    def chunk_arrived(self, k: int, media_s: np.ndarray, rows: np.ndarray | slice = slice(None)) -> None:
+        """A live chunk of request k's segment arrived for `rows`: its playable media joins the
+        buffer at once (playback may start, a stall ends)."""
+        self._add_live_media(self.live.playable(k, rows, media_s), rows)
+
+    def _add_live_media(self, media_s: np.ndarray, rows: np.ndarray | slice) -> None:
+        """Live media joins the buffer; media before the playhead's start (none playable) is
+        not an arrival: it neither starts playback nor ends a stall."""
+        rows = np.arange(self.n)[rows] if isinstance(rows, slice) else np.asarray(rows)
+        some = media_s > 0
+        if some.any():
+            self.buffer.add(media_s[some], self.startup_threshold_s[rows[some]], rows[some])
+
     def downloaded(self, k: int | np.ndarray, rung: np.ndarray, size_bytes: np.ndarray, latency_s: np.ndarray,
                    transfer_s: np.ndarray, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Segment `k` arrived for `rows` at `rung`: its media joins the buffer (playback may
-        start), the histories take the sample, it becomes the last rung. Returns the sample
-        (bits/s)."""
-        self.buffer.add(self.plan.durations_s[k], self.startup_threshold_s[rows], rows)
+        start; live: what its chunks did not bring already), the histories take the sample, it
+        becomes the last rung. Returns the sample (bits/s)."""
+        if self.live is None:
+            self.buffer.add(self.plan.durations_s[k], self.startup_threshold_s[rows], rows)
+        else:
+            self._add_live_media(self.live.rest_of_segment(k, rows), rows)
         measured = sample_time_s(self.preset, latency_s, transfer_s)
         sample = size_bytes * 8.0 / measured
         self.throughput.push(sample, rows)

@@ -35,8 +35,11 @@ CSV_FIELDS = [
     "avg_bitrate_bps", "time_avg_bitrate_bps", "utility", "rebuffer_s", "rebuffer_count",
     "rebuffer_ratio", "startup_s", "switches", "switch_magnitude_bps", "bytes", "session_s",
     "qoe", "qoe_model", "qoe_utility", "qoe_rebuffer_penalty", "qoe_smoothness_penalty",
-    "qoe_linear", "qoe_log", "qoe_hd", "chosen",
+    "qoe_linear", "qoe_log", "qoe_hd", "qoe_twitch", "latency_mean_s", "latency_max_s", "latency_end_s",
+    "target_latency_s", "playback_rate_mean", "seeks", "chosen",
 ]
+#: the live sessions' columns (`player.core.summary.LIVE_METRICS`; nan for a VoD session)
+LIVE_FIELDS = ("latency_mean_s", "latency_max_s", "latency_end_s", "target_latency_s", "playback_rate_mean", "seeks")
 #: what identifies a session's row (with its occurrence, for a trace repeated in a sweep)
 KEY_FIELDS = ("trace", "abr", "abr_params", "device", "preset", "movie")
 TEXT_FIELDS = frozenset(KEY_FIELDS) | {"qoe_model", "chosen"}

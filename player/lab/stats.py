@@ -113,6 +113,12 @@ def bootstrap_ci(values: np.ndarray, confidence: float = 0.95, seed: int = 0) ->
     return quantile_sorted(theta_b, lo_q), quantile_sorted(theta_b, hi_q)
 
 
+def live_mean(values: np.ndarray) -> float | None:
+    """The mean of a live column over the sessions that have it (None: none is live)."""
+    v = values[np.isfinite(values)]
+    return float(v.mean()) if v.size else None
+
+
 def summarise(rows: SweepRows) -> dict:
     """Per policy (× device × preset) table and paired comparisons, as plain JSON data.
 
@@ -138,6 +144,9 @@ def summarise(rows: SweepRows) -> dict:
             "rebuffer_s_mean": float(col["rebuffer_s"].mean()),
             "switches_per_min": float(col["switches"].sum() / (session_total / 60.0)) if session_total > 0 else 0.0,
             "startup_s_mean": float(col["startup_s"].mean()),
+            # live sessions: the means over sessions of each one's mean and maximum latency and mean rate
+            **{name: live_mean(col[name]) if name in col else None
+               for name in ("latency_mean_s", "latency_max_s", "playback_rate_mean")},
         })
     return {"policies": table, "paired": paired_tests(rows)}
 

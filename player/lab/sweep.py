@@ -37,11 +37,12 @@ from abr.errors import PolicyOutputError
 from netem import content as content_mod, formats
 from netem.errors import InputError, PlaybackError
 from player.core import device as device_mod
-from player.core.presets import get as get_preset
+from player.core.presets import get as get_preset, variant
+
 from player.core.simulator import SessionSpec, simulate_batch
 from player.lab.executors import deferred, run_all, stop_signals
 from player.lab.lock import locked
-from player.lab.results import ResultsFile, csv_text, format_rows, write_text_safely
+from player.lab.results import LIVE_FIELDS, ResultsFile, csv_text, format_rows, write_text_safely
 from player.lab.table import REPORT_COLUMNS, GroupLabel, SessionTable, SweepRows, occurrence
 
 MAX_BATCH_ROWS = 8192        # beyond this a bigger batch steps no faster (bbb: 0.31 ms a session at 2,500, 0.26 at 5,000, 0.28 at 10,000)
@@ -70,6 +71,7 @@ class Chunk:
     source_sha: str = ""
     write_rows: int = WRITE_UNIT_ROWS
     trace_format: str | None = None  # None: detected from each file's content
+    live: tuple[tuple[str, object], ...] = ()  # live settings replacing the preset's (`presets.variant`)
 
 
 @dataclass
@@ -91,6 +93,7 @@ class Group:
     preset: str
     identity: str
     source_sha: str
+    live: tuple[tuple[str, object], ...] = ()   # a live preset's settings given on the command line
 
     def key(self, trace: str, movie: str) -> tuple[str, ...]:
         return (trace, self.abr, self.identity, self.device, self.preset, movie)
@@ -121,6 +124,7 @@ class Sweep:
     qoe: str = "linear"
     repeat_to: int | None = None   # repeat the trace list to this many sessions per policy
     trace_format: str | None = None  # the traces' format (`--from`); None: detected per file
+    live: dict = field(default_factory=dict)  # live settings replacing the live presets' (`presets.variant`)
 
     def trace_list(self) -> list[str]:
         ts = list(self.traces)
@@ -185,13 +189,36 @@ def prepare(sweep: Sweep) -> list[Group]:
     for d in sweep.devices:
         _device(d)
     groups = []
+    live = {p: live_settings(sweep, p) for p in sweep.presets}
     for abr_name in sweep.abrs:
         params = dict(sweep.abr_params.get(abr_name, {}))
         identities = {p: policy_identity(abr_name, params, p) for p in sweep.presets}
         for device in sweep.devices:
             for preset in sweep.presets:
-                groups.append(Group(abr_name, tuple(sorted(params.items())), device, preset, *identities[preset]))
+                groups.append(Group(abr_name, tuple(sorted(params.items())), device, preset_label(preset, live[preset]),
+                                    *identities[preset], live[preset]))
     return groups
+
+
+def live_settings(sweep: Sweep, preset: str) -> tuple[tuple[str, object], ...]:
+    """The sweep's live settings that apply to `preset` (none for a VoD preset), checked."""
+    if get_preset(preset).live is None:
+        return ()
+    given = tuple(sorted((k, v) for k, v in sweep.live.items() if v is not None))
+    variant(preset, **dict(given))
+    return given
+
+
+def preset_label(preset: str, live: tuple[tuple[str, object], ...]) -> str:
+    """The `preset` column: the name, with the live settings given (`live-ll[duration_s=150]`),
+    so rows of other settings are not reused."""
+    return preset if not live else f"{preset}[{','.join(f'{k}={v}' for k, v in live)}]"
+
+
+def preset_of(chunk: Chunk):
+    """The preset a chunk runs (its live settings applied)."""
+    name = chunk.preset.split("[", 1)[0]
+    return variant(name, **dict(chunk.live)) if chunk.live else name
 
 
 # -- the worker side ------------------------------------------------------------------------------
@@ -224,7 +251,8 @@ def run_chunk(chunk: Chunk) -> ChunkResult:
     movie = _movie(chunk.movie)
     device = _device(chunk.device)
     params = dict(chunk.abr_params)
-    specs = [SessionSpec(_trace(t, chunk.trace_format), movie, chunk.abr, params, device, chunk.preset)
+    preset = preset_of(chunk)
+    specs = [SessionSpec(_trace(t, chunk.trace_format), movie, chunk.abr, params, device, preset)
              for t in chunk.traces]
     try:
         batch = simulate_batch(specs)           # one batch: the chunk shares policy, preset and content
@@ -245,7 +273,8 @@ def run_chunk(chunk: Chunk) -> ChunkResult:
         texts(m[f"qoe_{model}_rebuffer_penalty"].astype(np.float64)),
         texts(m[f"qoe_{model}_smoothness_penalty"].astype(np.float64)),
         texts(m["qoe_linear"].astype(np.float64)), texts(m["qoe_log"].astype(np.float64)),
-        texts(m["qoe_hd"].astype(np.float64)), chosen_texts(chosen),
+        texts(m["qoe_hd"].astype(np.float64)), texts(m["qoe_twitch"].astype(np.float64)),
+        *[texts(live_column(m, name)) for name in LIVE_FIELDS], chosen_texts(chosen),
     ]
     n = len(specs)
     step = max(1, chunk.write_rows)
@@ -256,8 +285,28 @@ def run_chunk(chunk: Chunk) -> ChunkResult:
         unit_rows.append(b - a)
     values = {"qoe": np.asarray(m[f"qoe_{model}"], dtype=np.float64)}
     for name in REPORT_COLUMNS:
-        values[name] = np.asarray(m[name], dtype=np.float64)
+        values[name] = live_column(m, name)
     return ChunkResult(units, unit_rows, values)
+
+
+def session_segments(sweep: Sweep, groups: list[Group]) -> int:
+    """The most segments a session of the sweep plays: the movie's, or a live session's over
+    its duration (with its live delay's worth more)."""
+    movie = _movie(sweep.movie)
+    segments = movie.n_segments
+    d = float(movie.segment_durations_s[0])
+    for g in groups:
+        live = variant(g.preset.split("[", 1)[0], **dict(g.live)).live
+        if live is not None:
+            segments = max(segments, math.ceil(live.duration_s / d) + 10)
+    return segments
+
+
+def live_column(metrics: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """A metric as float64; a live metric of VoD sessions is nan."""
+    if name not in metrics:
+        return np.full(metrics["segments"].shape, np.nan)
+    return np.asarray(metrics[name], dtype=np.float64)
 
 
 # -- planning -------------------------------------------------------------------------------------
@@ -302,7 +351,7 @@ def missing_chunks(sweep: Sweep, groups: list[Group], table: SessionTable, chunk
     for g in groups:
         have = np.array([counts.get(g.key(t, sweep.movie), 0) for t in traces], dtype=np.int64)
         todo_by_group.append((g, order[occ >= have[order]]))
-    cap = chunk_size or batch_rows(_movie(sweep.movie).n_segments, workers)
+    cap = chunk_size or batch_rows(session_segments(sweep, groups), workers)
     write_rows = min(WRITE_UNIT_ROWS, cap)
     chunks = []
     for g, todo in todo_by_group:
@@ -313,7 +362,8 @@ def missing_chunks(sweep: Sweep, groups: list[Group], table: SessionTable, chunk
             start += size
             if part.size:
                 chunks.append(Chunk(tuple(traces[i] for i in part), sweep.movie, g.abr, g.params, g.device,
-                                    g.preset, sweep.qoe, g.identity, g.source_sha, write_rows, sweep.trace_format))
+                                    g.preset, sweep.qoe, g.identity, g.source_sha, write_rows, sweep.trace_format,
+                                    g.live))
     # the biggest first: a free worker takes the next, so the last ones are short
     return sorted(chunks, key=lambda c: -len(c.traces))
 

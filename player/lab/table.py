@@ -18,7 +18,8 @@ import numpy as np
 from player.lab.results import CSV_FIELDS, KEY_FIELDS
 
 #: the columns a report uses besides QoE (means, ratios, plots)
-REPORT_COLUMNS = ("avg_bitrate_bps", "rebuffer_s", "session_s", "switches", "startup_s")
+REPORT_COLUMNS = ("avg_bitrate_bps", "rebuffer_s", "session_s", "switches", "startup_s", "latency_mean_s",
+                  "latency_max_s", "playback_rate_mean")
 _KEY_LEN = len(KEY_FIELDS)     # the identity is the first fields of a row
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 from typing import TYPE_CHECKING, Sequence
 
@@ -22,6 +23,35 @@ def add_trace_format(p: argparse.ArgumentParser | argparse._ArgumentGroup, what:
     content does not say (every command that reads traces has it, with the same name)."""
     p.add_argument("--from", dest="trace_format", default=None, metavar="FMT",
                    help=f"{what} trace format, {FORMAT_HELP} (default: detected from content)")
+
+
+def add_live_options(p: argparse.ArgumentParser) -> None:
+    """The options that adjust a live preset (live, live-ll, dashjs-live) for one run."""
+    g = p.add_argument_group("live sessions (with a live preset: live, live-ll, dashjs-live)")
+    g.add_argument("--live-duration", type=float, default=None, metavar="S",
+                   help="how long each live session lasts, seconds of session time; the content loops as the "
+                        "live origin loops it (default: the preset's, 300)")
+    g.add_argument("--chunk-duration", type=float, default=None, metavar="S",
+                   help="low-latency CMAF chunk duration, shorter than a segment (default: the preset's: 0.5 for "
+                        "live-ll and dashjs-live, none for live)")
+    g.add_argument("--target-latency", type=float, default=None, metavar="S",
+                   help="the ServiceDescription's target latency the simulated origin writes (default: 3.5 with "
+                        "chunks, as `abrlab serve --live --low-latency`; none without)")
+    g.add_argument("--catchup", default=None, metavar="LAW",
+                   help="catch-up law: none, dashjs, dashjs-lolp, shaka, media3 (default: the preset's)")
+    g.add_argument("--live-delay", type=float, default=None, metavar="S",
+                   help="the player's own live delay, before the manifest's (dash.js delay.liveDelay; default: "
+                        "none, dash.js's order of precedence)")
+
+
+def live_overrides(args: argparse.Namespace) -> dict:
+    """The live settings given on the command line (`player.core.presets.variant`'s)."""
+    for opt, v in (("--live-duration", args.live_duration), ("--chunk-duration", args.chunk_duration),
+                   ("--target-latency", args.target_latency), ("--live-delay", args.live_delay)):
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise InputError(f"{opt} must be a positive number of seconds, got {v!r}")
+    return {"duration_s": args.live_duration, "chunk_s": args.chunk_duration,
+            "target_latency_s": args.target_latency, "catchup": args.catchup, "delay_s": args.live_delay}
 
 
 def parse_value(text: str):

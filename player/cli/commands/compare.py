@@ -14,7 +14,7 @@ from pathlib import Path
 
 from netem.errors import InputError, UsageError
 from netem.formats import expand_paths
-from player.cli.commands._common import add_trace_format, parse_params, split_list
+from player.cli.commands._common import add_live_options, add_trace_format, live_overrides, parse_params, split_list
 from player.cli.commands._tables import Column, print_table
 from player.cli.crowd_report import compare_crowds
 from player.core import presets, qoe
@@ -62,6 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clients", type=int, default=None, metavar="N",
                    help="crowds instead of single sessions: N players of each policy share each trace × N (fairness, "
                         "stability, efficiency with CIs; player/lab/crowd_sweep.py; default: single sessions)")
+    add_live_options(p)
     p.set_defaults(func=run)
 
 
@@ -80,12 +81,15 @@ def build_sweep(args: argparse.Namespace) -> Sweep:
     pres = split_list(args.preset)
     for pr in pres:
         presets.get(pr)
+    live = {k: v for k, v in live_overrides(args).items() if v is not None}
+    if live and not any(presets.get(pr).live is not None for pr in pres):
+        raise UsageError("the live options need a live preset (live, live-ll, dashjs-live) in --preset")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory")
     scoped = parse_params(args.abr_param, policies=abrs)
     return Sweep(traces, args.movie, abrs, scoped, split_list(args.device) or ["none"], pres, args.qoe, args.repeat_to,
-                 args.trace_format)
+                 args.trace_format, live)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -187,6 +191,14 @@ def format_duration(seconds: float) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
+def live_cells(r: dict) -> dict:
+    """The live columns of a policy's row ("-" for VoD sessions)."""
+    def num(x, digits=2):
+        return "-" if x is None else f"{x:.{digits}f}"
+    return {"lat": num(r.get("latency_mean_s")), "latmax": num(r.get("latency_max_s")),
+            "rate": num(r.get("playback_rate_mean"), 3)}
+
+
 def short_name(spec: str) -> str:
     """A file policy by its class name (the legend gives the file)."""
     return spec.rsplit(":", 1)[1] if is_file_policy(spec) else spec
@@ -210,11 +222,14 @@ def print_tables(summary: dict, console) -> None:
                      "mean": f"{r['qoe_mean']:.1f}", "ci": f"[{lo:.1f}, {hi:.1f}]", "median": f"{r['qoe_median']:.1f}",
                      "p10": f"{r['qoe_p10']:.1f}", "mbps": f"{r['avg_bitrate_bps'] / 1e6:.2f}",
                      "rebuf": f"{100 * r['rebuffer_ratio']:.2f}", "sw": f"{r['switches_per_min']:.2f}",
-                     "start": f"{r['startup_s_mean']:.2f}"})
+                     "start": f"{r['startup_s_mean']:.2f}", **live_cells(r)})
     qoe_cols = [Column("policy", "policy"), *setting, Column("n", "n", True), Column("mean", "mean QoE", True),
                 Column("ci", "95% CI", True), Column("median", "median", True), Column("p10", "p10", True)]
     metric_cols = [Column("mbps", "Mbit/s", True), Column("rebuf", "rebuf %", True),
                    Column("sw", "switch /min", True), Column("start", "startup s", True)]
+    if any(r.get("latency_mean_s") is not None for r in pol):   # live sessions: their latency and rate
+        metric_cols += [Column("lat", "latency s", True), Column("latmax", "max latency s", True),
+                        Column("rate", "rate", True)]
     model = pol[0]["qoe_model"] if pol else ""
     print_table(console, f"QoE ({model}) per policy",
                 [[qoe_cols + metric_cols], [qoe_cols, [Column("policy", "policy"), *setting, *metric_cols]]], rows)

@@ -11,9 +11,16 @@ shapes that network). Without ``--json`` it prints plain progress lines, a summa
 prediction. (The live dashboard attaches to the same event stream:
 `player.http.player.HttpPlayer`'s ``add_listener`` / ``events()``.)
 
-Exit status: 0 played to the end; 1 playback failed after the session started (the network
-gave up on a segment, license refused with no clear fallback; one line on stderr); 2 bad
-input or no manifest to play (options; a manifest that is malformed, live or too large:
+A live (type=dynamic) manifest is played live (`player.http.live`): clock synchronisation
+through its UTCTiming, the live edge and delay, MPD refreshes, low-latency chunks; the
+session ends after ``--duration`` seconds or on ``q`` / Ctrl-C (with its summary, exit 0).
+Without MPD_URL, ``--live`` serves ``--movie`` as a live stream from an in-process origin
+(`netem.live.origin.LiveEdge`) and plays it.
+
+Exit status: 0 played to the end (live: to its duration or the user's stop); 1 playback
+failed after the session started (the network gave up on a segment, license refused with no
+clear fallback; one line on stderr); 2 bad input or no manifest to play (options; a manifest
+that is malformed, unsupported or too large:
 ``invalid: ...`` / ``unsupported: ...``; a manifest that cannot be had: ``unavailable: ...``,
 at once for a server that refuses the connection or a bad redirect, after the retry budget
 for one that keeps failing); 130 interrupted.
@@ -36,6 +43,9 @@ from netem.cenc import Protection
 from netem.content import load as load_content
 from netem.edge import EdgeGroup, EdgeServer
 from netem.errors import AbrlabError, InputError, PlaybackError
+from netem.live.clock import SystemClock
+from netem.live.config import DEFAULT_TARGET_LATENCY_S, LiveConfig
+from netem.live.origin import LiveEdge
 from netem.package import SyntheticPresentation
 from player.cli.commands._common import add_trace_format, check_policy, parse_params
 from player.cli.commands.simulate import print_summary
@@ -43,9 +53,9 @@ from player.cli.dashboard import DashboardModel, KeyReader, render
 from player.cli.prediction import Prediction
 from player.core import device as devices
 from player.core import presets, qoe
-from player.core.events import (Abandon, Download, Event, Failover, LicenseFailed, LicenseFallback,
-                                LicenseGranted, Manifest, Mask, Missing, Note, Retry, SessionStart, StallEnd,
-                                StallStart, Startup, Summary)
+from player.core.events import (Abandon, ClockSync, Download, Event, Failover, LicenseFailed, LicenseFallback,
+                                LicenseGranted, LiveJoin, Manifest, Mask, Missing, Note, Rate, Retry, Seek,
+                                SessionStart, StallEnd, StallStart, Startup, Summary)
 from player.http.config import HttpConfig
 from player.http.clock import run_precise
 from player.http.player import HttpPlayer
@@ -83,6 +93,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="encrypt the presentation and serve ClearKey licences (default: clear)")
     local.add_argument("--addressing", default="number", choices=("number", "timeline", "list", "base"),
                        help="segment addressing of the generated MPD (default: number)")
+    local.add_argument("--live", action="store_true",
+                       help="serve --movie as a live stream (`abrlab serve --live`: looped on the wall clock, "
+                            "UTCTiming on the origin) and play it (default: VoD)")
+    local.add_argument("--low-latency", action="store_true",
+                       help="with --live: low-latency chunks (CMAF, chunked transfer) and a ServiceDescription")
+    local.add_argument("--chunk-duration", type=float, default=None, metavar="S",
+                       help="with --low-latency: chunk duration in seconds (default 0.5)")
+    local.add_argument("--target-latency", type=float, default=None, metavar="S",
+                       help=f"with --low-latency: the ServiceDescription's target latency (default "
+                            f"{DEFAULT_TARGET_LATENCY_S:g})")
+    local.add_argument("--clock-offset", type=float, default=0.0, metavar="S",
+                       help="with --live: the origin's clock runs S seconds ahead of this machine's (default 0)")
     p.add_argument("--json", action="store_true",
                    help="print every event as a JSON line, and last the summary object")
     p.add_argument("--abr", default="bola", help="policy name (see `abrlab abr list`) or path/to/file.py:Class "
@@ -119,6 +141,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(presentation seconds; default 60). A server that refuses the manifest's connection or "
                         "redirects it badly is not retried")
     p.add_argument("--seed", type=int, default=0, help="seed for retry jitter (default 0)")
+    p.add_argument("--duration", type=float, default=None, metavar="S",
+                   help="a live session ends after S seconds (presentation seconds; default: when stopped with q or "
+                        "Ctrl-C, at most a day); VoD plays to its end")
     p.set_defaults(func=run)
 
 
@@ -138,8 +163,11 @@ def build_player(args: argparse.Namespace, url: str | None = None, origins: tupl
         u = urlsplit(e)
         if u.scheme not in ("http", "https") or not u.netloc:
             raise InputError(f"--edge expects http://HOST:PORT, got {e!r}")
+    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
+        raise InputError(f"--duration must be positive seconds, got {args.duration!r}")
     dev = None if args.device == "none" else devices.load(args.device)
     return HttpPlayer(url or args.url, abr=args.abr, abr_params=params, preset=args.preset, device=dev,
+                      duration_s=args.duration,
                       time_scale=args.time_scale, cmcd=args.cmcd, extra_origins=tuple(args.edge) + tuple(origins),
                       config=cfg,
                       qoe_model=args.qoe, trace_label=args.label or "network", drm_system=args.drm,
@@ -188,9 +216,9 @@ def run(args: argparse.Namespace) -> int:
         if args.url is None:
             run_precise(_local_edge(args, play, how))
         else:
-            if args.fault or args.protect or args.edges != 1:
-                raise InputError("--edges, --fault and --protect configure the in-process edge; they do not apply "
-                                 "when an MPD_URL is given")
+            if args.fault or args.protect or args.edges != 1 or args.live:
+                raise InputError("--edges, --fault, --protect and --live configure the in-process edge; they do not "
+                                 "apply when an MPD_URL is given")
             how.for_network(args)
             run_precise(play(None, (), {"content": args.url, "edge": args.url}, None))
     except PlaybackError as exc:
@@ -235,8 +263,14 @@ async def _local_edge(args: argparse.Namespace, play, how: "Prediction") -> None
     if args.protect:
         protection = Protection.default()
     pres = SyntheticPresentation(content, addressing=args.addressing, protection=protection)
-    edges = [EdgeServer(pres, trace=trace, time_scale=args.time_scale, faults=list(args.fault), seed=args.seed,
-                        index=i) for i in range(args.edges)]
+    live = _live_config(args)
+    if live is not None:
+        clock = SystemClock(args.clock_offset, args.time_scale)
+        edges = [LiveEdge(pres, config=live, clock=clock, trace=trace, time_scale=args.time_scale,
+                          faults=list(args.fault), seed=args.seed, index=i) for i in range(args.edges)]
+    else:
+        edges = [EdgeServer(pres, trace=trace, time_scale=args.time_scale, faults=list(args.fault), seed=args.seed,
+                            index=i) for i in range(args.edges)]
     async with EdgeGroup(edges) as group:
         urls = group.urls
         origins = tuple(_origin(u) for u in urls[1:])
@@ -251,6 +285,21 @@ def print_prediction(record: dict) -> None:
     """The prediction beside what happened, after the summary table."""
     for line in describe_prediction(record):
         print(line)
+
+
+def _live_config(args: argparse.Namespace) -> LiveConfig | None:
+    """The in-process origin's live configuration (None: VoD); live options without --live fail."""
+    if not args.live:
+        if args.low_latency or args.chunk_duration is not None or args.target_latency is not None or args.clock_offset:
+            raise InputError("--low-latency, --chunk-duration, --target-latency and --clock-offset need --live")
+        return None
+    if not args.low_latency and (args.chunk_duration is not None or args.target_latency is not None):
+        raise InputError("--chunk-duration and --target-latency need --low-latency")
+    if args.addressing != "number":
+        raise InputError("--live plays $Number$ addressing (a live SegmentTimeline is not played yet)")
+    chunk = (args.chunk_duration if args.chunk_duration is not None else 0.5) if args.low_latency else None
+    return LiveConfig(chunk_s=chunk, target_latency_s=args.target_latency if args.target_latency is not None
+                      else DEFAULT_TARGET_LATENCY_S).check()
 
 
 def _origin(url: str) -> str:
@@ -343,14 +392,26 @@ def progress_line(ev: Event) -> str | None:
         case SessionStart():
             ladder = ", ".join(f"{r['bitrate_bps'] / 1e6:.2f}" for r in ev.plan["ladder"])
             extra = " (restart)" if ev.restart else ""
-            return (f"{t} session start{extra}: {ev.plan['segments']} segments, ladder [{ladder}] Mbit/s, "
+            what = "live" if ev.plan.get("live") else f"{ev.plan['segments']} segments"
+            return (f"{t} session start{extra}: {what}, ladder [{ladder}] Mbit/s, "
                     f"{ev.abr_params}, preset {ev.preset}, time scale {ev.time_scale:g}")
+        case ClockSync():
+            return f"{t} clock: origin {ev.offset_s:+.3f} s from ours ({ev.method})"
+        case LiveJoin():
+            return (f"{t} live: delay {ev.delay_s:.2f} s ({ev.delay_source}), joining {ev.delay_s:.2f} s behind the "
+                    f"live edge at segment {ev.first_segment}, catch-up {ev.catchup.split('(')[0]}")
+        case Rate():
+            return (f"{t} playback rate {ev.playback_rate:.3f} (latency {ev.live_latency_s:.2f} s, target "
+                    f"{ev.target_latency_s:.2f} s)")
+        case Seek():
+            return f"{t} seek: {ev.skipped_s:.2f} s towards the live edge ({ev.reason})"
         case Download():
             # the sample divides by the transfer time (first to last byte), latency apart
             return (f"{t} segment {ev.segment + 1:4d} rung {ev.rung}  {_mb(ev.bytes)} in "
                     f"{ev.latency_s:.2f} s latency + {ev.transfer_s:.2f} s transfer "
                     f"({ev.throughput_bps / 1e6:.2f} Mbit/s)  buffer "
-                    f"{ev.buffer_s:.1f} s" + (f"  stalled {ev.stall_s:.2f} s" if ev.stall_s else ""))
+                    f"{ev.buffer_s:.1f} s" + (f"  stalled {ev.stall_s:.2f} s" if ev.stall_s else "")
+                    + ("" if ev.live_latency_s is None else f"  live latency {ev.live_latency_s:.2f} s"))
         case Startup():
             return f"{t} playback started after {ev.startup_s:.2f} s"
         case StallStart():

@@ -7,7 +7,7 @@ import json
 from abr.errors import PolicyOutputError
 from netem import content, formats
 from netem.errors import PlaybackError
-from player.cli.commands._common import add_trace_format, check_policy, parse_params
+from player.cli.commands._common import add_live_options, add_trace_format, check_policy, live_overrides, parse_params
 from player.cli.commands._tables import Column, print_table
 from player.core import device as devices
 from player.core import presets, qoe
@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--abr-param", action="append", metavar="KEY=VALUE",
                    help="policy parameter, repeatable (units as `abrlab abr list` states; default: the policy's)")
     p.add_argument("--preset", default="default", choices=presets.names(),
-                   help="session semantics (default: default; sabre and pensieve reproduce those simulators)")
+                   help="session semantics (default: default; sabre and pensieve reproduce those simulators; live, "
+                        "live-ll and dashjs-live play the content as a live stream)")
     p.add_argument("--time-scale", type=float, default=1.0, metavar="K",
                    help="predict a session played at `abrlab play --time-scale K`: the preset's per-request "
                         "overhead (the client's and server's own work, wall-clock time) costs K times as many "
@@ -39,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--segments", action="store_true", help="also print a table with one row per segment")
     p.add_argument("--log", metavar="FILE.jsonl", help="write the per-segment log as JSON lines (default: none)")
+    add_live_options(p)
     p.set_defaults(func=run)
 
 
@@ -48,9 +50,8 @@ def run(args: argparse.Namespace) -> int:
     tr = formats.load(args.trace, args.trace_format)
     movie = content.load(args.movie)
     dev = None if args.device == "none" else devices.load(args.device)
-    preset = presets.get(args.preset)
-    scaled = preset.at_time_scale(args.time_scale)
-    spec = SessionSpec(tr, movie, args.abr, params, dev, args.preset if scaled is preset else scaled,
+    preset = presets.variant(args.preset, **live_overrides(args)).at_time_scale(args.time_scale)
+    spec = SessionSpec(tr, movie, args.abr, params, dev, args.preset if preset is presets.get(args.preset) else preset,
                        label={"trace": args.trace, "movie": args.movie})
     try:
         result = simulate([spec])[0]
@@ -113,10 +114,24 @@ def print_summary(s: dict) -> None:
         ("switches", f"{s['switches']} (mean |Δ| {s['switch_magnitude_bps'] / 1e6:.3f} Mbit/s)"),
         ("bytes", f"{s['bytes']:,}"),
     ]
+    if s.get("latency_mean_s") is not None:
+        rows += [("live latency", f"mean {_s(s['latency_mean_s'])}, max {_s(s['latency_max_s'])}, end "
+                                  f"{_s(s['latency_end_s'])} (target {_s(s['target_latency_s'])})"),
+                 ("playback rate", f"mean {_f(s['playback_rate_mean'], 3)}, {s['rate_changes']} changes, "
+                                   f"{s['seeks']} seeks ({_s(s['skipped_s'])} skipped)")]
     q = s["qoe"]
     c = q["components"]
+    live = "".join(f" − {c[k]:.2f} {k.split('_')[0]}" for k in ("latency_penalty", "speed_penalty") if k in c)
     rows.append((f"QoE ({q['model']})", f"{q['total']:.2f} = {c['utility']:.2f} utility − "
-                 f"{c['rebuffer_penalty']:.2f} rebuffer − {c['smoothness_penalty']:.2f} smoothness"))
+                 f"{c['rebuffer_penalty']:.2f} rebuffer − {c['smoothness_penalty']:.2f} smoothness{live}"))
     for r in rows:
         t.add_row(*r)
     Console().print(t)
+
+
+def _s(x) -> str:
+    return "-" if x is None or x != x else f"{x:.2f} s"
+
+
+def _f(x, digits: int = 2) -> str:
+    return "-" if x is None or x != x else f"{x:.{digits}f}"
