@@ -42,7 +42,8 @@ def contents(draw):
 
 @st.composite
 def preset_variants(draw):
-    """A named preset, as it is or with its init-segment and top-rung buffer options redrawn."""
+    """A named preset, as it is or with its init-segment, top-rung buffer and fast-switching
+    options redrawn."""
     p = PRESETS[draw(st.sampled_from(sorted(PRESETS)))]
     if draw(st.booleans()):
         return p.name
@@ -50,7 +51,9 @@ def preset_variants(draw):
     return replace(p, init_bytes=draw(st.sampled_from([0, 1, 700, 50_000])), init_at_start=draw(st.booleans()),
                    init_revalidated=draw(st.booleans()), buffer_cap_top_s=top,
                    buffer_cap_top_long_s=draw(st.one_of(st.none(), st.floats(5.0, 60.0))),
-                   long_form_s=draw(st.sampled_from([10.0, 600.0])))
+                   long_form_s=draw(st.sampled_from([10.0, 600.0])), fast_switch=draw(st.booleans()),
+                   fast_switch_margin_s=draw(st.sampled_from([0.0, 1.0, 4.5])),
+                   stall_gap_s=draw(st.sampled_from([0.0, 0.08, 1.0])))
 
 
 @given(st.lists(traces(), min_size=1, max_size=4), contents(), st.sampled_from(POLICIES), preset_variants())
@@ -66,6 +69,11 @@ def test_batch_simulator_equals_session_core_one_at_a_time(trs, content, policy,
         assert np.allclose(core.rebuffer_per_segment, res.rebuffer_s, atol=1e-7)
         assert core.stall_count == res.rebuffer_count
         assert core.now == pytest.approx(res.session_s, abs=1e-7)
+        if p.fast_switch:  # the same re-fetches, and bytes split the same way into played and wasted
+            summary = core.summary()
+            assert core.refetches == len(res.refetches) == res.summary()["refetches"]
+            assert summary["bytes"] == res.summary()["bytes"]
+            assert abs(summary["wasted_bytes"] - res.summary()["wasted_bytes"]) <= 1 + core.abandons
         if p.init_bytes:
             assert res.init_s is not None and np.all(res.init_s >= 0)
 

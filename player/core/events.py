@@ -104,7 +104,8 @@ class Wait(Event):
 
 @dataclass(frozen=True)
 class Download(Event):
-    """Segment `segment` arrived at `rung`: `bytes` in `latency_s` + `transfer_s`."""
+    """Segment `segment` arrived at `rung`: `bytes` in `latency_s` + `transfer_s`. `refetch`:
+    it was in the buffer already and this version replaces it (fast switching)."""
 
     kind: ClassVar[str] = "download"
     segment: int
@@ -116,6 +117,7 @@ class Download(Event):
     buffer_s: float
     stall_s: float
     session_t_s: float | None = None
+    refetch: bool = False
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import numpy as np
 
 import abr
 from player.core import events as ev
+from player.core.fast_switch import refetch_bound
 from player.core.presets import SessionPreset
 from player.core.rules import (DecisionHook, DecisionRecord, SegmentPlan, SessionRows, accept_abandon, can_abandon,
                                delivered_bytes)
@@ -33,6 +34,9 @@ class Fetch:
     # body bytes (0: a revalidation, HTTP 304); None: no init request. A driver that models
     # the link (`drive_with_link`) performs it first; a real player fetches its own inits.
     init_bytes: float | None = None
+    # fast switching (`player.core.fast_switch`): the segment is in the buffer already and this
+    # request replaces it (its media does not add to the buffer)
+    refetch: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,7 @@ class SessionCore:
         self.bytes_downloaded = 0
         self.wasted_bytes = 0
         self.abandons = 0
+        self.refetches = 0                 # fast switching's re-fetched segments
         self.ended = False
         self._stall_during_fetch = 0.0
         self._was_stalled = False
@@ -142,11 +147,12 @@ class SessionCore:
         self.tick(now)
         if self.in_flight is not None:
             raise RuntimeError("a download is already in flight")
-        if self.next_segment >= self.plan.n_segments:
+        fast = self.rules.fast
+        k = self.next_segment if fast is None else int(fast.next_index[0])
+        if k >= self.plan.n_segments:
             if not self.ended:
                 self._finish()
             return Done()
-        k = self.next_segment
         if self._pending is None:
             wait = float(self.rules.room_wait_s(k, _ROW)[0])
             if wait > 1e-9:
@@ -163,13 +169,27 @@ class SessionCore:
                 return Wait(until)
         self._pending = None
         rules = self.rules
-        init_bytes = None
         if rules.inits is not None:
             rules.first_inits_before_clock(k, _ROW, np.array([rung]))
-            init_bytes = self._init_request(rung)
-        fetch = Fetch(k, rung, float(self.plan.sizes_bytes[k, rung]), init_bytes)
-        self.in_flight = fetch
+        if fast is not None:
+            st = self.state
+            to = int(fast.target(_ROW, np.array([rung]), rules.last_rung, fast.playhead_s(st), st.buffer_s)[0])
+            if to >= 0:
+                fast.redirect(_ROW, np.array([to]))
+                k = to
+        init_bytes = self._init_request(rung) if rules.inits is not None else None
+        self.in_flight = fetch = self._fetch(k, rung, init_bytes)
         return fetch
+
+    def _fetch(self, k: int, rung: int, init_bytes: float | None) -> Fetch:
+        """The request for segment `k` at `rung`; a re-fetch (fast switching) of a version
+        fetched before has no body (a 304)."""
+        size = float(self.plan.sizes_bytes[k, rung])
+        fast = self.rules.fast
+        if fast is None or not fast.is_refetch(_ROW, k)[0]:
+            return Fetch(k, rung, size, init_bytes)
+        body = float(fast.body_bytes(_ROW, k, np.array([rung]), np.array([size]))[0])
+        return Fetch(k, rung, body, init_bytes, refetch=True)
 
     def _init_request(self, rung: int) -> float | None:
         need, size = self.rules.inits.request(_ROW, np.array([rung]))
@@ -207,8 +227,14 @@ class SessionCore:
         fetch = self._require_in_flight()
         self.tick(now)
         k, rung = fetch.segment, fetch.rung
+        if fetch.refetch:
+            self._refetched(fetch, size_bytes, latency_s, transfer_s)
+            return
         sample = float(self.rules.downloaded(k, np.array([rung]), np.array([float(size_bytes)]),
                                              np.array([latency_s]), np.array([transfer_s]), _ROW)[0])
+        if self.rules.fast is not None:
+            self.rules.fast.arrived(_ROW, np.array([k]), np.array([rung]), np.array([float(size_bytes)]),
+                                    self.rules.fast.playhead_s(self.state), None, latency_s, transfer_s)
         if self._was_stalled:
             self._emit(ev.StallEnd, segment=k, stall_s=self.now - self._stall_started_s)
         self._was_stalled = False
@@ -225,6 +251,22 @@ class SessionCore:
                    transfer_s=transfer_s, throughput_bps=sample, buffer_s=self.buffer_s, stall_s=stall_here)
         if started:
             self._emit(ev.Startup, startup_s=self.startup_s)
+
+    def _refetched(self, fetch: Fetch, size_bytes: int, latency_s: float, transfer_s: float) -> None:
+        """A re-fetched segment arrived (fast switching): a throughput sample and the rung,
+        no media for the buffer (a stall goes on); its version plays if it came in time."""
+        k, rung, body = fetch.segment, np.array([fetch.rung]), np.array([float(size_bytes)])
+        fast = self.rules.fast
+        version = np.array([float(self.plan.sizes_bytes[k, fetch.rung])])
+        lat, xfer = np.array([latency_s]), np.array([transfer_s])
+        sample = float(self.rules.sampled(rung, *fast.sample(_ROW, k, rung, version, body, lat, xfer), _ROW)[0])
+        if fast.arrived(_ROW, np.array([k]), rung, version, fast.playhead_s(self.state), body, lat, xfer)[0]:
+            self.chosen[k] = fetch.rung
+        self.bytes_downloaded += int(size_bytes)
+        self.refetches += 1
+        self.in_flight = None
+        self._emit(ev.Download, segment=k, rung=fetch.rung, bytes=int(size_bytes), latency_s=latency_s,
+                   transfer_s=transfer_s, throughput_bps=sample, buffer_s=self.buffer_s, stall_s=0.0, refetch=True)
 
     def download_failed(self, now: float, wasted_bytes: int, reason: str) -> None:
         """The in-flight request failed (after the driver's own retries): try again, same segment."""
@@ -262,9 +304,8 @@ class SessionCore:
         self._emit(ev.Abandon, segment=fetch.segment, from_rung=fetch.rung, to_rung=new_rung,
                    wasted_bytes=int(wasted_bytes), reason=reason)
         init = self._init_request(new_rung) if self.rules.inits is not None else None
-        refetch = Fetch(fetch.segment, new_rung, float(self.plan.sizes_bytes[fetch.segment, new_rung]), init)
-        self.in_flight = refetch
-        return refetch
+        self.in_flight = again = self._fetch(fetch.segment, new_rung, init)
+        return again
 
     def pause(self, now: float) -> None:
         """The user paused: the playhead stops (no drain, no stall); downloads go on to the cap."""
@@ -311,14 +352,21 @@ class SessionCore:
         """The session's summary so far (`player.core.summary`): the simulator's fields over
         the segments that arrived; `complete` says whether every segment did."""
         n = len(self.chosen)
-        return session_summary(
+        wasted = self.wasted_bytes
+        fast = self.rules.fast
+        if fast is not None:  # fast switching: re-fetched versions that never played are wasted too
+            wasted += int(fast.wasted_bytes()[0])
+        out = session_summary(
             np.asarray(self.chosen, dtype=np.int64), np.asarray(self.rebuffer_per_segment[:n]),
             self.plan.durations_s, self.plan.bitrates_bps, startup_s=self.startup_s,
             session_s=float(self.state.clock_s[0]), stall_count=self.stall_count,
-            bytes_=self.bytes_downloaded - self.wasted_bytes, wasted_bytes=self.wasted_bytes, abandons=self.abandons,
+            bytes_=self.bytes_downloaded - wasted, wasted_bytes=wasted, abandons=self.abandons,
             heights=self.plan.heights, qoe_skip_first=self.preset.qoe_skip_first, qoe_model=qoe_model,
             played_s=float(self.state.played_s[0]), n_segments=self.plan.n_segments,
             labels={"abr_params": self.policy.describe(), **(labels or {})})
+        if fast is not None:
+            out["refetches"] = self.refetches
+        return out
 
 
 def _plain(v: Any) -> Any:
@@ -339,7 +387,10 @@ def drive_with_link(core: SessionCore, link, trace_index: int = 0) -> SessionCor
     idx = np.array([trace_index])
     p = core.preset
     abandoning = can_abandon(p, core.policy)
-    for _ in range(10 * core.plan.n_segments + 10):
+    bound = 10 * core.plan.n_segments + 10
+    if core.rules.fast is not None:
+        bound += 10 * refetch_bound(core.plan.n_segments, core.plan.n_rungs)
+    for _ in range(bound):
         action = core.next_action(core.now)
         if isinstance(action, Done):
             return core
@@ -355,7 +406,7 @@ def drive_with_link(core: SessionCore, link, trace_index: int = 0) -> SessionCor
             tr = link.transfer(idx, np.array([start - lag]), np.array([action.expected_bytes]))
             total, lat = float(tr.total_s[0]), float(tr.latency_s[0])
             new = -1
-            if abandoning and action.rung > 0:
+            if abandoning and action.rung > 0 and action.expected_bytes > 0:
                 first_byte = start - lag + (lat if p.link.latency_advances_trace else 0.0)
                 j = 1
                 while j * p.abandon_interval_s < total:
