@@ -8,10 +8,11 @@ FragmentModel.js `getRequestForTime`, the same in the 5.2.1 build the harness ru
   margin is meant to be 1.5 segments, but `fragmentDuration` is `null` on the representation
   objects the ABR controller hands over, and `1.5 × null` is 0: the margin is 0, and the
   segment looked up is the one being played.
-- If that segment's bitrate is below the new quality's (the buffer level is at least the
-  margin, always true at 0; no abandonment holds, always true for a switch up), the
-  in-flight request (none: dash.js decides between requests) is aborted and the next
-  request is for that segment, at the new quality. Requests then go on in order (each one
+- If that segment's bitrate is below the new quality's, the buffer level is at least the
+  margin (always, at 0) and no abandonment holds (ABANDON_LOAD, for `abandonLoadTimeout`,
+  10 s, after the rules abandoned a download), the in-flight request (none: dash.js
+  decides between requests) is aborted and the next request is for that segment, at the
+  new quality. Requests then go on in order (each one
   decided by the rules as usual), re-fetching each buffered segment, until they reach the
   end of the buffer and fetch new media again. A switch down on the way carries on in order
   (our MPDs declare `segmentAlignment`); another switch above the rung at the playhead
@@ -62,13 +63,16 @@ def refetch_bound(n_segments: int, n_rungs: int) -> int:
 class FastSwitch:
     """The fast-switching state of n sessions over a plan of K segments."""
 
-    def __init__(self, durations_s: np.ndarray, n_rungs: int, n: int, margin_s: float, stall_gap_s: float) -> None:
+    def __init__(self, durations_s: np.ndarray, n_rungs: int, n: int, margin_s: float, stall_gap_s: float,
+                 abandon_lock_s: float) -> None:
         durations_s = np.asarray(durations_s, dtype=np.float64)
         K = durations_s.size
         self.K = K
         self.starts_s = np.concatenate([[0.0], np.cumsum(durations_s)])   # (K + 1,): segment k is [starts[k], starts[k+1])
         self.margin_s = float(margin_s)
         self.stall_gap_s = float(stall_gap_s)
+        self.abandon_lock_s = float(abandon_lock_s)
+        self.abandoned_s = np.full(n, -np.inf)          # when each row last abandoned a download
         self.next_index = np.zeros(n, dtype=np.int64)    # the segment the next request is for
         self.frontier = np.zeros(n, dtype=np.int64)      # segments fetched as new (the buffer's end)
         self.buffered_rung = np.full((n, K), -1, dtype=np.int64)
@@ -86,18 +90,27 @@ class FastSwitch:
         played = buffer.played_s[rows]
         return np.maximum(np.where(buffer.stall_count[rows] > 0, played - self.stall_gap_s, played), 0.0)
 
+    def abandoned(self, rows: np.ndarray, now_s: np.ndarray) -> None:
+        """Rows `rows` abandoned a download at `now_s` (session clock): no fast switching
+        for `abandon_lock_s`."""
+        self.abandoned_s[rows] = now_s
+
     def target(self, rows: np.ndarray, rung: np.ndarray, last_rung: np.ndarray, playhead_s: np.ndarray,
-               buffer_s: np.ndarray) -> np.ndarray:
-        """Per row of `rows` about to request at `rung` (its previous request was at
-        `last_rung`): the buffered segment to re-fetch from, or -1 to request as planned. A
+               buffer_s: np.ndarray, now_s: np.ndarray) -> np.ndarray:
+        """Per row of `rows` about to request at `rung` at `now_s` (its previous request was
+        at `last_rung`): the buffered segment to re-fetch from, or -1 to request as planned. A
         quality change re-fetches when a segment is buffered at playhead + margin, the
-        buffer holds the margin, and that segment's rung is below the new one."""
-        at = playhead_s + self.margin_s
+        buffer holds the margin, that segment's rung is below the new one and no
+        abandonment holds."""
+        # (a playhead within float noise of a boundary, as a stalled one is, is at the boundary:
+        # both clocks reach it by different sums)
+        at = playhead_s + self.margin_s + _EPS_S
         seg = np.searchsorted(self.starts_s, at, side="right") - 1
         buffered = (seg >= 0) & (seg < self.frontier[rows])
         seg_c = np.clip(seg, 0, self.K - 1)
         lower = self.buffered_rung[rows, seg_c] < rung
-        go = (rung != last_rung) & (last_rung >= 0) & buffered & lower & (buffer_s >= self.margin_s)
+        free = now_s - self.abandoned_s[rows] >= self.abandon_lock_s
+        go = (rung != last_rung) & (last_rung >= 0) & buffered & lower & (buffer_s >= self.margin_s - _EPS_S) & free
         return np.where(go, seg_c, -1)
 
     def redirect(self, rows: np.ndarray, to: np.ndarray) -> None:

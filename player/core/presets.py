@@ -57,13 +57,14 @@ class SessionPreset:
     fast_switch: bool = False
     fast_switch_margin_s: float = 0.0
     stall_gap_s: float = 0.0
+    abandon_lock_s: float = 10.0        # no fast switching this long after an abandonment (dash.js ABANDON_LOAD)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.init_bytes, (int, np.integer)) and self.init_bytes >= 0):
             raise InputError(f"init_bytes must be a whole number of bytes >= 0, got {self.init_bytes!r}")
         if not (self.duration_quantum_s >= 0 and np.isfinite(self.duration_quantum_s)):
             raise InputError(f"duration_quantum_s must be a number of seconds >= 0, got {self.duration_quantum_s!r}")
-        for name in ("fast_switch_margin_s", "stall_gap_s"):
+        for name in ("fast_switch_margin_s", "stall_gap_s", "abandon_lock_s"):
             v = getattr(self, name)
             if not (v >= 0 and np.isfinite(v)):
                 raise InputError(f"{name} must be a number of seconds >= 0, got {v!r}")

@@ -277,8 +277,8 @@ class SessionRows:
         self.throughput = History(n, K)
         self.download_time = History(n, K)
         self.inits = InitTracker.new(preset, n, R)
-        self.fast = FastSwitch(plan.durations_s, R, n, preset.fast_switch_margin_s, preset.stall_gap_s) \
-            if preset.fast_switch else None
+        self.fast = FastSwitch(plan.durations_s, R, n, preset.fast_switch_margin_s, preset.stall_gap_s,
+                               preset.abandon_lock_s) if preset.fast_switch else None
         sizes = np.asarray(plan.sizes_bytes, dtype=np.float64)
         self.padded_sizes = np.concatenate([sizes, np.repeat(sizes[-1:], HORIZON_SEGMENTS, axis=0)])
         self.sessions = np.arange(n)

@@ -173,7 +173,8 @@ class SessionCore:
             rules.first_inits_before_clock(k, _ROW, np.array([rung]))
         if fast is not None:
             st = self.state
-            to = int(fast.target(_ROW, np.array([rung]), rules.last_rung, fast.playhead_s(st), st.buffer_s)[0])
+            to = int(fast.target(_ROW, np.array([rung]), rules.last_rung, fast.playhead_s(st), st.buffer_s,
+                                 np.array([self.now]))[0])
             if to >= 0:
                 fast.redirect(_ROW, np.array([to]))
                 k = to
@@ -301,6 +302,8 @@ class SessionCore:
         self.wasted_bytes += int(wasted_bytes)
         self.bytes_downloaded += int(wasted_bytes)
         self.abandons += 1
+        if reason == "policy" and self.rules.fast is not None:
+            self.rules.fast.abandoned(_ROW, np.array([self.now]))
         self._emit(ev.Abandon, segment=fetch.segment, from_rung=fetch.rung, to_rung=new_rung,
                    wasted_bytes=int(wasted_bytes), reason=reason)
         init = self._init_request(new_rung) if self.rules.inits is not None else None

@@ -257,7 +257,7 @@ class _Batch:
         segment `k` at (its last decision's)."""
         rules, fs, buf = self.rules, self.rules.fast, self.rules.buffer
         rows = rules.sessions
-        to = fs.target(rows, rung, rules.last_rung, fs.playhead_s(buf), buf.buffer_s)
+        to = fs.target(rows, rung, rules.last_rung, fs.playhead_s(buf), buf.buffer_s, buf.clock_s)
         active = np.flatnonzero(to >= 0)
         if active.size == 0:
             return rung
@@ -295,7 +295,8 @@ class _Batch:
                     stall[rs] += self.elapse(rs, delay)
                     self.rec["wait"][k, rs] += delay
                 rung[rs] = r
-                again = fs.target(rs, r, rules.last_rung[rs], fs.playhead_s(buf, rs), buf.buffer_s[rs])
+                again = fs.target(rs, r, rules.last_rung[rs], fs.playhead_s(buf, rs), buf.buffer_s[rs],
+                                  buf.clock_s[rs])
                 fs.redirect(rs[again >= 0], again[again >= 0])
             active = active[fs.next_index[active] < k]
         raise RuntimeError("fast switching did not reach the end of the buffer")  # pragma: no cover - bound
@@ -365,6 +366,8 @@ class _Batch:
             stall[rows] += self.elapse(rows, e, e - (0.0 if p.link.latency_advances_trace else lat[gone]))
             self.wasted[rows] += got_at[gone]
             self.abandons[rows] += 1
+            if rules.fast is not None:
+                rules.fast.abandoned(rows, buf.clock_s[rows])
             rung[rows] = decided[gone]
             if rules.inits is not None:
                 stall[rows] += self.fetch_inits(k, rows, rung[rows])
