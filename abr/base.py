@@ -84,6 +84,8 @@ class Observation:
     chunk_end_s: np.ndarray | None = None       # (n, C) float: last byte of the chunk, s since the request
     chunk_buffer_s: np.ndarray | None = None    # (n, C) float: buffer level when the chunk ended
     segment_available_s: np.ndarray | None = None  # (n,) float: how long the segment was available at the request
+    # -- optional: request latency per past download (None: not known) -----------------------
+    request_latency_s: np.ndarray | None = None    # (n, H) float: request → first byte, like download_time_s
 
     def __post_init__(self) -> None:
         n = int(np.asarray(self.sessions).size)
@@ -129,6 +131,8 @@ class Progress:
     segment_duration_s: float
     sizes_bytes: np.ndarray     # (n, rungs) float: this segment's size at every rung
     mask: np.ndarray            # (n, rungs) bool
+    request_latency_s: np.ndarray | None = None  # (n,) float: request → first byte (the elapsed time while
+                                                 # none has come); None: not known
 
 
 @dataclass(frozen=True)
@@ -161,7 +165,8 @@ class Policy:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        reserved = {"name", "params", "ladder", "n_sessions", "last_info", "last_delay_s", "PARAMS"}
+        reserved = {"name", "params", "ladder", "n_sessions", "last_info", "last_delay_s", "PARAMS",
+                    "ABANDON_IS_PURE"}
         for p in cls.PARAMS:  # a parameter stored as an attribute must not hide a method
             attr = getattr(cls, p.name, None)
             if p.name in reserved or callable(attr) or isinstance(attr, property):
@@ -199,8 +204,32 @@ class Policy:
         return apply_mask(choice, obs.mask)
 
     def abandon(self, progress: Progress) -> np.ndarray:
-        """Rung to refetch at for each in-flight download, or -1 to carry on (default)."""
+        """Rung to refetch at for each in-flight download, or -1 to carry on (default).
+
+        A policy whose answer depends on the offer alone sets `ABANDON_IS_PURE` and
+        implements `abandon_answer` (no state changes) and, for what an abandonment does to
+        its state, `abandon_taken`; this method then needs no override."""
+        if not self.ABANDON_IS_PURE:
+            return np.full(progress.sessions.shape, -1, dtype=np.int64)
+        out = np.asarray(self.abandon_answer(progress), dtype=np.int64)
+        hit = out >= 0
+        if hit.any():
+            self.abandon_taken(progress, hit, out)
+        return out
+
+    #: True when `abandon_answer` is a function of the offer alone (it changes no state, and a
+    #: rung it names is always below the one in flight): a simulator may then offer many
+    #: points of a download's progress in one call and apply only the first answer per row
+    #: with `abandon_taken` — the same result as offering them one by one, in fewer calls.
+    ABANDON_IS_PURE: ClassVar[bool] = False
+
+    def abandon_answer(self, progress: Progress) -> np.ndarray:
+        """The rung each offer would be abandoned for (-1: carry on), without side effects."""
         return np.full(progress.sessions.shape, -1, dtype=np.int64)
+
+    def abandon_taken(self, progress: Progress, rows: np.ndarray, rungs: np.ndarray) -> None:
+        """The offers `progress` at the boolean `rows` were abandoned for `rungs[rows]`:
+        update what the policy keeps (e.g. BOLA-E's placeholder). Nothing by default."""
 
     # -- for subclasses -----------------------------------------------------------------
     def _reset(self, n_sessions: int, ladder: Ladder) -> None:

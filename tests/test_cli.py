@@ -49,3 +49,27 @@ def test_a_subcommand_loads_only_its_own_module():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+def test_every_command_has_a_description_and_every_argument_a_help():
+    """A `--help` that explains: each (sub)command says what it does, each positional says
+    what it wants (issue: `interop check` had no description, `interop agreement`'s TRACE no help)."""
+    missing = []
+    for path, sub in _subparsers(build_parser()):
+        if not (sub.description or "").strip():
+            missing.append(f"abrlab {' '.join(path)}: no description")
+        for a in sub._actions:
+            if isinstance(a, argparse._SubParsersAction) or a.option_strings:
+                continue
+            if not a.help:
+                missing.append(f"abrlab {' '.join(path)} {a.metavar or a.dest}: no help")
+    assert not missing, "; ".join(missing)
+
+
+def test_no_help_text_shows_a_doubled_percent_sign():
+    """argparse needs %% in help strings; a description shown raw must not print it doubled."""
+    doubled = []
+    for path, sub in _subparsers(build_parser()):
+        if "%%" in sub.format_help():
+            doubled.append(" ".join(path))
+    assert not doubled, doubled

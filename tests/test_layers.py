@@ -100,8 +100,6 @@ def violations() -> list[str]:
     return found
 
 
-@pytest.mark.xfail(strict=True, reason="TEMPORARY while the http, dash, live-origin, inputs and sabre branches "
-                   "land: their modules still import inside functions; removed when they are merged")
 def test_the_layer_rule_holds_for_every_import():
     assert violations() == []
 

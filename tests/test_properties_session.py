@@ -19,7 +19,8 @@ from player.core.presets import PRESETS
 from player.core.session import Done, Fetch, SegmentPlan, SessionCore, Wait
 
 EPS = 1e-6
-POLICIES = ["bola", "bba", "throughput", "rb", "robustmpc", "dynamic", "random", "festive", "bolae"]
+POLICIES = ["bola", "bba", "throughput", "rb", "robustmpc", "dynamic", "random", "festive", "bolae", "sabre-bolae",
+            "sabre-dynamic"]
 
 
 class SessionMachine(RuleBasedStateMachine):

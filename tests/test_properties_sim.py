@@ -17,7 +17,7 @@ from player.core.session import SegmentPlan, SessionCore, drive_with_link
 from player.core.simulator import SessionSpec, simulate
 
 POLICIES = ["bola", "bba", "throughput", "rb", "robustmpc", "mpc", "dynamic", "festive", "bolae", "random", "fixed",
-            "dashjs"]
+            "dashjs", "sabre-bola", "sabre-bolae", "sabre-throughput", "sabre-dynamic", "sabre-dynamicdash"]
 
 
 @st.composite
@@ -72,7 +72,7 @@ def assert_core_agrees(tr, content, policy: str, p, res) -> None:
     """The session core, driven on the analytical link, did what the simulator's `res` did:
     the same rungs, stalls and clock (and with fast switching, the same re-fetches and the
     same bytes played and wasted)."""
-    core = SessionCore(SegmentPlan.from_content(content), abr.get(policy, **p.abr_defaults.get(policy, {})), p)
+    core = SessionCore(SegmentPlan.from_content(content), p.policy(policy), p)
     drive_with_link(core, Link([tr], p.link))
     assert core.chosen == res.chosen.tolist()
     assert np.allclose(core.rebuffer_per_segment, res.rebuffer_s, atol=1e-7)

@@ -8,10 +8,12 @@ import pytest
 import abr
 from netem.content import synthetic
 from netem.link import Link
+from netem.synth import markov
 from netem.trace import constant
 from player.core.presets import get as get_preset
 from player.core.rules import (HISTORY_SAMPLES, History, InitTracker, SegmentPlan, SessionRows, accept_abandon)
 from player.core.session import SessionCore, drive_with_link
+from player.core import simulator
 from player.core.simulator import SessionSpec, simulate
 from player.core.summary import session_summary
 
@@ -115,3 +117,21 @@ def test_summary_of_a_session_with_nothing_played():
                         startup_s=float("nan"), session_s=3.0, stall_count=0, bytes_=0, played_s=0.0, n_segments=5)
     assert s["segments"] == 0 and s["complete"] is False
     assert s["avg_bitrate_bps"] == 0.0 and s["time_avg_bitrate_bps"] == 0.0 and s["qoe"]["total"] == 0.0
+
+
+def test_a_pure_abandonment_rule_offered_in_bulk_equals_one_offer_at_a_time(monkeypatch):
+    """Offering several progress points per call to a pure rule (ABANDON_IS_PURE) must give
+    what offering them one by one gives: same rungs, stalls, wasted bytes, abandonments."""
+    c = synthetic(duration_s=60, segment_duration_s=2, seed=3)
+    traces = [markov(seed=s, duration_s=200.0, min_rate_bps=0.2e6, max_rate_bps=5e6) for s in range(12)]
+    for name in ("throughput", "bolae", "dynamic"):
+        specs = [SessionSpec(t, c, name, preset="default") for t in traces]
+        bulk = simulate(specs)
+        monkeypatch.setattr(simulator, "OFFERS_IN_BULK", 1)
+        one = simulate(specs)
+        monkeypatch.undo()
+        assert sum(r.abandons for r in one) > 0, "the case must exercise abandonment"
+        for a, b in zip(bulk, one):
+            assert a.chosen.tolist() == b.chosen.tolist()
+            assert a.rebuffer_s.tolist() == b.rebuffer_s.tolist()
+            assert (a.wasted_bytes, a.abandons, a.session_s) == (b.wasted_bytes, b.abandons, b.session_s)

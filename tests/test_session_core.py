@@ -28,7 +28,7 @@ def test_core_driven_by_link_equals_simulator(policy, preset):
         tr = random_trace(seed)
         sim = simulate([SessionSpec(tr, c, policy, preset=preset)])[0]
         p = get_preset(preset)
-        core = SessionCore(SegmentPlan.from_content(c), abr.get(policy, **p.abr_defaults.get(policy, {})), p)
+        core = SessionCore(SegmentPlan.from_content(c), p.policy(policy), p)
         drive_with_link(core, Link([tr], p.link))
         assert core.chosen == sim.chosen.tolist()
         assert np.array(core.rebuffer_per_segment) == pytest.approx(sim.rebuffer_s, abs=1e-9)
@@ -133,7 +133,7 @@ def test_core_equals_simulator_with_the_dashjs_preset(policy):
     for seed in range(3):
         tr = random_trace(seed)
         sim = simulate([SessionSpec(tr, c, policy, preset="dashjs")])[0]
-        core = SessionCore(SegmentPlan.from_content(c), abr.get(policy, **p.abr_defaults.get(policy, {})), p)
+        core = SessionCore(SegmentPlan.from_content(c), p.policy(policy), p)
         drive_with_link(core, Link([tr], p.link))
         assert core.chosen == sim.chosen.tolist()
         assert np.array(core.rebuffer_per_segment) == pytest.approx(sim.rebuffer_s, abs=1e-9)

@@ -223,16 +223,19 @@ class DashRules(Policy):
         self.last_info = info
         return q
 
-    def abandon(self, progress: Progress) -> np.ndarray:
+    ABANDON_IS_PURE = True
+
+    def abandon_answer(self, progress: Progress) -> np.ndarray:
         if not self.abandonment or self.ladder is None:
-            return super().abandon(progress)
-        out = abandon_rule(progress, self.ladder.bitrates_bps, self.safety_factor,
-                           float(self.abandon_multiplier), float(self.abandon_grace_s))
-        hit = out >= 0
-        if hit.any() and self.ladder.n > 1:
-            self.core.deflate(np.asarray(progress.sessions)[hit], out[hit],
-                              np.asarray(progress.buffer_s, dtype=np.float64)[hit])
-        return out
+            return np.full(np.shape(progress.sessions), -1, dtype=np.int64)
+        return abandon_rule(progress, self.ladder.bitrates_bps, self.safety_factor,
+                            float(self.abandon_multiplier), float(self.abandon_grace_s))
+
+    def abandon_taken(self, progress: Progress, rows: np.ndarray, rungs: np.ndarray) -> None:
+        """BOLA-E's placeholder deflates for the rung abandoned to."""
+        if self.ladder.n > 1:
+            self.core.deflate(np.asarray(progress.sessions)[rows], rungs[rows],
+                              np.asarray(progress.buffer_s, dtype=np.float64)[rows])
 
 
 @register("bolae")

@@ -112,8 +112,10 @@ class Throughput(Policy):
         self.last_info = info
         return q
 
-    def abandon(self, progress: Progress) -> np.ndarray:
+    ABANDON_IS_PURE = True
+
+    def abandon_answer(self, progress: Progress) -> np.ndarray:
         if not self.abandonment or self.ladder is None:
-            return super().abandon(progress)
+            return np.full(np.shape(progress.sessions), -1, dtype=np.int64)
         return abandon_rule(progress, self.ladder.bitrates_bps, self.safety_factor,
                             float(self.abandon_multiplier), float(self.abandon_grace_s))

@@ -43,6 +43,8 @@ class Event:
 
     kind: ClassVar[str] = ""
     t_s: float
+    #: the session core's own clock for an event the driver moved onto its clock (None: same)
+    session_t_s: float | None = field(default=None, kw_only=True)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -54,7 +56,8 @@ class Event:
         return dataclasses.replace(self, t_s=t_s, **extra)
 
     def fields(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "t_s"}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "t_s" and not (f.name == "session_t_s" and self.session_t_s is None)}
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON line: {"t_s", "event", fields...}."""
@@ -68,8 +71,9 @@ class Event:
 
 
 def field_names(kind: str) -> tuple[str, ...]:
-    """The fields an event of `kind` carries besides t_s and event (its schema)."""
-    return tuple(f.name for f in dataclasses.fields(KINDS[kind]) if f.name not in ("t_s", "extra"))
+    """The fields an event of `kind` always carries besides t_s and event (its schema);
+    `session_t_s` comes with the core's events a driver moved onto its own clock."""
+    return tuple(f.name for f in dataclasses.fields(KINDS[kind]) if f.name not in ("t_s", "extra", "session_t_s"))
 
 
 # -- emitted by the session core -----------------------------------------------------------------
@@ -88,7 +92,6 @@ class Decision(Event):
     observation: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, Any] = field(default_factory=dict)
     reason: str = "policy"
-    session_t_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,6 @@ class Wait(Event):
     seconds: float
     buffer_s: float
     reason: str = "buffer full"
-    session_t_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,6 @@ class Download(Event):
     throughput_bps: float
     buffer_s: float
     stall_s: float
-    session_t_s: float | None = None
     refetch: bool = False
 
 
@@ -124,7 +125,6 @@ class Download(Event):
 class StallStart(Event):
     kind: ClassVar[str] = "stall_start"
     buffer_s: float = 0.0
-    session_t_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -134,14 +134,12 @@ class StallEnd(Event):
     kind: ClassVar[str] = "stall_end"
     segment: int
     stall_s: float = 0.0
-    session_t_s: float | None = None
 
 
 @dataclass(frozen=True)
 class Startup(Event):
     kind: ClassVar[str] = "startup"
     startup_s: float
-    session_t_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -155,7 +153,6 @@ class Abandon(Event):
     to_rung: int
     wasted_bytes: int
     reason: str = "policy"
-    session_t_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -166,7 +163,6 @@ class Failure(Event):
     segment: int
     reason: str
     wasted_bytes: int = 0
-    session_t_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -176,21 +172,18 @@ class Mask(Event):
     kind: ClassVar[str] = "mask"
     allowed: list[bool]
     reason: str
-    session_t_s: float | None = None
 
 
 @dataclass(frozen=True)
 class Pause(Event):
     kind: ClassVar[str] = "pause"
     buffer_s: float
-    session_t_s: float | None = None
 
 
 @dataclass(frozen=True)
 class Resume(Event):
     kind: ClassVar[str] = "resume"
     buffer_s: float
-    session_t_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -199,7 +192,6 @@ class End(Event):
 
     kind: ClassVar[str] = "end"
     played_s: float
-    session_t_s: float | None = None
 
 
 # -- emitted by the HTTP driver --------------------------------------------------------------------

@@ -29,6 +29,13 @@ class SessionPreset:
     play_out_at_end: bool = True        # play the remaining buffer after the last download
     abandonment: bool = True            # offer in-flight downloads to the policy's abandonment hook
     abandon_interval_s: float = 0.25    # how often (session seconds) an in-flight download is offered
+    # an offer also waits until this many more bytes have arrived since the last one (the first
+    # offer: since the request); 0: offers every `abandon_interval_s` from the request (Sabre: 1500)
+    abandon_min_bytes: float = 0.0
+    # after an abandonment the policy chooses the segment's rung afresh (a new decision, its
+    # delay honoured) instead of taking the rung its abandonment rule named (Sabre does: its
+    # loop never reads the rule's answer)
+    abandon_reselect: bool = False
     abr_defaults: dict[str, dict] = field(default_factory=dict)  # per-policy parameter defaults
     # a policy name that means another registered policy under this preset (Sabre's `bola`
     # is Sabre's own BOLA): name -> registered name; defaults are looked up by either name
@@ -90,6 +97,31 @@ class SessionPreset:
         return None if self.buffer_cap_top_s is None else float(self.buffer_cap_top_s)
 
 
+#: Under the Sabre presets, Sabre's policy names mean Sabre's own policies (abr/algorithms/sabre.py).
+SABRE_ALIASES = {"bola": "sabre-bola", "bolae": "sabre-bolae", "throughput": "sabre-throughput",
+                 "dynamic": "sabre-dynamic", "dynamicdash": "sabre-dynamicdash"}
+#: Sabre's command-line defaults (-gp 5, -hl 3 8; -b 25 is the preset's buffer cap).
+SABRE_DEFAULTS = {
+    "sabre-bola": {"gp": 5.0, "fast_half_life_s": 3.0, "slow_half_life_s": 8.0},
+    "sabre-bolae": {"gp": 5.0, "fast_half_life_s": 3.0, "slow_half_life_s": 8.0},
+    "sabre-throughput": {"fast_half_life_s": 3.0, "slow_half_life_s": 8.0},
+    "sabre-dynamic": {"gp": 5.0, "threshold_s": 10.0, "fast_half_life_s": 3.0, "slow_half_life_s": 8.0},
+    "sabre-dynamicdash": {"gp": 5.0, "low_s": 5.0, "high_s": 10.0, "fast_half_life_s": 3.0,
+                          "slow_half_life_s": 8.0},
+}
+
+SABRE = SessionPreset(
+    "sabre", link_preset("sabre"), buffer_cap_s=25.0, whole_segment_fits=True, first_rung=0, abandonment=False,
+    abr_aliases=dict(SABRE_ALIASES), abr_defaults={name: dict(v) for name, v in SABRE_DEFAULTS.items()},
+    doc="Sabre (UMass-LIDS/sabre) run with -noa: per request the trace's latency passes before any byte "
+        "moves (a latency straddling periods takes part of each) with the trace clock "
+        "advancing; bytes flow at each period's rate; throughput samples exclude latency; "
+        "buffer cap 25 s and the next request waits until a whole segment fits; segment 1 "
+        "at the lowest rung, playback starts when it arrives and that wait is not a stall; "
+        "Sabre's policy names (bola, bolae, throughput, dynamic, dynamicdash) mean Sabre's own "
+        "policies (sabre-bola, ...) with Sabre's defaults; a policy's delay is waited before "
+        "its request; abandonment off.")
+
 PRESETS: dict[str, SessionPreset] = {
     "default": SessionPreset(
         "default", link_preset("trace-latency"), buffer_cap_s=30.0,
@@ -97,16 +129,18 @@ PRESETS: dict[str, SessionPreset] = {
             "throughput excludes latency, buffer cap 30 s (or the device's), playback starts "
             "when the first segment arrives, every policy asked for every segment; every 0.25 s an "
             "in-flight download is offered to the policy's abandonment hook (if it has one)."),
-    "sabre": SessionPreset(
-        "sabre", link_preset("sabre"), buffer_cap_s=25.0, whole_segment_fits=True, first_rung=0, abandonment=False,
-        abr_defaults={"bola": {"gp": 5.0}, "dynamic": {"threshold_s": 10.0, "preset": "sabre"},
-                      "throughput": {"preset": "sabre"}},
-        doc="Sabre (UMass-LIDS/sabre): per request the trace's latency passes before any byte "
-            "moves (a latency straddling periods takes part of each) with the trace clock "
-            "advancing; bytes flow at each period's rate; throughput samples exclude latency; "
-            "buffer cap 25 s and the next request waits until a whole segment fits; segment 1 "
-            "at the lowest rung, playback starts when it arrives and that wait is not a stall; "
-            "bola γp = 5 s, dynamic switches at 10 s; abandonment off."),
+    "sabre": SABRE,
+    "sabre-abandon": replace(
+        SABRE, name="sabre-abandon", abandonment=True, abandon_interval_s=0.05, abandon_min_bytes=1500.0,
+        abandon_reselect=True,
+        doc="Sabre's default run (abandonment on), otherwise as `sabre`: an in-flight download is "
+            "offered to the policy's abandonment rule once 50 ms have passed since the request and "
+            "1500 bytes (12000 bits) have arrived, then whenever both 50 ms and 1500 more bytes have "
+            "passed since the previous offer (Sabre's NetworkModel min_progress_time/size); after an "
+            "abandonment the policy decides the segment afresh, as Sabre's loop does: it stores the "
+            "rule's rung in abandon_to_quality but reads abandoned_to_quality, which stays None, so "
+            "the rung is never fetched as such (only the rules' own side effects keep it: Sabre's "
+            "BOLA takes it as its last rung, BOLA-E sizes its placeholder for it)."),
     "pensieve": SessionPreset(
         "pensieve", link_preset("pensieve"), buffer_cap_s=60.0, whole_segment_fits=False,
         wait_quantum_s=0.5, startup_is_stall=True, first_rung=1, throughput_includes_latency=True,

@@ -28,8 +28,11 @@ The rules, each stated once:
   the previous request's, that representation's init segment (a 304 without body when it
   was fetched before and the preset says it is revalidated).
 - **Abandonment**: every `abandon_interval_s` an in-flight download is offered to a policy
-  that has an abandonment hook; bytes so far come from the link's exact capacity integral;
-  the policy's answer counts only if it is a lower rung (`accept_abandon`).
+  that has an abandonment hook (`next_offer_s`; with `abandon_min_bytes`, also not before
+  that many more bytes have arrived, as Sabre checks); bytes so far come from the link's
+  exact capacity integral; the policy's answer counts only if it is a lower rung
+  (`accept_abandon`). The segment is then fetched at that rung, or, when the preset says
+  `abandon_reselect` (Sabre), at the rung of a new decision (`MAX_ATTEMPTS` per segment at most).
 - **Policy parameters** are merged by the preset (`SessionPreset.policy`).
 - **Fast switching** (a preset with `fast_switch`, dash.js's): a quality change above the
   rung buffered at the playhead re-fetches the buffered segments from the playhead on;
@@ -52,6 +55,7 @@ from player.core.presets import SessionPreset
 
 HISTORY_SAMPLES = 8      # throughput samples and download times kept in the observation
 HORIZON_SEGMENTS = 5     # future segment sizes offered to the policy
+MAX_ATTEMPTS = 1000      # requests per segment that may be abandoned; the next one runs to its end
 
 
 @dataclass(frozen=True)
@@ -217,7 +221,7 @@ def highest_allowed(mask: np.ndarray) -> np.ndarray:
 def can_abandon(preset: SessionPreset, policy: abr.Policy) -> bool:
     """In-flight downloads are offered to the policy only when the preset says so and the
     policy has an abandonment hook of its own."""
-    return preset.abandonment and type(policy).abandon is not abr.Policy.abandon
+    return preset.abandonment and (type(policy).abandon is not abr.Policy.abandon or type(policy).ABANDON_IS_PURE)
 
 
 def accept_abandon(new_rung: np.ndarray, rung: np.ndarray) -> np.ndarray:
@@ -238,6 +242,32 @@ def delivered_bytes(link, trace_idx: np.ndarray, first_byte_trace_s: np.ndarray,
     else:
         got = size_bytes * flowing / np.maximum(transfer_s, 1e-12)
     return np.minimum(got, size_bytes)
+
+
+def payload_link(link):
+    """The same traces without request latency or overhead: how long bytes take to arrive
+    once the first one has (for `next_offer_s`, built once per link)."""
+    return type(link)(link.traces, replace(link.params, latency="none", overhead_s=0.0))
+
+
+def next_offer_s(preset: SessionPreset, payload, trace_idx: np.ndarray, first_byte_trace_s: np.ndarray, j: int,
+                 prev_s: np.ndarray, prev_bytes: np.ndarray, latency_s: np.ndarray, size_bytes: np.ndarray,
+                 transfer_s: np.ndarray) -> np.ndarray:
+    """When (seconds after the request) an in-flight download is offered to the abandonment
+    hook for the `j`-th time (j = 1, 2, ...): every `abandon_interval_s`; with
+    `abandon_min_bytes`, once both the interval has passed since the previous offer (`prev_s`,
+    0 for the first) and that many bytes have arrived since it (`prev_bytes`), as Sabre's
+    `NetworkModel.download` checks. `payload` is the link's `payload_link` (unused without
+    `abandon_min_bytes`). At or past the transfer's end there is no offer (inf)."""
+    dt = preset.abandon_interval_s
+    if preset.abandon_min_bytes <= 0:
+        return np.full(np.shape(prev_s), j * dt)
+    want = prev_bytes + preset.abandon_min_bytes
+    if payload.params.noise is None:
+        reach = latency_s + payload.transfer(trace_idx, first_byte_trace_s, want).transfer_s
+    else:  # noisy transfer times: progress in proportion
+        reach = latency_s + transfer_s * want / np.maximum(size_bytes, 1e-12)
+    return np.maximum(prev_s + dt, np.where(want >= size_bytes, np.inf, reach))
 
 
 def sample_time_s(preset: SessionPreset, latency_s: np.ndarray, transfer_s: np.ndarray) -> np.ndarray:
@@ -276,6 +306,7 @@ class SessionRows:
         K = plan.n_segments
         self.throughput = History(n, K)
         self.download_time = History(n, K)
+        self.request_latency = History(n, K)
         self.inits = InitTracker.new(preset, n, R)
         self.fast = FastSwitch(plan.durations_s, R, n, preset.fast_switch_margin_s, preset.stall_gap_s,
                                preset.abandon_lock_s) if preset.fast_switch else None
@@ -320,7 +351,7 @@ class SessionRows:
             segments_left=np.full(n, K - k), segment_index=np.full(n, k),
             segment_duration_s=float(self.plan.durations_s[k]), playing=b.playing[rows].copy(),
             mask=self.mask[rows], time_s=b.clock_s[rows].copy() if time_s is None else time_s,
-            buffer_cap_s=self.buffer_cap_s[rows])
+            buffer_cap_s=self.buffer_cap_s[rows], request_latency_s=self.request_latency.window(rows))
 
     def choose(self, policy: abr.Policy, k: int, rows: np.ndarray | slice = slice(None),
                hook: DecisionHook | None = None, time_s: np.ndarray | None = None,
@@ -369,5 +400,6 @@ class SessionRows:
         sample = size_bytes * 8.0 / measured
         self.throughput.push(sample, rows)
         self.download_time.push(measured, rows)
+        self.request_latency.push(latency_s, rows)
         self.last_rung[rows] = rung
         return sample

@@ -18,8 +18,8 @@ import abr
 from player.core import events as ev
 from player.core.fast_switch import refetch_bound
 from player.core.presets import SessionPreset
-from player.core.rules import (DecisionHook, DecisionRecord, SegmentPlan, SessionRows, accept_abandon, can_abandon,
-                               delivered_bytes)
+from player.core.rules import (MAX_ATTEMPTS, DecisionHook, DecisionRecord, SegmentPlan, SessionRows, accept_abandon,
+                               can_abandon, delivered_bytes, next_offer_s, payload_link)
 from player.core.summary import session_summary
 
 __all__ = ["Done", "Fetch", "SegmentPlan", "SessionCore", "Wait", "drive_with_link"]
@@ -278,9 +278,10 @@ class SessionCore:
         self._emit(ev.Failure, segment=fetch.segment, reason=reason, wasted_bytes=int(wasted_bytes))
         self.in_flight = None
 
-    def check_abandon(self, now: float, bytes_done: float, elapsed_s: float) -> int:
+    def check_abandon(self, now: float, bytes_done: float, elapsed_s: float, latency_s: float | None = None) -> int:
         """Offer an in-flight download to the policy's abandonment hook; -1 carries on.
-        When it returns a rung, the driver aborts and calls `abandoned`."""
+        When it returns a rung, the driver aborts and calls `abandoned`. `latency_s`: from the
+        request to the first byte (the elapsed time while none has come; None: not known)."""
         fetch = self._require_in_flight()
         self.tick(now)
         k = fetch.segment
@@ -288,15 +289,20 @@ class SessionCore:
             sessions=_ROW, rung=np.array([fetch.rung]), bytes_done=np.array([bytes_done]),
             bytes_total=np.array([fetch.expected_bytes]), elapsed_s=np.array([elapsed_s]),
             buffer_s=self.state.buffer_s.copy(), segment_duration_s=float(self.plan.durations_s[k]),
-            sizes_bytes=self.plan.sizes_bytes[k][None, :], mask=self.mask)
+            sizes_bytes=self.plan.sizes_bytes[k][None, :], mask=self.mask,
+            request_latency_s=None if latency_s is None else np.array([float(latency_s)]))
         new = np.asarray(self.policy.abandon(prog), dtype=np.int64)
         return int(new[0]) if accept_abandon(new, np.array([fetch.rung]))[0] else -1
 
-    def abandoned(self, now: float, wasted_bytes: int, new_rung: int, reason: str = "policy") -> Fetch:
+    def abandoned(self, now: float, wasted_bytes: int, new_rung: int, reason: str = "policy",
+                  decide_again: bool = False) -> Fetch | Wait:
         """The driver aborted the in-flight download; refetch the same segment at `new_rung`.
 
         `reason` says why: "policy" (the abandonment hook), "missing" (the server has no such
-        object at that rung), "license" (the license no longer allows the rung)."""
+        object at that rung), "license" (the license no longer allows the rung).
+        `decide_again` (a driver following the preset's `abandon_reselect`, as Sabre does):
+        the policy chooses the segment's rung afresh instead; the answer is `next_action`'s,
+        a Fetch, or a Wait (for room or the policy's delay) after which `next_action` fetches."""
         fetch = self._require_in_flight()
         self.tick(now)
         self.wasted_bytes += int(wasted_bytes)
@@ -306,6 +312,9 @@ class SessionCore:
             self.rules.fast.abandoned(_ROW, np.array([self.now]))
         self._emit(ev.Abandon, segment=fetch.segment, from_rung=fetch.rung, to_rung=new_rung,
                    wasted_bytes=int(wasted_bytes), reason=reason)
+        if decide_again:
+            self.in_flight = None
+            return self.next_action(self.now)
         init = self._init_request(new_rung) if self.rules.inits is not None else None
         self.in_flight = again = self._fetch(fetch.segment, new_rung, init)
         return again
@@ -390,7 +399,10 @@ def drive_with_link(core: SessionCore, link, trace_index: int = 0) -> SessionCor
     idx = np.array([trace_index])
     p = core.preset
     abandoning = can_abandon(p, core.policy)
-    bound = 10 * core.plan.n_segments + 10
+    offered_attempts = MAX_ATTEMPTS if p.abandon_reselect else 10 ** 9
+    payload = payload_link(link) if abandoning and p.abandon_min_bytes > 0 else None
+    attempts = {}          # segment -> requests made for it so far
+    bound = (MAX_ATTEMPTS + 10) * core.plan.n_segments + 10
     if core.rules.fast is not None:
         bound += 10 * refetch_bound(core.plan.n_segments, core.plan.n_rungs)
     for _ in range(bound):
@@ -406,25 +418,36 @@ def drive_with_link(core: SessionCore, link, trace_index: int = 0) -> SessionCor
                 lag += float(it.total_s[0]) - float(it.trace_advance_s[0])
                 core.tick(core.now + float(it.total_s[0]))
             start = core.now
-            tr = link.transfer(idx, np.array([start - lag]), np.array([action.expected_bytes]))
+            start_trace = np.array([start - lag])
+            tr = link.transfer(idx, start_trace, np.array([action.expected_bytes]))
             total, lat = float(tr.total_s[0]), float(tr.latency_s[0])
+            attempts[action.segment] = attempts.get(action.segment, 0) + 1
             new = -1
-            if abandoning and action.rung > 0 and action.expected_bytes > 0:
+            offered = action.rung > 0 and action.expected_bytes > 0 and attempts[action.segment] <= offered_attempts
+            if abandoning and offered:
                 first_byte = start - lag + (lat if p.link.latency_advances_trace else 0.0)
-                j = 1
-                while j * p.abandon_interval_s < total:
-                    e = j * p.abandon_interval_s
+                size = np.array([action.expected_bytes])
+                e, got, j = 0.0, 0.0, 1
+                while True:
+                    e = float(next_offer_s(p, payload, idx, np.array([first_byte]), j, np.array([e]), np.array([got]),
+                                           tr.latency_s, size, tr.transfer_s)[0])
+                    if not e < total:
+                        break
                     got = float(delivered_bytes(link, idx, np.array([first_byte]), np.array([e]), tr.latency_s,
-                                                np.array([action.expected_bytes]), tr.transfer_s)[0])
-                    new = core.check_abandon(start + e, got, e)
+                                                size, tr.transfer_s)[0])
+                    new = core.check_abandon(start + e, got, e, min(lat, e))
                     if new >= 0:
                         if not p.link.latency_advances_trace:
                             lag += lat
-                        action = core.abandoned(start + e, int(got), new)
+                        action = core.abandoned(start + e, int(got), new, decide_again=p.abandon_reselect)
                         break
                     j += 1
             if new < 0:
                 break
+            if isinstance(action, Wait):   # a new decision's wait: back to the session's loop
+                break
+        if new >= 0:
+            continue
         lag += total - float(tr.trace_advance_s[0])
         core.download_done(start + total, int(action.expected_bytes), lat, float(tr.transfer_s[0]))
     raise RuntimeError("session did not end")  # pragma: no cover - bounded loop guard

@@ -29,9 +29,12 @@ from netem.trace import Trace
 from player.core.device import DeviceProfile
 from player.core.fast_switch import refetch_bound
 from player.core.presets import SessionPreset, get as get_preset
-from player.core.rules import (DecisionHook, SegmentPlan, SessionRows, accept_abandon, can_abandon,
-                               delivered_bytes)
+from player.core.rules import (MAX_ATTEMPTS, DecisionHook, SegmentPlan, SessionRows, accept_abandon, can_abandon,
+                               delivered_bytes, next_offer_s, payload_link)
 from player.core.summary import row_summary, session_metrics
+
+#: progress points per row offered in one call to a pure abandonment rule (see `abr.Policy.ABANDON_IS_PURE`)
+OFFERS_IN_BULK = 32
 
 
 @dataclass
@@ -192,6 +195,7 @@ class _Batch:
         self.wasted = np.zeros(n)
         self.abandons = np.zeros(n, dtype=np.int64)
         self.abandoning = can_abandon(preset, policy)
+        self.payload = payload_link(self.link) if self.abandoning and preset.abandon_min_bytes > 0 else None
         self.refetch_log: list[RefetchRecord] = []     # fast switching's re-fetches, as they happen
 
     def elapse(self, rows: np.ndarray | slice, seconds: np.ndarray, trace_advance_s: np.ndarray | None = None
@@ -233,7 +237,7 @@ class _Batch:
             rules.first_inits_before_clock(k, rules.sessions, rung)
             stall += self.fetch_inits(k, rules.sessions, rung)
         if self.abandoning:
-            rung = self.abandonments(k, rung, stall)
+            rung = self.abandonments(k, rung, stall, hook)
         size = self.plan.sizes_bytes[k, rung]
         tr = self.link.transfer(self.tidx, self.trace_t, size)
         total = tr.total_s
@@ -274,7 +278,7 @@ class _Batch:
                     stall[rs] += self.fetch_inits(k, rs, rung[rs])
                 sent = buf.clock_s[rs].copy()
                 if self.abandoning:
-                    rung = self.abandonments(k, rung, stall, rs, seg)
+                    rung = self.abandonments(k, rung, stall, hook, rs, seg)
                 self.rec["init"][k, rs] = init_s
                 size = sizes[seg, rung[rs]]
                 body = fs.body_bytes(rs, seg, rung[rs], size)
@@ -307,57 +311,86 @@ class _Batch:
         live = rows[rung[rows] > 0]
         return live[~self.rules.fast.had[live, segment, rung[live]]]
 
-    def abandonments(self, k: int, rung: np.ndarray, stall: np.ndarray, among: np.ndarray | None = None,
-                     segment: int | None = None) -> np.ndarray:
-        """Offer every in-flight download to the policy every `abandon_interval_s`, as the
-        HTTP player does. An abandoned request costs the time it ran and its bytes; the
-        segment is requested again at the new rung (which may itself be abandoned), after that
-        rung's init segment when the preset has them. Advances the sessions' clocks and traces
-        past the abandoned attempts and adds their stalls to `stall`; returns the rung each
-        session finally fetches. The sessions `among` (default: all) request `segment`
-        (default: `k`, the step's own; fast switching re-fetches earlier ones within step `k`,
-        and a re-fetch with no body, a 304, is not offered)."""
+    def abandonments(self, k: int, rung: np.ndarray, stall: np.ndarray, hook: DecisionHook | None,
+                     among: np.ndarray | None = None, segment: int | None = None) -> np.ndarray:
+        """Offer every in-flight download to the policy (`next_offer_s`), as the HTTP player
+        does. An abandoned request costs the time it ran and its bytes; the segment is
+        requested again at the new rung, or at a new decision's with `abandon_reselect` (which
+        may itself be abandoned), after that rung's init segment when the preset has them.
+        Advances the sessions' clocks and traces past the abandoned attempts and adds their
+        stalls to `stall`; returns the rung each session finally fetches. The sessions `among`
+        (default: all) request `segment` (default: `k`, the step's own; fast switching
+        re-fetches earlier ones within step `k`, and a re-fetch with no body, a 304, is not
+        offered)."""
         p, rules, link = self.preset, self.rules, self.link
         seg = k if segment is None else segment
         seg_sizes = self.plan.sizes_bytes[seg]
         seg_s = float(self.plan.durations_s[seg])
         buf = rules.buffer
         rung = rung.copy()
-        dt = p.abandon_interval_s
         live = np.flatnonzero(rung > 0) if among is None else self._offered(among, rung, seg)
-        for _ in range(seg_sizes.size):  # the rung only goes down, so this ends
+        # without reselection the rung only goes down, so this ends within the ladder
+        for _ in range(MAX_ATTEMPTS if p.abandon_reselect else seg_sizes.size):
             if live.size == 0:
                 break
             size = seg_sizes[rung[live]]
-            tr = link.transfer(self.tidx[live], self.trace_t[live], size)
+            start = self.trace_t[live].copy()
+            tr = link.transfer(self.tidx[live], start, size)
             total, lat = tr.total_s, tr.latency_s
-            first_byte = self.trace_t[live] + (lat if p.link.latency_advances_trace else 0.0)
+            first_byte = start + (lat if p.link.latency_advances_trace else 0.0)
             decided = np.full(live.size, -1, dtype=np.int64)
             when = np.zeros(live.size)
             got_at = np.zeros(live.size)
+            prev_e = np.zeros(live.size)
+            prev_got = np.zeros(live.size)
             pending = np.arange(live.size)
+            # a pure abandonment rule on a fixed schedule is offered several progress points
+            # per row in one call (identical answers, fewer calls); otherwise one at a time
+            bulk = OFFERS_IN_BULK if (self.policy.ABANDON_IS_PURE and p.abandon_min_bytes <= 0) else 1
             j = 1
             while pending.size:
-                e = j * dt
-                pending = pending[e < total[pending]]
-                if pending.size == 0:
+                if bulk > 1:
+                    offer, e = np.repeat(pending, bulk), np.tile(np.arange(j, j + bulk) * p.abandon_interval_s,
+                                                                 pending.size)
+                else:
+                    offer = pending
+                    e = next_offer_s(p, self.payload, self.tidx[live[offer]], first_byte[offer], j, prev_e[offer],
+                                     prev_got[offer], lat[offer], size[offer], tr.transfer_s[offer])
+                keep = e < total[offer]
+                offer, e = offer[keep], e[keep]
+                if offer.size == 0:
                     break
-                rows = live[pending]
-                got = delivered_bytes(link, self.tidx[rows], first_byte[pending], np.full(rows.size, e),
-                                      lat[pending], size[pending], tr.transfer_s[pending])
+                rows = live[offer]
+                got = delivered_bytes(link, self.tidx[rows], first_byte[offer], e, lat[offer], size[offer],
+                                      tr.transfer_s[offer])
                 moving = buf.playing[rows] & ~buf.paused[rows]
                 level = np.where(moving, np.maximum(buf.buffer_s[rows] - e, 0.0), buf.buffer_s[rows])
-                prog = abr.Progress(sessions=rows, rung=rung[rows], bytes_done=got, bytes_total=size[pending],
-                                    elapsed_s=np.full(rows.size, e), buffer_s=level, segment_duration_s=seg_s,
+                prog = abr.Progress(sessions=rows, rung=rung[rows], bytes_done=got, bytes_total=size[offer],
+                                    elapsed_s=e, buffer_s=level, segment_duration_s=seg_s,
                                     sizes_bytes=np.broadcast_to(seg_sizes, (rows.size, seg_sizes.size)),
-                                    mask=rules.mask[rows])
-                new = np.asarray(self.policy.abandon(prog), dtype=np.int64)
-                hit = accept_abandon(new, rung[rows])
-                decided[pending[hit]] = new[hit]
-                when[pending[hit]] = e
-                got_at[pending[hit]] = got[hit]
-                pending = pending[~hit]
-                j += 1
+                                    mask=rules.mask[rows], request_latency_s=np.minimum(lat[offer], e))
+                if bulk > 1:
+                    answer = np.asarray(self.policy.abandon_answer(prog), dtype=np.int64)
+                    accepted = accept_abandon(answer, rung[rows])
+                    # the first accepted offer of each row (offers are grouped by row, in time order)
+                    hit = np.zeros(offer.size, dtype=bool)
+                    if accepted.any():
+                        idx = np.flatnonzero(accepted)
+                        firsts = idx[np.concatenate([[True], offer[idx[1:]] != offer[idx[:-1]]])]
+                        hit[firsts] = True
+                        self.policy.abandon_taken(prog, hit, answer)
+                    new = answer
+                else:
+                    new = np.asarray(self.policy.abandon(prog), dtype=np.int64)
+                    hit = accept_abandon(new, rung[rows])
+                decided[offer[hit]] = new[hit]
+                when[offer[hit]] = e[hit]
+                got_at[offer[hit]] = got[hit]
+                last = np.concatenate([offer[1:] != offer[:-1], [True]])   # each row's latest offer
+                prev_e[offer[last]], prev_got[offer[last]] = e[last], got[last]
+                pending = np.setdiff1d(pending, offer[hit], assume_unique=True) if hit.any() else pending
+                pending = pending[np.isin(pending, offer)]                 # rows with no offer left are done
+                j += bulk
             gone = np.flatnonzero(decided >= 0)
             if gone.size == 0:
                 break
@@ -368,10 +401,27 @@ class _Batch:
             self.abandons[rows] += 1
             if rules.fast is not None:
                 rules.fast.abandoned(rows, buf.clock_s[rows])
-            rung[rows] = decided[gone]
+            if p.abandon_reselect:
+                rung[rows] = self.decide_again(seg, rows, stall, hook)
+            else:
+                rung[rows] = decided[gone]
             if rules.inits is not None:
                 stall[rows] += self.fetch_inits(k, rows, rung[rows])
             live = self._offered(rows, rung, seg) if segment is not None else rows[rung[rows] > 0]
+        return rung
+
+    def decide_again(self, k: int, rows: np.ndarray, stall: np.ndarray, hook: DecisionHook | None) -> np.ndarray:
+        """After an abandonment (`abandon_reselect`): the wait for room, a new decision for
+        segment `k` and its delay, for `rows`, as at the start of a step."""
+        rules, rec = self.rules, self.rec
+        wait = rules.room_wait_s(k, rows)
+        if np.any(wait > 0):
+            stall[rows] += self.elapse(rows, wait)
+            rec["wait"][rows, k] += wait
+        rung, delay = rules.choose(self.policy, k, rows, hook=hook)
+        if delay is not None:
+            stall[rows] += self.elapse(rows, delay)
+            rec["wait"][rows, k] += delay
         return rung
 
 

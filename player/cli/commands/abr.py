@@ -6,6 +6,10 @@ import json
 import sys
 from typing import Any
 
+import abr
+from netem.errors import UsageError
+from player.core.presets import PRESETS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -37,10 +41,28 @@ def _jsonable(v: Any) -> Any:
         return str(v)
 
 
+def preset_aliases(names: list[str] | None = None) -> list[dict[str, Any]]:
+    """Policy names that mean another policy under a preset (`SessionPreset.abr_aliases`), with
+    the preset's defaults for it: e.g. under `--preset sabre`, `bola` is Sabre's `sabre-bola`.
+    Only the aliases of the policies in `names` (by either name), when given."""
+    out = []
+    for preset in PRESETS.values():
+        for name, real in preset.abr_aliases.items():
+            if names and name not in names and real not in names:
+                continue
+            defaults = {**preset.abr_defaults.get(real, {}), **preset.abr_defaults.get(name, {})}
+            out.append({"preset": preset.name, "name": name, "policy": real,
+                        "defaults": {k: _jsonable(v) for k, v in defaults.items()}})
+    return out
+
+
+def alias_line(a: dict[str, Any]) -> str:
+    ps = ", ".join(f"{k}={v}" for k, v in a["defaults"].items())
+    return f"--preset {a['preset']}: {a['name']} means {a['policy']}" + (f" ({ps})" if ps else "")
+
+
 def describe(spec: str) -> dict[str, Any]:
     """One policy as a plain dict: name, summary, source, parameters."""
-    import abr
-
     cls = abr.policy_class(spec)
     doc = (cls.__doc__ or "").strip().splitlines()
     module = sys.modules.get(cls.__module__)
@@ -55,9 +77,6 @@ def describe(spec: str) -> dict[str, Any]:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    import abr
-    from netem.errors import UsageError
-
     names = args.names or abr.names()
     entries = []
     for name in names:
@@ -67,8 +86,9 @@ def run_list(args: argparse.Namespace) -> int:
             if args.names:
                 raise UsageError(str(exc)) from None
             entries.append({"name": name, "error": str(exc), "params": []})
+    aliases = preset_aliases(args.names or None)
     if args.json:
-        print(json.dumps({"policies": entries}, indent=2))
+        print(json.dumps({"policies": entries, "aliases": aliases}, indent=2))
         return 0
     from rich.console import Console
     from rich.table import Table
@@ -85,6 +105,8 @@ def run_list(args: argparse.Namespace) -> int:
                 console.print(f"  [green]{p['name']}[/green] = {escape(str(p['default']))} "
                               f"[dim]\\[{escape(p['unit'])}][/dim]  {escape(p['doc'])}")
             console.print()
+        for a in aliases:
+            console.print(escape(alias_line(a)))
         return 0
     table = Table(title="ABR policies — abr.get(name, **params); units: s, bit/s, bytes")
     table.add_column("policy", style="bold cyan", no_wrap=True)
@@ -106,4 +128,8 @@ def run_list(args: argparse.Namespace) -> int:
                 table.add_row(first, p["name"], str(p["default"]), p["unit"], p["doc"],
                               end_section=last)
     console.print(table)
+    if aliases:
+        console.print("Under a preset, some names mean another policy:")
+        for a in aliases:
+            console.print("  " + alias_line(a), markup=False)
     return 0

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "compare", help="compare ABR policies on trace sets (simulated; tables, CSV/JSON, plots)",
         description=(
             "Simulate every policy on every trace (× device × preset), then report per policy the mean "
-            "QoE with a 95%% bootstrap confidence interval, median, p10, average bitrate, rebuffer ratio, "
+            "QoE with a 95% bootstrap confidence interval, median, p10, average bitrate, rebuffer ratio, "
             "switches per minute and startup delay, and paired Wilcoxon signed-rank tests between policies "
             "on the same traces (Holm-corrected; * marks p < 0.05). Rows are appended to OUT/sessions.csv "
             "as sessions finish; re-running the same command resumes and computes only what is missing."))

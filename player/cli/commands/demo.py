@@ -11,6 +11,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from rich.console import Console
+
 from player.cli.main import main
 from player.lab.data import bundled_paths
 
@@ -31,10 +33,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     if not args.simulate:
-        return main(["play", "--time-scale", f"{args.time_scale:g}", "--abr", args.abr or "bola"])
+        abr_name = args.abr or "bola"
+        Console(stderr=True).print(
+            f"[bold]abrlab demo[/]: the headless DASH player plays the bundled 120 s presentation (6 rungs, "
+            f"0.3–4.3 Mbit/s) from an edge on this machine whose link follows a bundled bandwidth trace, with "
+            f"the {abr_name} policy, {args.time_scale:g}× real time. Watch the chosen bitrate follow the capacity "
+            "and the buffer; q quits, space pauses. At the end: the session's summary. "
+            "(`abrlab demo --simulate` compares policies in the simulator instead.)")
+        return main(["play", "--time-scale", f"{args.time_scale:g}", "--abr", abr_name])
     args.abr = args.abr or "bba,bola,throughput,dynamic,robustmpc"
     console = Console()
     traces, movie = bundled_paths()

@@ -1,7 +1,10 @@
 """`abrlab fidelity PEER`: our simulator beside the peer it reproduces, session by session.
 
 One subcommand per peer, each a `register_PEER(peers)` below backed by a module of
-`player.lab.fidelity` (`pensieve` here).
+`player.lab.fidelity` (`sabre` and `pensieve` now; `player` and `dashjs` are for their
+owners to add in the same shape). Sabre's judgement and report are the shared ones
+(`player.lab.fidelity.agreement`: 5% average bitrate and 0.5 s rebuffering); Pensieve's
+compares QoE (its module).
 """
 from __future__ import annotations
 
@@ -9,20 +12,59 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
+from player.cli.commands._common import parse_params, split_list
+from player.lab.fidelity import agreement
 from player.lab.fidelity import pensieve as pensieve_peer
+from player.lab.fidelity import sabre as sabre_peer
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "fidelity", help="our simulator beside the simulator it reproduces (Pensieve, ...)",
+        "fidelity", help="our simulator beside the simulator it reproduces (Sabre, Pensieve, ...)",
         description="Run a peer's own code and our simulator on the same traces and content, and report "
                     "per session whether they agree.")
     peers = p.add_subparsers(dest="peer", metavar="PEER")
     for add in PEERS:
         add(peers)
     p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
+
+
+def register_sabre(peers: argparse._SubParsersAction) -> None:
+    p = peers.add_parser(
+        "sabre", help="UMass-LIDS/sabre, run unmodified in-process",
+        description="Sabre (github.com/UMass-LIDS/sabre) run unmodified and in-process on each trace "
+                    "(sabre.py -n TRACE -m MOVIE -a POLICY -v, with -noa unless --abandon), beside our "
+                    "simulator under --preset sabre (or sabre-abandon with --abandon), where Sabre's "
+                    "policy names mean Sabre's own policies.")
+    p.add_argument("--sabre", required=True, metavar="PATH",
+                   help="Sabre's sabre.py, or a Sabre checkout (its src/sabre.py)")
+    p.add_argument("--traces", required=True, nargs="+", metavar="DIR",
+                   help="trace sets: each folder (or file, or glob) is one set; Sabre JSON, or converted to it")
+    p.add_argument("--movie", required=True, help="Sabre movie JSON (segment_duration_ms, bitrates_kbps, "
+                                                  "segment_sizes_bits)")
+    p.add_argument("--abr", default=",".join(sabre_peer.POLICIES),
+                   help=f"Sabre policies, comma-separated (default: {','.join(sabre_peer.POLICIES)})")
+    p.add_argument("--abandon", action="store_true",
+                   help="Sabre's default run with abandonment (ours: --preset sabre-abandon); default: -noa")
+    p.add_argument("--sabre-arg", action="append", default=[], metavar="ARG",
+                   help="an extra argument for Sabre, repeatable (e.g. --sabre-arg=-ao); give ours the same "
+                        "meaning with --abr-param (default: none)")
+    p.add_argument("--abr-param", action="append", metavar="KEY=VALUE",
+                   help="a parameter for our policies, repeatable (e.g. osc=true for Sabre's -ao; default: "
+                        "Sabre's defaults)")
+    add_report_options(p, "side-by-side per-segment logs (logs/SET/POLICY/TRACE.jsonl)")
+    p.set_defaults(func=run_sabre)
+
+
+def add_report_options(p: argparse.ArgumentParser, logs: str) -> None:
+    """--out, --sessions and --json, as every peer's subcommand has them."""
+    p.add_argument("--out", metavar="DIR", help=f"write sessions.csv, summary.json and {logs}; default: none, "
+                                                "only the summary is printed")
+    p.add_argument("--sessions", action="store_true", help="print one line per session, not only the summary")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
 PENSIEVE_DESCRIPTION = """\
@@ -55,16 +97,67 @@ def register_pensieve(peers: argparse._SubParsersAction) -> None:
                         "default: the video_size_N files in Pensieve's test/ folder")
     p.add_argument("--python", metavar="PYTHON",
                    help=f"the interpreter for Pensieve's scripts (default: {sys.executable})")
-    p.add_argument("--out", metavar="DIR", help="write sessions.csv, summary.json and side-by-side per-chunk "
-                                                "logs (logs/SET/bba/TRACE.jsonl); default: none, only "
-                                                "the summary is printed")
-    p.add_argument("--sessions", action="store_true", help="print one line per trace, not only the summary")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_report_options(p, "side-by-side per-chunk logs (logs/SET/bba/TRACE.jsonl)")
     p.set_defaults(func=run_pensieve)
 
 
 #: One entry per peer; a new peer adds its `register_PEER` here.
-PEERS = [register_pensieve]
+PEERS = [register_sabre, register_pensieve]
+
+
+def run_sabre(args: argparse.Namespace) -> int:
+    program = sabre_peer.SabreProgram(args.sabre)   # a missing Sabre: one line, exit 2
+    policies = split_list(args.abr)
+    goals = agreement.Goals()
+    params = parse_params(args.abr_param)
+    result = sabre_peer.compare(program, args.traces, args.movie, policies, abandon=args.abandon,
+                                keep_logs=bool(args.out), sabre_args=args.sabre_arg, abr_params=params)
+    summaries = agreement.summarise(result.pairs, goals)
+    meta = {"peer": "sabre", "sabre": str(program.path), "traces": list(args.traces), "movie": args.movie,
+            "policies": policies, "abandon": args.abandon, "sabre_args": args.sabre_arg, "abr_params": params,
+            "preset": sabre_peer.PRESET_ABANDON if args.abandon else sabre_peer.PRESET_NO_ABANDON}
+    if args.out:
+        out = Path(args.out)
+        agreement.write_report(out, result.pairs, summaries, goals, meta)
+        for (tset, policy, label), rows in result.logs.items():
+            path = out / "logs" / tset / policy / (Path(label).stem + ".jsonl")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if args.json:
+        print(json.dumps({"goals": asdict(goals), "run": meta,
+                          "summary": [s.as_dict() for s in summaries]}, indent=2))
+        return 0
+    if args.sessions:
+        print_sessions(result.pairs, goals)
+    print_summary(summaries, goals, "with abandonment" if args.abandon else "-noa")
+    return 0
+
+
+def _pct(x: float) -> str:
+    return "—" if not math.isfinite(x) else f"{100 * x:+.2f}%"
+
+
+def _sec(x: float) -> str:
+    return "—" if not math.isfinite(x) else f"{x:+.2f}"
+
+
+def print_sessions(pairs: list[agreement.SessionPair], goals: agreement.Goals) -> None:
+    print(f"{'set':<12} {'policy':<12} {'trace':<40} {'bitrate':>8} {'rebuffer s':>10}  ok")
+    for p in pairs:
+        note = f"  ({p.error})" if p.error else ""
+        print(f"{p.trace_set:<12} {p.policy:<12} {Path(p.trace).name:<40} {_pct(p.bitrate_diff):>8} "
+              f"{_sec(p.rebuffer_diff_s):>10}  {'yes' if p.agrees(goals) else 'NO'}{note}")
+
+
+def print_summary(summaries: list[agreement.Summary], goals: agreement.Goals, mode: str) -> None:
+    print(f"agreement with the peer ({mode}): |bitrate diff| <= {100 * goals.bitrate_rel:.0f}% and "
+          f"|rebuffer diff| <= {goals.rebuffer_s:g} s; goal {100 * goals.share:.0f}% of sessions")
+    print(f"{'set':<14} {'policy':<12} {'sessions':>8} {'agree':>7} {'bitrate diff':>12} {'rebuffer diff s':>15}  goal")
+    for s in summaries:
+        failed = f"  ({s.failed} failed in the peer)" if s.failed else ""
+        print(f"{s.trace_set:<14} {s.policy:<12} {s.sessions:>8} {100 * s.share:>6.0f}% "
+              f"{_pct(s.mean_bitrate_diff):>12} {_sec(s.mean_rebuffer_diff_s):>15}  "
+              f"{'met' if s.meets_goal else 'NOT met'}{failed}")
 
 
 def run_pensieve(args: argparse.Namespace) -> int:
@@ -97,7 +190,3 @@ def run_pensieve(args: argparse.Namespace) -> int:
         print(f"{s.trace_set:<18} {s.sessions:>8} {100 * s.share:>6.1f}% {s.identical:>9} "
               f"{_pct(s.mean_abs_qoe_rel_diff):>11}  {'met' if s.meets_goal else 'NOT met'}{failed}")
     return 0
-
-
-def _pct(x: float) -> str:
-    return "—" if not math.isfinite(x) else f"{100 * x:+.2f}%"

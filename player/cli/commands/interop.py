@@ -35,7 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     isub = p.add_subparsers(dest="interop_command", metavar="SUBCOMMAND")
     p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
 
-    c = isub.add_parser("check", help="say whether Chromium, dash.js and the driver are installed")
+    c = isub.add_parser("check", help="say whether Chromium, dash.js and the driver are installed",
+                        description="Look for what `abrlab interop dashjs` needs (Chromium, the dashjs npm package "
+                                    "5.x and the playwright driver, as `make interop` installs them into .interop/) "
+                                    "and print where each is, as JSON; exit 2 with what is missing and how to get it.")
     c.set_defaults(func=run_check)
 
     def common(q: argparse.ArgumentParser) -> None:
@@ -79,7 +82,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "segments at the same rung, the mean-bitrate difference and the stall-time "
                                     "difference. Results go to OUT/agreement.jsonl as they come (a rerun skips "
                                     "traces already there) with each session's events in OUT/.")
-    a.add_argument("traces", nargs="+", metavar="TRACE")
+    a.add_argument("traces", nargs="+", metavar="TRACE",
+                   help="bandwidth traces to play dash.js and the simulator on (any format abrlab reads)")
     common(a)
     a.add_argument("--out", required=True, metavar="DIR", help="directory for results and event logs")
     a.add_argument("--json", action="store_true", help="print one JSON object with all rows and totals")

@@ -308,8 +308,10 @@ def progress_line(ev: Event) -> str | None:
             return (f"{t} session start{extra}: {ev.plan['segments']} segments, ladder [{ladder}] Mbit/s, "
                     f"{ev.abr_params}, preset {ev.preset}, time scale {ev.time_scale:g}")
         case Download():
+            # the sample divides by the transfer time (first to last byte), latency apart
             return (f"{t} segment {ev.segment + 1:4d} rung {ev.rung}  {_mb(ev.bytes)} in "
-                    f"{ev.latency_s + ev.transfer_s:.2f} s ({ev.throughput_bps / 1e6:.2f} Mbit/s)  buffer "
+                    f"{ev.latency_s:.2f} s latency + {ev.transfer_s:.2f} s transfer "
+                    f"({ev.throughput_bps / 1e6:.2f} Mbit/s)  buffer "
                     f"{ev.buffer_s:.1f} s" + (f"  stalled {ev.stall_s:.2f} s" if ev.stall_s else ""))
         case Startup():
             return f"{t} playback started after {ev.startup_s:.2f} s"
