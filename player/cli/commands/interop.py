@@ -142,7 +142,7 @@ def run_dashjs(args: argparse.Namespace) -> int:
         print(f"{out.summary['player']} in {out.summary['browser']}; frames decoded {w['frames_decoded']}, "
               f"dropped {w['frames_dropped']}, width {w['video_width']}; chosen {out.summary['chosen']}")
         print(f"prediction: abrlab simulate --trace {args.trace} --movie {out.summary['movie']} "
-              f"--abr dashjs --preset dashjs --json")
+              f"--abr dashjs --preset {prediction_preset(args.fast_switch).name} --json")
     if not out.summary["ok"]:
         _note("watchdog failed the run: " + "; ".join(out.summary["problems"]))
         return 1
@@ -224,17 +224,20 @@ def side_by_side(events: list[dict], requests: list[dict]) -> str:
              f"{'bola':>4} {'ph s':>5}"]
     # each decision's outcome: the next download or abandonment of that segment at that rung
     outcome: dict[int, dict] = {}
-    refetched: dict[int, bool] = {}
+    refetched: dict[int, bool] = {}     # a request for a segment that had arrived already
+    arrived: set[int] = set()
     pending: dict[tuple, list[int]] = {}
     for i, e in enumerate(events):
         if e["event"] == "decision":
             pending.setdefault((e["segment"], e["rung"]), []).append(i)
+            refetched[i] = e["segment"] in arrived
         elif e["event"] in ("download", "abandon"):
             key = (e["segment"], e.get("rung", e.get("from_rung")))
+            if e["event"] == "download":
+                arrived.add(e["segment"])
             if pending.get(key):
                 j = pending[key].pop(0)
                 outcome[j] = {"dl": e["t_s"] - events[j]["t_s"], "abandoned": e["event"] == "abandon"}
-                refetched[j] = bool(e.get("refetch"))
     paired = _pair_requests(events, requests)
 
     def f(x, fmt):
