@@ -12,11 +12,11 @@ FragmentModel.js `getRequestForTime`, the same in the 5.2.1 build the harness ru
   margin (always, at 0) and no abandonment holds (ABANDON_LOAD, for `abandonLoadTimeout`,
   10 s, after the rules abandoned a download), the in-flight request (none: dash.js
   decides between requests) is aborted and the next request is for that segment, at the
-  new quality. Requests then go on in order (each one
-  decided by the rules as usual), re-fetching each buffered segment, until they reach the
-  end of the buffer and fetch new media again. A switch down on the way carries on in order
-  (our MPDs declare `segmentAlignment`); another switch above the rung at the playhead
-  starts again from the playhead.
+  new quality. Requests then go on in order, each decided by the rules as usual,
+  re-fetching each buffered segment, until they reach the end of the buffer and fetch new
+  media again. A switch down on the way carries on in order (our MPDs declare
+  `segmentAlignment`); another switch above the rung at the playhead starts again from the
+  playhead.
 - A re-fetched segment is appended over the old one: the buffer does not grow, so the
   buffer drains while the old media is fetched again, and a stall can start, and go on, in
   the middle of them. It is a throughput sample like any download, and dash.js's BOLA
@@ -39,7 +39,9 @@ plays. A re-fetched version plays if it arrives before the playhead reaches its 
 start; otherwise the old one played (most of the time for the first segment re-fetched,
 which is being played when the switch happens). A session's `chosen` is the rung played;
 its bytes the versions played, its wasted bytes the others (and abandoned attempts).
-After the last segment is requested nothing else is (no decision follows it).
+After the last segment is requested nothing else is (no decision follows it: none did in
+the 24 recorded sessions). Versions fetched before are kept per row, segment and rung with
+their first download's timing (float32), only under a preset with fast switching.
 
 The batch simulator (`player.core.simulator`) and the session core (`player.core.session`)
 call these rules with their own clocks. Units: seconds, bits per second, bytes.
@@ -54,8 +56,9 @@ _EPS_S = 1e-9
 
 
 def refetch_bound(n_segments: int, n_rungs: int) -> int:
-    """A bound on the requests of one session's re-fetches: each start from the playhead
-    needs a rung above the one buffered there, so at most `n_rungs` starts per segment
+    """A bound on one session's re-fetching requests before a new segment, for the loops
+    that run them: a start from the playhead needs a rung above the one buffered there (and
+    none follows an abandonment for `abandon_lock_s`), so about `n_rungs` starts per segment
     the playhead is in, each re-fetching at most the whole presentation."""
     return n_segments * n_segments * (n_rungs + 1) + n_segments + 10
 
@@ -134,8 +137,7 @@ class FastSwitch:
         in `latency_s` + `transfer_s`: its own, or for a version fetched before (`size_bytes`
         then), the first download's."""
         old = self.had[rows, segment, rung]
-        first = self.first_s[rows, segment, rung]
-        first = first.astype(np.float64)
+        first = self.first_s[rows, segment, rung].astype(np.float64)
         return (np.where(old, size_bytes, body_bytes), np.where(old, first[..., 0], latency_s),
                 np.where(old, first[..., 1], transfer_s))
 
