@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from abr.errors import PolicyOutputError
+
 
 @dataclass(frozen=True)
 class Ladder:
@@ -199,9 +201,16 @@ class Policy:
         self._reset(self.n_sessions, ladder)
 
     def select(self, obs: Observation) -> np.ndarray:
+        """A rung per row of `obs`: the policy's own choice, checked, then moved off masked
+        rungs. An answer that is not one integer rung in range per row raises
+        `PolicyOutputError` naming the policy, the session and the value."""
         self.last_delay_s = None
-        choice = np.asarray(self._select(obs), dtype=np.int64)
-        return apply_mask(choice, obs.mask)
+        choice = np.asarray(self._select(obs))
+        rungs = obs.mask.shape[1]
+        if (choice.dtype.kind not in "iu" or choice.shape != (obs.n,)
+                or (choice.size and (choice.min() < 0 or choice.max() >= rungs))):
+            raise _bad_choice(self.name, obs, choice, rungs)
+        return apply_mask(choice.astype(np.int64, copy=False), obs.mask)
 
     def abandon(self, progress: Progress) -> np.ndarray:
         """Rung to refetch at for each in-flight download, or -1 to carry on (default).
@@ -241,6 +250,28 @@ class Policy:
     def describe(self) -> str:
         ps = ", ".join(f"{k}={v}" for k, v in self.params.items())
         return f"{self.name}({ps})" if ps else self.name
+
+
+def _bad_choice(policy: str, obs: Observation, choice: np.ndarray, rungs: int) -> PolicyOutputError:
+    """The one-line error for a malformed answer from `policy.select`: which session, what value."""
+    head = f"policy {policy!r}"
+    if choice.shape != (obs.n,):
+        return PolicyOutputError(f"{head} returned an array of shape {choice.shape} for {obs.n} session(s); "
+                                 f"select must return one rung per row", policy=policy)
+    values = choice.tolist()
+    if choice.dtype.kind in "iu":
+        i = next(i for i, v in enumerate(values) if not 0 <= v < rungs)
+        what = f"rung {values[i]}"
+    else:
+        bad = [i for i, v in enumerate(values) if not (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                        and v == v and 0 <= v < rungs and v == int(v))]
+        i = bad[0] if bad else 0
+        v = values[i]
+        what = ("NaN" if isinstance(v, float) and v != v else repr(v)) + f" (dtype {choice.dtype}; rungs are integers)"
+    session = int(obs.sessions[i])
+    return PolicyOutputError(
+        f"{head} returned {what} for session {session} (segment {int(obs.segment_index[i])}); "
+        f"this ladder has rungs 0..{rungs - 1}", policy=policy, session=session, value=values[i])
 
 
 def coerce_param(p: Param, text: str) -> Any:

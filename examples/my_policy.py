@@ -11,6 +11,9 @@ from abr import Observation, Param, Policy, highest_below
 
 
 class MyPolicy(Policy):
+    """Lowest rung while the buffer is below `panic_s`, else the highest rung at or below
+    `margin` × the newest throughput sample. One row per session; units s, bit/s, bytes."""
+
     PARAMS = (Param("margin", 0.8, "ratio", "fraction of the last throughput to spend"),
               Param("panic_s", 4.0, "s", "below this buffer level fetch the lowest rung"))
 

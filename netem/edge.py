@@ -12,17 +12,26 @@ In-process use (tests, the HTTP driver)::
 
 HTTP behaviour:
 
-* GET/HEAD/OPTIONS on content; POST only on ``/license/{clearkey,widevine,playready}``;
-  anything else is 405 with ``Allow``. Oversized request lines/headers are refused by
-  aiohttp's parser (400/431) and the server keeps serving.
+* GET/HEAD/OPTIONS on content; POST only on ``/license/{clearkey,widevine,playready}``
+  (bodies up to 128 KiB, else 413); anything else is 405 with ``Allow``. A malformed
+  request, or a request line or header field over 8190 bytes (or more than 128 fields), is
+  refused by aiohttp's parser with 400 and one rate-limited log line, never a traceback.
+* Connections are guarded by `netem.guard` (`limits`): caps in total and per client
+  address (the oldest idle connection makes room; 503 when none can), idle, header and
+  write timeouts (408 for a request head too slow to arrive), a request head over 64 KiB →
+  431, bounded write buffers. A client that does not read holds at most `chunk_bytes`
+  (64 KiB) + 64 KiB of write buffer + one 64 KiB write of the edge's memory, and is reset
+  after the write timeout.
 * Paths are resolved inside the root only: ``..``/``.`` segments (also percent-encoded),
   hidden (dot) files, NUL or backslash → 403; a symlink leading out of the root → 403;
   missing → 404. No directory listings (a directory serves its ``index.html`` or 404).
-* ``Range`` with one ``bytes=`` range → 206 with ``Content-Range``; unsatisfiable, malformed
-  or absurd (more than 18 digits, last < first) → 416 with ``Content-Range: bytes */SIZE``;
-  several ranges → 200 with the whole resource (we never send ``multipart/byteranges``,
-  which RFC 9110 allows); another unit → ignored (200). ``If-Range`` with a different ETag →
-  200 whole. ``If-None-Match`` matching the strong ETag → 304.
+* ``Range`` with one valid ``bytes=`` range → 206 with ``Content-Range``; a valid range that
+  cannot be satisfied (first byte at or past the end, a suffix of 0, more than 18 digits)
+  → 416 with ``Content-Range: bytes */SIZE``; an invalid range (not ``FIRST-[LAST]`` or
+  ``-SUFFIX`` in ASCII digits, trailing garbage, last < first) or another unit → ignored,
+  200 with the whole resource (RFC 9110 §14.2); several ranges → 200 whole (we never send
+  ``multipart/byteranges``). ``If-Range`` with a different ETag → 200 whole.
+  ``If-None-Match`` matching the strong ETag → 304.
 * CORS: ``Access-Control-Allow-Origin: *``, the length/range/ETag headers exposed, OPTIONS
   preflight answered 204.
 * Latency: each response waits (the fixed ``latency_s`` or the trace's own latency at that
@@ -42,8 +51,7 @@ import math
 import mimetypes
 import os
 import re
-import socket
-import struct
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -54,10 +62,13 @@ from urllib.parse import unquote
 from netem.accesslog import AccessLog, cmcd_from_request
 from netem.errors import InputError
 from netem.faults import Decision, Fault, FaultPlan, parse as parse_fault
+from netem.guard import ANSWER_503, BACKLOG, Guard, Limits, reset
 from netem.license_server import LicenseServer, load_policy
 from netem.shaper import Shaper
 
-CHUNK_BYTES = 256 * 1024
+CHUNK_BYTES = 64 * 1024  # bytes read from a resource at a time
+WRITE_BYTES = 64 * 1024  # bytes handed to the transport at a time
+MAX_REQUEST_BODY_BYTES = 128 * 1024
 MAX_RECORDS = 100_000
 CONTENT_METHODS = ("GET", "HEAD", "OPTIONS")
 _TYPES = {
@@ -256,11 +267,14 @@ class Unsatisfiable(Exception):
     pass
 
 
-_RANGE = re.compile(r"\s*(\d*)\s*-\s*(\d*)\s*")
+# ASCII digits only: `\d`, `str.isdigit` and `int()` also take other scripts' digits ("١")
+_RANGE = re.compile(r"[ \t]*([0-9]*)-([0-9]*)[ \t]*")
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """One byte range (start, end exclusive), None for "serve it all", or Unsatisfiable."""
+    """One byte range (start, end exclusive), None for "serve it all" (no Range, another
+    unit, several ranges, an invalid range: RFC 9110 §14.2 lets us ignore those), or
+    Unsatisfiable for a valid range outside the resource."""
     if header is None:
         return None
     unit, eq, spec = header.partition("=")
@@ -270,14 +284,16 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None  # several ranges: we answer 200 with the whole resource
     m = _RANGE.fullmatch(spec)
     if not m or (not m.group(1) and not m.group(2)):
-        raise Unsatisfiable(header)
+        return None  # not a range-spec (bytes=abc, bytes=0-1;, bytes=-): ignore
     first, last = m.group(1), m.group(2)
     if len(first) > 18 or len(last) > 18:
-        raise Unsatisfiable(header)
+        raise Unsatisfiable(header)  # beyond any resource we could hold
     if first:
         a = int(first)
+        if last and int(last) < a:
+            return None  # last < first: an invalid range-spec, ignored
         b = int(last) if last else size - 1
-        if b < a or a >= size:
+        if a >= size:
             raise Unsatisfiable(header)
         return a, min(b, size - 1) + 1
     n = int(last)  # suffix: the last n bytes
@@ -311,14 +327,15 @@ class EdgeServer:
     (trace seconds, None = the trace's own), `time_scale`, `faults` (specs or `Fault`s),
     `seed`, `index` (this edge's number in logs and ``edge=`` faults), `access_log` (a path,
     a stream or an `AccessLog`), `protection` (a `netem.cenc.Protection`, a list of them or a
-    {kid: key} dict; default: the presentation's own), `license_policy`.
+    {kid: key} dict; default: the presentation's own), `license_policy`, `limits` (a
+    `netem.guard.Limits`: connection caps and timeouts; default `Limits()`).
     """
 
     def __init__(self, source, *, trace=None, latency_s: float | None = None, time_scale: float = 1.0,
                  faults=(), seed: int = 0, index: int = 0, host: str = "127.0.0.1", port: int = 0,
                  access_log=None, protection=None, license_policy=None, license_latency_s: float = 0.0,
                  license_failure_p: float = 0.0, mpd: str | None = None, quantum_s: float | None = None,
-                 chunk_bytes: int = CHUNK_BYTES) -> None:
+                 chunk_bytes: int = CHUNK_BYTES, limits: Limits | None = None) -> None:
         self.source = make_source(source, mpd)
         k = float(time_scale)
         if not math.isfinite(k) or k <= 0:
@@ -344,11 +361,12 @@ class EdgeServer:
         else:
             self._log, self._own_log = AccessLog(access_log), True
         self.chunk_bytes = int(chunk_bytes)
+        self.guard = Guard(limits, name=f"edge {index}", refusal=ANSWER_503)
         self.records: deque[dict] = deque(maxlen=MAX_RECORDS)
         self.t0 = 0.0
         self.dead = False
         self._runner = None
-        self._site = None
+        self._server: asyncio.AbstractServer | None = None
         self._loop = None
         self._die_handle = None
         self._transports: set = set()
@@ -358,14 +376,20 @@ class EdgeServer:
         from aiohttp import web
 
         self._loop = asyncio.get_running_loop()
-        app = web.Application(client_max_size=128 * 1024)
+        app = web.Application(client_max_size=MAX_REQUEST_BODY_BYTES)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0, handle_signals=False)
+        # the guard closes idle connections; aiohttp's own keep-alive timer only as a backstop
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0, handle_signals=False,
+                                     logger=_AiohttpLog(self.guard),
+                                     keepalive_timeout=self.guard.limits.idle_timeout_s + 1.0)
         await self._runner.setup()
-        self._site = web.TCPSite(self._runner, self.host, self._port)
-        await self._site.start()
-        addr = self._runner.addresses[0]
-        self.port = int(addr[1])
+        try:
+            self._server = await self._loop.create_server(self.guard.factory(self._runner.server), self.host,
+                                                          self._port, backlog=BACKLOG)
+        except BaseException:
+            await self._runner.cleanup()
+            raise
+        self.port = int(self._server.sockets[0].getsockname()[1])
         self.t0 = self._loop.time()
         if self.shaper is not None:
             self.shaper.start(self.t0)
@@ -373,9 +397,23 @@ class EdgeServer:
             self._die_handle = self._loop.call_at(self.t0 + self.plan.die_at / self.time_scale, self.die)
         return self
 
+    def restart_clock(self) -> bool:
+        """Start the trace again from its beginning now, and the faults' clock with it (``abrlab
+        play`` replays the trace from its session's start, after the manifest). Only between
+        bodies: with a body in flight nothing changes and it returns False."""
+        t0 = self._loop.time()
+        if self.shaper is not None and not self.shaper.restart(t0):
+            return False
+        self.t0 = t0
+        if self._die_handle is not None and not self.dead:
+            self._die_handle.cancel()
+            self._die_handle = self._loop.call_at(self.t0 + self.plan.die_at / self.time_scale, self.die)
+        return True
+
     async def stop(self) -> None:
         if self._die_handle is not None:
             self._die_handle.cancel()
+        self._close_listener()
         self._abort_all()
         if self.shaper is not None:
             self.shaper.close()
@@ -396,10 +434,12 @@ class EdgeServer:
         if self.dead:
             return
         self.dead = True
-        server = getattr(self._site, "_server", None)
-        if server is not None:
-            server.close()
+        self._close_listener()
         self._abort_all()
+
+    def _close_listener(self) -> None:
+        if self._server is not None:
+            self._server.close()
 
     def _abort_all(self) -> None:
         conns = []
@@ -408,6 +448,7 @@ class EdgeServer:
         for tr in list(self._transports) + conns:
             if tr is not None and not tr.is_closing():
                 tr.abort()
+        self.guard.close_all()
 
     # clocks and addresses -----------------------------------------------------------------------
     @property
@@ -445,8 +486,11 @@ class EdgeServer:
             "cmcd": cmcd_from_request(request.query.get("CMCD"), request.headers),
         }
         tr = request.transport
+        conn = self.guard.of(tr)
         if tr is not None:
             self._transports.add(tr)
+        if conn is not None:
+            conn.busy()
         try:
             return await self._respond(request, rec)
         except ConnectionError:  # the client went away, or the edge died: quietly close
@@ -459,6 +503,8 @@ class EdgeServer:
             rec["aborted"] = True
             raise
         finally:
+            if conn is not None:
+                conn.done()
             rec.pop("_resp", None)
             if tr is not None:
                 self._transports.discard(tr)
@@ -606,7 +652,10 @@ class EdgeServer:
         With `prog` (the whole body of a resource still being produced), each piece first
         waits for its release time on `prog.clock` (logged in ``rec["chunks"]``: byte end,
         release time, the clock when it left); the link then carries it at the trace's rate
-        like any body."""
+        like any body. Each write is at most WRITE_BYTES and waits until the guard says the
+        client's write buffer has room (a client that stops reading is reset after the write
+        timeout), so the bytes held for one client stay bounded."""
+        conn = self.guard.of(request.transport)
         flow = self.shaper.open(0 if prog is not None else end - start) if self.shaper is not None else _Gate(self)
         released = end if prog is None else 0  # bytes that may leave now
         sent = 0
@@ -627,10 +676,13 @@ class EdgeServer:
                 view = memoryview(data)
                 off = 0
                 while off < len(view):
-                    limit = len(view) - off
+                    limit = min(len(view) - off, WRITE_BYTES)
                     for mark in (stall_at, reset_at):
                         if sent < mark < sent + limit:
                             limit = mark - sent
+                    room = conn.writable() if conn is not None else None
+                    if room is not None:
+                        await room
                     n = await flow.take(limit)
                     if self.dead:
                         raise ConnectionResetError("edge is dead")
@@ -668,13 +720,31 @@ class EdgeServer:
             if tr.get_write_buffer_size() == 0:
                 break
             await asyncio.sleep(0.001)
-        sock = tr.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            except OSError:
-                pass
-        tr.abort()
+        reset(tr)
+
+
+class _AiohttpLog:
+    """aiohttp's server logger reduced to one rate-limited line per bad request (aiohttp
+    would write a traceback for each): the guard's `RateLimitedLog`."""
+
+    def __init__(self, guard: Guard) -> None:
+        self.guard = guard
+
+    def _line(self, msg, *args, exc_info=None, **_kw) -> None:
+        text = str(msg) % args if args else str(msg)
+        if text.startswith("Error handling request from "):
+            text = "bad request from " + text[len("Error handling request from "):]
+        exc = exc_info if isinstance(exc_info, BaseException) else (sys.exc_info()[1] if exc_info else None)
+        if exc is not None:
+            text = f"{text}: {getattr(exc, 'message', None) or exc}"
+        self.guard.log.line(f"{self.guard.name}: {text}")
+
+    def debug(self, msg, *args, exc_info=None, **kw) -> None:
+        if exc_info:  # aiohttp logs a first request with a bad method at debug level: a bad request too
+            self._line(msg, *args, exc_info=exc_info, **kw)
+
+    info = debug
+    warning = error = exception = critical = _line
 
 
 # -- several edges -------------------------------------------------------------------------------

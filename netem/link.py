@@ -273,13 +273,18 @@ class Link:
     def _trace_latency(self, idx: np.ndarray, start_s: np.ndarray) -> np.ndarray:
         return self._lat_steps.at(idx, start_s)
 
-    def transfer(self, idx: np.ndarray, start_s: np.ndarray, size_bytes: np.ndarray) -> Transfers:
-        """Requests sent at trace time `start_s` on traces `idx`, of `size_bytes` each."""
+    def transfer(self, idx: np.ndarray, start_s: np.ndarray, size_bytes: np.ndarray,
+                 overhead_s: np.ndarray | None = None) -> Transfers:
+        """Requests sent at trace time `start_s` on traces `idx`, of `size_bytes` each.
+        `overhead_s`: each request's own overhead, in place of the link's `overhead_s` (a
+        session replayed with the overheads measured in it, `player.lab.prediction`)."""
         idx = np.asarray(idx, dtype=np.int64)
         start = np.asarray(start_s, dtype=np.float64)
         bits = np.asarray(size_bytes, dtype=np.float64) * 8.0 / self.params.efficiency
         lat = self.latency(idx, start)
-        if self.params.overhead_s:
+        if overhead_s is not None:
+            lat = lat + np.asarray(overhead_s, dtype=np.float64)
+        elif self.params.overhead_s:
             lat = lat + self.params.overhead_s
         first_byte = start + lat if self.params.latency_advances_trace else start
         done = self._cap.advance(idx, first_byte, bits)
@@ -288,6 +293,23 @@ class Link:
             xfer = xfer * self._rng.uniform(*self.params.noise, size=xfer.shape)
         adv = lat + xfer if self.params.latency_advances_trace else xfer
         return Transfers(latency_s=lat, transfer_s=xfer, trace_advance_s=adv)
+
+    def capacity_time(self, idx: np.ndarray, start_s: np.ndarray, bits: np.ndarray) -> np.ndarray:
+        """The trace time at which `bits` more capacity (at full efficiency) has accrued after
+        trace time `start_s` (never before it): the inverse of `delivered_bits`, for drivers
+        that share the capacity among flows (the crowd's processor sharing)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        start = np.asarray(start_s, dtype=np.float64)
+        return np.maximum(self._cap.advance(idx, start, np.asarray(bits, dtype=np.float64)), start)
+
+    def deliver(self, idx: np.ndarray, start_s: np.ndarray, size_bytes: np.ndarray) -> np.ndarray:
+        """Trace time at which `size_bytes` more have crossed the link when they start flowing at
+        trace time `start_s`: no request latency, no noise, the link's efficiency applied. A
+        chunked body (live low latency) is a run of these, each piece leaving once it is
+        produced; idle capacity between pieces is not banked."""
+        start = np.asarray(start_s, dtype=np.float64)
+        bits = np.asarray(size_bytes, dtype=np.float64) * 8.0 / self.params.efficiency
+        return np.where(bits > 0, self.capacity_time(idx, start, bits), start)
 
     def delivered_bits(self, idx: np.ndarray, start_s: np.ndarray, end_s: np.ndarray) -> np.ndarray:
         """Capacity (bits, at full efficiency) between two trace times: for progress checks."""

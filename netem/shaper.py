@@ -283,6 +283,15 @@ class Scheduler:
     def next_time(self) -> float | None:
         return None if self._inflight is None else self._inflight[2]
 
+    def restart(self) -> bool:
+        """Back to link position 0, as at a new start (the caller's clock restarts at 0 too).
+        Only an idle link restarts: with a flow open nothing changes and it returns False."""
+        if self.flows or self._inflight is not None:
+            return False
+        self.pos = 0.0
+        self._idle_since = 0.0
+        return True
+
     def advance(self, now: float) -> list[Flow]:
         """Release every grant completing by `now`, scheduling the next ones."""
         woken: dict[int, Flow] = {}
@@ -387,6 +396,17 @@ class Shaper:
     def t0(self) -> float:
         """Loop time (time.monotonic) at which trace time 0 was."""
         return self._t0
+
+    def restart(self, t0: float | None = None) -> bool:
+        """Replay the trace from its start again, from loop time `t0` (default now). Only
+        between bodies: with a body in flight nothing changes and it returns False."""
+        if self._loop is None:
+            self.start(t0)
+            return True
+        if not self._sched.restart():
+            return False
+        self._t0 = self._loop.time() if t0 is None else t0
+        return True
 
     def now(self) -> float:
         """Wall seconds since start."""

@@ -73,3 +73,27 @@ def test_no_help_text_shows_a_doubled_percent_sign():
         if "%%" in sub.format_help():
             doubled.append(" ".join(path))
     assert not doubled, doubled
+
+
+def test_abr_list_shows_a_user_policy_summary_whole_and_indents_wrapped_lines(tmp_path):
+    """Issue: `abr list` cut a user policy's docstring at its first line and did not indent
+    wrapped lines at 80 columns."""
+    pol = tmp_path / "pol.py"
+    pol.write_text('from abr import Param, Policy\n\n\nclass Long(Policy):\n'
+                   '    """First line of the summary that goes on\n    to a second line here.\n\n'
+                   '    Details nobody needs in a list."""\n\n'
+                   '    PARAMS = (Param("k", 1.0, "s", "a parameter whose documentation is long enough to wrap '
+                   'past eighty columns on any terminal that is not wide"),)\n\n'
+                   '    def _select(self, obs):\n        return obs.last_rung * 0\n')
+    env = {**__import__("os").environ, "COLUMNS": "80"}
+    r = subprocess.run([sys.executable, "-m", "player.cli", "abr", "list", f"{pol}:Long"], capture_output=True,
+                       text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    text = " ".join(line.strip() for line in lines)
+    assert "First line of the summary that goes on to a second line here." in text
+    assert "Details nobody needs" not in text
+    assert all(len(line) <= 80 for line in lines)
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("k = 1.0")) + 1
+    doc = lines[start:lines.index("", start)]
+    assert len(doc) >= 2 and all(line.startswith("      ") for line in doc)   # wrapped, and every line indented

@@ -63,14 +63,15 @@ def test_dashboard_in_tmux_shows_panels_and_quits_with_summary(short_movie, tmp_
 
         first = _wait_for(playing_screen, 30, "the dashboard to show a playing session")
         for panel in ("abrlab play", "network, bitrate and buffer", "representation and decision", "counters",
-                      "license & CMCD"):
+                      "license, CMCD, prediction"):
             assert panel in first, panel
         assert "policy bola" in first and "time scale ×4" in first and "device" in first and "edge http://127.0.0.1:" in first
         m = re.search(r"buffer\s+([0-9.]+) s of ([0-9.]+) s target", first)
         assert m and 0 <= float(m.group(1)) <= float(m.group(2)) + 4.0
         assert re.search(r"now playing\s+rung \d: [0-9.]+ Mbit/s, \d+x\d+", first)
         assert re.search(r"stalls\s+\d+ \(", first) and "QoE (linear)" in first
-        assert "license none (clear content)" in first and "CMCD    off" in first
+        assert "license    none (clear content)" in first and "CMCD       off" in first
+        assert "prediction after the session" in first
         # space pauses the playhead; the header says so
         subprocess.run(["tmux", "send-keys", "-t", session, " "], check=True)
         _wait_for(lambda: "state paused" in screen(), 10, "the paused state")
@@ -139,3 +140,21 @@ def test_model_reads_typed_events():
     assert list(m.throughput) == [(3.0, 2.2e6)] and m.downloaded == [1]
     assert m.last_decision.rung == 1
     assert m.license == {"status": "granted", "system": "clearkey", "max_height": 720}
+
+
+def test_live_snapshots_draw_a_latency_line():
+    """A live session's snapshots carry its latency, target and rate: the header shows them and
+    the lower chart draws the latency line beside the buffer's."""
+    m = DashboardModel(title={"content": "live", "policy": "l2a"})
+    for i in range(40):
+        m.on_snapshot({"session_s": i * 0.5, "buffer_s": 1.0, "buffer_cap_s": 3.5, "played_s": i * 0.5,
+                       "live": True, "live_latency_s": 5.0 - i * 0.04, "target_latency_s": 3.5,
+                       "playback_rate": 1.04})
+    assert len(m.latency) == 40 and m.latency[-1] == (19.5, pytest.approx(3.44), 3.5, 1.04)
+    from rich.console import Console
+
+    console = Console(width=120, height=40, record=True, file=open("/dev/null", "w"))
+    console.print(render(m, 120, 40))
+    text = console.export_text()
+    assert "latency 3.44 s → 3.50" in text and "rate ×1.040" in text
+    assert "latency target" in text and "buffer and latency" in text

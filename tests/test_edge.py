@@ -69,9 +69,14 @@ def test_parse_range():
     assert parse_range("bytes=-1000", 100) == (0, 100)
     assert parse_range("bytes=0-1,5-9", 100) is None  # several: whole resource
     assert parse_range("items=0-1", 100) is None  # unknown unit: ignored
-    for bad in ("bytes=100-", "bytes=5-1", "bytes=-0", "bytes=abc", "bytes=-", "bytes=1" + "0" * 30 + "-"):
+    # valid range-specs that no byte of a 100-byte resource satisfies: 416
+    for bad in ("bytes=100-", "bytes=-0", "bytes=1" + "0" * 30 + "-", "bytes=100-200"):
         with pytest.raises(Unsatisfiable):
             parse_range(bad, 100)
+    # not a range-spec (RFC 9110 §14.1.1 grammar: ASCII digits, nothing after; last >= first): ignored, 200 whole
+    for invalid in ("bytes=abc", "bytes=0-1;", "bytes=-", "bytes=5-1", "bytes=\u0661-\u0662", "bytes=0-\u0669",
+                    "bytes=\uff10-\uff19", "bytes=0x1-2", "bytes=+1-2", "bytes=1-2-3", "bytes=1 - 2", "bytes=="):
+        assert parse_range(invalid, 100) is None, invalid
 
 
 # -- HTTP semantics ----------------------------------------------------------------------------
@@ -299,3 +304,76 @@ def test_serve_bad_input_is_one_line_exit_2(root, capsys):
     p = subprocess.run(ABRLAB + ["serve", str(root), "--fault", "5xx:p=2"], cwd=REPO, capture_output=True,
                        text=True, timeout=30)
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "'p'" in p.stderr
+
+
+def test_serve_refuses_a_directory_without_an_mpd(tmp_path):
+    (tmp_path / "v0").mkdir()
+    (tmp_path / "v0" / "1.m4s").write_bytes(b"x")
+    for extra in ([], ["--mpd", "v0/none.mpd"], ["--mpd", "../escape.mpd"]):
+        p = subprocess.run(ABRLAB + ["serve", str(tmp_path)] + extra, cwd=REPO, capture_output=True, text=True,
+                           timeout=30)  # before: it served (no exit), and printed http://…/ as the MPD URL
+        assert p.returncode == 2 and p.stdout == "", (extra, p.stdout)
+        assert len(p.stderr.strip().splitlines()) == 1 and str(tmp_path) in p.stderr, (extra, p.stderr)
+
+
+def _stderr_line(proc) -> str:
+    class Err:  # first_line reads .stdout
+        stdout = proc.stderr
+        kill = proc.kill
+
+    return first_line(Err)
+
+
+def test_serve_rate_takes_the_suffixes_of_the_other_rate_options(root):
+    proc = subprocess.Popen(ABRLAB + ["serve", str(root), "--rate", "20M"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert first_line(proc).endswith("/manifest.mpd")
+        assert "shaped by constant-2e+07bps" in _stderr_line(proc)
+    finally:
+        proc.kill()
+        proc.wait(timeout=15)
+
+
+def test_serve_limit_options_are_checked(root, capsys):
+    from player.cli.main import main
+
+    for opt, bad in (("--idle-timeout", "0"), ("--header-timeout", "nan"), ("--write-timeout", "-1"),
+                     ("--max-connections", "0"), ("--max-per-client", "0")):
+        assert main(["serve", str(root), opt, bad]) == 2, opt
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and opt in err, (opt, err)
+
+
+def test_bad_requests_log_one_short_line_each_not_a_traceback(root):
+    # malformed requests of ~33 bytes; before: a 491-byte traceback on stderr for each
+    bad = [b"GET / HTTP/1.1\r\nBad Header\r\n\r\n", b"\x00\x01\x02 / HTTP/1.1\r\nHost: x\r\n\r\n",
+           b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\xd9\xa1\r\n\r\n"]
+    n = 60
+    proc = subprocess.Popen(ABRLAB + ["serve", str(root)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        url = first_line(proc)
+        port = int(url.split(":")[2].split("/")[0])
+
+        async def send_all():
+            answers = []
+            for i in range(n):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(bad[i % len(bad)])
+                answers.append(await reader.read())
+                writer.close()
+            return answers
+
+        answers = run(send_all())
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert all(a.split(b" ", 2)[1] == b"400" for a in answers)
+    lines = err.splitlines()
+    assert "Traceback" not in err
+    bad_lines = [line for line in lines if "bad request from 127.0.0.1" in line]
+    assert 1 <= len(bad_lines) <= n and len(lines) <= n + 2  # two start-up lines
+    assert all(len(line) <= 200 for line in lines), max(lines, key=len)

@@ -236,13 +236,17 @@ def test_cli_plain_progress(http_server):
     assert out.stdout.count("segment ") >= c.n_segments and "QoE (linear)" in out.stdout
 
 
-def test_cli_live_mpd_is_unsupported(http_server):
+def test_cli_live_mpd_whose_segments_never_exist_is_one_line(http_server):
+    """A live MPD is played live; when its segments are not where it says (a VoD directory
+    relabelled dynamic: 404 for segments long available), every rung is tried, then one line."""
     base, _, _ = http_server
     out = subprocess.run(ABRLAB + ["play", f"{base}/number/live.mpd", "--headless", "--json"],
                          capture_output=True, text=True, timeout=60, cwd=REPO)
-    assert out.returncode == 2
+    assert out.returncode == 1, out.stderr
     err = out.stderr.strip().splitlines()
-    assert len(err) == 1 and "unsupported: live" in err[0] and "Traceback" not in out.stderr
+    assert len(err) == 1 and "missing (HTTP 404) at every representation" in err[0] and "Traceback" not in out.stderr
+    kinds = [json.loads(line).get("event") for line in out.stdout.splitlines()]
+    assert "clock_sync" in kinds and "live_join" in kinds and kinds.count("missing") >= 4
 
 
 def test_cli_errors_are_one_line(http_server):

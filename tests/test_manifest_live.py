@@ -13,6 +13,7 @@ import pytest
 from player.cli.main import main
 from player.dash.availability import available_segment_numbers
 from player.dash.errors import UnsupportedManifest
+from player.dash.live import build_live
 from player.dash.loading import parse_manifest
 from player.dash.playback import select
 from player.dash.segments import LiveSegmentTemplate, parse_media_template
@@ -289,12 +290,29 @@ def test_malformed_live_representation_is_refused_as_in_a_static_one():
         parse_manifest(live_mpd(f'<Period start="PT0S">{video(tpl)}</Period>'), REMOTE)
 
 
-def test_select_refuses_live_playback_in_one_line():
-    pres = parse_manifest(live_mpd(f'<Period start="PT0S">{video()}</Period>'), REMOTE)
+def test_select_takes_the_live_edges_period_and_the_plan_knows_every_period():
+    """A live MPD plays from its last Period (the live edge's); the plan keeps the earlier
+    ones of the window, segment numbers going on from each Period's start."""
+    later = video(TEMPLATE.replace('startNumber="5"', 'startNumber="15"'))
+    body = f'<Period id="a" start="PT0S">{video()}</Period><Period id="b" start="PT20S">{later}</Period>'
+    pres = parse_manifest(live_mpd(body), REMOTE)
+    sel = select(pres)
+    assert [c.period.id for c in sel.periods] == ["b"]
+    plan = build_live(sel)
+    track = plan.video[0]
+    assert [p for p, _, _ in track.periods] == [0.0, 20.0]
+    assert track.number(3) == 5 + 3 and track.number(10) == 15     # segment 10 starts Period b at 20 s
+    assert plan.facts.segment_duration_s == 2.0 and plan.facts.chunk_s is None
+
+
+def test_a_live_segment_timeline_is_refused_in_one_line():
+    tl = ('<SegmentTemplate timescale="1" media="v/$Time$.m4s"><SegmentTimeline><S t="0" d="2" r="3"/>'
+          '</SegmentTimeline></SegmentTemplate>')
+    pres = parse_manifest(live_mpd(f'<Period start="PT0S">{video(tl)}</Period>'), REMOTE)
     with pytest.raises(UnsupportedManifest) as exc:
-        select(pres)
+        build_live(select(pres))
     msg = str(exc.value)
-    assert msg.startswith("unsupported: live playback: ") and "\n" not in msg
+    assert msg.startswith("unsupported: live representation ") and "SegmentTimeline" in msg and "\n" not in msg
 
 
 # ---------------------------------------------------------------------------------------

@@ -11,13 +11,17 @@ import abr
 from netem.content import synthetic
 from netem.link import Link
 from netem.trace import Trace
-from player.core import qoe
+from player.core import catchup, qoe
+from player.core.live import LiveSettings, simulated_rows
 from player.core.presets import PRESETS
 from player.core.session import SegmentPlan, SessionCore, drive_with_link
 from player.core.simulator import SessionSpec, simulate
 
 POLICIES = ["bola", "bba", "throughput", "rb", "robustmpc", "mpc", "dynamic", "festive", "bolae", "random", "fixed",
             "dashjs", "sabre-bola", "sabre-bolae", "sabre-throughput", "sabre-dynamic", "sabre-dynamicdash"]
+LIVE_POLICIES = ["dynamic", "bola", "throughput", "dashjs", "l2a", "lolp", "robustmpc", "bba"]
+VOD_PRESETS = sorted(name for name, p in PRESETS.items() if p.live is None)
+LIVE_PRESETS = sorted(name for name, p in PRESETS.items() if p.live is not None)
 
 
 @st.composite
@@ -44,7 +48,7 @@ def contents(draw):
 def preset_variants(draw):
     """A named preset, as it is or with its init-segment, top-rung buffer and fast-switching
     options redrawn."""
-    p = PRESETS[draw(st.sampled_from(sorted(PRESETS)))]
+    p = PRESETS[draw(st.sampled_from(VOD_PRESETS))]
     if draw(st.booleans()):
         return p.name
     top = draw(st.one_of(st.none(), st.floats(5.0, 40.0)))
@@ -101,7 +105,7 @@ def test_fast_switching_agrees_on_both_clocks_and_in_batches(trs, policy, init_b
         assert_core_agrees(tr, content, policy, p, res)
 
 
-@given(traces(), contents(), st.sampled_from(POLICIES), st.sampled_from(sorted(PRESETS)))
+@given(traces(), contents(), st.sampled_from(POLICIES), st.sampled_from(VOD_PRESETS))
 def test_simulated_session_invariants(tr, content, policy, preset):
     r = simulate([SessionSpec(tr, content, policy, preset=preset)])[0]
     p = PRESETS[preset]
@@ -117,6 +121,50 @@ def test_simulated_session_invariants(tr, content, policy, preset):
     played = np.arange(r.chosen.size)   # every segment, or all but the last (pensieve)
     assert r.chosen.size == content.n_segments - (0 if p.last_segment_played else 1)
     assert s["bytes"] == int(content.segment_sizes_bytes[played, r.chosen].sum())
+
+
+@st.composite
+def live_presets(draw):
+    """A live preset with its origin and player settings redrawn: whole segments or chunks,
+    a ServiceDescription target or not, every catch-up law, a short duration, any join."""
+    p = PRESETS[draw(st.sampled_from(LIVE_PRESETS))]
+    law = draw(st.sampled_from(catchup.names()))
+    chunk = draw(st.one_of(st.none(), st.sampled_from([0.2, 0.5, 0.7, 1.0])))
+    settings = LiveSettings(duration_s=draw(st.floats(5.0, 60.0)), catchup=law, chunk_s=chunk,
+                            target_latency_s=draw(st.one_of(st.none(), st.floats(1.0, 8.0))),
+                            time_shift_depth_s=draw(st.sampled_from([6.0, 20.0, 60.0])),
+                            join_phase=draw(st.floats(0.0, 0.99)),
+                            delay_s=draw(st.one_of(st.none(), st.floats(1.0, 12.0))))
+    return replace(p, live=settings, buffer_cap_s=draw(st.sampled_from([2.0, 10.0, 30.0])),
+                   whole_segment_fits=draw(st.booleans()))
+
+
+@given(st.lists(traces(), min_size=1, max_size=3), contents(), st.sampled_from(LIVE_POLICIES), live_presets())
+def test_live_batch_simulator_equals_session_core(trs, content, policy, preset):
+    """Differential, live: the simulator's live lockstep (n rows) and the session core driven
+    by the link one request at a time agree session by session, for every catch-up law,
+    whole segments and chunks, seeks and the end by duration; and the live invariants hold."""
+    results = simulate([SessionSpec(t, content, policy, preset=preset) for t in trs])
+    plan = SegmentPlan.from_content(content)
+    for tr, res in zip(trs, results):
+        core = SessionCore(plan, preset.policy(policy), preset,
+                           live=simulated_rows(plan.durations_s, plan.sizes_bytes, preset.live, 1))
+        drive_with_link(core, Link([tr], preset.link))
+        assert core.chosen == res.chosen.tolist()
+        assert np.allclose(core.rebuffer_per_segment, res.rebuffer_s, atol=1e-7)
+        assert core.stall_count == res.rebuffer_count
+        assert core.now == pytest.approx(res.session_s, abs=1e-7)
+        assert np.allclose(core.live_latency, res.live_latency_s, atol=1e-7)
+        assert np.allclose(core.rates, res.playback_rate, atol=1e-9)
+        # a live session ends by its duration, and never buffers what is not produced yet
+        assert res.session_s == pytest.approx(preset.live.duration_s, abs=1e-6)
+        assert np.all(res.buffer_s >= -1e-9)
+        assert np.all(res.buffer_s <= res.live_latency_s + 1e-6), "buffered media beyond the live edge"
+        assert np.all(np.diff(res.request_s) >= -1e-12)
+        s = res.summary("twitch")
+        if res.chosen.size:   # stalls count with the segments that arrived (none: nothing to score)
+            assert s["rebuffer_s"] == pytest.approx(core.state.stall_s[0], abs=1e-6)
+        assert s["latency_max_s"] >= s["latency_mean_s"] - 1e-9 or np.isnan(s["latency_mean_s"])
 
 
 @given(st.integers(1, 8), st.integers(2, 40), st.sampled_from(qoe.MODELS), st.integers(0, 10 ** 6))

@@ -113,14 +113,6 @@ def test_proxy_outage_and_die(origin):
     assert isinstance(err, aiohttp.ClientError)
 
 
-def test_proxy_unreachable_upstream_closes_the_client():
-    async def main():
-        async with ShapingProxy(("127.0.0.1", 9), trace=None) as px:  # discard port: refused
-            with pytest.raises(aiohttp.ClientError):
-                await timed_get(f"http://127.0.0.1:{px.address[1]}/")
-            return True
-
-    assert run(main())
 
 
 def test_proxy_command_prints_address_and_exits_on_sigterm(origin):
@@ -149,3 +141,32 @@ def test_proxy_command_bad_input(capsys):
         assert main(["proxy"] + args) == 2, args
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, (args, err)
+
+
+def test_proxy_help_offers_only_what_the_proxy_does(capsys):
+    from player.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(["proxy", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "repeat to give each edge" not in out and "one file" in out  # one link, one trace
+    assert "outage:from=T" in out and "die:at=T" in out
+    for http_fault in ("5xx:p=", "404:path=", "stall:after=", "reset:after=", "slow-first-byte:delay=", "license:p="):
+        assert http_fault not in out, http_fault
+    assert "--seed" not in out  # the proxy's faults draw no probabilities
+    for args in (["--trace", "a.json", "--trace", "b.json"], ["--fault", "stall:after=1,for=1"]):
+        assert main(["proxy", "--upstream", "127.0.0.1:1"] + args) == 2, args
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, (args, err)
+
+
+def test_proxy_rate_takes_suffixes(origin):
+    proc = subprocess.Popen([sys.executable, "-m", "player.cli", "proxy", "--upstream", f"127.0.0.1:{origin}",
+                             "--rate", "80M"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        addr = first_line(proc)
+        status, n, _ = run(timed_get(f"http://{addr}/small.txt"))
+        assert (status, n) == (200, 5)
+    finally:
+        proc.kill()
+        proc.wait(timeout=15)

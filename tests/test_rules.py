@@ -135,3 +135,19 @@ def test_a_pure_abandonment_rule_offered_in_bulk_equals_one_offer_at_a_time(monk
             assert a.chosen.tolist() == b.chosen.tolist()
             assert a.rebuffer_s.tolist() == b.rebuffer_s.tolist()
             assert (a.wasted_bytes, a.abandons, a.session_s) == (b.wasted_bytes, b.abandons, b.session_s)
+
+
+def test_a_session_quit_early_is_summarised_over_what_was_played():
+    """Issue: a session ended with q reported a time-average bitrate above the top rung
+    (every downloaded segment counted over the short time played)."""
+    c = synthetic(bitrates_bps=(1e6, 4e6), duration_s=120, segment_duration_s=4, seed=5)
+    core = SessionCore(SegmentPlan.from_content(c), abr.get("highest"), get_preset("default"))
+    # fetch 7 segments quickly (0.1 s each): 28 s of media buffered (the cap is 30 s), 0.6 s played
+    for _ in range(7):
+        action = core.next_action(core.now)
+        core.download_done(core.now + 0.1, int(action.expected_bytes), 0.0, 0.1)
+    s = core.summary()
+    assert s["complete"] is False and s["segments"] == 7
+    assert s["played_s"] == pytest.approx(0.6)             # playback started with segment 1 at 0.1 s
+    # the media played is all rung 1 (4 Mbit/s): never above the top rung
+    assert s["time_avg_bitrate_bps"] == pytest.approx(4e6)

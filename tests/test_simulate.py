@@ -28,28 +28,34 @@ class Recorder(abr.Policy):
         return np.zeros(obs.n, dtype=int)
 
 
+# the default preset's per-request overhead (6 ms of the client's and server's own work) comes
+# before every first byte, like a latency
+O = 0.006
+
+
 def test_constant_link_by_hand():
-    # 500 kbit/s × 4 s = 250,000 bytes = 2 Mbit; at 1 Mbit/s each takes 2 s.
+    # 500 kbit/s × 4 s = 250,000 bytes = 2 Mbit; at 1 Mbit/s each takes 2 s, plus 6 ms of overhead.
     r = simulate([SessionSpec(constant(1e6, 100.0), flat_content(), "lowest", preset="default")])[0]
-    assert r.download_s == pytest.approx([2.0, 2.0, 2.0])
-    assert r.startup_s == pytest.approx(2.0)
-    assert r.buffer_s == pytest.approx([4.0, 6.0, 8.0])    # 4; 4-2+4; 6-2+4
+    assert r.download_s == pytest.approx([2.0 + O] * 3)
+    assert r.latency_s == pytest.approx([O] * 3)
+    assert r.startup_s == pytest.approx(2.0 + O)
+    assert r.buffer_s == pytest.approx([4.0, 6.0 - O, 8.0 - 2 * O])    # 4; 4-(2+O)+4; ...
     assert r.rebuffer_s.sum() == 0
-    assert r.session_s == pytest.approx(14.0)               # last arrival at 6 s + 8 s played out
+    assert r.session_s == pytest.approx(3 * (2.0 + O) + 8.0 - 2 * O)   # last arrival + the buffer played out
     s = r.summary()
     assert s["time_avg_bitrate_bps"] == pytest.approx(500e3)  # 12 s of media over 12 s of playback
     assert s["qoe"]["total"] == pytest.approx(3 * 0.5)
 
 
 def test_stall_is_counted_and_timed():
-    # rung 2 (2 Mbit/s × 4 s = 8 Mbit) at 1 Mbit/s takes 8 s; buffer 4 s -> 4 s stall each time
+    # rung 2 (2 Mbit/s × 4 s = 8 Mbit) at 1 Mbit/s takes 8 s + 6 ms; buffer 4 s -> 4.006 s stall each time
     r = simulate([SessionSpec(constant(1e6, 100.0), flat_content(), "highest")])[0]
-    assert r.rebuffer_s == pytest.approx([0.0, 4.0, 4.0])
+    assert r.rebuffer_s == pytest.approx([0.0, 4.0 + O, 4.0 + O])
     assert r.rebuffer_count == 2
     s = r.summary()
-    # linear QoE: 3 × 2 Mbit/s − 4.3 × 8 s − 0 switches
-    assert s["qoe"]["total"] == pytest.approx(6.0 - 4.3 * 8.0)
-    assert s["qoe"]["components"]["rebuffer_penalty"] == pytest.approx(4.3 * 8.0)
+    # linear QoE: 3 × 2 Mbit/s − 4.3 × 8.012 s − 0 switches
+    assert s["qoe"]["total"] == pytest.approx(6.0 - 4.3 * (8.0 + 2 * O))
+    assert s["qoe"]["components"]["rebuffer_penalty"] == pytest.approx(4.3 * (8.0 + 2 * O))
 
 
 def test_sabre_preset_semantics():

@@ -8,6 +8,7 @@ it into a rich layout sized to the terminal, so a resize re-lays the panels.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import os
 import sys
@@ -27,7 +28,7 @@ from player.core.events import (Abandon, Decision, Download, End, Event, Failove
                                 LicenseGranted, LicenseRequest, Retry, StallEnd, StallStart, Startup, Summary)
 
 SERIES_STYLE = {"capacity": "grey50", "throughput": "cyan", "bitrate": "green", "buffer": "yellow",
-                "target": "red"}
+                "target": "red", "latency": "magenta", "latency target": "blue"}
 
 
 @dataclass
@@ -37,6 +38,7 @@ class DashboardModel:
     title: dict[str, Any] = field(default_factory=dict)       # content, policy, device, edge, time scale
     capacity_at: Callable[[np.ndarray], np.ndarray] | None = None   # trace capacity (bit/s) at session times
     samples: deque = field(default_factory=lambda: deque(maxlen=4000))   # (t, buffer, target)
+    latency: deque = field(default_factory=lambda: deque(maxlen=4000))   # live: (t, latency, its target, rate)
     throughput: deque = field(default_factory=lambda: deque(maxlen=2000))  # (t, bit/s)
     bitrate: deque = field(default_factory=lambda: deque(maxlen=2000))     # (t, bit/s)
     snapshot: dict = field(default_factory=dict)
@@ -51,6 +53,7 @@ class DashboardModel:
     summary: dict | None = None
     _last_rung: int | None = None
     downloaded: list = field(default_factory=list)   # rung of every segment that arrived
+    prediction: dict | None = None   # the summary's `prediction` (`player.lab.prediction`), once the session is over
 
     def on_event(self, ev: Event) -> None:
         """Take in one event of the session (a typed `player.core.events.Event`)."""
@@ -97,10 +100,22 @@ class DashboardModel:
                 self.summary = ev.summary
                 self.state = "ended"
 
+    def frozen(self) -> "DashboardModel":
+        """A copy to draw from another thread while this model keeps taking events."""
+        return dataclasses.replace(
+            self, title=dict(self.title), samples=deque(self.samples, maxlen=self.samples.maxlen),
+            throughput=deque(self.throughput, maxlen=self.throughput.maxlen),
+            bitrate=deque(self.bitrate, maxlen=self.bitrate.maxlen), snapshot=dict(self.snapshot),
+            counters=dict(self.counters), license=None if self.license is None else dict(self.license),
+            downloaded=list(self.downloaded))
+
     def on_snapshot(self, snap: dict) -> None:
         self.snapshot = snap
         if "buffer_s" in snap and snap.get("session_s") is not None:
             self.samples.append((float(snap["session_s"]), float(snap["buffer_s"]), float(snap.get("buffer_cap_s") or 0)))
+            if snap.get("live_latency_s") is not None:
+                self.latency.append((float(snap["session_s"]), float(snap["live_latency_s"]),
+                                     float(snap.get("target_latency_s") or 0.0), float(snap.get("playback_rate", 1.0))))
             self.counters["stall_s"] = float(snap.get("stall_s", 0.0))
             self.counters["stalls"] = max(self.counters["stalls"], int(snap.get("stalls", 0)))
             if snap.get("stalled"):
@@ -200,11 +215,16 @@ def render(model: DashboardModel, width: int, height: int) -> Layout:
     head.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
     dur = title.get("duration_s")
     played = float(s.get("played_s", 0.0))
+    if s.get("live"):
+        where = Text.assemble(("   latency ", "dim"), f"{s.get('live_latency_s') or 0.0:.2f} s",
+                              (" → ", "dim"), f"{s.get('target_latency_s') or 0.0:.2f}", ("  rate ", "dim"),
+                              f"×{s.get('playback_rate', 1.0):.3f}")
+    else:
+        where = Text.assemble(("   playhead ", "dim"), f"{_hms(max(played, 0.0))} / {_hms(dur)}")
     head.add_row(
         Text.assemble(("content ", "dim"), str(title.get("content", "?")), ("   policy ", "dim"),
                       short_policy(str(title.get("policy", "?")))),
-        Text.assemble(("state ", "dim"), (st, state_style.get(st, "bold")), ("   playhead ", "dim"),
-                      f"{_hms(max(played, 0.0))} / {_hms(dur)}"))
+        Text.assemble(("state ", "dim"), (st, state_style.get(st, "bold")), where))
     head.add_row(
         Text.assemble(("device ", "dim"), str(title.get("device", "none")), ("   edge ", "dim"),
                       str(title.get("edge", "?")) + (f" (#{s['edge']})" if s.get("edge") else "")),
@@ -218,7 +238,8 @@ def render(model: DashboardModel, width: int, height: int) -> Layout:
     rate_h = max(2, chart_h * 3 // 5)
     buf_h = max(2, chart_h - rate_h - 1)
     t_end = max([model.samples[-1][0] if model.samples else 0.0] + [p[0] for p in list(model.bitrate)[-1:]] + [10.0])
-    t_start = 0.0
+    # a long (live) session: the window the kept samples span
+    t_start = model.samples[0][0] if len(model.samples) == model.samples.maxlen else 0.0
     series: dict[str, list] = {}
     if model.capacity_at is not None:
         ts = np.linspace(t_start, t_end, chart_w * 2)
@@ -231,14 +252,20 @@ def render(model: DashboardModel, width: int, height: int) -> Layout:
     rate = braille_chart(series, chart_w, rate_h, (t_start, t_end), ymax * 1.05, SERIES_STYLE)
     buf_pts = [(t, b) for t, b, _ in model.samples]
     target = [(t, c) for t, _, c in model.samples]
-    bmax = max([1.0] + [b for _, b in buf_pts] + [c for _, c in target]) * 1.05
-    buf = braille_chart({"target": target, "buffer": buf_pts}, chart_w, buf_h, (t_start, t_end), bmax, SERIES_STYLE)
+    lower = {"target": target, "buffer": buf_pts}
+    if model.latency:   # live: the latency and its target on the buffer's axis (seconds both)
+        lower = {"latency target": [(t, g) for t, _, g, _ in model.latency], **lower,
+                 "latency": [(t, lat) for t, lat, _, _ in model.latency]}
+    bmax = max([1.0] + [y for pts in lower.values() for _, y in pts]) * 1.05
+    buf = braille_chart(lower, chart_w, buf_h, (t_start, t_end), bmax, SERIES_STYLE)
     legend = Text.assemble(("capacity ", SERIES_STYLE["capacity"]), ("throughput ", SERIES_STYLE["throughput"]),
                            ("bitrate", SERIES_STYLE["bitrate"]), (f"   0–{ymax * 1.05 / 1e6:.1f} Mbit/s", "dim"))
-    legend2 = Text.assemble(("buffer ", SERIES_STYLE["buffer"]), ("target", SERIES_STYLE["target"]),
-                            (f"   0–{bmax:.0f} s   ·   time 0–{t_end:.0f} s", "dim"))
-    layout["chart"].update(Panel(Group(legend, rate, legend2, buf), title="network, bitrate and buffer",
-                                 border_style="cyan"))
+    live = (("   latency ", SERIES_STYLE["latency"]), ("latency target", SERIES_STYLE["latency target"])) \
+        if model.latency else ()
+    legend2 = Text.assemble(("buffer ", SERIES_STYLE["buffer"]), ("target", SERIES_STYLE["target"]), *live,
+                            (f"   0–{bmax:.0f} s   ·   time {t_start:.0f}–{t_end:.0f} s", "dim"))
+    title_chart = "network, bitrate, buffer and latency" if model.latency else "network, bitrate and buffer"
+    layout["chart"].update(Panel(Group(legend, rate, legend2, buf), title=title_chart, border_style="cyan"))
 
     # the current representation and the last decision
     d = model.last_decision
@@ -289,8 +316,22 @@ def render(model: DashboardModel, width: int, height: int) -> Layout:
     if L.get("max_height"):
         lic.add_row("policy cap", f"{L['max_height']}p")
     lic.add_row("CMCD", str(title.get("cmcd") or "off"))
-    layout["license"].update(Panel(lic, title="license & CMCD", border_style="yellow"))
+    for i, line in enumerate(prediction_lines(model.prediction)):
+        lic.add_row("prediction" if i == 0 else "", line)
+    layout["license"].update(Panel(lic, title="license, CMCD, prediction", border_style="yellow"))
     return layout
+
+
+def prediction_lines(record: dict | None) -> list[str]:
+    """The simulator's prediction of the session in two short lines (`player.lab.prediction`):
+    once the session is over, the share of segments at the same rung and the QoE difference."""
+    if record is None:
+        return ["after the session"]
+    if not record.get("available"):
+        return ["none (see the summary)"]
+    rel = record.get("qoe_rel_diff")
+    return [f"{100 * record['same_rung']:.0f}% same rung",
+            "QoE " + ("—" if rel is None else f"{100 * rel:+.1f}%") + (", goal met" if record.get("meets_goal") else "")]
 
 
 def _steps(points: list[tuple[float, float]], t_end: float) -> list[tuple[float, float]]:

@@ -5,8 +5,9 @@ arrays, so the simulator's lockstep batch and the sans-IO session core run the s
 The rules, stated once:
 - playback starts when the buffer first reaches the startup threshold (or immediately,
   when the preset counts the startup wait as a stall, as Pensieve does);
-- while playing, elapsed time drains the buffer; time beyond an empty buffer is a stall,
-  and a stall ends only when a download completes;
+- while playing, elapsed time drains the buffer (at the playback rate, which live catch-up
+  may move off 1); time beyond an empty buffer is a stall, and a stall ends only when media
+  arrives (a download completes, or a low-latency chunk of one);
 - before a request, the session waits until the next segment fits under the cap.
 """
 from __future__ import annotations
@@ -39,13 +40,23 @@ class BufferState:
             played_s=np.zeros(n), startup_s=np.where(playing, 0.0, np.nan), clock_s=np.zeros(n),
         )
 
-    def elapse(self, dt: np.ndarray, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
-        """Let `dt` seconds pass for the given rows; returns the stall time it caused."""
+    def elapse(self, dt: np.ndarray, rows: np.ndarray | slice = slice(None),
+               rate: np.ndarray | None = None) -> np.ndarray:
+        """Let `dt` seconds pass for the given rows; returns the stall time it caused.
+
+        `rate` (live catch-up): the playback rate per row, media seconds played per second;
+        the buffer then empties after buffer / rate seconds. None: normal speed."""
         dt = np.asarray(dt, dtype=np.float64)
         buf = self.buffer_s[rows]
         moving = self.playing[rows] & ~self.paused[rows]
-        drained = np.where(moving, np.minimum(buf, dt), 0.0)
-        stall = np.where(moving, dt - drained, 0.0)
+        if rate is None:
+            drained = np.where(moving, np.minimum(buf, dt), 0.0)
+            stall = np.where(moving, dt - drained, 0.0)
+        else:   # the buffer runs out only when it is short of the media played (no rounding stalls)
+            need = dt * rate
+            empty = moving & (buf < need - 1e-12)
+            drained = np.where(moving, np.where(empty, buf, need), 0.0)
+            stall = np.where(empty, np.maximum(dt - buf / rate, 0.0), 0.0)
         new_stall = (stall > 0) & ~self.stalled[rows]
         self.buffer_s[rows] = buf - drained
         self.played_s[rows] += drained

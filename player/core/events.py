@@ -1,7 +1,8 @@
 """Typed events: what a streaming session tells its listeners, one small dataclass per kind.
 
 The session core emits the events of the session rules (decision, wait, download, stall,
-startup, abandon, failure, mask, pause, resume, end); the HTTP driver adds those of the
+startup, abandon, failure, mask, pause, resume, end; for live sessions also the join, the
+arrival of low-latency chunks, playback-rate changes and seeks); the HTTP driver adds those of the
 I/O around them (manifest, request, retry, failover, licences, decryption, notes, errors,
 the summary). Both are defined here, beside the core that emits half of them, so a
 listener, the JSON lines (`as_dict`) and the dashboard read the same fields by the same
@@ -76,6 +77,19 @@ def field_names(kind: str) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(KINDS[kind]) if f.name not in ("t_s", "extra", "session_t_s"))
 
 
+def from_dict(line: dict[str, Any]) -> Event:
+    """The event a JSON line (`Event.as_dict`) came from: its kind's fields by name, any other
+    key into ``extra`` (for kinds that have one). KeyError for an unknown kind, TypeError for
+    a line that lacks a field."""
+    cls = KINDS[line["event"]]
+    names = {f.name for f in dataclasses.fields(cls)}
+    known = {k: v for k, v in line.items() if k in names and k != "extra"}
+    rest = {k: v for k, v in line.items() if k not in names and k != "event"}
+    if "extra" in names:
+        known["extra"] = rest
+    return cls(**known)
+
+
 # -- emitted by the session core -----------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -119,6 +133,62 @@ class Download(Event):
     buffer_s: float
     stall_s: float
     refetch: bool = False
+    live_latency_s: float | None = None      # live: wall clock − playhead when it arrived
+    playback_rate: float | None = None       # live: the playback rate then
+
+
+@dataclass(frozen=True)
+class LiveJoin(Event):
+    """A live session joined: its live delay (the latency target) and where it came from
+    (dash.js's order of precedence), the live edge and playhead start (presentation seconds
+    since availabilityStartTime), the first segment (index since then), the catch-up law."""
+
+    kind: ClassVar[str] = "live_join"
+    delay_s: float
+    delay_source: str
+    edge0_s: float
+    start_s: float
+    first_segment: int
+    segment_duration_s: float
+    low_latency: bool
+    catchup: str
+    duration_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Chunk(Event):
+    """A low-latency chunk of `segment` arrived: `bytes`, `media_s` of it playable."""
+
+    kind: ClassVar[str] = "chunk"
+    segment: int
+    index: int
+    bytes: int
+    media_s: float
+    buffer_s: float
+
+
+@dataclass(frozen=True)
+class Rate(Event):
+    """The catch-up law changed the playback rate (at that latency and target)."""
+
+    kind: ClassVar[str] = "rate"
+    playback_rate: float
+    live_latency_s: float
+    target_latency_s: float
+
+
+@dataclass(frozen=True)
+class Seek(Event):
+    """The playhead jumped forward by `skipped_s` towards the live edge: the catch-up law
+    asked ("catch-up", dash.js maxDrift) or the next segment had left the time-shift buffer
+    ("gone", HTTP 410); the next request is for segment index `next_segment`."""
+
+    kind: ClassVar[str] = "seek"
+    skipped_s: float
+    live_latency_s: float
+    reason: str
+    next_segment: int
 
 
 @dataclass(frozen=True)
@@ -208,6 +278,18 @@ class Manifest(Event):
     periods: int = 1
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ClockSync(Event):
+    """The player learned the origin's clock for a live session: origin − local = `offset_s`,
+    by `method` (a UTCTiming scheme, "date-header" or "none"), `rtt_s` the round trip."""
+
+    kind: ClassVar[str] = "clock_sync"
+    offset_s: float
+    method: str
+    rtt_s: float | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

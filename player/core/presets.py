@@ -1,7 +1,9 @@
 """Session semantics presets: how a session requests, buffers, stalls and is scored.
 
 `default` is abrlab's own; `sabre` and `pensieve` reproduce those simulators' session
-semantics (not their bugs) so results line up with published work. README states each.
+semantics (not their bugs) so results line up with published work. The live family
+(`live`, `live-ll`, `dashjs-live`) plays the content as a live stream (`SessionPreset.live`,
+`player.core.live`). README states each.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import numpy as np
 import abr
 from netem.errors import InputError
 from netem.link import LinkParams, preset as link_preset
+from player.core.live import LiveSettings
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,9 @@ class SessionPreset:
     fast_switch_margin_s: float = 0.0
     stall_gap_s: float = 0.0
     abandon_lock_s: float = 10.0        # no fast switching this long after an abandonment (dash.js ABANDON_LOAD)
+    # a live session (`player.core.live`): the content looped on the wall clock, the player's
+    # live delay, catch-up law and session length, and the origin the simulator plays; None: VoD
+    live: LiveSettings | None = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.init_bytes, (int, np.integer)) and self.init_bytes >= 0):
@@ -75,6 +81,10 @@ class SessionPreset:
             v = getattr(self, name)
             if not (v >= 0 and np.isfinite(v)):
                 raise InputError(f"{name} must be a number of seconds >= 0, got {v!r}")
+        if self.live is not None and (self.init_bytes or self.abandonment or not self.last_segment_played
+                                      or self.duration_quantum_s or self.startup_is_stall or self.fast_switch):
+            raise InputError(f"preset {self.name!r}: a live preset has no init segments, abandonment, duration "
+                             "quantum, startup-as-stall or fast switching, and plays every segment")
         for name in ("buffer_cap_top_s", "buffer_cap_top_long_s"):
             v = getattr(self, name)
             if v is not None and not (v > 0 and np.isfinite(v)):
@@ -89,6 +99,17 @@ class SessionPreset:
             return abr.get(real, **merged)
         except (TypeError, ValueError) as exc:
             raise InputError(str(exc)) from None
+
+    def at_time_scale(self, time_scale: float) -> "SessionPreset":
+        """This preset for a session played at ``--time-scale K``: the per-request overhead
+        (`LinkParams.overhead_s`, the client's and the server's own work) takes wall-clock
+        time, so K times as many session seconds; the rest is session time already."""
+        k = float(time_scale)
+        if not (np.isfinite(k) and k > 0):
+            raise InputError(f"time scale must be positive, got {time_scale!r}")
+        if k == 1.0 or not self.link.overhead_s:
+            return self
+        return replace(self, link=replace(self.link, overhead_s=self.link.overhead_s * k))
 
     def top_cap_s(self, content_s: float) -> float | None:
         """The buffer target at the top rung for content of this duration (None: no special one)."""
@@ -122,13 +143,21 @@ SABRE = SessionPreset(
         "policies (sabre-bola, ...) with Sabre's defaults; a policy's delay is waited before "
         "its request; abandonment off.")
 
+#: per-request overhead of `abrlab play` against its in-process edge on loopback: the client's and
+#: the server's own work in one Python event loop (wall seconds; the mean of the per-session means,
+#: 4.5-10.8 ms, of 8 sessions at time scale 1 and 8 at time scale 5 on a 2-core machine at load
+#: average 3-5; README, "Agreement with the simulator")
+DEFAULT_OVERHEAD_S = 0.006
+
 PRESETS: dict[str, SessionPreset] = {
     "default": SessionPreset(
-        "default", link_preset("trace-latency"), buffer_cap_s=30.0,
-        doc="abrlab's semantics: the trace's own latency per request (trace clock advancing), "
-            "throughput excludes latency, buffer cap 30 s (or the device's), playback starts "
-            "when the first segment arrives, every policy asked for every segment; every 0.25 s an "
-            "in-flight download is offered to the policy's abandonment hook (if it has one)."),
+        "default", link_preset("trace-latency", overhead_s=DEFAULT_OVERHEAD_S), buffer_cap_s=30.0,
+        doc="abrlab's semantics, as `abrlab play` against our edge does them: the trace's own latency "
+            "per request (trace clock advancing) plus 6 ms for the client's and the server's own work "
+            "(the mean measured on loopback; K times as much session time at --time-scale K), "
+            "throughput excludes both, buffer cap 30 s (or the device's), playback starts when the "
+            "first segment arrives, every policy asked for every segment; every 0.25 s an in-flight "
+            "download is offered to the policy's abandonment hook (if it has one)."),
     "sabre": SABRE,
     "sabre-abandon": replace(
         SABRE, name="sabre-abandon", abandonment=True, abandon_interval_s=0.05, abandon_min_bytes=1500.0,
@@ -179,6 +208,34 @@ PRESETS: dict[str, SessionPreset] = {
             "re-fetched version plays if it arrives before its segment starts; after a stall the playhead reads "
             "0.09 s short (Chrome stops a stalled playhead short of the buffer's end). Not modelled: BOLA's "
             "requested delays, the 20 s request timeout."),
+    "live": SessionPreset(
+        "live", link_preset("trace-latency"), buffer_cap_s=30.0, abandonment=False,
+        live=LiveSettings(catchup="none"),
+        doc="A live stream of whole segments (`abrlab serve --live`): the content looped on the wall clock, a "
+            "segment requested once it is complete (availability start = its end), the live delay in dash.js's "
+            "order of precedence (here 4 segment durations: the origin writes no ServiceDescription nor "
+            "suggestedPresentationDelay for it), playback from the live edge − delay, no catch-up (dash.js's "
+            "default on a stream that is not low latency), buffer target min(30 s, delay), the session ending "
+            "after 300 s (--live-duration); a segment that left the 60 s time-shift buffer makes the player seek "
+            "to the live edge. Link and samples as `default`; no abandonment."),
+    "live-ll": SessionPreset(
+        "live-ll", link_preset("trace-latency"), buffer_cap_s=30.0, whole_segment_fits=False, abandonment=False,
+        live=LiveSettings(catchup="dashjs", chunk_s=0.5),
+        doc="Low-latency live (`abrlab serve --live --low-latency`): 0.5 s CMAF chunks, a segment requested once "
+            "its first chunk is complete (availabilityTimeOffset = segment − chunk) and sent chunk by chunk as "
+            "produced (delivery at min(link, producer)), each chunk's media joining the buffer on arrival; the "
+            "live delay from the ServiceDescription (target 3.5 s, min 2.625 s, max 7 s, playback rate "
+            "0.96-1.04, as the origin writes it), dash.js's default catch-up (sigmoid rate within the "
+            "ServiceDescription's bounds, rate 1 after a stall until the buffer is back above half the target, "
+            "a seek to the live edge beyond maxDrift = max − target + 0.5 s); buffer target min(30 s, delay), "
+            "requests not held for a whole segment (dash.js in low-latency mode); throughput samples over the "
+            "whole request (gaps included); policies with chunk_estimator read the chunk timing."),
+    "dashjs-live": SessionPreset(
+        "dashjs-live", link_preset("trace-latency", overhead_s=0.018), buffer_cap_s=18.0, whole_segment_fits=False,
+        abandonment=False, live=LiveSettings(catchup="dashjs", chunk_s=0.5),
+        doc="dash.js 5 in a browser playing our low-latency origin (for `abrlab interop`, to be calibrated "
+            "against it): as live-ll, with dash.js's bufferTimeDefault 18 s (so a buffer target min(18 s, "
+            "delay)) and the 18 ms per request of the `dashjs` preset."),
 }
 PRESETS["dashjs-no-fast-switch"] = replace(
     PRESETS["dashjs"], name="dashjs-no-fast-switch", fast_switch=False, stall_gap_s=0.0,
@@ -194,3 +251,24 @@ def get(name: str) -> SessionPreset:
 
 def names() -> list[str]:
     return list(PRESETS)
+
+
+#: `LiveSettings` fields a command line may override (`variant`)
+LIVE_OVERRIDES = ("duration_s", "chunk_s", "target_latency_s", "catchup", "delay_s")
+
+
+def variant(name: str, **live: object) -> SessionPreset:
+    """Preset `name` with some of its live settings replaced (None values are left alone):
+    `abrlab simulate/compare --live-duration`, `--chunk-duration`, `--target-latency`,
+    `--catchup`, `--live-delay`. A VoD preset takes none."""
+    p = get(name)
+    given = {k: v for k, v in live.items() if v is not None}
+    unknown = set(given) - set(LIVE_OVERRIDES)
+    if unknown:
+        raise InputError(f"unknown live setting(s) {', '.join(sorted(unknown))}")
+    if not given:
+        return p
+    if p.live is None:
+        live_names = ", ".join(n for n, q in PRESETS.items() if q.live is not None)
+        raise InputError(f"preset {name!r} is not live: the live options apply to {live_names}")
+    return replace(p, live=replace(p.live, **given))

@@ -37,13 +37,24 @@ The rules, each stated once:
 - **Fast switching** (a preset with `fast_switch`, dash.js's): a quality change above the
   rung buffered at the playhead re-fetches the buffered segments from the playhead on;
   its state and rules are `player.core.fast_switch` (`SessionRows.fast`).
+- **Live sessions** (a preset with `live`): every live rule — which segment a request is for,
+  availability, chunks, the playback rate and its catch-up law, latency, the end by duration —
+  is `player.core.live.LiveRows`'s; `SessionRows` holds one (`live`) and routes to it: time
+  passes through `elapse` (at the playback rate), sizes through `segment_sizes`, media through
+  `chunk_arrived` / `downloaded`, and the observation gains the live fields.
+
+Per-row segments: the lockstep simulator and the session core ask about one segment `k` for
+all their rows; the crowd (`player.core.crowd`), whose sessions share a bottleneck and so
+drift apart, passes `k` as an array with one segment index per row to `room_wait_s`,
+`observation`, `choose` and `downloaded` (rows asked together must then share the segment
+duration, which the observation states once).
 
 Units: seconds, bits per second, bytes.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -51,6 +62,7 @@ import abr
 from netem.errors import InputError
 from player.core.buffer import BufferState
 from player.core.fast_switch import FastSwitch
+from player.core.live import LiveRows
 from player.core.presets import SessionPreset
 
 HISTORY_SAMPLES = 8      # throughput samples and download times kept in the observation
@@ -107,6 +119,15 @@ def played_plan(plan: SegmentPlan, preset: SessionPreset) -> SegmentPlan:
     if q > 0:
         durations = np.maximum(np.round(durations / q), 1.0) * q
     return replace(plan, durations_s=durations, sizes_bytes=sizes)
+
+
+def live_plan(plan: SegmentPlan, live: LiveRows) -> SegmentPlan:
+    """A live session's segments: as many as it can request in its duration, all of the live
+    duration, their sizes those of the looped content from the first row's first segment (the
+    rules ask `LiveRows` for each row's own)."""
+    K = live.max_requests
+    j = live.j0[0] + np.arange(K)
+    return replace(plan, durations_s=np.full(K, live.D), sizes_bytes=live.sizes[j % live.K])
 
 
 class History:
@@ -201,7 +222,7 @@ class DecisionRecord:
     """One decision, as the per-decision hook sees it: which rows, what the policy saw,
     what it chose, what it computed (`inputs`, its `last_info`) and why."""
 
-    segment: int
+    segment: int | np.ndarray  # one per row when the rows are at different segments (the crowd)
     sessions: np.ndarray
     observation: abr.Observation | None
     rungs: np.ndarray
@@ -287,15 +308,18 @@ class SessionRows:
 
     def __init__(self, plan: SegmentPlan, preset: SessionPreset, n: int, *, mask: np.ndarray | None = None,
                  buffer_cap_s: np.ndarray | float | None = None,
-                 startup_threshold_s: np.ndarray | float | None = None) -> None:
+                 startup_threshold_s: np.ndarray | float | None = None, live: LiveRows | None = None) -> None:
         R = plan.n_rungs
-        plan = played_plan(plan, preset)
+        plan = played_plan(plan, preset) if live is None else live_plan(plan, live)
         self.plan = plan                 # the segments as the preset plays them
         self.preset = preset
         self.n = n
+        self.live = live
         self.mask = np.ones((n, R), dtype=bool) if mask is None else np.asarray(mask, dtype=bool).reshape(n, R)
         cap = preset.buffer_cap_s if buffer_cap_s is None else buffer_cap_s
         self.buffer_cap_s = np.broadcast_to(np.asarray(cap, dtype=np.float64), (n,)).copy()
+        if live is not None:
+            self.buffer_cap_s = live.buffer_cap(self.buffer_cap_s)
         thr = 0.0 if startup_threshold_s is None else startup_threshold_s
         self.startup_threshold_s = np.maximum(np.broadcast_to(np.asarray(thr, dtype=np.float64), (n,)),
                                               preset.startup_threshold_s)
@@ -314,6 +338,37 @@ class SessionRows:
         self.padded_sizes = np.concatenate([sizes, np.repeat(sizes[-1:], HORIZON_SEGMENTS, axis=0)])
         self.sessions = np.arange(n)
 
+    @classmethod
+    def for_devices(cls, plan: SegmentPlan, preset: SessionPreset, content, devices: Sequence,
+                    live: LiveRows | None = None) -> "SessionRows":
+        """One row per entry of `devices` (a `player.core.device.DeviceProfile`, or None for
+        no device): the device's mask of `content`'s representations, its buffer target as
+        the cap and its startup threshold; without a device, every rung and the preset's cap."""
+        n, R = len(devices), plan.n_rungs
+        mask = np.ones((n, R), dtype=bool)
+        cap = np.full(n, preset.buffer_cap_s)
+        startup = np.zeros(n)
+        for i, d in enumerate(devices):
+            if d is not None:
+                mask[i] = d.mask(content)
+                cap[i] = d.buffer_target_s
+                startup[i] = d.startup_threshold_s
+        return cls(plan, preset, n, mask=mask, buffer_cap_s=cap, startup_threshold_s=startup, live=live)
+
+    # -- time and sizes --------------------------------------------------------------------------
+    def elapse(self, dt: np.ndarray, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """Let `dt` pass for `rows` (live: at their playback rates, catch-up running); the stall."""
+        if self.live is None:
+            return self.buffer.elapse(dt, rows)
+        return self.live.elapse(self.buffer, dt, rows)
+
+    def segment_sizes(self, k: int, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """The sizes of request k's segment at every rung, (R,) or (len(rows), R) for live
+        sessions (whose rows may be at different segments after seeks)."""
+        if self.live is None:
+            return self.plan.sizes_bytes[k]
+        return self.live.sizes_at(k, rows)
+
     # -- the mask ------------------------------------------------------------------------------
     def set_mask(self, mask: np.ndarray, rows: np.ndarray | slice = slice(None)) -> None:
         self.mask[rows] = mask
@@ -328,37 +383,63 @@ class SessionRows:
             return cap
         return np.where(self.last_rung[rows] == self.top_rung[rows], self.top_cap_s, cap)
 
-    def room_wait_s(self, k: int, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
-        """How long each row waits before requesting segment `k` (0 for the first segment)."""
-        if k == 0:
+    def room_wait_s(self, k: int | np.ndarray, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """How long each row waits before requesting segment `k` (0 for the first segment);
+        `k` is one segment for every row, or one per row."""
+        if np.ndim(k) == 0 and k == 0:
             return np.zeros(self.buffer.buffer_s[rows].shape)
         p = self.preset
-        return self.buffer.room_wait(self.plan.durations_s[k], self.buffer_target_s(rows), p.whole_segment_fits,
+        wait = self.buffer.room_wait(self.plan.durations_s[k], self.buffer_target_s(rows), p.whole_segment_fits,
                                      p.wait_quantum_s, rows)
+        return wait if np.ndim(k) == 0 else np.where(np.asarray(k) == 0, 0.0, wait)
 
-    def observation(self, k: int, rows: np.ndarray | slice = slice(None), time_s: np.ndarray | None = None,
-                    sessions: np.ndarray | None = None) -> abr.Observation:
-        """What the policy sees before choosing segment `k` for `rows`."""
+    def observation(self, k: int | np.ndarray, rows: np.ndarray | slice = slice(None),
+                    time_s: np.ndarray | None = None, sessions: np.ndarray | None = None) -> abr.Observation:
+        """What the policy sees before choosing segment `k` for `rows` (`k`: one segment for
+        every row, or one per row of equal duration)."""
         b = self.buffer
         n = self.sessions[rows].size
-        horizon = self.padded_sizes[k:k + HORIZON_SEGMENTS]
         K = self.plan.n_segments
+        live = {}
+        if self.live is not None:
+            lv = self.live
+            next_sizes = lv.horizon(k, rows, HORIZON_SEGMENTS)
+            index = np.full(n, k)
+            duration_s = float(self.plan.durations_s[k])
+            live = {"latency_s": lv.latency(b, rows), "playback_rate": lv.rate[rows].copy(),
+                    "target_latency_s": lv.target_s[rows].copy(), **lv.chunks.fields(rows)}
+        elif np.ndim(k) == 0:
+            horizon = self.padded_sizes[k:k + HORIZON_SEGMENTS]
+            next_sizes = np.broadcast_to(horizon, (n,) + horizon.shape)
+            index = np.full(n, k)
+            duration_s = float(self.plan.durations_s[k])
+        else:
+            index = np.asarray(k, dtype=np.int64).reshape(n)
+            next_sizes = self.padded_sizes[index[:, None] + np.arange(HORIZON_SEGMENTS)]
+            durations = self.plan.durations_s[index]
+            if n and np.any(durations != durations[0]):
+                raise ValueError("rows asked together must be at segments of the same duration")
+            duration_s = float(durations[0]) if n else float(self.plan.durations_s[0])
         return abr.Observation(
             sessions=self.sessions[rows] if sessions is None else sessions, buffer_s=b.buffer_s[rows].copy(),
             last_rung=self.last_rung[rows].copy(),
             throughput_bps=self.throughput.window(rows), download_time_s=self.download_time.window(rows),
-            next_sizes_bytes=np.broadcast_to(horizon, (n,) + horizon.shape),
-            segments_left=np.full(n, K - k), segment_index=np.full(n, k),
-            segment_duration_s=float(self.plan.durations_s[k]), playing=b.playing[rows].copy(),
+            next_sizes_bytes=next_sizes, segments_left=K - index, segment_index=index,
+            segment_duration_s=duration_s, playing=b.playing[rows].copy(),
             mask=self.mask[rows], time_s=b.clock_s[rows].copy() if time_s is None else time_s,
-            buffer_cap_s=self.buffer_cap_s[rows], request_latency_s=self.request_latency.window(rows))
+            buffer_cap_s=self.buffer_cap_s[rows], request_latency_s=self.request_latency.window(rows), **live)
 
-    def choose(self, policy: abr.Policy, k: int, rows: np.ndarray | slice = slice(None),
+    def choose(self, policy: abr.Policy, k: int | np.ndarray, rows: np.ndarray | slice = slice(None),
                hook: DecisionHook | None = None, time_s: np.ndarray | None = None,
                sessions: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """The rung each row fetches segment `k` at, and the delay (s) the policy asked for
-        before the request (None: none). Segment 1 may be fixed by the preset."""
-        if k == 0 and self.preset.first_rung is not None:
+        """The rung each row fetches segment `k` at (one segment for every row, or one per
+        row), and the delay (s) the policy asked for before the request (None: none).
+        Segment 1 may be fixed by the preset; rows asked together are then all at segment 1
+        or none."""
+        first = np.asarray(k) == 0
+        if self.preset.first_rung is not None and first.any():
+            if not first.all():
+                raise ValueError("the preset fixes segment 1's rung: ask first segments apart from later ones")
             R = self.plan.n_rungs
             m = self.mask[rows]
             rung = abr.apply_mask(np.full(m.shape[0], min(self.preset.first_rung, R - 1)), m)
@@ -383,12 +464,28 @@ class SessionRows:
             self.inits.skip(rows, rung)
 
     # -- after a download ------------------------------------------------------------------------
-    def downloaded(self, k: int, rung: np.ndarray, size_bytes: np.ndarray, latency_s: np.ndarray,
+    def chunk_arrived(self, k: int, media_s: np.ndarray, rows: np.ndarray | slice = slice(None)) -> None:
+        """A live chunk of request k's segment arrived for `rows`: its playable media joins the
+        buffer at once (playback may start, a stall ends)."""
+        self._add_live_media(self.live.playable(k, rows, media_s), rows)
+
+    def _add_live_media(self, media_s: np.ndarray, rows: np.ndarray | slice) -> None:
+        """Live media joins the buffer; media before the playhead's start (none playable) is
+        not an arrival: it neither starts playback nor ends a stall."""
+        rows = np.arange(self.n)[rows] if isinstance(rows, slice) else np.asarray(rows)
+        some = media_s > 0
+        if some.any():
+            self.buffer.add(media_s[some], self.startup_threshold_s[rows[some]], rows[some])
+
+    def downloaded(self, k: int | np.ndarray, rung: np.ndarray, size_bytes: np.ndarray, latency_s: np.ndarray,
                    transfer_s: np.ndarray, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Segment `k` arrived for `rows` at `rung`: its media joins the buffer (playback may
-        start), the histories take the sample, it becomes the last rung. Returns the sample
-        (bits/s)."""
-        self.buffer.add(self.plan.durations_s[k], self.startup_threshold_s[rows], rows)
+        start; live: what its chunks did not bring already), the histories take the sample, it
+        becomes the last rung. Returns the sample (bits/s)."""
+        if self.live is None:
+            self.buffer.add(self.plan.durations_s[k], self.startup_threshold_s[rows], rows)
+        else:
+            self._add_live_media(self.live.rest_of_segment(k, rows), rows)
         return self.sampled(rung, size_bytes, latency_s, transfer_s, rows)
 
     def sampled(self, rung: np.ndarray, size_bytes: np.ndarray, latency_s: np.ndarray, transfer_s: np.ndarray,

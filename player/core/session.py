@@ -6,17 +6,26 @@ reports back with `download_done`, `download_failed` or `tick`. Every rule comes
 `player.core.rules` with one row (the batch simulator runs the same rules with n rows), so
 the two worlds share them (DESIGN.md, "one model, two clocks"); this module keeps only the
 event-driven clock and the event log (`player.core.events`).
+
+A live session (a core made with `live`, `player.core.live.LiveRows`) also asks the live
+rules, in the order the simulator's live lockstep (`player.core.livesim`) keeps: the wait for
+room (once per request), the seeks due, the wait for the segment's availability, the
+decision; a driver reports each low-latency chunk as it arrives (`chunk_arrived`) and ends
+the session at its duration (`end_session`, dropping what is in flight).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 import abr
+from abr.errors import PolicyOutputError
+from netem.errors import InputError
 from player.core import events as ev
 from player.core.fast_switch import refetch_bound
+from player.core.live import LiveRows, chunk_arrivals
 from player.core.presets import SessionPreset
 from player.core.rules import (MAX_ATTEMPTS, DecisionHook, DecisionRecord, SegmentPlan, SessionRows, accept_abandon,
                                can_abandon, delivered_bytes, next_offer_s, payload_link)
@@ -37,6 +46,8 @@ class Fetch:
     # fast switching (`player.core.fast_switch`): the segment is in the buffer already and this
     # request replaces it (its media does not add to the buffer)
     refetch: bool = False
+    # live: the segment's index since availabilityStartTime (the driver turns it into a URL)
+    media_index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,7 @@ class Done:
 
 
 _ROW = np.zeros(1, dtype=np.int64)   # the core's one row, as an index array
+_EPS = 1e-9
 
 
 class SessionCore:
@@ -57,11 +69,13 @@ class SessionCore:
 
     def __init__(self, plan: SegmentPlan, policy: abr.Policy, preset: SessionPreset,
                  mask: np.ndarray | None = None, buffer_cap_s: float | None = None,
-                 startup_threshold_s: float | None = None, on_decision: DecisionHook | None = None) -> None:
+                 startup_threshold_s: float | None = None, on_decision: DecisionHook | None = None,
+                 live: LiveRows | None = None) -> None:
         self.policy = policy
         self.preset = preset
         self.rules = SessionRows(plan, preset, 1, mask=mask, buffer_cap_s=buffer_cap_s,
-                                 startup_threshold_s=startup_threshold_s)
+                                 startup_threshold_s=startup_threshold_s, live=live)
+        self.live = live
         self.plan = plan = self.rules.plan     # the segments as the preset plays them
         policy.reset(1, abr.Ladder(plan.bitrates_bps, float(np.median(plan.durations_s))))
         self.on_decision = on_decision
@@ -82,6 +96,22 @@ class SessionCore:
         self._was_playing = bool(self.state.playing[0])
         self._delayed_for: int = -1        # the segment whose policy delay has been waited
         self._pending: tuple[int, float] | None = None   # (rung, delay) decided, waiting out the delay
+        # live: per segment, the latency and rate when it arrived; the stage of the next request
+        # (0 room, 1 seeks and availability, 2 decision) and the chunks of the one in flight
+        self.live_latency: list[float] = []
+        self.rates: list[float] = []
+        self._stage = (-1, 0)
+        self._request_s = 0.0
+        self._available_s = np.nan
+        self._chunks: list[tuple[float, float, float, float]] = []
+        if live is not None:
+            live.changes = []
+            d = live.describe()
+            self._emit(ev.LiveJoin, delay_s=d["delay_s"], delay_source=d["delay_source"], edge0_s=d["edge0_s"],
+                       start_s=d["start_s"], first_segment=d["first_segment"],
+                       segment_duration_s=d["segment_duration_s"], low_latency=d["low_latency"],
+                       catchup=d["catchup"], duration_s=d["duration_s"],
+                       extra={k: d[k] for k in ("chunk_s", "availability_time_offset_s", "time_shift_depth_s")})
 
     # -- read-only views ----------------------------------------------------------------------
     @property
@@ -123,6 +153,19 @@ class SessionCore:
     def stall_count(self) -> int:
         return int(self.state.stall_count[0])
 
+    @property
+    def live_latency_s(self) -> float | None:
+        """Live: wall clock − presentation time of the playhead now (None: not live)."""
+        return None if self.live is None else float(self.live.latency(self.state, _ROW)[0])
+
+    @property
+    def playback_rate(self) -> float:
+        return 1.0 if self.live is None else float(self.live.rate[0])
+
+    @property
+    def target_latency_s(self) -> float | None:
+        return None if self.live is None else float(self.live.target_s[0])
+
     # -- clock ------------------------------------------------------------------------------
     def tick(self, now: float) -> None:
         """Let wall (or virtual) time pass up to `now`; never backwards."""
@@ -133,7 +176,7 @@ class SessionCore:
             self.now = max(self.now, now)
             return
         if dt > 0:
-            stall = float(self.state.elapse(np.array([dt]))[0])
+            stall = float(self.rules.elapse(np.array([dt]))[0])
             if stall > 0 and not self._was_stalled:
                 self._stall_started_s = now - stall
             self._stall_during_fetch += stall
@@ -141,12 +184,19 @@ class SessionCore:
             if self.state.stalled[0] and not self._was_stalled:
                 self._emit(ev.StallStart, buffer_s=0.0)
             self._was_stalled = bool(self.state.stalled[0])
+            if self.live is not None and self.live.changes:
+                for _, t, rate, latency in self.live.changes:
+                    self.events.append(ev.Rate(t, playback_rate=rate, live_latency_s=latency,
+                                               target_latency_s=float(self.live.target_s[0])))
+                self.live.changes.clear()
 
     # -- what to do next ----------------------------------------------------------------------
     def next_action(self, now: float) -> Fetch | Wait | Done:
         self.tick(now)
         if self.in_flight is not None:
             raise RuntimeError("a download is already in flight")
+        if self.live is not None:
+            return self._next_live()
         fast = self.rules.fast
         k = self.next_segment if fast is None else int(fast.next_index[0])
         if k >= self.plan.n_segments:
@@ -191,6 +241,113 @@ class SessionCore:
             return Fetch(k, rung, size, init_bytes)
         body = float(fast.body_bytes(_ROW, k, np.array([rung]), np.array([size]))[0])
         return Fetch(k, rung, body, init_bytes, refetch=True)
+    def _next_live(self) -> Fetch | Wait | Done:
+        """`next_action` of a live session (see the module docstring)."""
+        live, k = self.live, self.next_segment
+        end = live.end_s
+        if self.ended or self.now >= end - _EPS or k >= self.plan.n_segments:
+            if not self.ended:
+                self._finish()
+            return Done()
+        if self._pending is None:
+            seg, stage = self._stage
+            if seg != k:
+                seg, stage = k, 0
+            if stage == 0:
+                self._stage = (k, 1)
+                wait = float(self.rules.room_wait_s(k, _ROW)[0])
+                if wait > _EPS:
+                    self._emit(ev.Wait, seconds=wait, buffer_s=self.buffer_s)
+                    return Wait(min(self.now + wait, end))
+            if stage <= 1:
+                self._stage = (k, 2)
+                before = self.live_latency_s
+                seeked, gone = live.before_request(self.state, k, _ROW)
+                if seeked.size:
+                    self._emit(ev.Seek, skipped_s=before - self.live_latency_s, live_latency_s=self.live_latency_s,
+                               reason="gone" if gone[0] else "catch-up", next_segment=int(live.segment(k, _ROW)[0]))
+                avail = float(live.available_at(k, _ROW)[0])
+                if avail > self.now:
+                    self._emit(ev.Wait, seconds=avail - self.now, buffer_s=self.buffer_s, reason="availability")
+                    return Wait(min(avail, end))
+            rung, delay = self._decide(k)
+            if delay > 0:
+                self._pending = (rung, self.now + delay)
+                self._emit(ev.Wait, seconds=delay, buffer_s=self.buffer_s, reason="policy delay")
+                return Wait(min(self.now + delay, end))
+        else:
+            rung, until = self._pending
+            if self.now < until - 1e-9:
+                return Wait(min(until, end))
+        self._pending = None
+        self._request_s = self.now
+        self._available_s = float(live.available_for_s(k, _ROW, np.array([self.now]))[0])
+        self._chunks = []
+        fetch = Fetch(k, rung, float(self.rules.segment_sizes(k, _ROW)[0, rung]), None,
+                      media_index=int(live.segment(k, _ROW)[0]))
+        self.in_flight = fetch
+        return fetch
+
+    def live_chunks(self, fetch: Fetch) -> tuple[np.ndarray, np.ndarray]:
+        """A live request's chunks as the model has them: bytes of each (the segment's in
+        proportion to the chunks' media) and the session time each is produced."""
+        return (self.live.chunk_bytes(np.array([fetch.expected_bytes]))[0],
+                self.live.releases(fetch.segment, _ROW)[0])
+
+    def chunk_arrived(self, now: float, size_bytes: int, media_s: float | None = None,
+                      first_byte_s: float | None = None) -> None:
+        """A low-latency chunk of the in-flight segment arrived whole at `now` (its first byte
+        at `first_byte_s`): its playable media joins the buffer. `media_s`: its media
+        duration (None: the model's nominal chunk)."""
+        fetch = self._require_in_flight()
+        self.tick(now)
+        c = len(self._chunks)
+        live = self.live
+        if media_s is None:
+            media_s = float(live.chunk_ends[min(c, live.chunk_ends.size - 1)]
+                            - live.chunk_starts[min(c, live.chunk_starts.size - 1)])
+        was_playing = bool(self.state.playing[0])
+        self.rules.chunk_arrived(fetch.segment, np.array([float(media_s)]), _ROW)
+        start = (now if first_byte_s is None else first_byte_s) - self._request_s
+        self._chunks.append((float(size_bytes), start, now - self._request_s, self.buffer_s))
+        self._arrival_events(fetch.segment, was_playing)
+        self._emit(ev.Chunk, segment=fetch.segment, index=c, bytes=int(size_bytes), media_s=float(media_s),
+                   buffer_s=self.buffer_s)
+
+    def _arrival_events(self, k: int, was_playing: bool) -> None:
+        """A stall ended or playback started with media that just arrived."""
+        if self._was_stalled and not self.state.stalled[0]:
+            self._emit(ev.StallEnd, segment=k, stall_s=self.now - self._stall_started_s)
+            self._was_stalled = False
+        if bool(self.state.playing[0]) and not was_playing:
+            self._was_playing = True
+            self._emit(ev.Startup, startup_s=self.startup_s)
+
+    def segment_gone(self, now: float, wasted_bytes: int = 0) -> None:
+        """The origin says the in-flight live segment left its time-shift buffer (HTTP 410):
+        the request failed, and the next one seeks to the live edge first."""
+        fetch = self._require_in_flight()
+        self.download_failed(now, wasted_bytes, "gone (HTTP 410)")
+        self.live.pending_seek[0] = True
+        self._stage = (fetch.segment, 1)
+
+    def clock_corrected(self, now: float, delta_s: float) -> None:
+        """The driver learned that the origin's clock is `delta_s` further ahead than it
+        thought (a new clock synchronisation): the live edge moves by as much, and with it the
+        latency; the next request is prepared again (seeks, availability)."""
+        self.tick(now)
+        self.live.edge0 += delta_s
+        if self.in_flight is None and self._pending is None:
+            self._stage = (self.next_segment, 1)
+
+    def end_session(self, now: float) -> None:
+        """The live session's duration is up at `now`: what is in flight is dropped, nothing
+        is played out (a driver a hair late ends it at the core's clock)."""
+        self.tick(max(now, self.now))
+        self.in_flight = None
+        self._pending = None
+        if not self.ended:
+            self._finish()
 
     def _init_request(self, rung: int) -> float | None:
         need, size = self.rules.inits.request(_ROW, np.array([rung]))
@@ -198,7 +355,10 @@ class SessionCore:
 
     def _decide(self, k: int) -> tuple[int, float]:
         seen: list[DecisionRecord] = []
-        rung_a, delay_a = self.rules.choose(self.policy, k, _ROW, hook=seen.append, time_s=np.array([self.now]))
+        try:
+            rung_a, delay_a = self.rules.choose(self.policy, k, _ROW, hook=seen.append, time_s=np.array([self.now]))
+        except PolicyOutputError as exc:   # a user's policy answered nonsense: one line, not a traceback
+            raise InputError(str(exc)) from None
         rec = seen[0]
         if self.on_decision is not None:
             self.on_decision(rec)
@@ -223,8 +383,10 @@ class SessionCore:
         return self.rules.observation(k, _ROW, time_s=np.array([self.now]))
 
     # -- reports from the driver --------------------------------------------------------------
-    def download_done(self, now: float, size_bytes: int, latency_s: float, transfer_s: float) -> None:
-        """The in-flight segment arrived completely at `now`."""
+    def download_done(self, now: float, size_bytes: int, latency_s: float, transfer_s: float,
+                      first_byte_s: float | None = None) -> None:
+        """The in-flight segment arrived completely at `now`. Live: bytes not reported by
+        `chunk_arrived` are its last chunk, whose first byte came at `first_byte_s`."""
         fetch = self._require_in_flight()
         self.tick(now)
         k, rung = fetch.segment, fetch.rung
@@ -236,9 +398,17 @@ class SessionCore:
         if self.rules.fast is not None:
             self.rules.fast.arrived(_ROW, np.array([k]), np.array([rung]), np.array([float(size_bytes)]),
                                     self.rules.fast.playhead_s(self.state), None, latency_s, transfer_s)
-        if self._was_stalled:
+        live_fields = {}
+        if self.live is not None:
+            self._last_chunk(float(size_bytes), now, first_byte_s)
+            self._commit_chunks()
+            lat = self.live_latency_s
+            self.live_latency.append(lat)
+            self.rates.append(self.playback_rate)
+            live_fields = {"live_latency_s": lat, "playback_rate": self.playback_rate}
+        if self._was_stalled and not self.state.stalled[0]:
             self._emit(ev.StallEnd, segment=k, stall_s=self.now - self._stall_started_s)
-        self._was_stalled = False
+        self._was_stalled = bool(self.state.stalled[0])
         started = bool(self.state.playing[0]) and not self._was_playing
         self._was_playing = bool(self.state.playing[0])
         self.bytes_downloaded += int(size_bytes)
@@ -249,7 +419,8 @@ class SessionCore:
         self.next_segment = k + 1
         self.in_flight = None
         self._emit(ev.Download, segment=k, rung=rung, bytes=int(size_bytes), latency_s=latency_s,
-                   transfer_s=transfer_s, throughput_bps=sample, buffer_s=self.buffer_s, stall_s=stall_here)
+                   transfer_s=transfer_s, throughput_bps=sample, buffer_s=self.buffer_s, stall_s=stall_here,
+                   **live_fields)
         if started:
             self._emit(ev.Startup, startup_s=self.startup_s)
 
@@ -268,6 +439,37 @@ class SessionCore:
         self.in_flight = None
         self._emit(ev.Download, segment=k, rung=fetch.rung, bytes=int(size_bytes), latency_s=latency_s,
                    transfer_s=transfer_s, throughput_bps=sample, buffer_s=self.buffer_s, stall_s=0.0, refetch=True)
+    def _last_chunk(self, size_bytes: float, now: float, first_byte_s: float | None) -> None:
+        """A completed live download whose last chunk the driver did not report (it gives the
+        chunk's `first_byte_s` instead, as `drive_with_link` does): that chunk, with the
+        model's share of the bytes when every other chunk was reported."""
+        C = self.live.facts.chunks
+        if first_byte_s is None or not self.live.chunks.width or len(self._chunks) >= C:
+            return
+        if len(self._chunks) == C - 1:
+            rest = float(self.live.chunk_bytes(np.array([size_bytes]))[0, -1])
+        else:
+            rest = size_bytes - sum(c[0] for c in self._chunks)
+        if rest > 0:
+            self._chunks.append((rest, first_byte_s - self._request_s, now - self._request_s, self.buffer_s))
+
+    def _commit_chunks(self) -> None:
+        """The completed download's chunks become the observation's chunk timing (more than
+        the log holds: the extra ones merged into the last)."""
+        log = self.live.chunks
+        if not log.width:
+            return
+        if not self._chunks:
+            log.set(_ROW, np.zeros((1, 0)), np.zeros((1, 0)), np.zeros((1, 0)), np.zeros((1, 0)),
+                    np.array([self._available_s]))
+            return
+        a = np.array(self._chunks, dtype=np.float64)
+        if a.shape[0] > log.width:
+            tail = a[log.width - 1:]
+            merged = np.array([tail[:, 0].sum(), tail[0, 1], tail[-1, 2], tail[-1, 3]])
+            a = np.vstack([a[:log.width - 1], merged])
+        log.set(_ROW, a[None, :, 0], a[None, :, 1], a[None, :, 2], a[None, :, 3], np.array([self._available_s]))
+        self._chunks = []
 
     def download_failed(self, now: float, wasted_bytes: int, reason: str) -> None:
         """The in-flight request failed (after the driver's own retries): try again, same segment."""
@@ -316,7 +518,13 @@ class SessionCore:
             self.in_flight = None
             return self.next_action(self.now)
         init = self._init_request(new_rung) if self.rules.inits is not None else None
-        self.in_flight = again = self._fetch(fetch.segment, new_rung, init)
+        if self.live is None:
+            again = self._fetch(fetch.segment, new_rung, init)
+        else:
+            size = float(self.rules.segment_sizes(fetch.segment, _ROW)[0, new_rung])
+            again = Fetch(fetch.segment, new_rung, size, init, media_index=fetch.media_index)
+            self._chunks = []
+        self.in_flight = again
         return again
 
     def pause(self, now: float) -> None:
@@ -350,7 +558,11 @@ class SessionCore:
         return self.in_flight
 
     def _finish(self) -> None:
-        if self.preset.play_out_at_end:
+        if self.live is not None:   # ended by duration: stalls since the last arrival count with it
+            if self.rebuffer_per_segment:
+                self.rebuffer_per_segment[-1] += self._stall_during_fetch
+                self._stall_during_fetch = 0.0
+        elif self.preset.play_out_at_end:
             self.state.play_out()
             self.now = float(self.state.clock_s[0])
         self.ended = True
@@ -368,14 +580,20 @@ class SessionCore:
         fast = self.rules.fast
         if fast is not None:  # fast switching: re-fetched versions that never played are wasted too
             wasted += int(fast.wasted_bytes()[0])
+        live = {}
+        if self.live is not None:
+            m = self.live.metrics(self.state)
+            live = {"live_latency_s": np.asarray(self.live_latency), "playback_rate": np.asarray(self.rates),
+                    "live": {k: v[0].item() for k, v in m.items()}, "n_segments": None}
         out = session_summary(
             np.asarray(self.chosen, dtype=np.int64), np.asarray(self.rebuffer_per_segment[:n]),
             self.plan.durations_s, self.plan.bitrates_bps, startup_s=self.startup_s,
             session_s=float(self.state.clock_s[0]), stall_count=self.stall_count,
             bytes_=self.bytes_downloaded - wasted, wasted_bytes=wasted, abandons=self.abandons,
             heights=self.plan.heights, qoe_skip_first=self.preset.qoe_skip_first, qoe_model=qoe_model,
-            played_s=float(self.state.played_s[0]), n_segments=self.plan.n_segments,
-            labels={"abr_params": self.policy.describe(), **(labels or {})})
+            played_s=float(self.state.played_s[0]), **{"n_segments": self.plan.n_segments, **live},
+            labels={"abr_params": self.policy.describe(), **(labels or {}),
+                    "played_s": float(self.state.played_s[0])})
         if fast is not None:
             out["refetches"] = self.refetches
         return out
@@ -389,13 +607,20 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def drive_with_link(core: SessionCore, link, trace_index: int = 0) -> SessionCore:
+def drive_with_link(core: SessionCore, link, trace_index: int = 0, *, trace_start_s: float = 0.0,
+                    overhead_s: Callable[[Fetch], float] | None = None) -> SessionCore:
     """Run a session to the end on the analytical link, one request at a time (virtual time).
 
     The differential tests use this to hold the session core and the batch simulator to
-    the same answers; it is also the reference for the HTTP driver's loop.
+    the same answers; it is also the reference for the HTTP driver's loop. The trace starts
+    at `trace_start_s` (as `SessionSpec.trace_start_s`); `overhead_s(fetch)`, when given, is
+    each media request's own overhead in place of the link's (`netem.link.Link.transfer`).
     """
-    lag = 0.0  # session clock minus trace clock (Pensieve's latency is outside trace time)
+    if core.live is not None:
+        if trace_start_s or overhead_s is not None:
+            raise ValueError("a live session is driven from the trace's start with the link's own overhead")
+        return _drive_live(core, link, trace_index)
+    lag = -float(trace_start_s)  # session clock minus trace clock (Pensieve's latency is outside trace time)
     idx = np.array([trace_index])
     p = core.preset
     abandoning = can_abandon(p, core.policy)
@@ -419,7 +644,8 @@ def drive_with_link(core: SessionCore, link, trace_index: int = 0) -> SessionCor
                 core.tick(core.now + float(it.total_s[0]))
             start = core.now
             start_trace = np.array([start - lag])
-            tr = link.transfer(idx, start_trace, np.array([action.expected_bytes]))
+            extra = None if overhead_s is None else np.array([float(overhead_s(action))])
+            tr = link.transfer(idx, start_trace, np.array([action.expected_bytes]), extra)
             total, lat = float(tr.total_s[0]), float(tr.latency_s[0])
             attempts[action.segment] = attempts.get(action.segment, 0) + 1
             new = -1
@@ -451,3 +677,35 @@ def drive_with_link(core: SessionCore, link, trace_index: int = 0) -> SessionCor
         lag += total - float(tr.trace_advance_s[0])
         core.download_done(start + total, int(action.expected_bytes), lat, float(tr.transfer_s[0]))
     raise RuntimeError("session did not end")  # pragma: no cover - bounded loop guard
+
+
+def _drive_live(core: SessionCore, link, trace_index: int) -> SessionCore:
+    """`drive_with_link` for a live session: each request's chunks cross the link as they are
+    produced (`player.core.live.chunk_arrivals`), reported one by one; the session ends at
+    its duration, dropping what is in flight (the simulator's live lockstep, one row)."""
+    idx = np.array([trace_index])
+    p = core.preset.link
+    end = core.live.end_s
+    for _ in range(20 * core.plan.n_segments + 20):
+        action = core.next_action(core.now)
+        if isinstance(action, Done):
+            return core
+        if isinstance(action, Wait):
+            core.tick(action.until_s)
+            continue
+        q = core.now
+        lat = float(link.latency(idx, np.array([q]))[0]) + p.overhead_s
+        first_byte = q + (lat if p.latency_advances_trace else 0.0)
+        parts, releases = core.live_chunks(action)
+        starts, ends = chunk_arrivals(link, idx, np.array([first_byte]), parts[None, :], releases[None, :])
+        C = parts.size
+        for c in range(C):
+            if max(ends[0, c] - core.now, 0.0) >= (end - core.now) - _EPS:
+                core.end_session(end)
+                return core
+            if c < C - 1:
+                core.chunk_arrived(float(ends[0, c]), int(parts[c]), first_byte_s=float(starts[0, c]))
+        transfer = max(float(ends[0, -1]) - q - lat, 1e-9)
+        core.download_done(float(ends[0, -1]), int(action.expected_bytes), lat, transfer,
+                           first_byte_s=float(starts[0, -1]))
+    raise RuntimeError("live session did not end")  # pragma: no cover - bounded loop guard

@@ -13,7 +13,8 @@ the decision, the policy's own delay if it asked for one, the init segment if th
 representation changed (a preset with `init_bytes`: a sequential transfer on the same link
 that the buffer drains during; the throughput samples stay the media segment's alone), the
 media request (offered to the policy's abandonment hook every `abandon_interval_s`), the
-arrival.
+arrival. A live preset's batch (`SessionPreset.live`) runs `player.core.livesim`'s lockstep
+over the same batch instead: requests cut at the session's duration, live records beside.
 """
 from __future__ import annotations
 
@@ -24,10 +25,13 @@ import numpy as np
 
 import abr
 from netem.content import Content
+from netem.errors import InputError
 from netem.link import Link
 from netem.trace import Trace
 from player.core.device import DeviceProfile
 from player.core.fast_switch import refetch_bound
+from player.core.live import simulated_rows
+from player.core.livesim import LiveLockstep
 from player.core.presets import SessionPreset, get as get_preset
 from player.core.rules import (MAX_ATTEMPTS, DecisionHook, SegmentPlan, SessionRows, accept_abandon, can_abandon,
                                delivered_bytes, next_offer_s, payload_link)
@@ -48,6 +52,14 @@ class SessionSpec:
     device: DeviceProfile | None = None
     preset: str | SessionPreset = "default"   # a preset's name, or a SessionPreset (e.g. a variant)
     label: dict[str, Any] = field(default_factory=dict)  # carried into the result (e.g. trace path)
+    # the trace time at which the session starts (its request for segment 1 goes out): 0 plays the
+    # trace from its beginning; an HTTP session against an edge that started replaying the trace
+    # earlier starts where the edge's trace clock stood (`player.lab.prediction`)
+    trace_start_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.trace_start_s) and self.trace_start_s >= 0):
+            raise InputError(f"trace_start_s must be a number of seconds >= 0, got {self.trace_start_s!r}")
 
     @property
     def preset_name(self) -> str:
@@ -78,6 +90,8 @@ class SessionResult:
     abandons: int = 0
     init_s: np.ndarray | None = None  # time of the init-segment requests before each segment (None: none made)
     refetches: list[dict] | None = None   # fast switching's re-fetches, in order (None: the preset has none)
+    live_latency_s: np.ndarray | None = None   # live: the latency when each segment arrived
+    playback_rate: np.ndarray | None = None    # live: the playback rate when each segment arrived
 
     def summary(self, qoe_model: str = "linear") -> dict:
         c = self.spec.content
@@ -98,7 +112,7 @@ class SessionResult:
 
     def segment_log(self) -> list[dict]:
         init = self.init_s if self.init_s is not None else np.zeros(self.chosen.size)
-        return [
+        out = [
             {"segment": k, "request_s": float(self.request_s[k]), "wait_s": float(self.wait_s[k]),
              "rung": int(self.chosen[k]), "bitrate_bps": float(self.bitrate_bps[k]),
              "size_bytes": int(self.size_bytes[k]), "init_s": float(init[k]), "latency_s": float(self.latency_s[k]),
@@ -106,6 +120,11 @@ class SessionResult:
              "buffer_s": float(self.buffer_s[k])}
             for k in range(self.chosen.size)
         ]
+        if self.live_latency_s is not None:
+            for k, rec in enumerate(out):
+                rec["live_latency_s"] = float(self.live_latency_s[k])
+                rec["playback_rate"] = float(self.playback_rate[k])
+        return out
 
 
 @dataclass(frozen=True)
@@ -164,7 +183,7 @@ class _Batch:
         content = specs[0].content
         self.preset = preset
         self.policy = policy
-        n, R = len(specs), content.n_rungs
+        n = len(specs)
         # one link over the distinct traces of the batch
         trace_ids: dict[int, int] = {}
         uniq: list[Trace] = []
@@ -174,19 +193,12 @@ class _Batch:
                 uniq.append(s.trace)
         self.link = Link(uniq, preset.link)
         self.tidx = np.array([trace_ids[id(s.trace)] for s in specs], dtype=np.int64)
-        mask = np.ones((n, R), dtype=bool)
-        cap = np.full(n, preset.buffer_cap_s)
-        startup = np.zeros(n)
-        for i, s in enumerate(specs):
-            if s.device is not None:
-                mask[i] = s.device.mask(content)
-                cap[i] = s.device.buffer_target_s
-                startup[i] = s.device.startup_threshold_s
-        self.rules = SessionRows(SegmentPlan.from_content(content), preset, n, mask=mask, buffer_cap_s=cap,
-                                 startup_threshold_s=startup)
+        plan = SegmentPlan.from_content(content)
+        live = None if preset.live is None else simulated_rows(plan.durations_s, plan.sizes_bytes, preset.live, n)
+        self.rules = SessionRows.for_devices(plan, preset, content, [s.device for s in specs], live=live)
         self.plan = self.rules.plan      # the segments as the preset plays them
         K = self.plan.n_segments
-        self.trace_t = np.zeros(n)
+        self.trace_t = np.array([float(s.trace_start_s) for s in specs])
         self.n, self.K = n, K
         # one row per step (segment), so each step writes contiguous memory; transposed at the end
         self.rec = {k: np.zeros((K, n)) for k in ("download", "latency", "rebuffer", "buffer", "wait", "request",
@@ -201,7 +213,7 @@ class _Batch:
     def elapse(self, rows: np.ndarray | slice, seconds: np.ndarray, trace_advance_s: np.ndarray | None = None
                ) -> np.ndarray:
         """Let time pass for `rows` (the buffer drains, the trace clock moves); returns stalls."""
-        stall = self.rules.buffer.elapse(seconds, rows)
+        stall = self.rules.elapse(seconds, rows)
         self.trace_t[rows] += seconds if trace_advance_s is None else trace_advance_s
         return stall
 
@@ -445,20 +457,26 @@ class BatchResult:
     with_inits: bool
     refetches: np.ndarray | None = None      # (n,) fast switching's re-fetches per session (None: off)
     refetch_log: list[RefetchRecord] = field(default_factory=list)
+    segments: np.ndarray | None = None   # live: the segments that arrived per session (the rest are not played)
 
     def __len__(self) -> int:
         return len(self.specs)
 
     def session(self, i: int) -> SessionResult:
-        rec, ch = self.records, self.chosen[i]
+        rec = self.records
+        m = slice(None) if self.segments is None else slice(0, int(self.segments[i]))
+        ch = self.chosen[i, m]
+        live = "live_latency" in rec
         return SessionResult(
-            spec=self.specs[i], chosen=ch, bitrate_bps=self.bitrates_bps[ch], size_bytes=rec["size"][i],
-            download_s=rec["download"][i], latency_s=rec["latency"][i], rebuffer_s=rec["rebuffer"][i],
-            buffer_s=rec["buffer"][i], wait_s=rec["wait"][i], request_s=rec["request"][i],
+            spec=self.specs[i], chosen=ch, bitrate_bps=self.bitrates_bps[ch], size_bytes=rec["size"][i, m],
+            download_s=rec["download"][i, m], latency_s=rec["latency"][i, m], rebuffer_s=rec["rebuffer"][i, m],
+            buffer_s=rec["buffer"][i, m], wait_s=rec["wait"][i, m], request_s=rec["request"][i, m],
             startup_s=float(self.startup_s[i]), session_s=float(self.session_s[i]),
             rebuffer_count=int(self.stall_count[i]), policy_desc=self.policy_desc, metrics=self.metrics, row=i,
             wasted_bytes=int(self.wasted_bytes[i]), abandons=int(self.abandons[i]),
-            init_s=rec["init"][i] if self.with_inits else None,
+            init_s=rec["init"][i, m] if self.with_inits else None,
+            live_latency_s=rec["live_latency"][i, m] if live else None,
+            playback_rate=rec["rate"][i, m] if live else None,
             refetches=None if self.refetches is None else self.refetch_rows(i))
 
     def refetch_rows(self, i: int) -> list[dict]:
@@ -488,10 +506,15 @@ def simulate_batch(specs: Sequence[SessionSpec], on_decision: DecisionHook | Non
     batch = _Batch(specs, preset, policy)
     played = batch.plan
     policy.reset(len(specs), abr.Ladder(played.bitrates_bps, float(np.median(played.durations_s))))
-    for k in range(batch.K):
-        batch.step(k, on_decision)
+    live = None
+    if batch.rules.live is not None:
+        live = LiveLockstep(batch)
+        live.run(on_decision)
+    else:
+        for k in range(batch.K):
+            batch.step(k, on_decision)
     st = batch.rules.buffer
-    if preset.play_out_at_end:
+    if preset.play_out_at_end and live is None:
         st.play_out()
     plan = batch.plan
     records = {name: np.ascontiguousarray(a.T) for name, a in batch.rec.items()}
@@ -502,10 +525,16 @@ def simulate_batch(specs: Sequence[SessionSpec], on_decision: DecisionHook | Non
         batch.wasted = batch.wasted + fs.wasted_bytes()
     records["size"] = records["size"].astype(np.int64)
     chosen = np.ascontiguousarray(batch.chosen.T)
+    extra = {}
+    if live is not None:
+        extra = dict(segments=live.segments, played_s=st.played_s, live_latency_s=records["live_latency"],
+                     playback_rate=records["rate"], live=batch.rules.live.metrics(st))
     metrics = session_metrics(chosen, records["rebuffer"], plan.durations_s, plan.bitrates_bps,
                               startup_s=st.startup_s, session_s=st.clock_s, stall_count=st.stall_count,
                               bytes_=records["size"].sum(axis=1), wasted_bytes=batch.wasted.astype(np.int64),
-                              abandons=batch.abandons, heights=plan.heights, qoe_skip_first=preset.qoe_skip_first)
+                              abandons=batch.abandons, heights=plan.heights, qoe_skip_first=preset.qoe_skip_first,
+                              **extra)
     return BatchResult(specs, chosen, records, st.startup_s, st.clock_s, st.stall_count,
                        batch.wasted.astype(np.int64), batch.abandons, metrics, policy.describe(), plan.bitrates_bps,
-                       batch.rules.inits is not None, None if fs is None else fs.refetches.copy(), batch.refetch_log)
+                       batch.rules.inits is not None, None if fs is None else fs.refetches.copy(), batch.refetch_log,
+                       None if live is None else live.segments)

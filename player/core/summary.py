@@ -15,7 +15,11 @@ with `complete` False and is measured over what was played):
   `startup_s`;
 - `switches` and their mean magnitude `switch_magnitude_bps`;
 - `bytes` (media delivered, abandoned attempts excluded), `wasted_bytes`, `abandons`;
-- QoE under every model (`player.core.qoe`), each with its components.
+- QoE under every model (`player.core.qoe`), each with its components;
+- live sessions (`player.core.live`): `latency_mean_s` (time-weighted while playing),
+  `latency_max_s`, `latency_end_s`, `target_latency_s`, `playback_rate_mean` (over the time
+  media played), `rate_changes`, `seeks`, `skipped_s` (`LIVE_METRICS`; the twitch QoE reads
+  each segment's latency and rate).
 
 Units: seconds, bits per second, bytes.
 """
@@ -31,20 +35,27 @@ from player.core import qoe as qoe_mod
 METRICS = ("segments", "avg_bitrate_bps", "time_avg_bitrate_bps", "utility", "rebuffer_s", "rebuffer_count",
            "rebuffer_ratio", "startup_s", "switches", "switch_magnitude_bps", "bytes", "wasted_bytes", "abandons",
            "session_s")
-QOE_PARTS = ("total", "utility", "rebuffer_penalty", "smoothness_penalty")
+QOE_PARTS = ("total", "utility", "rebuffer_penalty", "smoothness_penalty", "latency_penalty", "speed_penalty")
+#: the live metrics a live session's summary adds (`player.core.live.LiveRows.metrics`)
+LIVE_METRICS = ("latency_mean_s", "latency_max_s", "latency_end_s", "target_latency_s", "playback_rate_mean",
+                "rate_changes", "seeks", "skipped_s")
 
 
 def session_metrics(chosen: np.ndarray, rebuffer_s: np.ndarray, durations_s: np.ndarray, bitrates_bps: np.ndarray,
                     *, startup_s: np.ndarray, session_s: np.ndarray, stall_count: np.ndarray,
                     bytes_: np.ndarray, wasted_bytes: np.ndarray | None = None, abandons: np.ndarray | None = None,
                     heights: np.ndarray | None = None, qoe_skip_first: bool = False,
-                    segments: np.ndarray | None = None, played_s: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                    segments: np.ndarray | None = None, played_s: np.ndarray | None = None,
+                    live_latency_s: np.ndarray | None = None, playback_rate: np.ndarray | None = None,
+                    live: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Metrics of n sessions over the same content.
 
     `chosen` and `rebuffer_s` are (n, K): rung and stall time per segment. `segments` (n,)
     says how many of the K segments each session got (default: all); columns past it are
     ignored. `played_s` (n,) is the media each session played; given (for sessions that
-    ended early), the time-average bitrate weighs only the media played. Returns arrays of length n under
+    ended early), the time-average bitrate weighs only the media played. Live sessions give
+    `live_latency_s` and `playback_rate` (n, K: each segment's, for the twitch QoE) and `live`
+    (their `LIVE_METRICS`, copied in). Returns arrays of length n under
     the names of `METRICS`, and per QoE model `qoe_<model>` and `qoe_<model>_<part>`
     (plus `qoe_segments`, the segments each QoE sums over).
     """
@@ -109,8 +120,11 @@ def session_metrics(chosen: np.ndarray, rebuffer_s: np.ndarray, durations_s: np.
         scored = np.ones((n, K), dtype=bool) if valid is None else valid.copy()
         scored[:, 0] = False
     out["qoe_segments"] = np.maximum(count - 1, 0) if qoe_skip_first else count
+    if live is not None:
+        out.update({k: np.asarray(live[k]) for k in LIVE_METRICS})
     for model in qoe_mod.MODELS:
-        parts = qoe_mod.score(model, chosen, rebuffer_s, bitrates_bps, heights, qoe_skip_first, valid=valid)
+        parts = qoe_mod.score(model, chosen, rebuffer_s, bitrates_bps, heights, qoe_skip_first, valid=valid,
+                              durations_s=durs, latency_s=live_latency_s, playback_rate=playback_rate)
         out[f"qoe_{model}"] = parts[:, 0]
         for j, name in enumerate(QOE_PARTS[1:], start=1):
             out[f"qoe_{model}_{name}"] = parts[:, j]
@@ -121,9 +135,10 @@ def row_summary(metrics: dict[str, np.ndarray], i: int, qoe_model: str = "linear
     """Session `i` of `session_metrics`'s arrays as the summary dict reports print: the
     metrics as Python numbers, `qoe` (the chosen model with its components) and `qoe_all`."""
     out: dict[str, Any] = {k: metrics[k][i].item() for k in METRICS}
+    out.update({k: metrics[k][i].item() for k in LIVE_METRICS if k in metrics})
     n_scored = int(metrics["qoe_segments"][i])
-    qoe_all = {m: qoe_mod.QoE(m, *(float(metrics[f"qoe_{m}" + ("" if p == "total" else f"_{p}")][i])
-                                   for p in QOE_PARTS), n_scored).as_dict() for m in qoe_mod.MODELS}
+    qoe_all = {m: qoe_mod.QoE(m, segments=n_scored, **{p: float(metrics[f"qoe_{m}" + ("" if p == "total" else f"_{p}")][i])
+                                                      for p in QOE_PARTS}).as_dict() for m in qoe_mod.MODELS}
     out["qoe"] = qoe_all[qoe_model]
     out["qoe_all"] = qoe_all
     return out
@@ -133,11 +148,14 @@ def session_summary(chosen: np.ndarray, rebuffer_s: np.ndarray, durations_s: np.
                     *, startup_s: float, session_s: float, stall_count: int, bytes_: int, wasted_bytes: int = 0,
                     abandons: int = 0, heights: np.ndarray | None = None, qoe_skip_first: bool = False,
                     qoe_model: str = "linear", played_s: float | None = None, n_segments: int | None = None,
-                    labels: dict[str, Any] | None = None) -> dict[str, Any]:
+                    labels: dict[str, Any] | None = None, live_latency_s: np.ndarray | None = None,
+                    playback_rate: np.ndarray | None = None, live: dict[str, Any] | None = None) -> dict[str, Any]:
     """One session's summary (a real player's, or dash.js's), by the same rules as the
     simulator's. `chosen`/`rebuffer_s` are the segments that arrived, in order;
     `n_segments` is how many the presentation has (fewer arrived: `complete` is False and
-    the metrics cover what was played). `labels` (abr, trace, movie...) come first."""
+    the metrics cover what was played). `labels` (abr, trace, movie...) come first. A live
+    session gives its segments' latency and rate and its `LIVE_METRICS` (`live`); its
+    time-average bitrate weighs the media played."""
     ch = np.asarray(chosen, dtype=np.int64)
     got = int(ch.size)
     total = got if n_segments is None else int(n_segments)
@@ -149,12 +167,20 @@ def session_summary(chosen: np.ndarray, rebuffer_s: np.ndarray, durations_s: np.
     durs = np.asarray(durations_s, dtype=np.float64)
     if durs.size < width:
         durs = np.concatenate([durs, np.zeros(width - durs.size)])
+    per_segment = {}
+    for name, values in (("live_latency_s", live_latency_s), ("playback_rate", playback_rate)):
+        if values is not None:
+            row = np.full((1, width), np.nan)
+            row[0, :got] = np.asarray(values, dtype=np.float64)[:got]
+            per_segment[name] = row
+    played = None if played_s is None or (got >= total and live is None) else np.array([played_s])
     m = session_metrics(rows_ch, rows_rb, durs[:width], bitrates_bps, startup_s=np.array([startup_s]),
                         session_s=np.array([session_s]), stall_count=np.array([stall_count]),
                         bytes_=np.array([bytes_]), wasted_bytes=np.array([wasted_bytes]),
                         abandons=np.array([abandons]), heights=heights, qoe_skip_first=qoe_skip_first,
                         segments=np.array([got]) if got < width or got < total else None,
-                        played_s=None if played_s is None or got >= total else np.array([played_s]))
+                        played_s=played, live=None if live is None else {k: np.array([v]) for k, v in live.items()},
+                        **per_segment)
     out: dict[str, Any] = dict(labels or {})
     out.update(row_summary(m, 0, qoe_model))
     out["complete"] = got >= total

@@ -10,8 +10,8 @@ availability start time and publish time as seconds since the Unix epoch (UTC), 
 update period, time-shift buffer depth and suggested delay in seconds, the UTCTiming
 sources in document order, and the low-latency signals (availabilityTimeOffset and
 availabilityTimeComplete per representation, ServiceDescription latency and playback
-rates). Parsing accepts them; playing them is another layer's job (`require_static`
-refuses live playback with one line until a live player exists).
+rates). Parsing accepts them; `player.dash.live` turns them into what the live player
+plays (`require_static` remains for a caller that can only play static presentations).
 
 Units: seconds (float), bits per second (float), bytes (int).
 """

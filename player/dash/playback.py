@@ -2,8 +2,9 @@
 
 * `select(presentation, ...)` picks what to play from a parsed MPD, period by period: the
   main adaptation set (video, else audio: the ABR ladder, lowest bandwidth first) and one
-  audio representation to fetch alongside (the highest bandwidth the device decodes). Live
-  (type=dynamic) presentations are refused with `UnsupportedManifest`.
+  audio representation to fetch alongside (the highest bandwidth the device decodes). A live
+  (type=dynamic) presentation plays from its last Period, the live edge's
+  (`player.dash.live` builds its plan).
 * Several periods play in sequence as one session: the ABR sees one ladder (the period
   with the most rungs; other periods map each rung to their representation of nearest
   bandwidth) and one run of segments (every period's, in order), so buffer, estimates and
@@ -119,8 +120,9 @@ def select(presentation: Presentation, device: DeviceProfile | None = None, *, c
            exclude: Sequence[AdaptationSet] = ()) -> Selection:
     """What to play (see module doc). `clear_only` keeps unprotected sets only (license
     fallback); `exclude` skips sets already tried. Raises `UnsupportedManifest`."""
-    presentation.require_static()
     periods = [p for p in presentation.periods if p.playable()]
+    if presentation.is_live:
+        periods = periods[-1:]   # the live edge's Period (`player.dash.live` follows the later ones)
     if not periods:
         raise UnsupportedManifest("the presentation has no playable adaptation set")
     notes: list[str] = []
@@ -195,7 +197,7 @@ def _select_period(period: Period, device: DeviceProfile | None, clear_only: boo
             continue
         ladder.append(r)
     for r in ladder:
-        if r.segment_index is None and r.pending_sidx is None:
+        if r.segment_index is None and r.pending_sidx is None and r.live_template is None:
             raise UnsupportedManifest(f"{where}representation {r.id!r} has no segment information"
                                       + (f" ({r.note})" if r.note else ""))
     audio_set = audio = None
@@ -206,7 +208,7 @@ def _select_period(period: Period, device: DeviceProfile | None, clear_only: boo
             mains = [a for a in sets if "main" in a.roles]
             audio_set = (mains or sets)[0]
             ok = [r for r in audio_set.ladder if _device_allows(device, r)
-                  and (r.segment_index is not None or r.pending_sidx is not None)]
+                  and (r.segment_index is not None or r.pending_sidx is not None or r.live_template is not None)]
             if ok:
                 audio = ok[-1]
             else:
@@ -407,22 +409,13 @@ def alternatives(rep: Representation, base_url: str, extra_origins: Sequence[str
     return tuple(bases)
 
 
-@dataclass
-class PlaybackPlan:
-    selection: Selection
-    video: list[Track]                          # the ABR ladder (may be audio for audio-only)
-    audio: Track | None
-    segment_plan: SegmentPlan
-    mask: np.ndarray                            # (R,) device mask
-    heights: np.ndarray                         # (R,) pixels, 0 unknown
-    device: DeviceProfile | None
-    audio_for: list[list[int]]                  # audio segment indices fetched with each video segment
-    drm: DrmInfo | None = None
-    notes: list[str] = field(default_factory=list)
+class DevicePlan:
+    """What a plan (VoD `PlaybackPlan`, live `player.dash.live.LivePlan`) tells from its
+    segment plan, its device and its DRM."""
 
-    @property
-    def n_segments(self) -> int:
-        return self.segment_plan.n_segments
+    segment_plan: SegmentPlan
+    device: DeviceProfile | None
+    drm: DrmInfo | None
 
     @property
     def bitrates_bps(self) -> np.ndarray:
@@ -439,6 +432,24 @@ class PlaybackPlan:
     @property
     def startup_threshold_s(self) -> float | None:
         return self.device.startup_threshold_s if self.device is not None else None
+
+
+@dataclass
+class PlaybackPlan(DevicePlan):
+    selection: Selection
+    video: list[Track]                          # the ABR ladder (may be audio for audio-only)
+    audio: Track | None
+    segment_plan: SegmentPlan
+    mask: np.ndarray                            # (R,) device mask
+    heights: np.ndarray                         # (R,) pixels, 0 unknown
+    device: DeviceProfile | None
+    audio_for: list[list[int]]                  # audio segment indices fetched with each video segment
+    drm: DrmInfo | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_segments(self) -> int:
+        return self.segment_plan.n_segments
 
     def describe(self) -> dict:
         return {

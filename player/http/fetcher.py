@@ -3,7 +3,10 @@ segment indexes and licences, with one retry policy (`player.http.config.RetryPo
 
 `Fetcher.fetch(resource)` returns a `Body` or raises:
 
-* `NotFound` — 404/410 on every BaseURL alternative (the caller may try another rung);
+* `NotFound` — 404/410 on every BaseURL alternative (the caller may try another rung; its
+  `status` says which: a live segment that left the time-shift buffer answers 410);
+* `TooEarly` — 425 (RFC 8470): a live segment not available yet, with the server's
+  ``Retry-After`` (seconds, when it gives one); not retried here, the live driver waits;
 * `Abandoned` — the resource's abandonment hook chose another rung mid-download;
 * `FetchFailed` (a `PlaybackError`) — given up, `kind` saying why: "budget" (the retry
   budget ran out on failures worth retrying), or one retrying cannot help (`permanent`):
@@ -45,7 +48,9 @@ What it does between the first attempt and that answer:
 * measurement: ``latency_s`` = request sent → response headers of the attempt that
   delivered; ``t_sent`` is the first attempt's, so retries make a fetch measure slow;
 * abandonment: every ``abandon_interval_s`` of a download the resource's `abandon_check`
-  is asked (bytes so far, seconds since the first attempt); a rung aborts the response.
+  is asked (bytes so far, seconds since the first attempt); a rung aborts the response;
+* progress: after each read the resource's `on_data` sees the body so far and the time
+  (a low-latency driver finds its CMAF chunks in it as they arrive).
 
 Each attempt is reported as a `Request` event, each wait as `Retry`, each change of
 alternative as `Failover` (`emit`, typed events of `player.core.events`);
@@ -103,6 +108,7 @@ class Resource:
     on_attempt: Callable[[int], None] | None = None   # called with the attempt number before sending
     fail_fast: bool = False                     # an unreachable server is final (the manifest before play)
     check: Callable[[bytes], None] | None = None     # raises BoxError/ValueError when a body is not what it should be
+    on_data: Callable[[bytearray, float], None] | None = None   # (body so far, player clock) after each read
 
     def label(self) -> str:
         """How an error names it: "manifest", "video segment 3" (1-based)."""
@@ -124,6 +130,7 @@ class Body:
     final_url: str = ""
     byte_range: ByteRange | None = None
     charset: str | None = None   # of the Content-Type, when the server names one (a manifest's text)
+    date: str | None = None      # the response's Date header (a live player's last resort to learn the time)
 
     @property
     def size(self) -> int:
@@ -131,12 +138,23 @@ class Body:
 
 
 class NotFound(Exception):
-    """404/410 on every alternative."""
+    """404/410 on every alternative (`status`: the last one seen)."""
 
-    def __init__(self, url: str, wasted: int) -> None:
+    def __init__(self, url: str, wasted: int, status: int = 404) -> None:
         super().__init__(url)
         self.url = url
         self.wasted = wasted
+        self.status = status
+
+
+class TooEarly(Exception):
+    """425 Too Early: the object (a live segment) is not available yet; the server says to
+    come back after `retry_after_s` (None: it did not say)."""
+
+    def __init__(self, url: str, retry_after_s: float | None) -> None:
+        super().__init__(url)
+        self.url = url
+        self.retry_after_s = retry_after_s
 
 
 class Abandoned(Exception):
@@ -191,10 +209,11 @@ class _Permanent(Exception):
 
 
 class _StatusError(Exception):
-    def __init__(self, status: int, detail: str = "") -> None:
+    def __init__(self, status: int, detail: str = "", retry_after: str | None = None) -> None:
         super().__init__(f"HTTP {status}{': ' + detail.splitlines()[0][:120] if detail.strip() else ''}")
         self.status = status
         self.detail = detail
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -327,9 +346,11 @@ class Fetcher:
                 raise
             except _StatusError as s:
                 tries.last, tries.last_status = str(s), s.status
+                if s.status == 425:
+                    raise TooEarly(url, retry_after_seconds(s.retry_after)) from None
                 if s.status in (404, 410):
                     if not tries.exclude(alt, tries.missing):
-                        raise NotFound(url, part.wasted + len(part.got)) from None
+                        raise NotFound(url, part.wasted + len(part.got), s.status) from None
                     self._failover(res, url, alt, tries.next_alternative(self.edges.order(self.clock.now())),
                                    str(s), None)
                     continue
@@ -423,7 +444,7 @@ class Fetcher:
             rec["latency_s"] = round(t_first - t_sent, 6)
             if resp.status not in (200, 206):
                 detail = await self._error_text(resp, min(cfg.idle_timeout_s, budget_end - now()))
-                raise _StatusError(resp.status, detail)
+                raise _StatusError(resp.status, detail, resp.headers.get("Retry-After"))
             skip = 0
             if resp.status == 206:
                 cr = resp.headers.get("Content-Range", "")
@@ -490,6 +511,8 @@ class Fetcher:
                             part.resumable = False
                             raise _TooLarge(f"body longer than the limit of {res.max_bytes} bytes")
                         part.got += chunk
+                        if res.on_data is not None:
+                            res.on_data(part.got, now())
                         if target is not None and len(part.got) == target and rng is not None and resp.status == 200:
                             resp.close()  # all we asked for, from a server that ignored Range and sends more
                             break
@@ -516,7 +539,7 @@ class Fetcher:
                     raise _BadBody(str(exc)) from None
             rec.update(ok=True, transfer_s=round(t_done - t_first, 6))
             return Body(data, url, part.t_start, t_first - t_sent, t_done, alt, part.attempts,
-                        final_url=final, byte_range=rng, charset=resp.charset)
+                        final_url=final, byte_range=rng, charset=resp.charset, date=resp.headers.get("Date"))
         except (_StatusError, _Retryable, _Permanent, Abandoned) as exc:
             rec["error"] = rec["error"] or str(exc)
             raise
@@ -583,6 +606,14 @@ def unreachable_reason(url: str, exc: aiohttp.ClientConnectorError) -> str:
     if isinstance(exc.os_error, ConnectionRefusedError):
         return f"cannot connect to {host}: connection refused"
     return f"cannot connect to {host}: {exc.os_error.strerror or type(exc.os_error).__name__}"
+
+
+def retry_after_seconds(text: str | None) -> float | None:
+    """A Retry-After header's delay in seconds (the delta-seconds form; an HTTP date or
+    anything else: None)."""
+    if text is None or not text.strip().isdigit():
+        return None
+    return float(min(int(text.strip()), 86400))
 
 
 def content_range_rest(text: str) -> int | None:

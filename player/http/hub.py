@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from collections import deque
 from typing import Any, AsyncIterator, Callable, Coroutine
 
 from player.core.events import Event
 
 
+#: the newest events the log keeps (a live session runs for hours; listeners see them all)
+MAX_LOG_EVENTS = 20_000
+
+
 class EventHub:
-    """Every event published, in order (`log`), handed to listeners and streams."""
+    """Every event published handed to listeners and streams; the newest `MAX_LOG_EVENTS`
+    kept, in order (`log`)."""
 
     def __init__(self) -> None:
-        self.log: list[Event] = []
+        self.log: deque[Event] = deque(maxlen=MAX_LOG_EVENTS)
         self.listeners: list[Callable[[Event], Any]] = []
         self._queues: list[asyncio.Queue] = []
         self._tasks: set[asyncio.Task] = set()

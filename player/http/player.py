@@ -37,6 +37,12 @@ the license cannot be had, the player falls back to unprotected representations 
 manifest has some, else stops with a clear error. With ``cryptography`` installed,
 segments are decrypted (CENC AES-CTR) and checked (`verify_media`).
 
+Live (type=dynamic) manifests are played by `player.http.live.LiveDriver` on the same
+fetcher, events and clock: clock synchronisation through UTCTiming, the live edge and delay
+in dash.js's order of precedence, MPD refreshes, 425/410, chunk-by-chunk low-latency bodies;
+the session ends after `duration_s` (or when stopped). Memory stays bounded over hours: the
+event log keeps the newest `MAX_LOG_EVENTS` events and the core's are handed on, not kept.
+
 Observing a session (the dashboard's hook): events are the typed dataclasses of
 `player.core.events` (the schema: `events.field_names(kind)`; the JSON line of one is
 ``event.as_dict()``). ``player.add_listener(fn)`` calls ``fn(event)`` for each (an
@@ -49,6 +55,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import time
 from typing import Any, AsyncIterator, Callable
 from urllib.parse import urlsplit
 
@@ -71,6 +78,7 @@ from player.http.decryption import SessionDecryption, crypto_available
 from player.http.fetcher import Abandoned, Body, ByteRange, Fetcher, NotFound, Resource, open_client
 from player.http.hub import EventHub
 from player.http.licences import License, LicenseClient, allowed_rungs
+from player.http.live import LiveDriver
 from player.http.manifests import fetch_manifest, parse_body
 from player.http.parts import InitSegments, index_resource, media_resource
 
@@ -86,7 +94,7 @@ class HttpPlayer:
                  config: HttpConfig | None = None, qoe_model: str = "linear", trace_label: str = "network",
                  drm_system: str | None = None, license_url: str | None = None, decrypt: bool = True,
                  on_segment: Callable[[dict, bytes], None] | None = None, content_id: str | None = None,
-                 session_id: str | None = None) -> None:
+                 session_id: str | None = None, duration_s: float | None = None) -> None:
         scheme = urlsplit(url).scheme.lower()
         if scheme not in ("http", "https"):
             raise UnsupportedManifest(f"the player needs an http(s) MPD URL, got {url[:200]!r} (serve a directory "
@@ -118,18 +126,20 @@ class HttpPlayer:
         self.core: SessionCore | None = None
         self.offset = 0.0               # player clock at the session start
         self.session_start_monotonic: float | None = None
-        self.inits = InitSegments(self._fetch)
+        self.inits = InitSegments(self.fetch_resource)
         self.license: License | None = None
         self._license_client: LicenseClient | None = None
         self._license_task: asyncio.Task | None = None
         self._renew_task: asyncio.Task | None = None
         self.decryption = SessionDecryption()
-        self._n_core_events = 0         # core events already published
         self._fatal: BaseException | None = None
         self._stalls_at_last_request = 0
         self._tried_sets: list = []
         self.counters = {"abandons": 0, "missing": 0, "decrypted_segments": 0}
         self.summary: dict | None = None
+        self.duration_s = duration_s     # a live session's length (None: until stopped, at most a day)
+        self.live: LiveDriver | None = None
+        self.wall0 = time.time()          # the local wall clock when the player's clock started
 
     # -- observing -----------------------------------------------------------------------------
     def add_listener(self, fn: Callable[[Event], Any]) -> None:
@@ -143,8 +153,8 @@ class HttpPlayer:
 
     @property
     def events_log(self) -> list[Event]:
-        """Every event published so far, in order."""
-        return self.hub.log
+        """The events published so far, in order (the newest `MAX_LOG_EVENTS`)."""
+        return list(self.hub.log)
 
     def all_counters(self) -> dict[str, int]:
         """The fetcher's counters (requests, retries, failovers, ...) and the player's."""
@@ -156,7 +166,7 @@ class HttpPlayer:
         core, plan = self.core, self.plan
         if core is not None and not core.ended:
             core.tick(self.core_now())  # a clock tick: stalls and the playhead show as they happen
-            self._drain_core()
+            self.drain_core()
         out: dict[str, Any] = {"t_s": self.clock.now(), "url": self.url, "phase": "setup" if core is None else
                                ("ended" if core.ended else "playing")}
         if core is not None and plan is not None:
@@ -167,7 +177,7 @@ class HttpPlayer:
                 "playing": bool(st.playing[0]), "stalled": bool(st.stalled[0]), "paused": bool(st.paused[0]),
                 "played_s": float(st.played_s[0]),
                 "stall_s": float(st.stall_s[0]), "stalls": int(st.stall_count[0]),
-                "segment": core.next_segment, "segments": plan.n_segments, "rung": last,
+                "segment": core.next_segment, "segments": core.plan.n_segments, "rung": last,
                 "bitrate_bps": float(plan.bitrates_bps[last]) if last >= 0 else None,
                 "throughput_bps": finite_or_none(core.last_throughput_bps),
                 "ladder_bps": plan.bitrates_bps.tolist(), "allowed": core.mask[0].tolist(),
@@ -176,6 +186,9 @@ class HttpPlayer:
                                                                    "rung": core.in_flight.rung},
                 "edge": self.fetcher.edges.current, "license": None if self.license is None else self.license.to_dict(),
             })
+            if core.live is not None:
+                out.update({"live": True, "live_latency_s": core.live_latency_s, "target_latency_s": core.target_latency_s,
+                            "playback_rate": core.playback_rate, "session_end_s": core.live.end_s})
         out.update(self.all_counters())
         return out
 
@@ -183,12 +196,12 @@ class HttpPlayer:
         """Stop the playhead; downloads go on until the buffer is full."""
         if self.core is not None:
             self.core.pause(self.core_now())
-            self._drain_core()
+            self.drain_core()
 
     def resume(self) -> None:
         if self.core is not None:
             self.core.resume(self.core_now())
-            self._drain_core()
+            self.drain_core()
 
     @property
     def paused(self) -> bool:
@@ -198,20 +211,36 @@ class HttpPlayer:
         """Log `event` and hand it to every listener and event stream."""
         self.hub.publish(event)
 
-    def _drain_core(self) -> None:
-        """Publish the core's new events, moved from its clock to the player's."""
+    def drain_core(self) -> None:
+        """Publish the core's new events, moved from its clock to the player's (and drop
+        them from the core: the hub's log keeps what is kept)."""
         core = self.core
         if core is None:
             return
-        new = core.events[self._n_core_events:]
-        self._n_core_events = len(core.events)
+        new = list(core.events)
+        core.events.clear()
         for e in new:
             self.publish(e.at(e.t_s + self.offset, session_t_s=round(e.t_s, 6)))
+
+    def raise_if_failed(self) -> None:
+        """A background task (a licence renewal) failed for good: raise its error here."""
+        if self._fatal is not None:
+            raise self._fatal
+
+    def start_license(self) -> None:
+        """Start acquiring the licence (once), in parallel with the session."""
+        if self._license_task is None:
+            self._license_task = asyncio.ensure_future(self.acquire_license())
 
     # -- clocks ------------------------------------------------------------------------------------
     def now(self) -> float:
         """Player clock (presentation seconds since the player started)."""
         return self.clock.now()
+
+    def wall(self, t: float) -> float:
+        """The local wall clock (seconds since the epoch) at player-clock time `t`: the wall
+        clock when the player started, moved on at the player's (scaled) pace."""
+        return self.wall0 + t
 
     def core_now(self) -> float:
         """Session clock (the core's): player clock minus the set-up time."""
@@ -223,6 +252,7 @@ class HttpPlayer:
         """Play to the end; returns the summary. Raises PlaybackError (network, license)
         or ManifestError/InputError (the manifest or the options)."""
         self.clock.start()
+        self.wall0 = time.time()
         error: BaseException | None = None
         try:
             async with open_client(self.config) as client:
@@ -247,6 +277,10 @@ class HttpPlayer:
                         self.summary = self._summary(error=msg)
                     except Exception:  # pragma: no cover - the summary must not hide the error
                         self.summary = None
+            elif error is not None and self.core is not None and self.plan is not None and self.live is not None:
+                # a live session stopped by the user (q, Ctrl-C) ends there, as a live session does
+                self.live.end_now()
+                self.summary = self._summary()
             elif error is not None and self.core is not None and self.plan is not None:
                 # stopped by the user (q, Ctrl-C): the summary of what was played so far
                 self.summary = self._summary(error="stopped before the end")
@@ -263,7 +297,7 @@ class HttpPlayer:
                 t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _fetch(self, res: Resource) -> Body:
+    async def fetch_resource(self, res: Resource) -> Body:
         return await self.fetcher.fetch(res)
 
     # -- set-up: manifest, selection, indexes ------------------------------------------------------------
@@ -275,7 +309,10 @@ class HttpPlayer:
         self.presentation = pres
         self.publish(Manifest(self.now(), body.final_url or body.url, body.size, pres.type, pres.duration_s, periods=len(pres.periods),
                                  notes=list(pres.notes)))
-        pres.require_static()
+        if pres.is_live:
+            self.live = LiveDriver(self, pres, body)
+            await self.live.setup()
+            return
         await self._prepare(select(pres, self.device))
 
     async def _prepare(self, selection: Selection) -> None:
@@ -298,7 +335,7 @@ class HttpPlayer:
     async def _sidx(self, rep) -> Any:
         res, n_init = index_resource(rep, self.extra_origins)
         try:
-            body = await self._fetch(res)
+            body = await self.fetch_resource(res)
         except NotFound as m:
             raise PlaybackError(f"segment index of representation {rep.id!r} not found (HTTP 404) at {m.url}") \
                 from None
@@ -312,7 +349,7 @@ class HttpPlayer:
     # -- the session -----------------------------------------------------------------------------------
     def _start_session(self, first: bool = True) -> None:
         plan = self.plan
-        mask = plan.mask.copy() if self.license is None else self._licensed_rungs(self.license)
+        mask = plan.mask.copy() if self.license is None else self.licensed_rungs(self.license)
         old = self.core
         core = make_core(plan, self.abr_name, self.abr_params, self.preset, mask=mask)
         described = plan.describe()
@@ -324,17 +361,19 @@ class HttpPlayer:
         else:
             core_t = max(old.now if old is not None else 0.0, self.clock.now() - self.offset)
         self.core = core
-        self._n_core_events = 0
         if core_t > 0:
             core.tick(core_t)
         self.publish(SessionStart(self.now(), self.url, self.abr_name, core.policy.describe(), self.preset_name,
                                      self.clock.time_scale, self.offset, described, restart=not first,
                                      cmcd=None if self.cmcd is None else self.cmcd.mode,
                                      session_id=None if self.cmcd is None else self.cmcd.sid))
-        if plan.protected and self._license_task is None:
-            self._license_task = asyncio.ensure_future(self._acquire_license())
+        if plan.protected:
+            self.start_license()
 
     async def _play(self) -> None:
+        if self.live is not None:
+            await self.live.play()
+            return
         self._start_session(first=True)
         plan = self.plan
         failures: dict[int, int] = {}
@@ -344,13 +383,13 @@ class HttpPlayer:
                 raise self._fatal
             core = self.core
             action = core.next_action(self.core_now())
-            self._drain_core()
+            self.drain_core()
             if isinstance(action, Done):
                 if self.config.real_time_play_out:
                     await self.clock.sleep(float(core.state.clock_s[0]) - (self.clock.now() - self.offset))
                 return
             if isinstance(action, Wait):
-                await self._wait_until(action.until_s)
+                await self.wait_until(action.until_s)
                 continue
             try:
                 await self._segment(action)
@@ -361,18 +400,18 @@ class HttpPlayer:
                 failures[k] = failures.get(k, 0) + 1
                 if self.core.in_flight is not None:
                     self.core.download_failed(self.core_now(), 0, f"decrypt: {exc}")
-                    self._drain_core()
+                    self.drain_core()
                 if failures[k] >= self.config.max_failures_per_segment:
                     raise PlaybackError(f"segment {k + 1}: {exc}") from None
         raise PlaybackError("the session did not end (loop bound reached)")  # pragma: no cover
 
-    async def _wait_until(self, until_s: float) -> None:
+    async def wait_until(self, until_s: float) -> None:
         """Sleep on the session clock until `until_s` (a wait for room in the buffer)."""
         delay = until_s - (self.clock.now() - self.offset)
         if delay > 0:
             await self.clock.sleep(delay)
         self.core.tick(max(until_s, self.core_now()))
-        self._drain_core()
+        self.drain_core()
 
     # -- one segment ---------------------------------------------------------------------------------
     async def _segment(self, fetch: Fetch) -> None:
@@ -392,23 +431,23 @@ class HttpPlayer:
                 res = media_resource(plan, track, k, rung)
                 res.abandon_check = self._abandon_check
                 try:
-                    body = await self._fetch(res)
+                    body = await self.fetch_resource(res)
                     break
                 except Abandoned as a:
                     self.counters["abandons"] += 1
                     core.abandoned(self.core_now(), a.wasted, a.rung)
-                    self._drain_core()
+                    self.drain_core()
                     rung = a.rung
                 except NotFound as m:
                     tried.add(rung)
                     self.counters["missing"] += 1
-                    new = self._other_rung(rung, tried)
+                    new = self.other_rung(rung, tried)
                     self.publish(Missing(self.now(), k, rung, new, m.url))
                     if new is None:
                         raise PlaybackError(f"segment {k + 1} is missing (HTTP 404/410) at every representation "
                                             f"(last: {m.url})") from None
                     core.abandoned(self.core_now(), m.wasted, new, reason="missing")
-                    self._drain_core()
+                    self.drain_core()
                     rung = new
             init_new = await init_task
             audio, audio_init = await audio_task if audio_task is not None else ([], None)
@@ -425,10 +464,10 @@ class HttpPlayer:
         # protected content: the license must be here before the segment can play
         if plan.protected and (plan.video[rung].protected_at(k) or (
                 plan.audio is not None and any(plan.audio.protected_at(j) for j in plan.audio_for[k]))):
-            await self._need_license()
-        await self._decrypt_and_check(k, rung, body, audio)
+            await self.need_license()
+        await self.decrypt_and_check(k, rung, body, audio)
         core.download_done(max(t_done - self.offset, core.now), size, latency, transfer)
-        self._drain_core()
+        self.drain_core()
 
     async def _audio_parts(self, k: int) -> tuple[list[Body], bytes | None]:
         """The audio segments that go with video segment `k`, and the bytes of any init
@@ -441,7 +480,7 @@ class HttpPlayer:
         try:
             for j in wanted:
                 try:
-                    out.append(await self._fetch(media_resource(self.plan, track, j, None)))
+                    out.append(await self.fetch_resource(media_resource(self.plan, track, j, None)))
                 except NotFound as m:
                     raise PlaybackError(f"audio segment {j + 1} is missing (HTTP 404/410): {m.url}") from None
         except BaseException:
@@ -452,7 +491,9 @@ class HttpPlayer:
         inits = [b for b in await asyncio.gather(*init_tasks) if b]
         return out, (b"".join(inits) if inits else None)
 
-    def _other_rung(self, rung: int, tried: set[int]) -> int | None:
+    def other_rung(self, rung: int, tried: set[int]) -> int | None:
+        """The rung to try when a segment is missing at `rung`: the next lower allowed one not
+        tried, else the next higher; None when none is left."""
         mask = self.core.mask[0]
         below = [r for r in range(rung - 1, -1, -1) if mask[r] and r not in tried]
         above = [r for r in range(rung + 1, mask.size) if mask[r] and r not in tried]
@@ -468,11 +509,11 @@ class HttpPlayer:
             below = allowed[allowed < fetch.rung]
             return int(below[-1] if below.size else allowed[0])
         r = core.check_abandon(self.core_now(), bytes_done, elapsed_s)
-        self._drain_core()
+        self.drain_core()
         return r
 
     # -- license -------------------------------------------------------------------------------------
-    async def _acquire_license(self) -> License:
+    async def acquire_license(self) -> License:
         dev = self.device
         self._license_client = LicenseClient(self.fetcher, self.plan.drm,
                                              robustness=dev.drm_robustness if dev else None,
@@ -500,20 +541,20 @@ class HttpPlayer:
             self.publish(Note(self.now(), "segments are not decrypted: the optional 'cryptography' package is "
                                              "missing (pip install abrlab[drm])"))
         if self.core is not None:
-            new = self._licensed_rungs(lic)
+            new = self.licensed_rungs(lic)
             if self.core.set_mask(new, f"{'renewed ' if renewal else ''}license policy max_height={lic.max_height}"):
-                self._drain_core()
+                self.drain_core()
 
-    def _licensed_rungs(self, lic: License) -> np.ndarray:
+    def licensed_rungs(self, lic: License) -> np.ndarray:
         mask, none_allowed = allowed_rungs(lic, self.plan.heights, self.plan.mask)
         if none_allowed:
             self.publish(Note(self.now(), "the license policy allows no representation this device plays; "
                                           "the lowest the device allows stays"))
         return mask
 
-    async def _need_license(self) -> License:
+    async def need_license(self) -> License:
         if self._license_task is None:
-            self._license_task = asyncio.ensure_future(self._acquire_license())
+            self._license_task = asyncio.ensure_future(self.acquire_license())
         return await asyncio.shield(self._license_task)
 
     async def _license_fallback(self, exc: LicenseError) -> None:
@@ -532,11 +573,11 @@ class HttpPlayer:
         self.license = None
         if old_core is not None and old_core.in_flight is not None:
             old_core.download_failed(self.core_now(), 0, "license failed")
-            self._drain_core()
+            self.drain_core()
         self._start_session(first=False)
 
     # -- decryption and checks --------------------------------------------------------------------------
-    async def _decrypt_and_check(self, k: int, rung: int, video: Body, audio: list[Body]) -> None:
+    async def decrypt_and_check(self, k: int, rung: int, video: Body, audio: list[Body]) -> None:
         """Decrypt (and check) the segment's parts when protected and a key is at hand; give
         each part to `on_segment`."""
         plan = self.plan
@@ -591,6 +632,8 @@ class HttpPlayer:
         }
         if error is not None:
             extra["error"] = error
+        if self.live is not None:
+            extra.update(self.live.summary_extra())
         labels = {"abr": self.abr_name, "trace": self.trace_label, "movie": self.url,
                   "device": self.plan.device.name if self.plan.device else "none", "preset": self.preset_name}
         s = self.core.summary(self.qoe_model, labels=labels)

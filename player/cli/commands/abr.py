@@ -4,7 +4,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from typing import Any
+
+from rich.console import Console
+from rich.table import Table
 
 import abr
 from netem.errors import UsageError
@@ -61,16 +65,27 @@ def alias_line(a: dict[str, Any]) -> str:
     return f"--preset {a['preset']}: {a['name']} means {a['policy']}" + (f" ({ps})" if ps else "")
 
 
+def first_paragraph(doc: str | None) -> str:
+    """A docstring's first paragraph as one line (a user's policy often wraps its summary
+    over several lines; cutting at the first line loses half a sentence)."""
+    lines = []
+    for line in (doc or "").strip().splitlines():
+        if not line.strip():
+            break
+        lines.append(line.strip())
+    return " ".join(lines)
+
+
 def describe(spec: str) -> dict[str, Any]:
     """One policy as a plain dict: name, summary, source, parameters."""
     cls = abr.policy_class(spec)
-    doc = (cls.__doc__ or "").strip().splitlines()
     module = sys.modules.get(cls.__module__)
     return {
         "name": spec if spec not in abr.names() else cls.name,
-        "summary": doc[0] if doc else "",
+        # a policy class without a docstring (as in examples/) is described by its module's
+        "summary": first_paragraph(cls.__doc__) or (first_paragraph(module.__doc__) if module else ""),
         "class": f"{cls.__module__}.{cls.__qualname__}",
-        "source": ((module.__doc__ or "").strip().splitlines() or [""])[0] if module else "",
+        "source": first_paragraph(module.__doc__) if module else "",
         "params": [{"name": p.name, "default": _jsonable(p.default), "unit": p.unit,
                     "doc": p.doc} for p in cls.PARAMS],
     }
@@ -90,23 +105,26 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"policies": entries, "aliases": aliases}, indent=2))
         return 0
-    from rich.console import Console
-    from rich.table import Table
-
     console = Console()
-    if console.width < 110:  # narrow terminal: one block per policy reads better
-        from rich.markup import escape
+    if console.width < 110:  # narrow terminal: one block per policy, wrapped lines indented
+        width = max(40, console.width)
+
+        def para(text: str, indent: int, style: str | None = None) -> None:
+            console.print(textwrap.fill(text, width, initial_indent=" " * indent, subsequent_indent=" " * indent),
+                          style=style, markup=False, highlight=False)
 
         for e in entries:
-            console.print(f"[bold cyan]{e['name']}[/bold cyan]  {escape(e.get('summary', ''))}")
+            console.print(e["name"], style="bold cyan", markup=False, highlight=False)
+            if e.get("summary"):
+                para(e["summary"], 2)
             if e.get("error"):
-                console.print(f"  [red]{escape(e['error'])}[/red]")
+                para(e["error"], 2, "red")
             for p in e["params"]:
-                console.print(f"  [green]{p['name']}[/green] = {escape(str(p['default']))} "
-                              f"[dim]\\[{escape(p['unit'])}][/dim]  {escape(p['doc'])}")
+                para(f"{p['name']} = {p['default']} [{p['unit']}]", 2, "green")
+                para(p["doc"], 6)
             console.print()
         for a in aliases:
-            console.print(escape(alias_line(a)))
+            para(alias_line(a), 0)
         return 0
     table = Table(title="ABR policies — abr.get(name, **params); units: s, bit/s, bytes")
     table.add_column("policy", style="bold cyan", no_wrap=True)

@@ -1,10 +1,10 @@
 """`abrlab fidelity PEER`: our simulator beside the peer it reproduces, session by session.
 
 One subcommand per peer, each a `register_PEER(peers)` below backed by a module of
-`player.lab.fidelity` (`sabre` and `pensieve` now; `player` and `dashjs` are for their
-owners to add in the same shape). Sabre's judgement and report are the shared ones
-(`player.lab.fidelity.agreement`: 5% average bitrate and 0.5 s rebuffering); Pensieve's
-compares QoE (its module).
+`player.lab.fidelity` (`sabre`, `pensieve` and `player`, our own HTTP player played in real
+time; `dashjs` is for its owner to add in the same shape). Sabre's judgement and report are
+the shared ones (`player.lab.fidelity.agreement`: 5% average bitrate and 0.5 s rebuffering);
+Pensieve's compares QoE (its module); the player's the same rung and QoE (`player.lab.prediction`).
 """
 from __future__ import annotations
 
@@ -15,15 +15,19 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from player.cli.commands._common import parse_params, split_list
+from netem.errors import PlaybackError
+from player.cli.commands._common import check_policy, parse_params, split_list
+from player.core import presets
+from player.lab.data import BUNDLED
 from player.lab.fidelity import agreement
 from player.lab.fidelity import pensieve as pensieve_peer
+from player.lab.fidelity import player as player_peer
 from player.lab.fidelity import sabre as sabre_peer
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "fidelity", help="our simulator beside the simulator it reproduces (Sabre, Pensieve, ...)",
+        "fidelity", help="our simulator beside what it reproduces (Sabre, Pensieve, our own HTTP player, ...)",
         description="Run a peer's own code and our simulator on the same traces and content, and report "
                     "per session whether they agree.")
     peers = p.add_subparsers(dest="peer", metavar="PEER")
@@ -101,8 +105,47 @@ def register_pensieve(peers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_pensieve)
 
 
+PLAYER_DESCRIPTION = """\
+Our own HTTP player beside our simulator. Every trace of each set is played for real with
+`abrlab play --headless --json` (our edge in-process, shaping --movie over the trace at each
+--time-scale, our player over loopback HTTP), and set beside two predictions of the same session:
+
+  predicted  the session's own (its summary's `prediction`): the simulator on the same trace from
+             the trace time at which the session started, with the per-request overhead the
+             session measured;
+  plain      `abrlab simulate --trace T --movie M --time-scale K` as it is: the trace from its
+             start, the preset's own per-request overhead;
+  replayed   hindsight, not a prediction: the simulator given each request's own measured delay
+             before its first byte (the prediction's `replayed`), which tells the model's error
+             from the machine's timing.
+
+A session meets the goal when at least 90% of its segments are at the same rung and its linear
+QoE is within 2%. Real time on a shared machine is noisy: --repeat plays each trace several
+times; per trace the medians over its repeats count, and the load average is recorded."""
+
+
+def register_player(peers: argparse._SubParsersAction) -> None:
+    p = peers.add_parser(
+        "player", help="our HTTP player (abrlab play) against the simulator, played in real time",
+        formatter_class=argparse.RawDescriptionHelpFormatter, description=PLAYER_DESCRIPTION)
+    p.add_argument("--traces", required=True, nargs="+", metavar="DIR",
+                   help="trace sets: each folder (or file, or glob) is one set, in any trace format")
+    p.add_argument("--movie", metavar="PATH", default=None,
+                   help="content description (default: the bundled traces/content/demo-6rung-120s.json)")
+    p.add_argument("--time-scale", type=float, nargs="+", default=[1.0], metavar="K",
+                   help="time scales to play at, each a separate session (default: 1)")
+    p.add_argument("--abr", default="bola", help="policy (default: bola)")
+    p.add_argument("--abr-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="policy parameter, repeatable (default: the policy's)")
+    p.add_argument("--preset", default="default", choices=presets.names(), help="session semantics (default: default)")
+    p.add_argument("--repeat", type=int, default=1, metavar="N", help="play each trace N times (default 1)")
+    add_report_options(p, "every session's events and a side-by-side per-segment log "
+                          "(logs/SET/xK/TRACE.rN.play.jsonl, .side.jsonl)")
+    p.set_defaults(func=run_player)
+
+
 #: One entry per peer; a new peer adds its `register_PEER` here.
-PEERS = [register_sabre, register_pensieve]
+PEERS = [register_sabre, register_pensieve, register_player]
 
 
 def run_sabre(args: argparse.Namespace) -> int:
@@ -190,3 +233,66 @@ def run_pensieve(args: argparse.Namespace) -> int:
         print(f"{s.trace_set:<18} {s.sessions:>8} {100 * s.share:>6.1f}% {s.identical:>9} "
               f"{_pct(s.mean_abs_qoe_rel_diff):>11}  {'met' if s.meets_goal else 'NOT met'}{failed}")
     return 0
+
+
+def run_player(args: argparse.Namespace) -> int:
+    movie = args.movie or str(BUNDLED / "content" / "demo-6rung-120s.json")
+    duration_s = player_peer.check_inputs(movie, args.time_scale, args.repeat)
+    sets = player_peer.sets_of(args.traces)
+    params = parse_params(args.abr_param)
+    check_policy(args.abr, params)
+    sessions, failed = [], []
+    if args.sessions:
+        print(f"{'set':<12} {'trace':<36} {'K':>3} {'rep':>3} {'load':>5} {'same':>5} {'QoE diff':>9} "
+              f"{'plain':>5} {'QoE diff':>9} {'replay':>6} {'QoE diff':>9}  ok")
+    for name, paths in sets:
+        for path in paths:
+            for k in args.time_scale:
+                for rep in range(args.repeat):
+                    try:
+                        s = player_peer.play_one(name, path, movie, k, rep, abr=args.abr,
+                                                 abr_params=args.abr_param, preset=args.preset, duration_s=duration_s)
+                    except PlaybackError as exc:      # noted, and the run goes on
+                        failed.append(f"{name}/{path.name} x{k:g} r{rep}: {exc}")
+                        print(f"note: {failed[-1]}", file=sys.stderr)
+                        continue
+                    player_peer.judge(s, movie, args.abr, params, args.preset)
+                    sessions.append(s)
+                    if args.out:
+                        player_peer.write_session(Path(args.out), s, player_peer.side_by_side(
+                            s, movie, args.abr, params, args.preset))
+                    if args.sessions:
+                        print(_session_line(s), flush=True)
+    summaries = player_peer.summarise(sessions)
+    meta = {"peer": "player", "traces": list(args.traces), "movie": movie, "time_scales": list(args.time_scale),
+            "abr": args.abr, "abr_params": params, "preset": args.preset, "repeat": args.repeat, "failed": failed}
+    if args.out:
+        player_peer.write_report(Path(args.out), sessions, summaries, meta)
+    if args.json:
+        print(json.dumps({"run": meta, "summary": [s.as_dict() for s in summaries]}, indent=2))
+        return 0
+    print(f"agreement of abrlab play with the simulator: same rung >= 90% and |QoE diff| <= 2% per trace "
+          f"(medians over {args.repeat} repeat{'s' if args.repeat > 1 else ''})")
+    print(f"{'set':<14} {'K':>4} {'traces':>6} {'load':>5}" + "".join(
+        f"   {name + ': ok':>13} {'same':>6} {'|QoE|':>7} {'|stall|':>8}" for name in ("predicted", "plain", "replayed")))
+    for s in summaries:
+        print(f"{s.trace_set:<14} {s.time_scale:>4g} {s.traces:>6} {s.load:>5.1f}" + "".join(
+            f"   {getattr(s, w + '_ok'):>6}/{s.traces:<6} {100 * getattr(s, w + '_same_rung'):>5.1f}% "
+            f"{100 * getattr(s, w + '_abs_qoe_rel'):>6.2f}% {getattr(s, w + '_abs_stall_s'):>7.2f}s"
+            for w in ("predicted", "plain", "replayed")))
+    if failed:
+        print(f"{len(failed)} session(s) failed to play (not counted above): see the notes")
+    return 0
+
+
+def _session_line(s) -> str:
+    def part(a) -> str:
+        f = player_peer.figures(a)
+        if f is None:
+            return f"{'—':>5} {'—':>9}"
+        rel = a.qoe_rel_diff if not isinstance(a, dict) else (a["qoe_rel_diff"] if a["qoe_rel_diff"] is not None
+                                                               else math.nan)
+        return f"{100 * f[0]:>4.0f}% {_pct(rel):>9}"
+    ok = s.predicted is not None and s.predicted.meets_goal()
+    return (f"{s.trace_set:<12} {s.trace[:36]:<36} {s.time_scale:>3g} {s.repeat:>3} {s.load_before:>5.1f} "
+            f"{part(s.predicted)} {part(s.plain)} {part(s.replayed):>16}  {'yes' if ok else 'NO'}")

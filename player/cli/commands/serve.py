@@ -12,6 +12,7 @@ from netem.cenc import Protection
 from netem.edge import EdgeGroup, EdgeServer, make_source
 from netem.errors import InputError, UsageError
 from netem.faults import parse_all
+from netem.guard import Limits
 from netem.license_server import load_policy
 from netem.live.clock import SystemClock
 from netem.live.config import DEFAULT_TARGET_LATENCY_S, LiveConfig, parse_instant, parse_utc_timing
@@ -20,6 +21,7 @@ from netem.live.utc import iso_ms, iso_seconds
 from netem.package import SyntheticPresentation
 from netem.trace import constant
 from player.cli.commands._common import add_trace_format, stop_on_signals
+from player.cli.commands.traces import bps
 
 FAULT_HELP = (
     "inject a fault (repeatable): 5xx:p=P[,status=503][,path=GLOB][,from=T,to=T] | 404:path=GLOB | "
@@ -29,19 +31,55 @@ FAULT_HELP = (
 )
 
 
-def add_shaping_args(p: argparse.ArgumentParser) -> None:
+def add_shaping_args(p: argparse.ArgumentParser, *, edges: bool = True, fault_help: str = FAULT_HELP) -> None:
+    """The link options of `serve` (one trace per edge) and `proxy` (`edges=False`: one link)."""
     p.add_argument("--trace", action="append", default=None, metavar="FILE",
-                   help="bandwidth trace shaping the link (Sabre JSON, Mahimahi, Pensieve, CSV); repeat "
-                        "to give each edge its own (default: unshaped)")
+                   help="bandwidth trace shaping the link (Sabre JSON, Mahimahi, Pensieve, CSV); "
+                        + ("repeat to give each edge its own (default: unshaped)" if edges else
+                           "one file (default: unshaped)"))
     add_trace_format(p, "the --trace files'")
-    p.add_argument("--rate", type=float, default=None, metavar="BPS",
-                   help="constant link capacity in bit/s instead of a trace (default: none, unshaped without --trace)")
+    p.add_argument("--rate", type=bps, default=None, metavar="BPS",
+                   help="constant link capacity in bit/s instead of a trace, with an optional k/M/G suffix "
+                        "(20M = 20e6; default: none, unshaped without --trace)")
     p.add_argument("--latency", type=float, default=None, metavar="S",
                    help="per-request latency in seconds before the first byte (default: the trace's own, else 0)")
     p.add_argument("--time-scale", type=float, default=1.0, metavar="K",
                    help="replay the trace K times faster (rates ×K, times ÷K; default 1)")
-    p.add_argument("--fault", action="append", default=[], metavar="SPEC", help=FAULT_HELP)
-    p.add_argument("--seed", type=int, default=0, help="seed for fault probabilities (default 0)")
+    p.add_argument("--fault", action="append", default=[], metavar="SPEC", help=fault_help)
+    if edges:  # the proxy's faults (outage, die) draw no probabilities
+        p.add_argument("--seed", type=int, default=0, help="seed for fault probabilities (default 0)")
+    add_limit_args(p)
+
+
+def add_limit_args(p: argparse.ArgumentParser) -> None:
+    """Connection protection (`netem.guard.Limits`), in wall seconds whatever --time-scale."""
+    d = Limits()
+    g = p.add_argument_group("connection limits (wall seconds; see netem/guard.py)")
+    g.add_argument("--max-connections", type=int, default=None, metavar="N",
+                   help=f"connections open at once per server; over it the oldest idle one is closed, or the new "
+                        f"one refused (default {d.max_connections}, and never more than the descriptor limit allows)")
+    g.add_argument("--max-per-client", type=int, default=None, metavar="N",
+                   help=f"connections open at once from one client address (default {d.max_per_client})")
+    g.add_argument("--idle-timeout", type=float, default=None, metavar="S",
+                   help=f"close a connection silent this long with no request in progress (default {d.idle_timeout_s:g})")
+    g.add_argument("--header-timeout", type=float, default=None, metavar="S",
+                   help=f"a request head must arrive within this after its first byte, else 408 "
+                        f"(default {d.header_timeout_s:g})")
+    g.add_argument("--write-timeout", type=float, default=None, metavar="S",
+                   help=f"reset a client that reads nothing of its response for this long "
+                        f"(default {d.write_timeout_s:g})")
+
+
+#: `Limits` field → its option
+LIMIT_OPTIONS = {"max_connections": "--max-connections", "max_per_client": "--max-per-client",
+                 "idle_timeout_s": "--idle-timeout", "header_timeout_s": "--header-timeout",
+                 "write_timeout_s": "--write-timeout"}
+
+
+def limits_from(args) -> Limits:
+    """The `Limits` of the connection-limit options (InputError naming a bad one)."""
+    given = {field: getattr(args, opt[2:].replace("-", "_")) for field, opt in LIMIT_OPTIONS.items()}
+    return Limits().with_(LIMIT_OPTIONS, **given)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,7 +93,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "and serves until SIGINT/SIGTERM. Also answers ClearKey (and stub Widevine/PlayReady) license "
             "requests at /license/<system>. Units: seconds, bits per second, bytes. With --live, the same "
             "content is served as a live stream (type=dynamic MPD) looped on the wall clock, with optional "
-            "low-latency chunked delivery, several Periods and UTCTiming endpoints on the origin itself."
+            "low-latency chunked delivery, several Periods and UTCTiming endpoints on the origin itself. "
+            "No client can exhaust the server: connections are capped and timed out (connection limits "
+            "below), a bad request gets its 4xx and one rate-limited line on stderr."
         ),
     )
     p.add_argument("dir", nargs="?", default=None, help="directory to serve (or use --movie)")
@@ -172,6 +212,20 @@ def check_common(args) -> None:
         raise InputError(f"--latency must be seconds in [0, 3600], got {args.latency!r}")
 
 
+def check_manifest(source, args) -> None:
+    """A served directory must hold the MPD the first printed line names."""
+    mpd = getattr(source, "mpd_path", None)
+    if args.dir is None or args.live:
+        return
+    if mpd is None:
+        raise InputError("no MPD to serve: no manifest.mpd or other *.mpd up to two directories down "
+                         "(give --mpd PATH inside the directory)", where=args.dir)
+    try:
+        source.lookup("/" + mpd, "/" + mpd)
+    except Exception:  # NotFound, Forbidden: the --mpd given is not a file the edge would serve
+        raise InputError(f"--mpd {mpd!r} is not a file the edge serves from this directory", where=args.dir) from None
+
+
 def _source(args):
     if args.movie is None:
         if args.dir is None:
@@ -199,11 +253,12 @@ def run(args: argparse.Namespace) -> int:
     live = live_config(args)
     faults = parse_all(args.fault)
     traces = load_traces(args)
+    limits = limits_from(args)
     policy = load_policy(args.license_policy, args.license_duration)
     log = AccessLog(args.access_log) if args.access_log else None
     common = dict(latency_s=args.latency, time_scale=args.time_scale, faults=faults, seed=args.seed, host=args.host,
                   access_log=log, license_policy=policy, license_latency_s=args.license_latency,
-                  license_failure_p=args.license_failure)
+                  license_failure_p=args.license_failure, limits=limits)
     if live is not None:
         packaged = load_vod(_source(args), args.mpd)
         clock = SystemClock(args.clock_offset, args.time_scale)
@@ -211,6 +266,7 @@ def run(args: argparse.Namespace) -> int:
                           index=i, port=(args.port + i) if args.port else 0, **common) for i in range(args.edges)]
     else:
         source = make_source(_source(args), args.mpd)
+        check_manifest(source, args)
         edges = [EdgeServer(source, trace=traces[i % len(traces)] if traces else None, index=i,
                             port=(args.port + i) if args.port else 0, **common) for i in range(args.edges)]
     try:

@@ -44,6 +44,16 @@ def bps_list(text: str) -> list[float]:
     return [bps(part) for part in text.split(",") if part.strip()]
 
 
+def seconds_list(text: str) -> list[float] | float:
+    """One number of seconds, or comma-separated ones (one per step): "30" or "0.25,5,0.1"."""
+    parts = [p for p in text.split(",") if p.strip()]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, or comma-separated seconds, got {text!r}") from None
+    return values[0] if len(values) == 1 else values
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "traces",
@@ -94,7 +104,8 @@ def _register_synth(actions: argparse._SubParsersAction) -> None:
     k = _synth_kind(kinds, "steps", "a staircase of rates, each held for --step seconds")
     k.add_argument("--rates", type=bps_list, default="4M,1M,4M",
                    help="comma-separated rates, bits per second (default: %(default)s)")
-    k.add_argument("--step", type=float, default=20.0, help="seconds each rate holds (default: %(default)s)")
+    k.add_argument("--step", type=seconds_list, default=20.0,
+                   help="seconds each rate holds: one value, or one per rate, comma-separated (default: %(default)s)")
 
     k = _synth_kind(kinds, "outages", "a base rate with periodic outages")
     k.add_argument("--rate", type=bps, default="4M", help="base rate, bits per second (default: %(default)s)")

@@ -116,15 +116,19 @@ def write_report(out_dir: Path, pairs: Sequence[SessionPair], summaries: Sequenc
     rows = [p.row(goals) for p in pairs]
     written = []
     if rows:
-        keys = list(dict.fromkeys(k for r in rows for k in r))
-        path = out_dir / "sessions.csv"
-        with open(path, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=keys)
-            w.writeheader()
-            w.writerows(rows)
-        written.append(path)
+        written.append(write_rows(out_dir / "sessions.csv", rows))
     path = out_dir / "summary.json"
     with open(path, "w") as fh:
         json.dump({"goals": asdict(goals), "run": meta, "summary": [s.as_dict() for s in summaries]}, fh, indent=2)
     written.append(path)
     return written
+
+
+def write_rows(path: Path, rows: Sequence[dict]) -> Path:
+    """`rows` as CSV, the columns every row's keys in the order first seen."""
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    return path

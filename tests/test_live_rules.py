@@ -1,0 +1,219 @@
+"""The live session rules (player.core.live) by hand: the live delay's precedence, the join,
+availability, chunk production and delivery, latency, seeks, the end by duration, and the
+simulator's live sessions on a constant link."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import abr
+from netem import formats
+from netem.content import synthetic
+from netem.errors import InputError
+from netem.link import Link
+from netem.trace import Trace, constant
+from player.core.buffer import BufferState
+from player.core.catchup import ServiceBounds
+from player.core.live import LiveFacts, LiveRows, LiveSettings, chunk_arrivals, live_delay, simulated_rows
+from player.core.presets import PRESETS
+from player.core.rules import SegmentPlan
+from player.core.session import SessionCore, drive_with_link
+from player.core.simulator import SessionSpec, simulate
+
+D = 2.0
+
+
+def facts(**kw) -> LiveFacts:
+    return LiveFacts(D, **kw)
+
+
+def test_live_delay_in_dashjs_order_of_precedence():
+    sd = ServiceBounds(latency_target_s=3.5)
+    assert live_delay(facts(service=sd, suggested_delay_s=6.0)) == (3.5, "ServiceDescription")
+    assert live_delay(facts(suggested_delay_s=6.0)) == (6.0, "suggestedPresentationDelay")
+    assert live_delay(facts()) == (8.0, "4 segments")
+    assert live_delay(facts(service=sd), delay_s=5.0) == (5.0, "setting")
+    assert live_delay(facts(service=sd), delay_segments=3) == (6.0, "setting (segments)")
+    delay, source = live_delay(facts(time_shift_depth_s=6.0))
+    assert delay == 6.0 and "capped" in source
+
+
+def test_settings_write_what_our_origin_writes():
+    f = LiveSettings(chunk_s=0.5).facts(D)
+    assert f.availability_time_offset_s == 1.5 and f.chunks == 4
+    assert f.service == ServiceBounds(3.5, 2.625, 7.0, 0.96, 1.04)
+    assert LiveSettings().facts(D).service == ServiceBounds() and LiveSettings().facts(D).chunks == 1
+    with pytest.raises(InputError, match="join_phase"):
+        LiveSettings(join_phase=1.0)
+    with pytest.raises(InputError, match="unknown catch-up law"):
+        LiveSettings(catchup="nope")
+
+
+def rows(settings: LiveSettings, edge0: float, k_vod: int = 5, n: int = 1) -> LiveRows:
+    sizes = np.tile(np.array([[100_000.0, 200_000.0]]), (k_vod, 1))
+    return LiveRows(settings.facts(D), settings, sizes, n, edge0)
+
+
+def test_join_availability_and_chunk_production():
+    # edge at 101 s, delay 8 s (4 segments): playhead starts at 93 s, in segment 46 [92, 94)
+    lv = rows(LiveSettings(), 101.0)
+    assert lv.p0[0] == 93.0 and lv.j0[0] == 46
+    assert lv.available_at(0, [0])[0] == pytest.approx(94.0 - 101.0)     # complete at 94 s: 7 s ago
+    assert lv.available_at(4, [0])[0] == pytest.approx(102.0 - 101.0)    # segment 50 ends at 102 s
+    # low latency, 0.5 s chunks: available from its first chunk (end − 1.5 s); chunks at +0.5 s each
+    ll = rows(LiveSettings(chunk_s=0.5, target_latency_s=2.0), 101.0)
+    assert ll.j0[0] == 49                                                  # 99 s lies in [98, 100)
+    assert ll.available_at(0, [0])[0] == pytest.approx(98.5 - 101.0)
+    assert ll.releases(1, [0])[0] == pytest.approx(np.array([100.5, 101.0, 101.5, 102.0]) - 101.0)
+    assert ll.chunk_bytes(np.array([400.0]))[0] == pytest.approx([100.0] * 4)
+
+
+def test_first_segment_plays_only_from_the_start_position():
+    lv = rows(LiveSettings(), 101.0)   # starts at 93 s in segment [92, 94): 1 s of it is playable
+    assert lv.rest_of_segment(0, [0])[0] == pytest.approx(1.0)
+    assert lv.rest_of_segment(1, [0])[0] == pytest.approx(2.0)
+
+
+def test_chunks_leave_when_produced_and_cross_the_link():
+    link = Link([constant(1e6, 100.0)])
+    idx = np.zeros(1, dtype=np.int64)
+    sizes = np.full((1, 4), 62_500.0)                       # 0.5 s each at 1 Mbit/s
+    releases = np.array([[0.5, 1.0, 1.5, 2.0]])
+    start, end = chunk_arrivals(link, idx, np.zeros(1), sizes, releases)
+    assert start[0] == pytest.approx([0.5, 1.0, 1.5, 2.0]) and end[0] == pytest.approx([1.0, 1.5, 2.0, 2.5])
+    fast = Link([constant(4e6, 100.0)])                     # 0.125 s each: at the producer's pace
+    start, end = chunk_arrivals(fast, idx, np.zeros(1), sizes, releases)
+    assert end[0] == pytest.approx([0.625, 1.125, 1.625, 2.125])
+    start, end = chunk_arrivals(fast, idx, np.zeros(1), sizes, releases - 10.0)   # produced long ago
+    assert end[0] == pytest.approx([0.125, 0.25, 0.375, 0.5])
+
+
+def test_latency_grows_in_a_stall_and_falls_when_playing_faster():
+    lv = rows(LiveSettings(), 101.0)
+    buf = BufferState.new(1, playing_from_start=True)
+    buf.buffer_s[:] = 1.0
+    assert lv.latency(buf, [0])[0] == pytest.approx(8.0)
+    lv.elapse(buf, np.array([3.0]), [0])                   # 1 s played, then 2 s of stall
+    assert lv.latency(buf, [0])[0] == pytest.approx(10.0)
+    buf.buffer_s[:] = 4.0
+    lv.rate[:] = 1.5
+    lv.elapse(buf, np.array([2.0]), [0])                   # 3 s of media in 2 s
+    assert lv.latency(buf, [0])[0] == pytest.approx(9.0)
+
+
+def test_a_segment_gone_from_the_time_shift_buffer_seeks_to_the_live_edge():
+    lv = rows(LiveSettings(time_shift_depth_s=10.0), 101.0)
+    buf = BufferState.new(1, playing_from_start=True)
+    buf.clock_s[:] = 30.0                                   # 30 s later, nothing played: latency 38 s
+    seeked, gone = lv.before_request(buf, 0, [0])
+    assert list(seeked) == [0] and gone[0]
+    # the playhead jumps to the live edge − delay = 131 − 8 = 123 s: segment 61, from 123 s
+    assert lv.segment(0, [0])[0] == 61 and lv.latency(buf, [0])[0] == pytest.approx(8.0)
+    assert lv.rest_of_segment(0, [0])[0] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("preset", ["live", "live-ll", "dashjs-live"])
+@pytest.mark.parametrize("policy", ["dynamic", "bola", "throughput", "dashjs", "l2a", "lolp"])
+def test_simulated_live_on_a_constant_link(preset, policy):
+    """A fast constant link: the session lasts its duration, stalls at most while starting,
+    and its latency ends near the target (catch-up) or stays at delay + startup (none)."""
+    content = synthetic((300e3, 750e3, 1.2e6), duration_s=40, segment_duration_s=2, seed=3)
+    p = replace(PRESETS[preset], live=replace(PRESETS[preset].live, duration_s=120.0))
+    r = simulate([SessionSpec(constant(20e6, 1000.0, latency_s=0.02), content, policy, preset=p)])[0]
+    s = r.summary("twitch")
+    assert r.session_s == pytest.approx(120.0)
+    assert r.chosen.size >= 55                                   # about one segment per 2 s
+    assert s["rebuffer_s"] <= 1.0 and s["seeks"] == 0
+    target = 8.0 if preset == "live" else 3.5
+    if preset == "live":
+        assert s["latency_end_s"] == pytest.approx(target + r.startup_s + s["rebuffer_s"], abs=1e-6)
+    else:
+        assert abs(s["latency_end_s"] - target) < 0.3, s
+    assert s["qoe"]["components"]["latency_penalty"] > 0
+
+
+def test_duration_ends_the_session_and_drops_what_is_in_flight():
+    # 0.1 Mbit/s: a 300 kbit/s segment of 2 s takes 6 s; the 20 s session ends mid-download
+    content = synthetic((300e3,), duration_s=20, segment_duration_s=2, seed=1)
+    p = replace(PRESETS["live"], live=replace(PRESETS["live"].live, duration_s=20.0))
+    r = simulate([SessionSpec(constant(1e5, 100.0), content, "fixed", preset=p)])[0]
+    assert r.session_s == pytest.approx(20.0)
+    assert r.request_s[-1] + r.download_s[-1] <= 20.0
+    assert r.summary()["bytes"] == int(r.size_bytes.sum())
+    assert r.summary()["rebuffer_s"] > 0
+
+
+def test_chunk_timing_reaches_the_policy():
+    """A low-latency download's chunks are in the next observation: their bytes, times since
+    the request and the buffer; how long the segment had been available."""
+    seen = []
+
+    class Spy(abr.Policy):
+        name = "spy"
+
+        def _select(self, obs):
+            seen.append(obs)
+            return np.zeros(obs.n, dtype=np.int64)
+
+    content = synthetic((300e3,), duration_s=20, segment_duration_s=2, seed=1)
+    p = replace(PRESETS["live-ll"], live=replace(PRESETS["live-ll"].live, duration_s=30.0))
+    plan = SegmentPlan.from_content(content)
+    core = SessionCore(plan, Spy(), p, live=simulated_rows(plan.durations_s, plan.sizes_bytes, p.live, 1))
+    drive_with_link(core, Link([Trace(np.zeros(1), np.array([4e6]), 100.0)], p.link))
+    late = seen[-1]
+    assert late.chunk_bytes.shape == (1, 4) and np.all(late.chunk_bytes > 0)
+    assert np.all(np.diff(late.chunk_end_s[0]) > 0) and late.chunk_end_s[0, -1] > 1.0   # paced by production
+    assert np.isfinite(late.segment_available_s[0])
+    assert late.target_latency_s[0] == 3.5 and late.latency_s[0] > 0 and late.playback_rate[0] > 0
+
+
+REPO = Path(__file__).resolve().parent.parent
+ABRLAB = [sys.executable, "-m", "player.cli"]
+
+
+def test_bundled_challenge_profiles_are_the_challenges():
+    """traces/live/twitch-*.json hold the Twitch challenge's normal profiles (kbit/s, seconds)."""
+    expected = {"cascade": ([1200, 800, 400, 800, 1200], [30] * 5),
+                "intra-cascade": ([1000, 800, 600, 400, 200, 400, 600, 800, 1000], [15] * 9),
+                "spike": ([1200, 300, 800], [10] * 3),
+                "slow-jitters": ([500, 1200] * 3, [5] * 6),
+                "fast-jitters": ([500, 1200] * 3, [0.25, 5, 0.1, 1, 0.25, 5])}
+    for name, (kbps, secs) in expected.items():
+        tr = formats.load(str(REPO / "traces" / "live" / f"twitch-{name}.json"))
+        assert tr.rates_bps.tolist() == [k * 1000.0 for k in kbps], name
+        assert tr.step_durations_s == pytest.approx(secs), name
+
+
+def test_simulate_and_compare_take_live_presets(tmp_path):
+    movie = str(REPO / "traces" / "content" / "twitch-3rung-0.5s.json")
+    trace = str(REPO / "traces" / "live" / "twitch-spike.json")
+    out = subprocess.run(ABRLAB + ["simulate", "--trace", trace, "--movie", movie, "--abr", "lolp", "--preset",
+                                   "live-ll", "--chunk-duration", "0.1", "--target-latency", "1",
+                                   "--live-duration", "30", "--qoe", "twitch", "--json"],
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    s = json.loads(out.stdout)
+    assert s["session_s"] == pytest.approx(30.0) and s["target_latency_s"] == 1.0 and s["segments"] > 40
+    assert set(s["qoe"]["components"]) >= {"latency_penalty", "speed_penalty"}
+    out = subprocess.run(ABRLAB + ["compare", "--traces", trace, "--movie", movie, "--abr", "dynamic,l2a",
+                                   "--preset", "live-ll", "--chunk-duration", "0.1", "--live-duration", "30",
+                                   "--out", str(tmp_path / "cmp"), "--no-plots", "--executor", "inprocess"],
+                         capture_output=True, text=True, timeout=120, cwd=REPO, env={**os.environ, "COLUMNS": "200"})
+    assert out.returncode == 0, out.stderr
+    assert "latency s" in out.stdout
+    rows = list(csv.DictReader(open(tmp_path / "cmp" / "sessions.csv")))
+    assert len(rows) == 2 and all(float(r["latency_mean_s"]) > 0 for r in rows)
+    bad = subprocess.run(ABRLAB + ["simulate", "--trace", trace, "--movie", movie, "--live-duration", "30"],
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert bad.returncode == 2 and "is not live" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    bad = subprocess.run(ABRLAB + ["simulate", "--trace", trace, "--movie", movie, "--preset", "live-ll"],
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert bad.returncode == 2 and "must be shorter than the segments" in bad.stderr
