@@ -361,7 +361,9 @@ def test_init_requests_are_not_throughput_samples():
 
     cls._select = spy
     try:
-        r = simulate([SessionSpec(tr, content, "dashjs", preset=replace(get("dashjs"), init_bytes=50_000))])[0]
+        # without fast switching: its re-fetches are media samples too, of segments already counted
+        r = simulate([SessionSpec(tr, content, "dashjs",
+                                  preset=replace(get("dashjs-no-fast-switch"), init_bytes=50_000))])[0]
     finally:
         cls._select = original
     assert np.count_nonzero(r.init_s) >= 2                   # the switches' init requests happened
@@ -378,7 +380,9 @@ def test_simulated_session_is_sane():
     from player.core.simulator import SessionSpec, simulate
 
     content = synthetic([230e3, 477e3, 991e3, 2056e3, 5027e3], duration_s=60.0, segment_duration_s=3.0, seed=1)
-    r = simulate([SessionSpec(constant(3e6, 120.0, latency_s=0.05), content, "dashjs", preset="dashjs")])[0]
+    # (without fast switching: with it, a switch up at segment 1 re-fetches segment 0, too late to play)
+    r = simulate([SessionSpec(constant(3e6, 120.0, latency_s=0.05), content, "dashjs",
+                              preset="dashjs-no-fast-switch")])[0]
     assert r.chosen[0] == 2                    # 991 kbit/s at start
     assert set(r.chosen[3:].tolist()) == {3}   # settles at 2056 (safe 2700 < 5027)
     assert r.rebuffer_s.sum() == 0.0

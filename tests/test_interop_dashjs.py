@@ -129,3 +129,103 @@ def test_dashjs_session_end_to_end(tmp_path):
     sim, _ = simulate_prediction(str(trace), s["movie"])
     assert set(sim) >= SIMULATE_FIELDS and sim["segments"] == 4
     assert np.array(sim["chosen"]).size == 4
+
+
+# -- fast switching on dash.js's side and the prediction's (no browser) ---------------------------------
+def _load(kind: str, wall_s: float, index: int, rung: int, nbytes: int, playhead_s: float) -> dict:
+    return {"wall_ms": wall_s * 1000.0, "kind": kind, "media": "video", "type": "MediaSegment",
+            "url": f"http://127.0.0.1/v{rung}/{index + 1}.m4s", "index": index,
+            "representation": {"id": f"v{rung}", "index": rung}, "bytes_total": nbytes, "bytes_loaded": nbytes,
+            "time_s": playhead_s}
+
+
+def test_a_segment_loaded_again_counts_at_the_rung_that_played(tmp_path):
+    """Recorded loads: segments 0 and 1 at rung 1, then both again at rung 2 (fast switching),
+    arriving with the playhead at 0.9 s (segment 0, 0-2 s, already playing: too late) and at
+    1.3 s (before segment 1 starts at 2 s: it plays at rung 2)."""
+    movie = _movie(tmp_path, duration_s=4.0)
+    t0 = 1000.0
+    events = []
+    for start, end, k, rung, nbytes, playhead in ((0.0, 0.5, 0, 1, 100, 0.0), (0.6, 1.0, 1, 1, 110, 0.4),
+                                                  (1.0, 1.5, 0, 2, 300, 0.9), (1.5, 1.9, 1, 2, 320, 1.3)):
+        events.append(_load("FRAGMENT_LOADING_STARTED", t0 + start, k, rung, nbytes, playhead))
+        events.append(_load("FRAGMENT_LOADING_COMPLETED", t0 + end, k, rung, nbytes, playhead))
+    events += [{"wall_ms": (t0 + 0.5) * 1000.0, "kind": "video:playing", "time_s": 0.0},
+               {"wall_ms": (t0 + 4.6) * 1000.0, "kind": "video:ended", "time_s": 4.0}]
+    raw = {"events": events, "samples": [], "resource_timing": [], "edge_records": [], "t0_wall": t0,
+           "started_wall": t0 - 1.0, "stop_reason": "ended"}
+    out = interop.reassemble(raw, {"movie": str(movie), "trace": "flat.json", "content_dir": str(tmp_path)})
+    s = out.summary
+    assert s["chosen"] == [1, 2] and s["refetches"] == 2
+    assert s["bytes"] == 100 + 320 and s["wasted_bytes"] == 110 + 300
+    assert [e["refetch"] for e in out.events if e["event"] == "download"] == [False, False, True, True]
+
+
+def test_whether_a_refetched_version_plays_from_the_playhead_or_the_samples():
+    assert interop.version_plays(1.9, [], 5.0, 2.0) and not interop.version_plays(2.1, [], 5.0, 2.0)
+    # no playhead recorded: interpolated between the page's samples (session time, media time)
+    samples = [(10.0, 4.0), (10.5, 4.5)]
+    assert interop.version_plays(None, samples, 10.2, 4.3)          # media time 4.2 then
+    assert not interop.version_plays(None, samples, 10.4, 4.3)      # 4.4
+    assert not interop.version_plays(None, [], 10.4, 4.3)           # nothing known: not counted
+
+
+def test_the_prediction_follows_the_sessions_fast_switch_setting():
+    from player.cli.commands.interop import prediction_preset
+
+    assert prediction_preset().name == "dashjs" and prediction_preset().fast_switch
+    assert prediction_preset("on").name == "dashjs"
+    assert prediction_preset("off").name == "dashjs-no-fast-switch"
+    assert prediction_preset("off", "free").init_bytes == 0 and prediction_preset().init_bytes == 710
+    assert prediction_preset("off", name="dashjs").name == "dashjs"
+
+
+def test_the_prediction_lists_every_request_with_its_decision(tmp_path):
+    from netem.content import save, synthetic
+    from player.cli.commands.interop import simulate_prediction
+
+    # 3 s segments on dash.js's kind of ladder and a link that rises: switches up, re-fetches
+    c = synthetic([230e3, 477e3, 991e3, 2056e3], duration_s=36.0, segment_duration_s=3.0, seed=1)
+    movie = tmp_path / "m.json"
+    save(c, movie)
+    trace = tmp_path / "rise.json"
+    trace.write_text(json.dumps([{"duration_ms": 6000, "bandwidth_kbps": 700, "latency_ms": 40},
+                                 {"duration_ms": 60000, "bandwidth_kbps": 4000, "latency_ms": 40}]))
+    sim, requests = simulate_prediction(str(trace), str(movie))
+    again = [r for r in requests if r["refetch"]]
+    assert sim["refetches"] == len(again) > 0
+    assert len(requests) == c.n_segments + len(again)
+    assert [r["request_s"] for r in requests] == sorted(r["request_s"] for r in requests)
+    assert all("rule" in r for r in requests)                  # one decision per request, in order
+    # a re-fetch goes back to a segment already requested as new
+    firsts = {}
+    for i, r in enumerate(requests):
+        firsts.setdefault(r["segment"], i)
+    assert all(firsts[r["segment"]] < requests.index(r) for r in again)
+
+
+def test_side_by_side_pairs_each_request_for_a_segment_in_turn():
+    from player.cli.commands.interop import side_by_side
+
+    def dec(t, k, r, rule):
+        return {"t_s": t, "event": "decision", "segment": k, "rung": r, "rule": rule, "observation": {}}
+
+    def dl(t, k, r, again):
+        return {"t_s": t, "event": "download", "segment": k, "rung": r, "refetch": again}
+
+    # dash.js: 0 at rung 1, 1 at rung 1, then 0 again at rung 3, abandoned for rung 2
+    events = [dec(0.0, 0, 1, "initial"), dl(1.0, 0, 1, False), dec(1.0, 1, 1, "no change"), dl(2.0, 1, 1, False),
+              dec(2.0, 0, 3, "ThroughputRule"), {"t_s": 2.5, "event": "abandon", "segment": 0, "from_rung": 3},
+              dec(2.5, 0, 2, "AbandonRequestsRule"), dl(3.5, 0, 2, True)]
+
+    def req(t, k, r, again):
+        return {"segment": k, "rung": r, "request_s": t, "sent_s": t, "download_s": 1.0, "rebuffer_s": 0.0,
+                "refetch": again}
+
+    requests = [req(0.0, 0, 1, False), req(1.0, 1, 1, False), req(2.0, 0, 2, True)]
+    lines = side_by_side(events, requests).splitlines()
+    rows = [line for line in lines[1:] if line[:3].strip() in ("", "**", "R", "**R")][:4]
+    # the re-fetch decision (rung 3) and the request after the abandonment (rung 2) both meet
+    # the simulator's second request for segment 0 (rung 2): the first differs, the second agrees
+    assert rows[2].startswith("**R") and rows[3].startswith("  R") and rows[3].rstrip().endswith("R")
+    assert rows[0].startswith("   ") and "re-fetches: dash.js 1, sim 1" in lines[-1]

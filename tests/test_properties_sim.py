@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 import abr
 from netem.content import synthetic
@@ -46,7 +46,8 @@ def contents(draw):
 
 @st.composite
 def preset_variants(draw):
-    """A named preset, as it is or with its init-segment and top-rung buffer options redrawn."""
+    """A named preset, as it is or with its init-segment, top-rung buffer and fast-switching
+    options redrawn."""
     p = PRESETS[draw(st.sampled_from(VOD_PRESETS))]
     if draw(st.booleans()):
         return p.name
@@ -54,7 +55,9 @@ def preset_variants(draw):
     return replace(p, init_bytes=draw(st.sampled_from([0, 1, 700, 50_000])), init_at_start=draw(st.booleans()),
                    init_revalidated=draw(st.booleans()), buffer_cap_top_s=top,
                    buffer_cap_top_long_s=draw(st.one_of(st.none(), st.floats(5.0, 60.0))),
-                   long_form_s=draw(st.sampled_from([10.0, 600.0])))
+                   long_form_s=draw(st.sampled_from([10.0, 600.0])), fast_switch=draw(st.booleans()),
+                   fast_switch_margin_s=draw(st.sampled_from([0.0, 1.0, 4.5])),
+                   stall_gap_s=draw(st.sampled_from([0.0, 0.08, 1.0])))
 
 
 @given(st.lists(traces(), min_size=1, max_size=4), contents(), st.sampled_from(POLICIES), preset_variants())
@@ -64,14 +67,42 @@ def test_batch_simulator_equals_session_core_one_at_a_time(trs, content, policy,
     p = PRESETS[preset] if isinstance(preset, str) else preset
     results = simulate([SessionSpec(t, content, policy, preset=preset) for t in trs])
     for tr, res in zip(trs, results):
-        core = SessionCore(SegmentPlan.from_content(content), p.policy(policy), p)
-        drive_with_link(core, Link([tr], p.link))
-        assert core.chosen == res.chosen.tolist()
-        assert np.allclose(core.rebuffer_per_segment, res.rebuffer_s, atol=1e-7)
-        assert core.stall_count == res.rebuffer_count
-        assert core.now == pytest.approx(res.session_s, abs=1e-7)
+        assert_core_agrees(tr, content, policy, p, res)
         if p.init_bytes:
             assert res.init_s is not None and np.all(res.init_s >= 0)
+
+
+def assert_core_agrees(tr, content, policy: str, p, res) -> None:
+    """The session core, driven on the analytical link, did what the simulator's `res` did:
+    the same rungs, stalls and clock (and with fast switching, the same re-fetches and the
+    same bytes played and wasted)."""
+    core = SessionCore(SegmentPlan.from_content(content), p.policy(policy), p)
+    drive_with_link(core, Link([tr], p.link))
+    assert core.chosen == res.chosen.tolist()
+    assert np.allclose(core.rebuffer_per_segment, res.rebuffer_s, atol=1e-7)
+    assert core.stall_count == res.rebuffer_count
+    assert core.now == pytest.approx(res.session_s, abs=1e-7)
+    if p.fast_switch:
+        summary = core.summary()
+        assert core.refetches == len(res.refetches) == res.summary()["refetches"]
+        assert summary["bytes"] == res.summary()["bytes"]
+        assert abs(summary["wasted_bytes"] - res.summary()["wasted_bytes"]) <= 1 + core.abandons
+
+
+@settings(max_examples=40)
+@given(st.lists(traces(), min_size=1, max_size=3), st.sampled_from(["dashjs", "throughput", "bola", "dynamic"]),
+       st.sampled_from([0, 710]), st.sampled_from([0.0, 3.0]), st.sampled_from([0.0, 0.09]), st.integers(0, 50))
+def test_fast_switching_agrees_on_both_clocks_and_in_batches(trs, policy, init_bytes, margin_s, gap_s, seed):
+    """Fast switching on a 3 s ladder like dash.js's (where switches up are common): the
+    batch, each session alone and the session core agree."""
+    p = replace(PRESETS["dashjs"], init_bytes=init_bytes, fast_switch_margin_s=margin_s, stall_gap_s=gap_s)
+    content = synthetic(bitrates_bps=(2.3e5, 4.8e5, 9.9e5, 2.06e6, 5.0e6), duration_s=36.0,
+                        segment_duration_s=3.0, seed=seed)
+    together = simulate([SessionSpec(tr, content, policy, preset=p) for tr in trs])
+    for tr, res in zip(trs, together):
+        alone = simulate([SessionSpec(tr, content, policy, preset=p)])[0]
+        assert alone.chosen.tolist() == res.chosen.tolist() and alone.refetches == res.refetches
+        assert_core_agrees(tr, content, policy, p, res)
 
 
 @given(traces(), contents(), st.sampled_from(POLICIES), st.sampled_from(VOD_PRESETS))

@@ -207,13 +207,13 @@ def test_no_switch_no_init_request_after_the_first():
 
 
 def test_option_off_is_the_old_simulator():
-    # only the dashjs preset requests init segments; with init_bytes = 0 a preset (given by name
+    # only the dashjs presets request init segments; with init_bytes = 0 a preset (given by name
     # or as an object) simulates exactly as before: no init time anywhere
     from dataclasses import replace
 
     from player.core.presets import PRESETS, get
 
-    assert [n for n, p in PRESETS.items() if p.init_bytes] == ["dashjs"]
+    assert [n for n, p in PRESETS.items() if p.init_bytes] == ["dashjs", "dashjs-no-fast-switch"]
     c = synthetic(duration_s=60, seed=4)
     tr = Trace(np.array([0.0, 7.0, 19.0]), np.array([3e6, 4e5, 2e6]), 40.0, latency_s=np.array([0.05, 0.2, 0.1]))
     by_name = simulate([SessionSpec(tr, c, "dynamic")])[0]

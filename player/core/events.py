@@ -120,7 +120,8 @@ class Wait(Event):
 
 @dataclass(frozen=True)
 class Download(Event):
-    """Segment `segment` arrived at `rung`: `bytes` in `latency_s` + `transfer_s`."""
+    """Segment `segment` arrived at `rung`: `bytes` in `latency_s` + `transfer_s`. `refetch`:
+    it was in the buffer already and this version replaces it (fast switching)."""
 
     kind: ClassVar[str] = "download"
     segment: int
@@ -131,6 +132,7 @@ class Download(Event):
     throughput_bps: float
     buffer_s: float
     stall_s: float
+    refetch: bool = False
     live_latency_s: float | None = None      # live: wall clock − playhead when it arrived
     playback_rate: float | None = None       # live: the playback rate then
 

@@ -61,6 +61,13 @@ class SessionPreset:
     # TOTAL_VIDEO_CHUNCK = 48 of the 49 chunks it has sizes for
     duration_quantum_s: float = 0.0     # a segment's media counts as its duration rounded to this; 0: exact
     last_segment_played: bool = True    # False: the session ends before the last segment
+    # dash.js fast switching (`player.core.fast_switch`): a quality change to a rung above the one buffered at
+    # the playhead + `fast_switch_margin_s` re-fetches the buffered segments from there on; the playhead reads
+    # `stall_gap_s` short of the media played once a stall has stopped it (Chrome stops short of the buffer's end)
+    fast_switch: bool = False
+    fast_switch_margin_s: float = 0.0
+    stall_gap_s: float = 0.0
+    abandon_lock_s: float = 10.0        # no fast switching this long after an abandonment (dash.js ABANDON_LOAD)
     # a live session (`player.core.live`): the content looped on the wall clock, the player's
     # live delay, catch-up law and session length, and the origin the simulator plays; None: VoD
     live: LiveSettings | None = None
@@ -70,10 +77,14 @@ class SessionPreset:
             raise InputError(f"init_bytes must be a whole number of bytes >= 0, got {self.init_bytes!r}")
         if not (self.duration_quantum_s >= 0 and np.isfinite(self.duration_quantum_s)):
             raise InputError(f"duration_quantum_s must be a number of seconds >= 0, got {self.duration_quantum_s!r}")
+        for name in ("fast_switch_margin_s", "stall_gap_s", "abandon_lock_s"):
+            v = getattr(self, name)
+            if not (v >= 0 and np.isfinite(v)):
+                raise InputError(f"{name} must be a number of seconds >= 0, got {v!r}")
         if self.live is not None and (self.init_bytes or self.abandonment or not self.last_segment_played
-                                      or self.duration_quantum_s or self.startup_is_stall):
+                                      or self.duration_quantum_s or self.startup_is_stall or self.fast_switch):
             raise InputError(f"preset {self.name!r}: a live preset has no init segments, abandonment, duration "
-                             "quantum or startup-as-stall, and plays every segment")
+                             "quantum, startup-as-stall or fast switching, and plays every segment")
         for name in ("buffer_cap_top_s", "buffer_cap_top_long_s"):
             v = getattr(self, name)
             if v is not None and not (v > 0 and np.isfinite(v)):
@@ -179,6 +190,7 @@ PRESETS: dict[str, SessionPreset] = {
         "dashjs", link_preset("trace-latency", overhead_s=0.018), buffer_cap_s=18.0, whole_segment_fits=True,
         wait_quantum_s=0.5, abandon_interval_s=0.05, init_bytes=710, init_at_start=False, init_revalidated=True,
         buffer_cap_top_s=30.0, buffer_cap_top_long_s=60.0, long_form_s=600.0,
+        fast_switch=True, fast_switch_margin_s=0.0, stall_gap_s=0.09,
         doc="dash.js 5 in a browser (player/interop): the trace's own latency before the first byte of every "
             "request; throughput samples exclude it (Resource Timing responseEnd - responseStart); the next "
             "segment is requested when buffer + segment < bufferTimeDefault 18 s (bufferTimeAtTopQuality 30 s "
@@ -188,9 +200,14 @@ PRESETS: dict[str, SessionPreset] = {
             "progress events); before a segment at another representation than the last request's, that "
             "representation's init segment (710 bytes; a 304 without body when fetched before), the first one "
             "before the session clock starts (as the interop harness's clock does); 18 ms per request for "
-            "dash.js's append and rescheduling (the measured mean over 226 requests). Not modelled: BOLA's "
-            "requested delays, fast switching (re-fetching buffered segments after a switch up), the 20 s "
-            "request timeout."),
+            "dash.js's append and rescheduling (the measured mean over 226 requests); fast switching as dash.js "
+            "ships it (player.core.fast_switch): a quality change to a rung above the one buffered at the playhead "
+            "re-fetches the buffered segments from the segment being played on (margin 0: dash.js's 1.5 × "
+            "fragmentDuration is 1.5 × null), one request after another, each decided as usual; the buffer does "
+            "not grow meanwhile; a version fetched before is a 304 (no body) measured as its first download; a "
+            "re-fetched version plays if it arrives before its segment starts; after a stall the playhead reads "
+            "0.09 s short (Chrome stops a stalled playhead short of the buffer's end). Not modelled: BOLA's "
+            "requested delays, the 20 s request timeout."),
     "live": SessionPreset(
         "live", link_preset("trace-latency"), buffer_cap_s=30.0, abandonment=False,
         live=LiveSettings(catchup="none"),
@@ -220,6 +237,10 @@ PRESETS: dict[str, SessionPreset] = {
             "against it): as live-ll, with dash.js's bufferTimeDefault 18 s (so a buffer target min(18 s, "
             "delay)) and the 18 ms per request of the `dashjs` preset."),
 }
+PRESETS["dashjs-no-fast-switch"] = replace(
+    PRESETS["dashjs"], name="dashjs-no-fast-switch", fast_switch=False, stall_gap_s=0.0,
+    doc="dash.js 5 with streaming.buffer.fastSwitchEnabled false (`abrlab interop --fast-switch off`): the "
+        "dashjs preset without fast switching; a quality change applies from the next new segment on.")
 
 
 def get(name: str) -> SessionPreset:

@@ -34,6 +34,9 @@ The rules, each stated once:
   (`accept_abandon`). The segment is then fetched at that rung, or, when the preset says
   `abandon_reselect` (Sabre), at the rung of a new decision (`MAX_ATTEMPTS` per segment at most).
 - **Policy parameters** are merged by the preset (`SessionPreset.policy`).
+- **Fast switching** (a preset with `fast_switch`, dash.js's): a quality change above the
+  rung buffered at the playhead re-fetches the buffered segments from the playhead on;
+  its state and rules are `player.core.fast_switch` (`SessionRows.fast`).
 - **Live sessions** (a preset with `live`): every live rule — which segment a request is for,
   availability, chunks, the playback rate and its catch-up law, latency, the end by duration —
   is `player.core.live.LiveRows`'s; `SessionRows` holds one (`live`) and routes to it: time
@@ -58,6 +61,7 @@ import numpy as np
 import abr
 from netem.errors import InputError
 from player.core.buffer import BufferState
+from player.core.fast_switch import FastSwitch
 from player.core.live import LiveRows
 from player.core.presets import SessionPreset
 
@@ -147,6 +151,8 @@ class History:
             self.count += 1
             return
         self._same = -1
+        if isinstance(rows, slice):  # every row at its own count: one column per row, not all of them
+            rows = np.arange(self.data.shape[0])[rows]
         cnt = self.count[rows]
         if np.any(HISTORY_SAMPLES + cnt >= self.data.shape[1]):
             self._grow()
@@ -326,6 +332,8 @@ class SessionRows:
         self.download_time = History(n, K)
         self.request_latency = History(n, K)
         self.inits = InitTracker.new(preset, n, R)
+        self.fast = FastSwitch(plan.durations_s, R, n, preset.fast_switch_margin_s, preset.stall_gap_s,
+                               preset.abandon_lock_s) if preset.fast_switch else None
         sizes = np.asarray(plan.sizes_bytes, dtype=np.float64)
         self.padded_sizes = np.concatenate([sizes, np.repeat(sizes[-1:], HORIZON_SEGMENTS, axis=0)])
         self.sessions = np.arange(n)
@@ -478,6 +486,13 @@ class SessionRows:
             self.buffer.add(self.plan.durations_s[k], self.startup_threshold_s[rows], rows)
         else:
             self._add_live_media(self.live.rest_of_segment(k, rows), rows)
+        return self.sampled(rung, size_bytes, latency_s, transfer_s, rows)
+
+    def sampled(self, rung: np.ndarray, size_bytes: np.ndarray, latency_s: np.ndarray, transfer_s: np.ndarray,
+                rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """A media download's throughput sample and rung, without its media (a re-fetched
+        segment, `player.core.fast_switch`, replaces media already buffered). Returns the
+        sample (bits/s)."""
         measured = sample_time_s(self.preset, latency_s, transfer_s)
         sample = size_bytes * 8.0 / measured
         self.throughput.push(sample, rows)

@@ -24,6 +24,7 @@ import abr
 from abr.errors import PolicyOutputError
 from netem.errors import InputError
 from player.core import events as ev
+from player.core.fast_switch import refetch_bound
 from player.core.live import LiveRows, chunk_arrivals
 from player.core.presets import SessionPreset
 from player.core.rules import (MAX_ATTEMPTS, DecisionHook, DecisionRecord, SegmentPlan, SessionRows, accept_abandon,
@@ -42,6 +43,9 @@ class Fetch:
     # body bytes (0: a revalidation, HTTP 304); None: no init request. A driver that models
     # the link (`drive_with_link`) performs it first; a real player fetches its own inits.
     init_bytes: float | None = None
+    # fast switching (`player.core.fast_switch`): the segment is in the buffer already and this
+    # request replaces it (its media does not add to the buffer)
+    refetch: bool = False
     # live: the segment's index since availabilityStartTime (the driver turns it into a URL)
     media_index: int | None = None
 
@@ -84,6 +88,7 @@ class SessionCore:
         self.bytes_downloaded = 0
         self.wasted_bytes = 0
         self.abandons = 0
+        self.refetches = 0                 # fast switching's re-fetched segments
         self.ended = False
         self._stall_during_fetch = 0.0
         self._was_stalled = False
@@ -192,11 +197,12 @@ class SessionCore:
             raise RuntimeError("a download is already in flight")
         if self.live is not None:
             return self._next_live()
-        if self.next_segment >= self.plan.n_segments:
+        fast = self.rules.fast
+        k = self.next_segment if fast is None else int(fast.next_index[0])
+        if k >= self.plan.n_segments:
             if not self.ended:
                 self._finish()
             return Done()
-        k = self.next_segment
         if self._pending is None:
             wait = float(self.rules.room_wait_s(k, _ROW)[0])
             if wait > 1e-9:
@@ -213,14 +219,28 @@ class SessionCore:
                 return Wait(until)
         self._pending = None
         rules = self.rules
-        init_bytes = None
         if rules.inits is not None:
             rules.first_inits_before_clock(k, _ROW, np.array([rung]))
-            init_bytes = self._init_request(rung)
-        fetch = Fetch(k, rung, float(self.plan.sizes_bytes[k, rung]), init_bytes)
-        self.in_flight = fetch
+        if fast is not None:
+            st = self.state
+            to = int(fast.target(_ROW, np.array([rung]), rules.last_rung, fast.playhead_s(st), st.buffer_s,
+                                 np.array([self.now]))[0])
+            if to >= 0:
+                fast.redirect(_ROW, np.array([to]))
+                k = to
+        init_bytes = self._init_request(rung) if rules.inits is not None else None
+        self.in_flight = fetch = self._fetch(k, rung, init_bytes)
         return fetch
 
+    def _fetch(self, k: int, rung: int, init_bytes: float | None) -> Fetch:
+        """The request for segment `k` at `rung`; a re-fetch (fast switching) of a version
+        fetched before has no body (a 304)."""
+        size = float(self.plan.sizes_bytes[k, rung])
+        fast = self.rules.fast
+        if fast is None or not fast.is_refetch(_ROW, k)[0]:
+            return Fetch(k, rung, size, init_bytes)
+        body = float(fast.body_bytes(_ROW, k, np.array([rung]), np.array([size]))[0])
+        return Fetch(k, rung, body, init_bytes, refetch=True)
     def _next_live(self) -> Fetch | Wait | Done:
         """`next_action` of a live session (see the module docstring)."""
         live, k = self.live, self.next_segment
@@ -370,8 +390,14 @@ class SessionCore:
         fetch = self._require_in_flight()
         self.tick(now)
         k, rung = fetch.segment, fetch.rung
+        if fetch.refetch:
+            self._refetched(fetch, size_bytes, latency_s, transfer_s)
+            return
         sample = float(self.rules.downloaded(k, np.array([rung]), np.array([float(size_bytes)]),
                                              np.array([latency_s]), np.array([transfer_s]), _ROW)[0])
+        if self.rules.fast is not None:
+            self.rules.fast.arrived(_ROW, np.array([k]), np.array([rung]), np.array([float(size_bytes)]),
+                                    self.rules.fast.playhead_s(self.state), None, latency_s, transfer_s)
         live_fields = {}
         if self.live is not None:
             self._last_chunk(float(size_bytes), now, first_byte_s)
@@ -398,6 +424,21 @@ class SessionCore:
         if started:
             self._emit(ev.Startup, startup_s=self.startup_s)
 
+    def _refetched(self, fetch: Fetch, size_bytes: int, latency_s: float, transfer_s: float) -> None:
+        """A re-fetched segment arrived (fast switching): a throughput sample and the rung,
+        no media for the buffer (a stall goes on); its version plays if it came in time."""
+        k, rung, body = fetch.segment, np.array([fetch.rung]), np.array([float(size_bytes)])
+        fast = self.rules.fast
+        version = np.array([float(self.plan.sizes_bytes[k, fetch.rung])])
+        lat, xfer = np.array([latency_s]), np.array([transfer_s])
+        sample = float(self.rules.sampled(rung, *fast.sample(_ROW, k, rung, version, body, lat, xfer), _ROW)[0])
+        if fast.arrived(_ROW, np.array([k]), rung, version, fast.playhead_s(self.state), body, lat, xfer)[0]:
+            self.chosen[k] = fetch.rung
+        self.bytes_downloaded += int(size_bytes)
+        self.refetches += 1
+        self.in_flight = None
+        self._emit(ev.Download, segment=k, rung=fetch.rung, bytes=int(size_bytes), latency_s=latency_s,
+                   transfer_s=transfer_s, throughput_bps=sample, buffer_s=self.buffer_s, stall_s=0.0, refetch=True)
     def _last_chunk(self, size_bytes: float, now: float, first_byte_s: float | None) -> None:
         """A completed live download whose last chunk the driver did not report (it gives the
         chunk's `first_byte_s` instead, as `drive_with_link` does): that chunk, with the
@@ -469,18 +510,22 @@ class SessionCore:
         self.wasted_bytes += int(wasted_bytes)
         self.bytes_downloaded += int(wasted_bytes)
         self.abandons += 1
+        if reason == "policy" and self.rules.fast is not None:
+            self.rules.fast.abandoned(_ROW, np.array([self.now]))
         self._emit(ev.Abandon, segment=fetch.segment, from_rung=fetch.rung, to_rung=new_rung,
                    wasted_bytes=int(wasted_bytes), reason=reason)
         if decide_again:
             self.in_flight = None
             return self.next_action(self.now)
         init = self._init_request(new_rung) if self.rules.inits is not None else None
-        size = self.rules.segment_sizes(fetch.segment, _ROW)
-        size = size[0, new_rung] if size.ndim == 2 else size[new_rung]
-        refetch = Fetch(fetch.segment, new_rung, float(size), init, media_index=fetch.media_index)
-        self._chunks = []
-        self.in_flight = refetch
-        return refetch
+        if self.live is None:
+            again = self._fetch(fetch.segment, new_rung, init)
+        else:
+            size = float(self.rules.segment_sizes(fetch.segment, _ROW)[0, new_rung])
+            again = Fetch(fetch.segment, new_rung, size, init, media_index=fetch.media_index)
+            self._chunks = []
+        self.in_flight = again
+        return again
 
     def pause(self, now: float) -> None:
         """The user paused: the playhead stops (no drain, no stall); downloads go on to the cap."""
@@ -531,20 +576,27 @@ class SessionCore:
         """The session's summary so far (`player.core.summary`): the simulator's fields over
         the segments that arrived; `complete` says whether every segment did."""
         n = len(self.chosen)
+        wasted = self.wasted_bytes
+        fast = self.rules.fast
+        if fast is not None:  # fast switching: re-fetched versions that never played are wasted too
+            wasted += int(fast.wasted_bytes()[0])
         live = {}
         if self.live is not None:
             m = self.live.metrics(self.state)
             live = {"live_latency_s": np.asarray(self.live_latency), "playback_rate": np.asarray(self.rates),
                     "live": {k: v[0].item() for k, v in m.items()}, "n_segments": None}
-        return session_summary(
+        out = session_summary(
             np.asarray(self.chosen, dtype=np.int64), np.asarray(self.rebuffer_per_segment[:n]),
             self.plan.durations_s, self.plan.bitrates_bps, startup_s=self.startup_s,
             session_s=float(self.state.clock_s[0]), stall_count=self.stall_count,
-            bytes_=self.bytes_downloaded - self.wasted_bytes, wasted_bytes=self.wasted_bytes, abandons=self.abandons,
+            bytes_=self.bytes_downloaded - wasted, wasted_bytes=wasted, abandons=self.abandons,
             heights=self.plan.heights, qoe_skip_first=self.preset.qoe_skip_first, qoe_model=qoe_model,
             played_s=float(self.state.played_s[0]), **{"n_segments": self.plan.n_segments, **live},
             labels={"abr_params": self.policy.describe(), **(labels or {}),
                     "played_s": float(self.state.played_s[0])})
+        if fast is not None:
+            out["refetches"] = self.refetches
+        return out
 
 
 def _plain(v: Any) -> Any:
@@ -575,7 +627,10 @@ def drive_with_link(core: SessionCore, link, trace_index: int = 0, *, trace_star
     offered_attempts = MAX_ATTEMPTS if p.abandon_reselect else 10 ** 9
     payload = payload_link(link) if abandoning and p.abandon_min_bytes > 0 else None
     attempts = {}          # segment -> requests made for it so far
-    for _ in range((MAX_ATTEMPTS + 10) * core.plan.n_segments + 10):
+    bound = (MAX_ATTEMPTS + 10) * core.plan.n_segments + 10
+    if core.rules.fast is not None:
+        bound += 10 * refetch_bound(core.plan.n_segments, core.plan.n_rungs)
+    for _ in range(bound):
         action = core.next_action(core.now)
         if isinstance(action, Done):
             return core
@@ -594,7 +649,8 @@ def drive_with_link(core: SessionCore, link, trace_index: int = 0, *, trace_star
             total, lat = float(tr.total_s[0]), float(tr.latency_s[0])
             attempts[action.segment] = attempts.get(action.segment, 0) + 1
             new = -1
-            if abandoning and action.rung > 0 and attempts[action.segment] <= offered_attempts:
+            offered = action.rung > 0 and action.expected_bytes > 0 and attempts[action.segment] <= offered_attempts
+            if abandoning and offered:
                 first_byte = start - lag + (lat if p.link.latency_advances_trace else 0.0)
                 size = np.array([action.expected_bytes])
                 e, got, j = 0.0, 0.0, 1

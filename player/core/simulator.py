@@ -29,6 +29,7 @@ from netem.errors import InputError
 from netem.link import Link
 from netem.trace import Trace
 from player.core.device import DeviceProfile
+from player.core.fast_switch import refetch_bound
 from player.core.live import simulated_rows
 from player.core.livesim import LiveLockstep
 from player.core.presets import SessionPreset, get as get_preset
@@ -88,6 +89,7 @@ class SessionResult:
     wasted_bytes: int = 0        # bytes of abandoned downloads
     abandons: int = 0
     init_s: np.ndarray | None = None  # time of the init-segment requests before each segment (None: none made)
+    refetches: list[dict] | None = None   # fast switching's re-fetches, in order (None: the preset has none)
     live_latency_s: np.ndarray | None = None   # live: the latency when each segment arrived
     playback_rate: np.ndarray | None = None    # live: the playback rate when each segment arrived
 
@@ -104,6 +106,8 @@ class SessionResult:
         out.update(row_summary(self.metrics, self.row, qoe_model))
         out["complete"] = True
         out["chosen"] = self.chosen.tolist()
+        if self.refetches is not None:
+            out["refetches"] = len(self.refetches)
         return out
 
     def segment_log(self) -> list[dict]:
@@ -121,6 +125,31 @@ class SessionResult:
                 rec["live_latency_s"] = float(self.live_latency_s[k])
                 rec["playback_rate"] = float(self.playback_rate[k])
         return out
+
+
+@dataclass(frozen=True)
+class RefetchRecord:
+    """Re-fetches of one buffered segment (fast switching) by some sessions of a batch,
+    during step `step`: per row, the rung, when the request was decided (`asked_s`, before
+    any init segment) and sent (`sent_s`), its latency + transfer, its bytes and whether
+    that version played."""
+
+    step: int
+    segment: int
+    rows: np.ndarray
+    rung: np.ndarray
+    asked_s: np.ndarray
+    sent_s: np.ndarray
+    download_s: np.ndarray
+    latency_s: np.ndarray
+    size_bytes: np.ndarray
+    played: np.ndarray
+
+
+def _by_segment(rows: np.ndarray, segment: np.ndarray):
+    """(segment, the rows requesting it) for each segment requested, lowest first."""
+    for seg in np.unique(segment):
+        yield int(seg), rows[segment == seg]
 
 
 def _group_key(spec: SessionSpec) -> tuple:
@@ -179,6 +208,7 @@ class _Batch:
         self.abandons = np.zeros(n, dtype=np.int64)
         self.abandoning = can_abandon(preset, policy)
         self.payload = payload_link(self.link) if self.abandoning and preset.abandon_min_bytes > 0 else None
+        self.refetch_log: list[RefetchRecord] = []     # fast switching's re-fetches, as they happen
 
     def elapse(self, rows: np.ndarray | slice, seconds: np.ndarray, trace_advance_s: np.ndarray | None = None
                ) -> np.ndarray:
@@ -212,6 +242,8 @@ class _Batch:
         if delay is not None:
             stall += self.elapse(every, delay)
             rec["wait"][k] += delay
+        if rules.fast is not None:
+            rung = self.refetch_buffered(k, rung, stall, hook)
         rec["request"][k] = rules.buffer.clock_s
         if rules.inits is not None:
             rules.first_inits_before_clock(k, rules.sessions, rung)
@@ -223,25 +255,92 @@ class _Batch:
         total = tr.total_s
         stall += self.elapse(every, total, tr.trace_advance_s)
         rules.downloaded(k, rung, size, tr.latency_s, tr.transfer_s)
+        if rules.fast is not None:
+            rules.fast.arrived(rules.sessions, np.full(self.n, k), rung, size, rules.fast.playhead_s(rules.buffer),
+                               None, tr.latency_s, tr.transfer_s)
         self.chosen[k] = rung
         rec["download"][k] = total
         rec["latency"][k] = tr.latency_s
         rec["buffer"][k] = rules.buffer.buffer_s
         rec["size"][k] = size
 
-    def abandonments(self, k: int, rung: np.ndarray, stall: np.ndarray, hook: DecisionHook | None) -> np.ndarray:
+    def refetch_buffered(self, k: int, rung: np.ndarray, stall: np.ndarray, hook: DecisionHook | None) -> np.ndarray:
+        """Fast switching (`player.core.fast_switch`) before new segment `k`: the sessions
+        whose decision re-fetches buffered segments do so, one request after another, each
+        decided as usual (a wait for room, the decision, the policy's delay) and each able to
+        start again from the playhead, until their requests reach segment `k`. Advances their
+        clocks and adds their stalls to `stall`; returns the rung each session fetches
+        segment `k` at (its last decision's)."""
+        rules, fs, buf = self.rules, self.rules.fast, self.rules.buffer
+        rows = rules.sessions
+        to = fs.target(rows, rung, rules.last_rung, fs.playhead_s(buf), buf.buffer_s, buf.clock_s)
+        active = np.flatnonzero(to >= 0)
+        if active.size == 0:
+            return rung
+        fs.redirect(active, to[active])
+        rung = rung.copy()
+        sizes = self.plan.sizes_bytes
+        for _ in range(refetch_bound(self.K, self.plan.n_rungs)):
+            if active.size == 0:
+                return rung
+            for seg, rs in _by_segment(active, fs.next_index[active]):
+                asked = buf.clock_s[rs].copy()
+                init_s = self.rec["init"][k, rs].copy()   # the step's record is segment k's own inits
+                if rules.inits is not None:
+                    stall[rs] += self.fetch_inits(k, rs, rung[rs])
+                sent = buf.clock_s[rs].copy()
+                if self.abandoning:
+                    rung = self.abandonments(k, rung, stall, hook, rs, seg)
+                self.rec["init"][k, rs] = init_s
+                size = sizes[seg, rung[rs]]
+                body = fs.body_bytes(rs, seg, rung[rs], size)
+                tr = self.link.transfer(self.tidx[rs], self.trace_t[rs], body)
+                stall[rs] += self.elapse(rs, tr.total_s, tr.trace_advance_s)
+                rules.sampled(rung[rs], *fs.sample(rs, seg, rung[rs], size, body, tr.latency_s, tr.transfer_s), rs)
+                plays = fs.arrived(rs, np.full(rs.size, seg), rung[rs], size, fs.playhead_s(buf, rs), body,
+                                   tr.latency_s, tr.transfer_s)
+                self.refetch_log.append(RefetchRecord(k, seg, rs, rung[rs].copy(), asked, sent, tr.total_s,
+                                                      tr.latency_s, body, plays))
+            for seg, rs in _by_segment(active, fs.next_index[active]):
+                wait = rules.room_wait_s(seg, rs)
+                if np.any(wait > 0):
+                    self.elapse(rs, wait)
+                self.rec["wait"][k, rs] += wait
+                r, delay = rules.choose(self.policy, seg, rs, hook=hook)
+                if delay is not None:
+                    stall[rs] += self.elapse(rs, delay)
+                    self.rec["wait"][k, rs] += delay
+                rung[rs] = r
+                again = fs.target(rs, r, rules.last_rung[rs], fs.playhead_s(buf, rs), buf.buffer_s[rs],
+                                  buf.clock_s[rs])
+                fs.redirect(rs[again >= 0], again[again >= 0])
+            active = active[fs.next_index[active] < k]
+        raise RuntimeError("fast switching did not reach the end of the buffer")  # pragma: no cover - bound
+
+    def _offered(self, rows: np.ndarray, rung: np.ndarray, segment: int) -> np.ndarray:
+        """Of `rows` re-fetching `segment` at `rung`, those whose download may be abandoned:
+        above the lowest rung, and not a 304 (a version fetched before)."""
+        live = rows[rung[rows] > 0]
+        return live[~self.rules.fast.had[live, segment, rung[live]]]
+
+    def abandonments(self, k: int, rung: np.ndarray, stall: np.ndarray, hook: DecisionHook | None,
+                     among: np.ndarray | None = None, segment: int | None = None) -> np.ndarray:
         """Offer every in-flight download to the policy (`next_offer_s`), as the HTTP player
         does. An abandoned request costs the time it ran and its bytes; the segment is
         requested again at the new rung, or at a new decision's with `abandon_reselect` (which
         may itself be abandoned), after that rung's init segment when the preset has them.
         Advances the sessions' clocks and traces past the abandoned attempts and adds their
-        stalls to `stall`; returns the rung each session finally fetches."""
+        stalls to `stall`; returns the rung each session finally fetches. The sessions `among`
+        (default: all) request `segment` (default: `k`, the step's own; fast switching
+        re-fetches earlier ones within step `k`, and a re-fetch with no body, a 304, is not
+        offered)."""
         p, rules, link = self.preset, self.rules, self.link
-        seg_sizes = self.plan.sizes_bytes[k]
-        seg_s = float(self.plan.durations_s[k])
+        seg = k if segment is None else segment
+        seg_sizes = self.plan.sizes_bytes[seg]
+        seg_s = float(self.plan.durations_s[seg])
         buf = rules.buffer
         rung = rung.copy()
-        live = np.flatnonzero(rung > 0)
+        live = np.flatnonzero(rung > 0) if among is None else self._offered(among, rung, seg)
         # without reselection the rung only goes down, so this ends within the ladder
         for _ in range(MAX_ATTEMPTS if p.abandon_reselect else seg_sizes.size):
             if live.size == 0:
@@ -312,13 +411,15 @@ class _Batch:
             stall[rows] += self.elapse(rows, e, e - (0.0 if p.link.latency_advances_trace else lat[gone]))
             self.wasted[rows] += got_at[gone]
             self.abandons[rows] += 1
+            if rules.fast is not None:
+                rules.fast.abandoned(rows, buf.clock_s[rows])
             if p.abandon_reselect:
-                rung[rows] = self.decide_again(k, rows, stall, hook)
+                rung[rows] = self.decide_again(seg, rows, stall, hook)
             else:
                 rung[rows] = decided[gone]
             if rules.inits is not None:
                 stall[rows] += self.fetch_inits(k, rows, rung[rows])
-            live = rows[rung[rows] > 0]
+            live = self._offered(rows, rung, seg) if segment is not None else rows[rung[rows] > 0]
         return rung
 
     def decide_again(self, k: int, rows: np.ndarray, stall: np.ndarray, hook: DecisionHook | None) -> np.ndarray:
@@ -354,6 +455,8 @@ class BatchResult:
     policy_desc: str
     bitrates_bps: np.ndarray
     with_inits: bool
+    refetches: np.ndarray | None = None      # (n,) fast switching's re-fetches per session (None: off)
+    refetch_log: list[RefetchRecord] = field(default_factory=list)
     segments: np.ndarray | None = None   # live: the segments that arrived per session (the rest are not played)
 
     def __len__(self) -> int:
@@ -373,7 +476,23 @@ class BatchResult:
             wasted_bytes=int(self.wasted_bytes[i]), abandons=int(self.abandons[i]),
             init_s=rec["init"][i, m] if self.with_inits else None,
             live_latency_s=rec["live_latency"][i, m] if live else None,
-            playback_rate=rec["rate"][i, m] if live else None)
+            playback_rate=rec["rate"][i, m] if live else None,
+            refetches=None if self.refetches is None else self.refetch_rows(i))
+
+    def refetch_rows(self, i: int) -> list[dict]:
+        """Session `i`'s re-fetches (fast switching), in order: the step (new segment) they
+        came before, the segment, its rung, when decided and sent, latency + transfer, bytes,
+        whether that version played."""
+        out = []
+        for r in self.refetch_log:
+            at = np.flatnonzero(r.rows == i)
+            if at.size:
+                j = int(at[0])
+                out.append({"before_segment": r.step, "segment": r.segment, "rung": int(r.rung[j]),
+                            "request_s": float(r.asked_s[j]), "sent_s": float(r.sent_s[j]),
+                            "download_s": float(r.download_s[j]), "latency_s": float(r.latency_s[j]),
+                            "size_bytes": int(r.size_bytes[j]), "played": bool(r.played[j])})
+        return out
 
     def sessions(self) -> list[SessionResult]:
         return [self.session(i) for i in range(len(self.specs))]
@@ -399,6 +518,11 @@ def simulate_batch(specs: Sequence[SessionSpec], on_decision: DecisionHook | Non
         st.play_out()
     plan = batch.plan
     records = {name: np.ascontiguousarray(a.T) for name, a in batch.rec.items()}
+    fs = batch.rules.fast
+    if fs is not None:  # fast switching: the versions that played; the others are wasted
+        batch.chosen = fs.played_rung.T
+        records["size"] = fs.played_bytes
+        batch.wasted = batch.wasted + fs.wasted_bytes()
     records["size"] = records["size"].astype(np.int64)
     chosen = np.ascontiguousarray(batch.chosen.T)
     extra = {}
@@ -412,4 +536,5 @@ def simulate_batch(specs: Sequence[SessionSpec], on_decision: DecisionHook | Non
                               **extra)
     return BatchResult(specs, chosen, records, st.startup_s, st.clock_s, st.stall_count,
                        batch.wasted.astype(np.int64), batch.abandons, metrics, policy.describe(), plan.bitrates_bps,
-                       batch.rules.inits is not None, None if live is None else live.segments)
+                       batch.rules.inits is not None, None if fs is None else fs.refetches.copy(), batch.refetch_log,
+                       None if live is None else live.segments)

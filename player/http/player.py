@@ -621,7 +621,6 @@ class HttpPlayer:
         counters = self.all_counters()
         extra = {
             "mode": "http", "url": self.url, "time_scale": self.clock.time_scale, "setup_s": self.offset,
-            "wasted_bytes": int(self.core.wasted_bytes) + counters.get("wasted_bytes", 0),
             "ranges_ignored": counters.get("ranges_ignored", 0),
             "requests": counters.get("requests", 0), "retries": counters.get("retries", 0),
             "failovers": counters.get("failovers", 0), "abandons": counters["abandons"],
@@ -638,6 +637,9 @@ class HttpPlayer:
         labels = {"abr": self.abr_name, "trace": self.trace_label, "movie": self.url,
                   "device": self.plan.device.name if self.plan.device else "none", "preset": self.preset_name}
         s = self.core.summary(self.qoe_model, labels=labels)
+        # the core's wasted bytes (abandoned requests; with fast switching, versions that never
+        # played too) and those the fetcher threw away (failed attempts)
+        extra["wasted_bytes"] = int(s["wasted_bytes"]) + counters.get("wasted_bytes", 0)
         s.update(extra)
         return json_safe(s)
 

@@ -18,6 +18,9 @@ the DASH Reference Player", MMSys 2018. With dash.js's constants:
   BOLA asks the scheduler to wait (the wait is the reason's `delay_s`; at the top rung the
   buffer target decides instead).
 * An abandoned download deflates the placeholder (`_onFragmentLoadingAbandoned`).
+* A re-fetched segment (fast switching: a segment no further than the most advanced one
+  loaded) grows the placeholder by its duration, as it did not grow the buffer
+  (`lastSegmentWasReplacement`).
 """
 from __future__ import annotations
 
@@ -64,11 +67,12 @@ class BolaRule:
 
     def on_segment_loaded(self, sessions: np.ndarray, later: np.ndarray, buffer_empty: np.ndarray,
                           buffer_before_s: np.ndarray, elapsed_s: np.ndarray, idle_s: np.ndarray,
-                          last_rung: np.ndarray) -> None:
+                          last_rung: np.ndarray, replaced_s: np.ndarray | None = None) -> None:
         """The previous media segment's events, in dash.js's order: BUFFER_EMPTY during its
         download clears a steady placeholder; MEDIA_FRAGMENT_LOADED (`_checkNewSegment`,
         once the state exists) decays the placeholder and caps it so that the buffer at the
-        request plus placeholder stays within the last rung's top level; METRIC_ADDED
+        request plus placeholder stays within the last rung's top level, then adds
+        `replaced_s` (the duration of a re-fetched segment, 0 for a new one); METRIC_ADDED
         records the finish time."""
         s = sessions
         ph = self.placeholder[s]
@@ -79,6 +83,8 @@ class BolaRule:
             buf_at_request = buffer_before_s + np.maximum(elapsed_s - idle_s, 0.0)
             cap = np.maximum(0.0, self.max_level[np.clip(last_rung, 0, self.max_level.size - 1)] - buf_at_request)
             ph = np.where(exists, np.minimum(ph * PLACEHOLDER_BUFFER_DECAY, cap), ph)
+            if replaced_s is not None:
+                ph = np.where(exists, ph + replaced_s, ph)
         self.finish_known[s] |= later
         self.placeholder[s] = ph
 

@@ -82,6 +82,8 @@ class DashJs(Policy):
         # per-session clock and playback state of the previous decision
         self.t_prev = np.full(n, np.nan)
         self.playing_prev = np.zeros(n, dtype=bool)
+        # the furthest segment decided for (fast switching's re-fetches are before it)
+        self.furthest = np.full(n, -1, dtype=np.int64)
 
     # -- views of the rules' state (dashboards, tests) --------------------------------------
     @property
@@ -145,8 +147,16 @@ class DashJs(Policy):
 
         idle, elapsed = self._idle(s, now, dl, later & playing, later)
         self.abandon_rule.on_new_request(s)  # a new download follows this decision
-        # buffer just before the previous segment was appended, and just after
-        pre = np.maximum(buf + idle - L, 0.0)
+        # the previous segment re-fetched a buffered one (fast switching) when it was not past
+        # the furthest segment decided for before (a decision for segment i follows the load of
+        # i - 1; segment 0 is only ever decided first, so an observation that says 0 later does
+        # not number its segments)
+        index = np.asarray(obs.segment_index, dtype=np.int64)
+        replaced = later & (index > 0) & (index <= self.furthest[s])
+        self.furthest[s] = np.maximum(self.furthest[s], index)
+        # buffer just before the previous segment was appended, and just after (a re-fetched
+        # segment does not grow it)
+        pre = np.maximum(buf + idle - np.where(replaced, 0.0, L), 0.0)
         after = buf + idle
         self.ibr.on_bytes_appended(s, later)
         # BUFFER_EMPTY during the download (never at playback time 0)
@@ -154,7 +164,7 @@ class DashJs(Policy):
         if self._strategy == "dynamic":
             self.bola_mode[s] = dynamic_bola_mode(self.bola_mode[s], later, pre, after,
                                                   float(self.hybrid_switch_buffer_s))
-        self.bola.on_segment_loaded(s, later, empty_event, pre, elapsed, idle, last)
+        self.bola.on_segment_loaded(s, later, empty_event, pre, elapsed, idle, last, np.where(replaced, L, 0.0))
 
         # the rules' requests
         use_bola = self.bola_mode[s] & later & (not self.bola.one_bitrate)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import math
 import sys
@@ -21,8 +22,8 @@ from abr.algorithms.dashjs import RULES
 from netem import content, formats
 from netem.errors import UsageError
 from player.cli.commands.simulate import print_summary
-from player.cli.interop.dashjs import InteropUnavailable, chromium_version, find_setup, run_session
-from player.core.presets import get as get_preset
+from player.cli.interop.dashjs import InteropUnavailable, chromium_version, find_setup, reassemble, run_session
+from player.core.presets import SessionPreset, get as get_preset, names as presets_names
 from player.core.simulator import SessionSpec, simulate
 
 
@@ -86,9 +87,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     common(a)
     a.add_argument("--out", required=True, metavar="DIR", help="directory for results and event logs")
     a.add_argument("--json", action="store_true", help="print one JSON object with all rows and totals")
+    a.add_argument("--preset", default=None, choices=[n for n in presets_names() if n.startswith("dashjs")],
+                   help="the simulator's preset for the prediction (default: dashjs, or dashjs-no-fast-switch for "
+                        "sessions played with --fast-switch off)")
     a.add_argument("--resimulate", action="store_true",
                    help="play nothing: redo the simulator's side of the sessions already in OUT (after a change "
-                        "to the policy or the preset) and rewrite the comparison")
+                        "to the policy or the preset), and dash.js's side from what was recorded (OUT/*.raw.json), "
+                        "and rewrite the comparison")
     a.set_defaults(func=run_agreement)
 
 
@@ -137,7 +142,7 @@ def run_dashjs(args: argparse.Namespace) -> int:
         print(f"{out.summary['player']} in {out.summary['browser']}; frames decoded {w['frames_decoded']}, "
               f"dropped {w['frames_dropped']}, width {w['video_width']}; chosen {out.summary['chosen']}")
         print(f"prediction: abrlab simulate --trace {args.trace} --movie {out.summary['movie']} "
-              f"--abr dashjs --preset dashjs --json")
+              f"--abr dashjs --preset {prediction_preset(args.fast_switch).name} --json")
     if not out.summary["ok"]:
         _note("watchdog failed the run: " + "; ".join(out.summary["problems"]))
         return 1
@@ -145,13 +150,22 @@ def run_dashjs(args: argparse.Namespace) -> int:
 
 
 # -- agreement ---------------------------------------------------------------------------------------
-def simulate_prediction(trace: str, content_json: str, init: str = "shaped") -> tuple[dict, list[dict]]:
-    """`abrlab simulate --trace T --movie C --abr dashjs --preset dashjs --json` in process;
-    the per-segment log carries what the policy computed for each decision (rule, estimate,
-    BOLA mode, placeholder). With `init="free"` (the edge served init segments at once) the
-    preset's init-segment requests are left out."""
-    import dataclasses
+def prediction_preset(fast_switch: str = "default", init: str = "shaped", name: str | None = None) -> SessionPreset:
+    """The preset that predicts a dash.js session: `dashjs` (dash.js's defaults, fast
+    switching on), `dashjs-no-fast-switch` for a session with `--fast-switch off`, or the
+    preset `name`. With `init="free"` (the edge served init segments at once) the preset's
+    init-segment requests are left out."""
+    p = get_preset(name or ("dashjs-no-fast-switch" if fast_switch == "off" else "dashjs"))
+    return dataclasses.replace(p, init_bytes=0) if init == "free" else p
 
+
+def simulate_prediction(trace: str, content_json: str, init: str = "shaped",
+                        preset: SessionPreset | None = None) -> tuple[dict, list[dict]]:
+    """`abrlab simulate --trace T --movie C --abr dashjs --preset dashjs --json` in process
+    (`preset`: another prediction preset, see `prediction_preset`). Returns the summary and
+    the request log: every media request in order, new segments and re-fetched ones
+    (`refetch`, and whether that version `played`), each with what the policy computed for
+    the decision that made it (rule, estimate, BOLA mode, placeholder, the buffer it saw)."""
     infos: list[dict] = []
 
     def record(d) -> None:  # one session: row 0
@@ -162,35 +176,69 @@ def simulate_prediction(trace: str, content_json: str, init: str = "shaped") -> 
                       "bola": bool(li["bola"][0]), "placeholder_s": float(li["placeholder_s"][0]),
                       "buffer_at_decision_s": float(d.observation.buffer_s[0])})
 
-    preset = "dashjs" if init != "free" else dataclasses.replace(get_preset("dashjs"), init_bytes=0)
-    spec = SessionSpec(formats.load(trace), content.load(content_json), "dashjs", {}, None, preset,
+    p = preset if preset is not None else prediction_preset(init=init)
+    spec = SessionSpec(formats.load(trace), content.load(content_json), "dashjs", {}, None, p,
                        label={"trace": trace, "movie": content_json})
     res = simulate([spec], on_decision=record)[0]
-    log = res.segment_log()
-    for row, info in zip(log, infos):
+    requests = [{**row, "sent_s": row["request_s"] + row["init_s"], "refetch": False, "played": True}
+                for row in res.segment_log()]
+    for f in res.refetches or []:
+        requests.append({"segment": f["segment"], "request_s": f["request_s"], "wait_s": 0.0, "rung": f["rung"],
+                         "bitrate_bps": float(res.spec.content.bitrates_bps[f["rung"]]),
+                         "size_bytes": f["size_bytes"], "init_s": f["sent_s"] - f["request_s"],
+                         "latency_s": f["latency_s"], "download_s": f["download_s"], "rebuffer_s": 0.0,
+                         "buffer_s": None, "sent_s": f["sent_s"], "refetch": True, "played": f["played"]})
+    requests.sort(key=lambda r: r["request_s"])   # one decision per request, in the same order
+    for row, info in zip(requests, infos):
         row.update(info)
-    return res.summary(), log
+    return res.summary(), requests
 
 
-def side_by_side(events: list[dict], seglog: list[dict]) -> str:
-    """dash.js's decisions and downloads beside the simulator's, one line per request; both
-    sides' t_s is when the media request went out (after any init-segment request)."""
-    lines = [f"{'':2}{'dash.js: t_s':>12} {'seg':>3} {'rung':>4} {'rule':<22} {'buffer':>6} {'est kbit/s':>10} "
+def _pair_requests(events: list[dict], requests: list[dict]) -> dict[int, dict]:
+    """For each dash.js decision (its index in `events`), the simulator's request it matches:
+    the n-th request for the same segment on both sides (a request made again after an
+    abandonment matches the one it replaces)."""
+    by_segment: dict[int, list[dict]] = {}
+    for r in requests:
+        by_segment.setdefault(r["segment"], []).append(r)
+    seen: dict[int, int] = {}
+    out: dict[int, dict] = {}
+    for i, e in enumerate(events):
+        if e["event"] != "decision":
+            continue
+        k = e["segment"]
+        if e.get("rule") != "AbandonRequestsRule" or k not in seen:
+            seen[k] = seen.get(k, -1) + 1
+        mine = by_segment.get(k, [])
+        if seen[k] < len(mine):
+            out[i] = mine[seen[k]]
+    return out
+
+
+def side_by_side(events: list[dict], requests: list[dict]) -> str:
+    """dash.js's decisions and downloads beside the simulator's, one line per dash.js request
+    (`R` marks a re-fetch of a buffered segment, fast switching); both sides' t_s is when the
+    media request went out (after any init-segment request)."""
+    lines = [f"{'':3}{'dash.js: t_s':>12} {'seg':>3} {'rung':>4} {'rule':<22} {'buffer':>6} {'est kbit/s':>10} "
              f"{'dl s':>6} | {'sim: t_s':>8} {'rung':>4} {'rule':<22} {'buffer':>6} {'est kbit/s':>10} {'dl s':>6} "
              f"{'bola':>4} {'ph s':>5}"]
     # each decision's outcome: the next download or abandonment of that segment at that rung
     outcome: dict[int, dict] = {}
+    refetched: dict[int, bool] = {}     # a request for a segment that had arrived already
+    arrived: set[int] = set()
     pending: dict[tuple, list[int]] = {}
     for i, e in enumerate(events):
         if e["event"] == "decision":
             pending.setdefault((e["segment"], e["rung"]), []).append(i)
+            refetched[i] = e["segment"] in arrived
         elif e["event"] in ("download", "abandon"):
             key = (e["segment"], e.get("rung", e.get("from_rung")))
+            if e["event"] == "download":
+                arrived.add(e["segment"])
             if pending.get(key):
                 j = pending[key].pop(0)
-                outcome[j] = e
-                e_dec = events[j]
-                outcome[j] = {"dl": e["t_s"] - e_dec["t_s"], "abandoned": e["event"] == "abandon"}
+                outcome[j] = {"dl": e["t_s"] - events[j]["t_s"], "abandoned": e["event"] == "abandon"}
+    paired = _pair_requests(events, requests)
 
     def f(x, fmt):
         return format(x, fmt) if isinstance(x, (int, float)) and x == x else "-".rjust(len(format(0, fmt)))
@@ -200,21 +248,24 @@ def side_by_side(events: list[dict], seglog: list[dict]) -> str:
         k, r = e["segment"], e["rung"]
         o = e.get("observation") or {}
         d_s = (outcome.get(i) or {}).get("dl")
-        s = seglog[k] if 0 <= k < len(seglog) else {}
-        mark = "  " if s.get("rung") == r else "**"
+        s = paired.get(i, {})
+        mark = ("  " if s.get("rung") == r else "**") + ("R" if refetched.get(i) else " ")
         tp = o.get("throughput_bps")
         lines.append(
             f"{mark}{e['t_s']:12.2f} {k:3d} {r:4d} {str(e.get('rule'))[:22]:<22} {f(o.get('buffer_s'), '6.2f')} "
             f"{f(tp / 1e3 if tp else None, '10.0f')} {f(d_s, '6.2f')} | "
-            + (f"{s['request_s'] + s.get('init_s', 0.0):8.2f} {s['rung']:4d} {s.get('rule', '')[:22]:<22} "
+            + (f"{s['sent_s']:8.2f} {s['rung']:4d} {s.get('rule', '')[:22]:<22} "
                f"{f(s.get('buffer_at_decision_s'), '6.2f')} {f(s.get('throughput_bps', float('nan')) / 1e3, '10.0f')} "
                f"{s['download_s']:6.2f} {('yes' if s.get('bola') else 'no'):>4} {f(s.get('placeholder_s'), '5.2f')}"
+               + (" R" if s.get("refetch") else "")
                if s else ""))
     stalls_dj = [(round(e["t_s"] - e.get("stall_s", 0), 2), e.get("stall_s"))
                  for e in events if e["event"] == "stall_end"]
-    stalls_sim = [(round(x["request_s"], 2), round(x["rebuffer_s"], 3)) for x in seglog if x["rebuffer_s"] > 0]
+    stalls_sim = [(round(x["request_s"], 2), round(x["rebuffer_s"], 3)) for x in requests if x["rebuffer_s"] > 0]
     lines.append(f"stalls dash.js (start, s): {stalls_dj}")
     lines.append(f"stalls sim (during the request at, s): {stalls_sim}")
+    refetch_dj = sum(1 for e in events if e["event"] == "download" and e.get("refetch"))
+    lines.append(f"re-fetches: dash.js {refetch_dj}, sim {sum(1 for x in requests if x['refetch'])}")
     return "\n".join(lines) + "\n"
 
 
@@ -266,7 +317,8 @@ def run_agreement(args: argparse.Namespace) -> int:
             with res_path.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")
             continue
-        sim, seglog = simulate_prediction(trace, sess.summary["movie"], args.init)
+        sim, seglog = simulate_prediction(trace, sess.summary["movie"], args.init,
+                                          prediction_preset(args.fast_switch, args.init, args.preset))
         stem = Path(trace).stem
         with (out / f"{stem}.dashjs.jsonl").open("w") as fh:
             for e in sess.events:
@@ -296,10 +348,20 @@ def _resimulate(args: argparse.Namespace) -> int:
     for r in keep:
         if "error" in r:
             continue
-        sim, seglog = simulate_prediction(r["trace"], r["real"]["movie"], _init_mode(r))
+        stem = Path(r["trace"]).stem
+        raw_path = out / f"{stem}.raw.json"
+        if raw_path.is_file():  # the dash.js side too, by today's rules, from what was recorded
+            again = reassemble(json.loads(raw_path.read_text()), r["real"])
+            r["real"] = again.summary
+            with (out / f"{stem}.dashjs.jsonl").open("w") as fh:
+                for e in again.events:
+                    fh.write(json.dumps(e) + "\n")
+        mode = _init_mode(r)
+        fast = (r.get("config") or {}).get("fast_switch", "default")
+        sim, seglog = simulate_prediction(r["trace"], r["real"]["movie"], mode,
+                                          prediction_preset(fast, mode, args.preset))
         r["sim"] = sim
         r.update(compare(r["real"], sim))
-        stem = Path(r["trace"]).stem
         with (out / f"{stem}.sim.jsonl").open("w") as fh:
             for e in seglog:
                 fh.write(json.dumps(e) + "\n")
@@ -336,17 +398,19 @@ def _report(args: argparse.Namespace, rows: list[dict]) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"dash.js vs simulate --abr dashjs --preset dashjs ({args.movie}, {args.max_duration} s)")
+    t = Table(title=f"dash.js vs simulate --abr dashjs --preset {args.preset or 'dashjs'} "
+                    f"({args.movie}, {args.max_duration} s)")
     for col in ("trace", "same rung", "dash.js Mbit/s", "sim Mbit/s", "Δ bitrate", "dash.js stall s", "sim stall s",
-                "Δ stall s", "ok"):
+                "Δ stall s", "re-fetches", "ok"):
         t.add_column(col, justify="right")
     for r in rows:
         if "error" in r:
-            t.add_row(Path(r["trace"]).stem, "-", "-", "-", "-", "-", "-", "-", f"[red]{r['error'][:40]}[/]")
+            t.add_row(Path(r["trace"]).stem, "-", "-", "-", "-", "-", "-", "-", "-", f"[red]{r['error'][:40]}[/]")
             continue
         t.add_row(Path(r["trace"]).stem, f"{r['same_rung']:.0%}", f"{r['real']['avg_bitrate_bps'] / 1e6:.3f}",
                   f"{r['sim']['avg_bitrate_bps'] / 1e6:.3f}", f"{r['bitrate_diff']:+.1%}",
                   f"{r['real']['rebuffer_s']:.2f}", f"{r['sim']['rebuffer_s']:.2f}", f"{r['stall_diff_s']:+.2f}",
+                  f"{r['real'].get('refetches', 0)} / {r['sim'].get('refetches', 0)}",
                   "yes" if r["ok"] else "[red]no[/]")
     Console(width=200).print(t)
     print(json.dumps(totals))

@@ -526,6 +526,20 @@ def _rule_of(reason: dict | None) -> str:
     return "unknown"
 
 
+def version_plays(playhead_s: float | None, media_times: list[tuple[float, float]], t_s: float,
+                  start_s: float) -> bool:
+    """Whether a re-fetched segment starting at `start_s` (media time), arriving at `t_s`
+    (session time), replaced the version that plays: the playhead had not reached its start.
+    The playhead is the one the page recorded at the arrival, or else interpolated between
+    the page's samples (`media_times`: (session time, media time), in order)."""
+    if playhead_s is None:
+        if not media_times:
+            return False
+        ts, ms = zip(*media_times)
+        playhead_s = float(np.interp(t_s, ts, ms))
+    return playhead_s <= start_s
+
+
 def _assemble(col: _Collected, prepared: PreparedContent, trace_path: str, t0_wall: float | None, k: float,
               setup: Setup, chrome_version: str) -> SessionOutput:
 
@@ -613,6 +627,7 @@ def _assemble(col: _Collected, prepared: PreparedContent, trace_path: str, t0_wa
                 continue
             ld = pending.pop(0)
             ld["end"], ld["end_wall"] = t, e["wall_ms"] / 1000.0
+            ld["end_media_s"] = e.get("time_s")   # the playhead then (recorded since fast switching is modelled)
             got, total = e.get("bytes_loaded"), e.get("bytes_total")
             ld["bytes"] = int(got) if isinstance(got, (int, float)) and got == got else 0
             if kind == "FRAGMENT_LOADING_ABANDONED":
@@ -638,12 +653,16 @@ def _assemble(col: _Collected, prepared: PreparedContent, trace_path: str, t0_wa
             ld["cached"] = ld["bytes"] > 0 and moved < 0.5 * ld["bytes"]  # from the browser's cache (304)
     # decisions and downloads
     qi = 0
-    chosen = np.full(K, -1, dtype=np.int64)
+    chosen = np.full(K, -1, dtype=np.int64)      # the rung each segment played at
     finish = np.full(K, np.nan)
-    seg_bytes = 0
+    starts_s = np.concatenate([[0.0], np.cumsum(content.segment_durations_s)])
+    played_bytes = np.zeros(K)
+    fetched_bytes = 0
+    abandoned_bytes = 0
     abandons = 0
     refetches = 0
     prev_rung = None
+    media_t = [(t_, row["media_time_s"]) for t_, row in samples if row.get("media_time_s") is not None]
     for ld in loads:
         rule, reason = None, None
         while qi < len(qcr) and qcr[qi]["t"] <= ld["t0"] + 1e-6:
@@ -656,19 +675,23 @@ def _assemble(col: _Collected, prepared: PreparedContent, trace_path: str, t0_wa
         prev_rung = ld["rung"]
         seg = ld["segment"]
         if ld["ok"] and 0 <= seg < K:
-            if chosen[seg] >= 0:
-                refetches += 1  # the segment was already in: dash.js replaced it (fast switching)
+            refetch = bool(chosen[seg] >= 0)   # the segment was in already: dash.js replaced it (fast switching)
+            if refetch:
+                refetches += 1
             else:
                 finish[seg] = ld["end"]
-            chosen[seg] = ld["rung"]
-            seg_bytes += ld["bytes"]
+            if not refetch or version_plays(ld.get("end_media_s"), media_t, ld["end"], float(starts_s[seg])):
+                chosen[seg] = ld["rung"]
+                played_bytes[seg] = ld["bytes"]
+            fetched_bytes += 0 if ld["cached"] else ld["bytes"]   # a 304: the browser's copy
             xf = ld["transfer_s"]
             ev(ld["end"], "download", segment=seg, rung=ld["rung"], bytes=ld["bytes"], latency_s=ld["latency_s"],
                transfer_s=xf, throughput_bps=(ld["bytes"] * 8.0 / xf) if xf else None,
                duration_s=round(ld["end"] - ld["t0"], 6), cached=ld["cached"], buffer_s=buffer_at(ld["end"]),
-               stall_s=0.0)
+               stall_s=0.0, refetch=refetch)
         elif ld["end"] is not None:
             abandons += 1
+            abandoned_bytes += ld["bytes"]
             nxt = next((o for o in loads if o is not ld and o["segment"] == seg and o["t0"] >= ld["end"] - 1e-6), None)
             ev(ld["end"], "abandon", segment=seg, from_rung=ld["rung"], to_rung=None if nxt is None else nxt["rung"],
                wasted_bytes=ld["bytes"])
@@ -744,7 +767,8 @@ def _assemble(col: _Collected, prepared: PreparedContent, trace_path: str, t0_wa
     heights = np.array([r.height for r in content.rungs])
     summary = session_summary(
         ch, rebuf[:ch.size], content.segment_durations_s, bitrates, startup_s=float(startup), session_s=session_s,
-        stall_count=len(stalls), bytes_=int(seg_bytes), heights=heights,
+        stall_count=len(stalls), bytes_=int(played_bytes.sum()),
+        wasted_bytes=int(fetched_bytes - played_bytes.sum() + abandoned_bytes), abandons=abandons, heights=heights,
         labels={"abr": "dash.js", "abr_params": f"dash.js {col.version or setup.dashjs_version} defaults",
                 "trace": str(trace_path), "movie": str(prepared.content_json), "device": "none", "preset": "dashjs"})
     summary.update({
@@ -754,7 +778,6 @@ def _assemble(col: _Collected, prepared: PreparedContent, trace_path: str, t0_wa
         "real": True,
         "time_scale": k,
         "dashjs_settings": col.settings,
-        "abandons": abandons,
         "refetches": refetches,
         "content_dir": str(prepared.dir),
         "watchdog": watchdog,
@@ -763,8 +786,33 @@ def _assemble(col: _Collected, prepared: PreparedContent, trace_path: str, t0_wa
         "console": col.console[:20],
     })
     raw = {"events": col.events, "samples": col.samples, "resource_timing": col.rt, "edge_records": col.records,
-           "t0_wall": t0_wall, "started_wall": col.started_wall}
+           "t0_wall": t0_wall, "started_wall": col.started_wall, "ended_wall": col.ended_wall,
+           "stop_reason": col.stop_reason, "settings": col.settings, "version": col.version, "console": col.console,
+           "browser": chrome_version, "time_scale": k}
     return SessionOutput(events, summary, raw)
+
+
+def reassemble(raw: dict, summary: dict) -> SessionOutput:
+    """A recorded session's events and summary made again from what was recorded (`raw`, as
+    `SessionOutput.raw` holds it) by today's rules, for recordings that `abrlab interop
+    agreement --resimulate` reads again. `summary` is the session's summary as it was
+    written (for the content and what older recordings did not keep in `raw`)."""
+    movie = Path(summary["movie"])
+    prepared = PreparedContent(Path(summary.get("content_dir") or movie.parent), content_mod.load(movie), movie,
+                               "", False)
+    watchdog = summary.get("watchdog") or {}
+    col = _Collected(events=list(raw["events"]), samples=list(raw["samples"]), console=list(raw.get("console", [])),
+                     rt=list(raw["resource_timing"]), records=list(raw["edge_records"]),
+                     stop_reason=raw.get("stop_reason", watchdog.get("stop_reason", "")),
+                     settings=raw.get("settings", summary.get("dashjs_settings") or {}),
+                     version=raw.get("version", str(summary.get("player", "")).removeprefix("dash.js ")),
+                     started_wall=raw["started_wall"], ended_wall=raw.get("ended_wall"))
+    if col.ended_wall is None and col.stop_reason == "ended":
+        ends = [e["wall_ms"] for e in col.events if e["kind"] in ("PLAYBACK_ENDED", "video:ended")]
+        col.ended_wall = min(ends) / 1000.0 if ends else None
+    setup = Setup(interop_dir(), Path("chromium"), Path(""), col.version, None)
+    return _assemble(col, prepared, summary["trace"], raw["t0_wall"], float(raw.get("time_scale", summary.get("time_scale", 1.0))), setup,
+                     raw.get("browser", summary.get("browser", "")))
 
 
 def run(trace_path: str, movie: str, **kw) -> SessionOutput:

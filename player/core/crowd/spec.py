@@ -113,11 +113,16 @@ class Bottleneck:
             if c.watch_s is not None and not (math.isfinite(c.watch_s) and c.watch_s > 0):
                 raise InputError(f"client {j + 1}: viewing time must be positive seconds, got {c.watch_s!r}",
                                  where=where)
-            link = c.resolved_preset().link
+            preset = c.resolved_preset()
+            link = preset.link
             if not link.latency_advances_trace:
-                raise InputError(f"client {j + 1}: preset {c.resolved_preset().name!r} pays its latency outside "
-                                 "trace time, which a shared link cannot do; use default, sabre or dashjs",
-                                 where=where)
+                raise InputError(f"client {j + 1}: preset {preset.name!r} pays its latency outside "
+                                 "trace time, which a shared link cannot do; use default, sabre or "
+                                 "dashjs-no-fast-switch", where=where)
+            if preset.live is not None or preset.fast_switch:
+                what = "a live session" if preset.live is not None else "fast switching"
+                raise InputError(f"client {j + 1}: preset {preset.name!r} has {what}, which the crowd simulator "
+                                 "does not model; use default, sabre or dashjs-no-fast-switch", where=where)
             if link.noise is not None:
                 raise InputError(f"client {j + 1}: a link with noisy transfer times cannot be shared", where=where)
         for j, b in enumerate(self.bulk):
