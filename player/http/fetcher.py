@@ -232,6 +232,18 @@ class _Partial:
         self.got.clear()
 
 
+@dataclass
+class _AttemptRecord:
+    """What one attempt did, for its Request event."""
+
+    status: int | None = None
+    latency_s: float | None = None
+    transfer_s: float | None = None
+    received: int = 0
+    ok: bool = False
+    error: str | None = None
+
+
 class _Tries:
     """One resource's attempts across alternatives: which are excluded and why, the last
     error, how many failed in a row on the current one."""
@@ -411,22 +423,19 @@ class Fetcher:
                        policy: RetryPolicy) -> Body:
         """One HTTP attempt. Body bytes go to `part.got` (a resumed attempt asks for the rest);
         raises _StatusError, _Retryable (_Unreachable), _Permanent or Abandoned. A retry runs
-        inside the object's retry budget: its timeouts end where the budget does."""
+        inside the object's retry budget: its timeouts end where the budget does. The steps:
+        send and wait for the first byte, check the response (`_expect`), read the body
+        (`_read_body`), check it (`_verify`); every attempt ends with one Request event."""
         cfg = self.config
         now = self.clock.now
         budget_end = part.t_start + policy.budget_s if part.attempts > 1 else math.inf
         held = len(part.got)                       # bytes kept from earlier attempts
         start = (rng[0] if rng else 0) + held
-        headers: dict[str, str] = {"Accept-Encoding": "identity", **res.headers}
-        if rng is not None or held:
-            headers["Range"] = f"bytes={start}-{'' if rng is None else rng[1]}"
-            if held and part.etag:
-                headers["If-Range"] = part.etag
+        headers = self._request_headers(res, rng, part, start)
         req_url = self.decorate(res, url, rng, alt, headers) if self.decorate is not None else url
         t_sent = now()
-        rec: dict[str, Any] = {"status": None, "latency_s": None, "transfer_s": None, "ok": False, "error": None}
+        rec = _AttemptRecord()
         resp = None
-        received = 0
         first_byte_s = cfg.first_byte_timeout_s if policy.attempt_timeout_s is None else \
             min(cfg.first_byte_timeout_s, policy.attempt_timeout_s)
         final = url
@@ -440,121 +449,158 @@ class Fetcher:
                         from None
                 raise _Retryable(f"no response within {first_byte_s:g} s") from None
             t_first = now()
-            rec["status"] = resp.status
-            rec["latency_s"] = round(t_first - t_sent, 6)
+            rec.status = resp.status
+            rec.latency_s = round(t_first - t_sent, 6)
             if resp.status not in (200, 206):
                 detail = await self._error_text(resp, min(cfg.idle_timeout_s, budget_end - now()))
                 raise _StatusError(resp.status, detail, resp.headers.get("Retry-After"))
-            skip = 0
-            if resp.status == 206:
-                cr = resp.headers.get("Content-Range", "")
-                if content_range_start(cr) != start:
-                    raise _Retryable(f"unexpected Content-Range {cr!r} for bytes={start}-")
-            elif "Range" in headers:
-                # 200 to a range request: the server sends the whole resource (http.server)
-                self.counters["ranges_ignored"] += 1
-                part.discard()
-                skip = rng[0] if rng else 0
-            # total length of the object we want, when known
-            if rng is not None:
-                target = rng[1] - rng[0] + 1
-            elif resp.status == 206:
-                rest = content_range_rest(resp.headers.get("Content-Range", ""))
-                target = None if rest is None else held + rest
-            else:
-                target = resp.content_length
-            length = resp.content_length
-            if rng is None and length is not None and length > res.max_bytes:   # (a range is cut at its end)
-                raise _TooLarge(f"Content-Length {length} exceeds the limit of {res.max_bytes} bytes")
-            part.resumable = resp.status == 206 or resp.headers.get("Accept-Ranges", "").lower() == "bytes"
-            part.etag = resp.headers.get("ETag") or part.etag
+            target, skip = self._expect(res, resp, rng, part, start, held, ranged="Range" in headers)
             if policy.attempt_timeout_s is not None:
                 total = policy.attempt_timeout_s
             else:
                 total = max(cfg.min_total_timeout_s, cfg.total_timeout_factor * (res.duration_s or 2.0)
                             + cfg.first_byte_timeout_s)
             deadline = min(t_sent + total, budget_end)
-            last_data = last_check = now()
-            check = res.abandon_check
-            step = min(cfg.idle_timeout_s, cfg.abandon_interval_s) if check else cfg.idle_timeout_s
-            try:
-                while True:
-                    wait = min(step, deadline - now(), cfg.idle_timeout_s - (now() - last_data))
-                    chunk = None
-                    try:
-                        async with asyncio.timeout(self.clock.wall(max(wait, 1e-4))):
-                            chunk = await resp.content.read(self._read_size(res, part, skip, target))
-                    except TimeoutError:
-                        if now() - last_data >= cfg.idle_timeout_s - 1e-6:
-                            raise _Retryable(f"no data for {cfg.idle_timeout_s:g} s after {received} bytes") \
-                                from None
-                        if now() >= deadline - 1e-6:
-                            limit = "the retry budget ran out" if deadline == budget_end else \
-                                f"not complete after {total:g} s"
-                            raise _Retryable(f"{limit} ({received} bytes)") from None
-                    if chunk is not None:
-                        if not chunk:
-                            break
-                        received += len(chunk)
-                        last_data = now()
-                        if skip:
-                            drop = min(skip, len(chunk))
-                            skip -= drop
-                            part.wasted += drop
-                            chunk = chunk[drop:]
-                        if target is not None and len(part.got) + len(chunk) > target:
-                            part.wasted += len(part.got) + len(chunk) - target
-                            chunk = chunk[:target - len(part.got)]
-                        if len(part.got) + len(chunk) > res.max_bytes:
-                            resp.close()
-                            part.discard()
-                            part.resumable = False
-                            raise _TooLarge(f"body longer than the limit of {res.max_bytes} bytes")
-                        part.got += chunk
-                        if res.on_data is not None:
-                            res.on_data(part.got, now())
-                        if target is not None and len(part.got) == target and rng is not None and resp.status == 200:
-                            resp.close()  # all we asked for, from a server that ignored Range and sends more
-                            break
-                    if check is not None and now() - last_check >= cfg.abandon_interval_s:
-                        last_check = now()
-                        r = check(float(len(part.got)), now() - part.t_start)
-                        if r >= 0:
-                            resp.close()
-                            rec["error"] = f"abandoned for rung {r}"
-                            raise Abandoned(r, 0)
-            except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError,
-                    ConnectionError) as exc:
-                raise _Retryable(f"connection lost after {received} bytes ({type(exc).__name__})") from None
+            limit = "the retry budget ran out" if deadline == budget_end else f"not complete after {total:g} s"
+            await self._read_body(res, resp, rng, part, rec, target, skip, deadline, limit)
             t_done = now()
-            if target is not None and len(part.got) < target:
-                raise _Retryable(f"short body: {len(part.got)} of {target} bytes")
-            data = bytes(part.got)
-            if res.check is not None:
-                try:
-                    res.check(data)
-                except ValueError as exc:   # BoxError is one
-                    part.discard()
-                    part.resumable = False
-                    raise _BadBody(str(exc)) from None
-            rec.update(ok=True, transfer_s=round(t_done - t_first, 6))
+            data = self._verify(res, part, target)
+            rec.ok, rec.transfer_s = True, round(t_done - t_first, 6)
             return Body(data, url, part.t_start, t_first - t_sent, t_done, alt, part.attempts,
                         final_url=final, byte_range=rng, charset=resp.charset, date=resp.headers.get("Date"))
         except (_StatusError, _Retryable, _Permanent, Abandoned) as exc:
-            rec["error"] = rec["error"] or str(exc)
+            rec.error = rec.error or str(exc)
             raise
         except aiohttp.ClientConnectorError as exc:
-            rec["error"] = unreachable_reason(final, exc)
-            raise _Unreachable(rec["error"]) from None
+            rec.error = unreachable_reason(final, exc)
+            raise _Unreachable(rec.error) from None
         except (aiohttp.ClientError, OSError) as exc:
-            rec["error"] = f"{type(exc).__name__}: {exc}".split("\n")[0][:200]
-            raise _Retryable(rec["error"]) from None
+            rec.error = f"{type(exc).__name__}: {exc}".split("\n")[0][:200]
+            raise _Retryable(rec.error) from None
         finally:
             if resp is not None:
                 resp.release()
-            self.emit(Request(now(), res.what, url, rng, rec["status"], received, rec["latency_s"], rec["transfer_s"],
-                              alt, part.attempts, rec["ok"], rec["error"], segment=res.segment, rung=res.rung,
+            self.emit(Request(now(), res.what, url, rng, rec.status, rec.received, rec.latency_s, rec.transfer_s,
+                              alt, part.attempts, rec.ok, rec.error, segment=res.segment, rung=res.rung,
                               track=res.track, resume_from=held))
+
+    @staticmethod
+    def _request_headers(res: Resource, rng: ByteRange | None, part: _Partial, start: int) -> dict[str, str]:
+        """The attempt's headers: no content coding, the resource's own, and a Range from
+        `start` when a byte range is wanted or earlier attempts kept bytes (If-Range: the
+        same version)."""
+        headers: dict[str, str] = {"Accept-Encoding": "identity", **res.headers}
+        if rng is not None or part.got:
+            headers["Range"] = f"bytes={start}-{'' if rng is None else rng[1]}"
+            if part.got and part.etag:
+                headers["If-Range"] = part.etag
+        return headers
+
+    def _expect(self, res: Resource, resp, rng: ByteRange | None, part: _Partial, start: int, held: int,
+                ranged: bool) -> tuple[int | None, int]:
+        """What a 200/206 answer promises: the object's total length when known (None: read
+        to the end) and how many leading bytes to drop (a 200 to a range request sends the
+        whole resource). Refuses a 206 from the wrong offset and a declared body over the
+        resource's limit; notes whether the server can resume and the version (ETag)."""
+        skip = 0
+        if resp.status == 206:
+            cr = resp.headers.get("Content-Range", "")
+            if content_range_start(cr) != start:
+                raise _Retryable(f"unexpected Content-Range {cr!r} for bytes={start}-")
+        elif ranged:
+            # 200 to a range request: the server sends the whole resource (http.server)
+            self.counters["ranges_ignored"] += 1
+            part.discard()
+            skip = rng[0] if rng else 0
+        if rng is not None:
+            target = rng[1] - rng[0] + 1
+        elif resp.status == 206:
+            rest = content_range_rest(resp.headers.get("Content-Range", ""))
+            target = None if rest is None else held + rest
+        else:
+            target = resp.content_length
+        length = resp.content_length
+        if rng is None and length is not None and length > res.max_bytes:   # (a range is cut at its end)
+            raise _TooLarge(f"Content-Length {length} exceeds the limit of {res.max_bytes} bytes")
+        part.resumable = resp.status == 206 or resp.headers.get("Accept-Ranges", "").lower() == "bytes"
+        part.etag = resp.headers.get("ETag") or part.etag
+        return target, skip
+
+    async def _read_body(self, res: Resource, resp, rng: ByteRange | None, part: _Partial, rec: "_AttemptRecord",
+                         target: int | None, skip: int, deadline: float, limit: str) -> None:
+        """Read the body into `part.got` until it ends (or `target` bytes are in): no data for
+        the idle timeout or past `deadline` is retryable (`limit` says which deadline); every
+        abandonment interval the resource's check may abandon it; a body over the limit is
+        refused; connection errors are retryable."""
+        cfg = self.config
+        now = self.clock.now
+        last_data = last_check = now()
+        check = res.abandon_check
+        step = min(cfg.idle_timeout_s, cfg.abandon_interval_s) if check else cfg.idle_timeout_s
+        try:
+            while True:
+                wait = min(step, deadline - now(), cfg.idle_timeout_s - (now() - last_data))
+                chunk = None
+                try:
+                    async with asyncio.timeout(self.clock.wall(max(wait, 1e-4))):
+                        chunk = await resp.content.read(self._read_size(res, part, skip, target))
+                except TimeoutError:
+                    if now() - last_data >= cfg.idle_timeout_s - 1e-6:
+                        raise _Retryable(f"no data for {cfg.idle_timeout_s:g} s after {rec.received} bytes") \
+                            from None
+                    if now() >= deadline - 1e-6:
+                        raise _Retryable(f"{limit} ({rec.received} bytes)") from None
+                if chunk is not None:
+                    if not chunk:
+                        return
+                    rec.received += len(chunk)
+                    last_data = now()
+                    if skip:
+                        drop = min(skip, len(chunk))
+                        skip -= drop
+                        part.wasted += drop
+                        chunk = chunk[drop:]
+                    if target is not None and len(part.got) + len(chunk) > target:
+                        part.wasted += len(part.got) + len(chunk) - target
+                        chunk = chunk[:target - len(part.got)]
+                    if len(part.got) + len(chunk) > res.max_bytes:
+                        resp.close()
+                        part.discard()
+                        part.resumable = False
+                        raise _TooLarge(f"body longer than the limit of {res.max_bytes} bytes")
+                    part.got += chunk
+                    if res.on_data is not None:
+                        res.on_data(part.got, now())
+                    if target is not None and len(part.got) == target and rng is not None and resp.status == 200:
+                        resp.close()  # all we asked for, from a server that ignored Range and sends more
+                        return
+                if check is not None and now() - last_check >= cfg.abandon_interval_s:
+                    last_check = now()
+                    r = check(float(len(part.got)), now() - part.t_start)
+                    if r >= 0:
+                        resp.close()
+                        rec.error = f"abandoned for rung {r}"
+                        raise Abandoned(r, 0)
+        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError,
+                ConnectionError) as exc:
+            raise _Retryable(f"connection lost after {rec.received} bytes ({type(exc).__name__})") from None
+
+    @staticmethod
+    def _verify(res: Resource, part: _Partial, target: int | None) -> bytes:
+        """The whole body, or a retryable short one; a body the resource's check refuses (not
+        ISO-BMFF, a box running past its end) is discarded: retrying it elsewhere may help,
+        resuming it cannot."""
+        if target is not None and len(part.got) < target:
+            raise _Retryable(f"short body: {len(part.got)} of {target} bytes")
+        data = bytes(part.got)
+        if res.check is not None:
+            try:
+                res.check(data)
+            except ValueError as exc:   # BoxError is one
+                part.discard()
+                part.resumable = False
+                raise _BadBody(str(exc)) from None
+        return data
 
     @staticmethod
     def _read_size(res: Resource, part: _Partial, skip: int, target: int | None) -> int:
