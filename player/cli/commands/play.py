@@ -344,8 +344,8 @@ async def _with_dashboard(player, title: dict, capacity, how: Prediction) -> Non
             else:
                 player.pause()
                 model.paused, model.message = True, "paused (the network keeps filling the buffer)"
-        elif ch in "+-=":
-            model.message = "the time scale is fixed for this source: restart with --time-scale K"
+        elif ch in "+-=":   # not advertised: the edge's time scale is fixed for a run
+            model.message = "no speed key: the time scale is fixed for a run (restart with --time-scale K)"
 
     keys = KeyReader(on_key) if sys.stdin.isatty() else None
     # the frames are drawn by rich's refresh thread from a copy of the model (drawing one takes
