@@ -250,6 +250,7 @@ WIDE_FROM_COLUMNS = 120   # wider ones: the representation and the counters side
 MIN_RATE_ROWS, MIN_BUFFER_ROWS = 5, 3   # the charts' rows however short the terminal
 KEYS = "q quit · space pause"   # the time scale is fixed for a run: no speed key
 _MEASURE = Console(file=io.StringIO(), width=1000, color_system=None, legacy_windows=False)
+_BOTTOM_ROWS: dict[tuple, int] = {}   # the bottom's natural height by its shape (see `render`)
 
 
 def render(model: DashboardModel, width: int, height: int) -> Layout:
@@ -279,7 +280,14 @@ def render(model: DashboardModel, width: int, height: int) -> Layout:
         parts = [(_section(grid, "representation, decision and counters", "green", compact), width)]
     frame = 0 if compact else 2
     chart_min = frame + 2 + MIN_RATE_ROWS + MIN_BUFFER_ROWS     # two legends, the rates and the buffer
-    bottom_h = max(_height(part, w) for part, w in parts)
+    # measuring takes milliseconds a frame; the rows depend on the widths of the texts, which
+    # seldom change: measure once per shape
+    shape = (width, compact, tuple((label, len(value)) for label, value in now + counters))
+    if shape not in _BOTTOM_ROWS:
+        if len(_BOTTOM_ROWS) > 256:
+            _BOTTOM_ROWS.clear()
+        _BOTTOM_ROWS[shape] = max(_height(part, w) for part, w in parts)
+    bottom_h = _BOTTOM_ROWS[shape]
     bottom_h = max(3, min(bottom_h, height - header_h - chart_min))
     chart_h = max(chart_min, height - header_h - bottom_h)
 
