@@ -49,3 +49,21 @@ def test_report_prints_clients_and_group():
     print_report(report, console)
     text = console.export_text()
     assert "simulated crowd on four.json (2 clients)" in text and "Jain (bitrate)" in text and "bba" in text
+
+
+def test_report_at_80_columns_cuts_no_policy_name_or_number():
+    """Piped output is 80 columns: every client's policy, segments and QoE appear whole (the
+    table splits rather than abbreviating with an ellipsis)."""
+    movie = synthetic(duration_s=20.0, segment_duration_s=2.0, seed=1)
+    group = Bottleneck(synth.constant(4e6, 100.0), [CrowdClient(movie, "throughput"), CrowdClient(movie, "robustmpc")])
+    res = simulate_crowd([group])[0]
+    clients = [c.summary() for c in res.clients]
+    report = {"trace": "a-rather-long-trace-name-for-a-bottleneck.json",
+              "simulated": {"group": res.metrics(), "clients": clients}}
+    console = Console(record=True, width=80, file=io.StringIO())
+    print_report(report, console)
+    text = console.export_text()
+    assert "…" not in text
+    assert all(len(line) <= 80 for line in text.splitlines())
+    for c in clients:
+        assert c["abr"] in text and f"{c['qoe']['total']:.1f}" in text

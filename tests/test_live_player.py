@@ -181,3 +181,24 @@ def test_without_a_duration_a_live_session_runs_until_stopped_and_keeps_its_summ
     s = player.summary
     assert s["complete"] and "error" not in s and s["segments"] >= 4
     assert any(e.kind == "summary" for e in player.events_log) or s["session_s"] > 0
+
+
+def test_play_live_on_the_command_line_ends_with_latency_and_no_prediction():
+    """`abrlab play --live --low-latency` end to end (in-process origin, headless JSON): exit 0,
+    a summary with the session's latency and target, and a prediction marked unavailable with
+    its reason (a live session is not predicted), not a traceback."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-m", "player.cli", "play", "--live", "--low-latency", "--chunk-duration",
+                          "0.1", "--target-latency", "1", "--movie", "traces/content/twitch-3rung-0.5s.json",
+                          "--trace", "traces/live/twitch-spike.json", "--abr", "lolp", "--preset", "live-ll",
+                          "--duration", "8", "--time-scale", "4", "--headless", "--json"],
+                         capture_output=True, text=True, timeout=120, cwd=repo)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["complete"] and summary["target_latency_s"] == 1.0 and summary["latency_mean_s"] > 0
+    assert summary["prediction"]["available"] is False and "live" in summary["prediction"]["reason"]

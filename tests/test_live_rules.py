@@ -217,3 +217,20 @@ def test_simulate_and_compare_take_live_presets(tmp_path):
     bad = subprocess.run(ABRLAB + ["simulate", "--trace", trace, "--movie", movie, "--preset", "live-ll"],
                          capture_output=True, text=True, timeout=120, cwd=REPO)
     assert bad.returncode == 2 and "must be shorter than the segments" in bad.stderr
+
+
+def test_a_buffer_within_rounding_of_the_media_played_is_exactly_empty():
+    """At a playback rate, 1 s of media played over 1 s less a rounding residue leaves the
+    buffer at exactly 0 with no stall (a 1e-16 s residue read as "not empty" made the session
+    core and the simulator choose different rungs for the same live session)."""
+    for dt in (1.0 - 1e-15, 1.0, 1.0 + 1e-15):
+        st = BufferState.new(1)
+        st.add(np.array([1.0]), np.array([0.0]))
+        stall = st.elapse(np.array([dt]), rate=np.array([1.0]))
+        assert st.buffer_s[0] == 0.0 and stall[0] == 0.0 and not st.stalled[0]
+    st = BufferState.new(1)
+    st.add(np.array([1.0]), np.array([0.0]))
+    stall = st.elapse(np.array([2.0]), rate=np.array([0.5]))     # 1 s of media at half speed: no stall
+    assert st.buffer_s[0] == 0.0 and stall[0] == 0.0
+    stall = st.elapse(np.array([0.5]), rate=np.array([1.0]))     # then a real stall
+    assert stall[0] == 0.5 and st.stalled[0]

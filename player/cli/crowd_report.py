@@ -9,9 +9,9 @@ import math
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from netem.errors import InputError
+from player.cli.commands._tables import Column, print_table
 from player.lab.crowd_sweep import CHUNK_GROUPS, CrowdSweep, run_crowd_sweep, summarise
 from player.lab.lock import locked
 from player.lab.results import write_text_safely
@@ -25,18 +25,23 @@ def print_report(report: dict, console: Console | None = None) -> None:
         if side not in report:
             continue
         part = report[side]
-        t = Table(title=f"{side} crowd on {report['trace']} ({len(part['clients'])} clients)")
-        for col in ("#", "policy", "start s", "end s", "segments", "avg Mbit/s", "rebuffer s", "switches", "QoE"):
-            t.add_column(col, justify="left" if col == "policy" else "right")
+        rows = []
         for j, c in enumerate(part["clients"]):
             if not c.get("segments"):
-                t.add_row(str(j + 1), str(c.get("abr")), "—", "—", "0", "—", "—", "—", c.get("error") or "—")
+                rows.append({"i": str(j + 1), "policy": str(c.get("abr")), "segments": "0",
+                             "qoe": c.get("error") or "—"})
                 continue
-            t.add_row(str(j + 1), str(c["abr"]), _f(c.get("start_s"), 1), _f(c.get("end_s"), 1),
-                      f"{c['segments']}{'' if c.get('complete', True) else ' (left)'}",
-                      _f(c["avg_bitrate_bps"] / 1e6, 2), _f(c["rebuffer_s"], 1), str(c["switches"]),
-                      _f(c["qoe"]["total"], 1))
-        console.print(t)
+            rows.append({"i": str(j + 1), "policy": str(c["abr"]), "start": _f(c.get("start_s"), 1),
+                         "end": _f(c.get("end_s"), 1),
+                         "segments": f"{c['segments']}{'' if c.get('complete', True) else ' (left)'}",
+                         "mbps": _f(c["avg_bitrate_bps"] / 1e6, 2), "rebuf": _f(c["rebuffer_s"], 1),
+                         "sw": str(c["switches"]), "qoe": _f(c["qoe"]["total"], 1)})
+        who = [Column("i", "#", True), Column("policy", "policy")]
+        when = [Column("start", "start s", True), Column("end", "end s", True), Column("segments", "segments", True)]
+        how = [Column("mbps", "Mbit/s", True), Column("rebuf", "rebuffer s", True), Column("sw", "switches", True),
+               Column("qoe", "QoE", True)]
+        print_table(console, f"{side} crowd on {report['trace']} ({len(part['clients'])} clients)",
+                    [[who + when + how], [who + when, who + how]], rows)
         console.print(group_line(part["group"]))
     if "agreement" in report:
         a = report["agreement"]
@@ -64,18 +69,18 @@ def print_sweep(summary: dict, console: Console | None = None) -> None:
             ("instability_mean", "instability", 4), ("utilisation", "link use", 3), ("qoe_mean", "QoE", 1),
             ("rebuffer_ratio", "rebuffer", 4))
     n = pol[0]["clients"] if pol else 0
-    t = Table(title=f"{n} players per bottleneck: mean [95% CI] over bottlenecks")
-    varying = [c for c in ("device", "preset") if len({r[c] for r in pol}) > 1]
-    for c in ("policy", *varying, "groups", *(label for _, label, _ in cols)):
-        t.add_column(c, justify="left" if c in ("policy", "device", "preset") else "right")
+    rows = []
     for r in pol:
-        cells = []
+        row = {"policy": r["abr"], **{c: r[c] for c in varying}, "groups": str(r["groups"])}
         for key, _, digits in cols:
             m = r[key]
             lo, hi = m["ci95"]
-            cells.append("—" if m["mean"] is None else f"{m['mean']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]")
-        t.add_row(r["abr"], *[r[c] for c in varying], str(r["groups"]), *cells)
-    console.print(t)
+            row[key] = "—" if m["mean"] is None else f"{m['mean']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+        rows.append(row)
+    first = [Column("policy", "policy"), *(Column(c, c) for c in varying), Column("groups", "groups", True)]
+    metrics = [Column(key, label, True) for key, label, _ in cols]
+    print_table(console, f"{n} players per bottleneck: mean [95% CI] over bottlenecks",
+                [[first + metrics], [first + metrics[:4], first + metrics[4:]]], rows)
 
 
 def _f(v, digits: int) -> str:

@@ -94,6 +94,10 @@ class Prediction:
     def _predict(self, player: HttpPlayer) -> dict[str, Any]:
         if self.trace is None:
             return lab.unavailable(self.reason)
+        if player.live is not None:
+            return lab.unavailable("a live session is not predicted (the simulator's live presets model our origin, "
+                                   "but not this session's join point and clock sync): `abrlab simulate --preset "
+                                   "live-ll` with the same trace and settings simulates one")
         if player.plan is None or player.session_start_monotonic is None:
             return lab.unavailable("the session did not start")
         notes = list(self.notes)

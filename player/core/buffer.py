@@ -55,7 +55,10 @@ class BufferState:
         else:   # the buffer runs out only when it is short of the media played (no rounding stalls)
             need = dt * rate
             empty = moving & (buf < need - 1e-12)
-            drained = np.where(moving, np.where(empty, buf, need), 0.0)
+            # within rounding of the media played, the buffer is exactly empty (no stall): the
+            # same session stepped in other increments (the core's waits, the simulator's
+            # lockstep) must not keep a 1e-16 s residue that a policy reads as "not empty"
+            drained = np.where(moving, np.where(buf < need + 1e-12, buf, need), 0.0)
             stall = np.where(empty, np.maximum(dt - buf / rate, 0.0), 0.0)
         new_stall = (stall > 0) & ~self.stalled[rows]
         self.buffer_s[rows] = buf - drained
