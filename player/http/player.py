@@ -328,7 +328,8 @@ class HttpPlayer:
             self.clock.rescale(announced)
             return
         self.publish(Note(self.now(), f"the edge announces time scale {announced:g} but this player runs at "
-                                      f"{k:g} (--time-scale): rates and times are {announced / k:.3g}x off"))
+                                      f"{k:g} (--time-scale): unless a shaping proxy between them runs at {k:g}, "
+                                      f"rates and times are {announced / k:.3g}x off"))
 
     async def _prepare(self, selection: Selection) -> None:
         """Resolve the selection's SegmentBase indexes and build the plan."""
