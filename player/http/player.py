@@ -15,9 +15,9 @@ This module is that loop and its glue; each part of the I/O has its own module:
 Clocks. Presentation seconds = ``time.monotonic()`` × ``time_scale`` since the player
 started (`player.http.clock.Clock`), so at ``--time-scale K`` the session runs K× faster,
 matching an edge that serves ``trace.scaled(K)``; with no ``time_scale`` given the player
-adopts the one the edge announces on the manifest (``X-Abrlab-Time-Scale``), else 1. The core's clock starts at the session
-start (just before the first segment request, after the manifest and indexes), like the
-simulator's; event ``t_s`` fields are seconds since the player started (the summary's
+adopts the one the edge announces on the manifest (``X-Abrlab-Time-Scale``), else 1. The
+core's clock starts at the session start (just before the first segment request, after the
+manifest and indexes), like the simulator's; event ``t_s`` fields are seconds since the player started (the summary's
 ``setup_s`` is the difference).
 
 A segment is handed to the core (``download_done``) when its video part, the audio segments
