@@ -17,8 +17,8 @@ started (`player.http.clock.Clock`), so at ``--time-scale K`` the session runs K
 matching an edge that serves ``trace.scaled(K)``; with no ``time_scale`` given the player
 adopts the one the edge announces on the manifest (``X-Abrlab-Time-Scale``), else 1. The
 core's clock starts at the session start (just before the first segment request, after the
-manifest and indexes), like the simulator's; event ``t_s`` fields are seconds since the player started (the summary's
-``setup_s`` is the difference).
+manifest and indexes), like the simulator's; event ``t_s`` fields are seconds since the
+player started (the summary's ``setup_s`` is the difference).
 
 A segment is handed to the core (``download_done``) when its video part, the audio segments
 that go with it and any init segment not fetched before (one per representation and
