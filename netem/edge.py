@@ -34,6 +34,8 @@ HTTP behaviour:
   ``If-None-Match`` matching the strong ETag → 304.
 * CORS: ``Access-Control-Allow-Origin: *``, the length/range/ETag headers exposed, OPTIONS
   preflight answered 204.
+* Time scale: every response carries ``X-Abrlab-Time-Scale: K`` (`TIME_SCALE_HEADER`), the
+  edge's ``time_scale``; `abrlab play` adopts it unless told another one.
 * Latency: each response waits (the fixed ``latency_s`` or the trace's own latency at that
   time, plus ``slow-first-byte`` faults) before its headers; the body then goes through the
   shaper (headers are not shaped). Every duration is in trace seconds and divided by
@@ -79,9 +81,12 @@ _TYPES = {
     ".m3u8": "application/vnd.apple.mpegurl", ".txt": "text/plain; charset=utf-8", ".xml": "application/xml",
     ".vtt": "text/vtt", ".ts": "video/mp2t",
 }
+#: the response header that announces the edge's time scale (trace seconds per wall second)
+TIME_SCALE_HEADER = "X-Abrlab-Time-Scale"
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
-    "Access-Control-Expose-Headers": "Content-Length, Content-Range, Content-Type, ETag, Accept-Ranges, Date",
+    "Access-Control-Expose-Headers": ("Content-Length, Content-Range, Content-Type, ETag, Accept-Ranges, Date, "
+                                      + TIME_SCALE_HEADER),
     "Timing-Allow-Origin": "*",
 }
 PREFLIGHT_HEADERS = {
@@ -90,6 +95,15 @@ PREFLIGHT_HEADERS = {
                                      "CMCD-Status, CMCD-Session, X-Robustness, X-HDCP"),
     "Access-Control-Max-Age": "600",
 }
+
+
+def parse_time_scale(value: str | None) -> float | None:
+    """The time scale a `TIME_SCALE_HEADER` value announces (None: absent or not a positive number)."""
+    try:
+        k = float(value) if value else math.nan
+    except ValueError:
+        return None
+    return k if math.isfinite(k) and k > 0 else None
 
 
 def content_type(path: str) -> str:
@@ -514,7 +528,9 @@ class EdgeServer:
                 self._log.write(rec)
 
     def _headers(self, extra: dict | None = None) -> dict:
-        h = dict(CORS_HEADERS)
+        """Every response's headers: CORS and the time scale (`TIME_SCALE_HEADER`), so a
+        player learns what pace the link runs at, and `extra`."""
+        h = {**CORS_HEADERS, TIME_SCALE_HEADER: repr(self.time_scale)}
         if extra:
             h.update(extra)
         return h
@@ -545,7 +561,7 @@ class EdgeServer:
                 rec["faults"] = d.applied
             resp = await self.license.aiohttp_handler(request, path[len("/license/"):], extra_delay_s=d.delay_s,
                                                       fail_status=d.status, time_scale=self.time_scale)
-            resp.headers.update(CORS_HEADERS)
+            resp.headers.update(self._headers())
             rec["status"] = resp.status
             rec["bytes"] = len(resp.body or b"")
             return resp

@@ -34,6 +34,13 @@ class Clock:
     def now(self) -> float:
         return (time.monotonic() - self.t0) * self.time_scale
 
+    def rescale(self, time_scale: float) -> None:
+        """Run at `time_scale` from now on, `now()` carrying on from where it is (the player
+        adopting the time scale its edge announces, after the manifest)."""
+        now = self.now()
+        self.time_scale = float(time_scale)
+        self.t0 = time.monotonic() - now / self.time_scale
+
     def wall(self, seconds: float) -> float:
         """Presentation seconds → wall seconds."""
         return max(0.0, seconds) / self.time_scale

@@ -68,6 +68,7 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 from yarl import URL
 
+from netem.edge import TIME_SCALE_HEADER, parse_time_scale
 from netem.errors import PlaybackError
 from player.core.events import Event, Failover, Request, Retry
 from player.http.clock import Clock
@@ -131,6 +132,7 @@ class Body:
     byte_range: ByteRange | None = None
     charset: str | None = None   # of the Content-Type, when the server names one (a manifest's text)
     date: str | None = None      # the response's Date header (a live player's last resort to learn the time)
+    time_scale: float | None = None   # the time scale the server announces (`netem.edge.TIME_SCALE_HEADER`)
 
     @property
     def size(self) -> int:
@@ -467,7 +469,8 @@ class Fetcher:
             data = self._verify(res, part, target)
             rec.ok, rec.transfer_s = True, round(t_done - t_first, 6)
             return Body(data, url, part.t_start, t_first - t_sent, t_done, alt, part.attempts,
-                        final_url=final, byte_range=rng, charset=resp.charset, date=resp.headers.get("Date"))
+                        final_url=final, byte_range=rng, charset=resp.charset, date=resp.headers.get("Date"),
+                        time_scale=parse_time_scale(resp.headers.get(TIME_SCALE_HEADER)))
         except (_StatusError, _Retryable, _Permanent, Abandoned) as exc:
             rec.error = rec.error or str(exc)
             raise

@@ -14,10 +14,11 @@ This module is that loop and its glue; each part of the I/O has its own module:
 
 Clocks. Presentation seconds = ``time.monotonic()`` × ``time_scale`` since the player
 started (`player.http.clock.Clock`), so at ``--time-scale K`` the session runs K× faster,
-matching an edge that serves ``trace.scaled(K)``. The core's clock starts at the session
-start (just before the first segment request, after the manifest and indexes), like the
-simulator's; event ``t_s`` fields are seconds since the player started (the summary's
-``setup_s`` is the difference).
+matching an edge that serves ``trace.scaled(K)``; with no ``time_scale`` given the player
+adopts the one the edge announces on the manifest (``X-Abrlab-Time-Scale``), else 1. The
+core's clock starts at the session start (just before the first segment request, after the
+manifest and indexes), like the simulator's; event ``t_s`` fields are seconds since the
+player started (the summary's ``setup_s`` is the difference).
 
 A segment is handed to the core (``download_done``) when its video part, the audio segments
 that go with it and any init segment not fetched before (one per representation and
@@ -89,7 +90,7 @@ class HttpPlayer:
     """One session against `url` (an MPD over http/https). See the module doc."""
 
     def __init__(self, url: str, *, abr: str = "bola", abr_params: dict[str, Any] | None = None,
-                 preset: str = "default", device: DeviceProfile | None = None, time_scale: float = 1.0,
+                 preset: str = "default", device: DeviceProfile | None = None, time_scale: float | None = None,
                  cmcd: str | None = None, extra_origins: tuple[str, ...] | list[str] = (),
                  config: HttpConfig | None = None, qoe_model: str = "linear", trace_label: str = "network",
                  drm_system: str | None = None, license_url: str | None = None, decrypt: bool = True,
@@ -105,7 +106,8 @@ class HttpPlayer:
         self.preset_name = preset
         self.preset = get_preset(preset)
         self.device = device
-        self.clock = Clock(time_scale)
+        self.clock = Clock(1.0 if time_scale is None else time_scale)
+        self.time_scale_given = time_scale is not None   # else: the edge's, once the manifest says it
         self.config = config or HttpConfig()
         self.qoe_model = qoe_model
         self.trace_label = trace_label
@@ -305,6 +307,7 @@ class HttpPlayer:
         origins = [self.url] + [swap_origin(self.url, o) for o in self.extra_origins]
         self.fetcher.use_alternatives(len(origins))
         body = await fetch_manifest(self.fetcher, origins)
+        self._follow_time_scale(body.time_scale)
         pres = parse_body(body)
         self.presentation = pres
         self.publish(Manifest(self.now(), body.final_url or body.url, body.size, pres.type, pres.duration_s, periods=len(pres.periods),
@@ -314,6 +317,19 @@ class HttpPlayer:
             await self.live.setup()
             return
         await self._prepare(select(pres, self.device))
+
+    def _follow_time_scale(self, announced: float | None) -> None:
+        """Run at the time scale the edge announces, unless the caller chose one: then
+        keep it, and say once that the two differ (every rate would be off by their ratio)."""
+        k = self.clock.time_scale
+        if announced is None or announced == k:
+            return
+        if not self.time_scale_given:
+            self.clock.rescale(announced)
+            return
+        self.publish(Note(self.now(), f"the edge announces time scale {announced:g} but this player runs at "
+                                      f"{k:g} (--time-scale): unless a shaping proxy between them runs at {k:g}, "
+                                      f"rates and times are {announced / k:.3g}x off"))
 
     async def _prepare(self, selection: Selection) -> None:
         """Resolve the selection's SegmentBase indexes and build the plan."""

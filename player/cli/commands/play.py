@@ -115,9 +115,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="device profile: mobile, tablet, tv, desktop, or a TOML/JSON file (default: none). It masks "
                         "representations (codecs, size, frame rate), sets the buffer target and declares DRM "
                         "robustness and HDCP to the license server")
-    p.add_argument("--time-scale", type=float, default=1.0, metavar="K",
+    p.add_argument("--time-scale", type=float, default=None, metavar="K",
                    help="run the session clock K times faster than the wall clock, to match an edge serving "
-                        "with --time-scale K (default 1)")
+                        "with --time-scale K (default: the time scale the edge announces in its "
+                        "X-Abrlab-Time-Scale header, as `abrlab serve` does, else 1; given and different from "
+                        "the edge's, it is kept and a note says so)")
     p.add_argument("--preset", default="default", choices=presets.names(),
                    help="session semantics, as in `abrlab simulate` (default: default)")
     p.add_argument("--cmcd", choices=("query", "headers"), default=None,
@@ -152,7 +154,7 @@ def build_player(args: argparse.Namespace, url: str | None = None, origins: tupl
 
     params = parse_params(args.abr_param)
     check_policy(args.abr, params)
-    if not (math.isfinite(args.time_scale) and args.time_scale > 0):
+    if args.time_scale is not None and not (math.isfinite(args.time_scale) and args.time_scale > 0):
         raise InputError(f"--time-scale must be positive, got {args.time_scale!r}")
     cfg = HttpConfig(seed=args.seed)
     if args.max_retry is not None:
@@ -264,12 +266,13 @@ async def _local_edge(args: argparse.Namespace, play, how: "Prediction") -> None
         protection = Protection.default()
     pres = SyntheticPresentation(content, addressing=args.addressing, protection=protection)
     live = _live_config(args)
+    k = 1.0 if args.time_scale is None else args.time_scale   # the player follows the edge's
     if live is not None:
-        clock = SystemClock(args.clock_offset, args.time_scale)
-        edges = [LiveEdge(pres, config=live, clock=clock, trace=trace, time_scale=args.time_scale,
+        clock = SystemClock(args.clock_offset, k)
+        edges = [LiveEdge(pres, config=live, clock=clock, trace=trace, time_scale=k,
                           faults=list(args.fault), seed=args.seed, index=i) for i in range(args.edges)]
     else:
-        edges = [EdgeServer(pres, trace=trace, time_scale=args.time_scale, faults=list(args.fault), seed=args.seed,
+        edges = [EdgeServer(pres, trace=trace, time_scale=k, faults=list(args.fault), seed=args.seed,
                             index=i) for i in range(args.edges)]
     async with EdgeGroup(edges) as group:
         urls = group.urls
@@ -323,6 +326,7 @@ async def _with_dashboard(player, title: dict, capacity, how: Prediction) -> Non
             model.title["policy"] = ev.abr_params or model.title["policy"]
             model.title["duration_s"] = ev.plan.get("duration_s", model.title.get("duration_s"))
             model.title["representations"] = dict(enumerate(ev.plan.get("ladder", [])))
+            model.title["time_scale"] = f"{ev.time_scale:g}"   # the edge's, when the player adopted it
             offset["s"] = how.trace_offset_s(player)
         model.on_event(ev)
 
@@ -340,8 +344,8 @@ async def _with_dashboard(player, title: dict, capacity, how: Prediction) -> Non
             else:
                 player.pause()
                 model.paused, model.message = True, "paused (the network keeps filling the buffer)"
-        elif ch in "+-=":
-            model.message = "the time scale is fixed for this source: restart with --time-scale K"
+        elif ch in "+-=":   # not advertised: the edge's time scale is fixed for a run
+            model.message = "no speed key: the time scale is fixed for a run (restart with --time-scale K)"
 
     keys = KeyReader(on_key) if sys.stdin.isatty() else None
     # the frames are drawn by rich's refresh thread from a copy of the model (drawing one takes
