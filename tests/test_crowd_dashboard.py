@@ -67,3 +67,24 @@ def test_report_at_80_columns_cuts_no_policy_name_or_number():
     assert all(len(line) <= 80 for line in text.splitlines())
     for c in clients:
         assert c["abr"] in text and f"{c['qoe']['total']:.1f}" in text
+
+
+def test_sweep_table_prints_every_policy_with_its_intervals_at_80_columns():
+    """`compare --clients N`'s table: each policy's metrics with their CIs, whole, at 80
+    columns (here two presets, so the preset column shows)."""
+    from player.cli.crowd_report import print_sweep
+
+    def metric(m):
+        return {"mean": m, "ci95": [m - 0.01, m + 0.01]}
+    keys = ("jain_bitrate", "unfairness", "inefficiency_mean", "inefficiency_weighted", "instability_mean",
+            "utilisation", "qoe_mean", "rebuffer_ratio")
+    pol = [{"abr": a, "device": "none", "preset": p, "groups": 86, "clients": 4,
+            **{k: metric(0.5 + i / 10) for i, k in enumerate(keys)}}
+           for a, p in (("festive", "default"), ("throughput", "sabre"))]
+    console = Console(record=True, width=80, file=io.StringIO())
+    print_sweep({"policies": pol}, console)
+    text = console.export_text()
+    assert "4 players per bottleneck" in text and "…" not in text
+    assert all(len(line) <= 80 for line in text.splitlines())
+    for want in ("festive", "throughput", "sabre", "0.500 [0.490, 0.510]", "1.1 [1.1, 1.1]", "1.2000 [1.1900, 1.2100]"):
+        assert want in text, want

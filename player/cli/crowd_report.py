@@ -69,6 +69,7 @@ def print_sweep(summary: dict, console: Console | None = None) -> None:
             ("instability_mean", "instability", 4), ("utilisation", "link use", 3), ("qoe_mean", "QoE", 1),
             ("rebuffer_ratio", "rebuffer", 4))
     n = pol[0]["clients"] if pol else 0
+    varying = [c for c in ("device", "preset") if len({r[c] for r in pol}) > 1]
     rows = []
     for r in pol:
         row = {"policy": r["abr"], **{c: r[c] for c in varying}, "groups": str(r["groups"])}
@@ -80,7 +81,7 @@ def print_sweep(summary: dict, console: Console | None = None) -> None:
     first = [Column("policy", "policy"), *(Column(c, c) for c in varying), Column("groups", "groups", True)]
     metrics = [Column(key, label, True) for key, label, _ in cols]
     print_table(console, f"{n} players per bottleneck: mean [95% CI] over bottlenecks",
-                [[first + metrics], [first + metrics[:4], first + metrics[4:]]], rows)
+                [[first + metrics[i:i + w] for i in range(0, len(metrics), w)] for w in (8, 4, 3, 2)], rows)
 
 
 def _f(v, digits: int) -> str:
