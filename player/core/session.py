@@ -61,6 +61,22 @@ class Done:
 
 
 _ROW = np.zeros(1, dtype=np.int64)   # the core's one row, as an index array
+
+
+class _RowView:
+    """A read-only scalar view of the core's one row of an array the rules keep
+    (`owner` is "rules" or "state", the buffer): the core's drivers and listeners read
+    plain numbers, the rules keep arrays of one row."""
+
+    def __init__(self, owner: str, name: str, kind: type, doc: str) -> None:
+        self.owner, self.name, self.kind, self.__doc__ = owner, name, kind, doc
+
+    def __get__(self, core: "SessionCore | None", cls: type | None = None):
+        if core is None:
+            return self
+        return self.kind(getattr(getattr(core, self.owner), self.name)[0])
+
+
 _EPS = 1e-9
 
 
@@ -123,17 +139,11 @@ class SessionCore:
     def mask(self) -> np.ndarray:
         return self.rules.mask
 
-    @property
-    def buffer_cap_s(self) -> float:
-        return float(self.rules.buffer_cap_s[0])
-
-    @property
-    def buffer_s(self) -> float:
-        return float(self.state.buffer_s[0])
-
-    @property
-    def last_rung(self) -> int:
-        return int(self.rules.last_rung[0])
+    buffer_cap_s = _RowView("rules", "buffer_cap_s", float, "The buffer's cap now (seconds).")
+    buffer_s = _RowView("state", "buffer_s", float, "Media in the buffer now (seconds).")
+    last_rung = _RowView("rules", "last_rung", int, "The rung of the newest decision (-1 before the first).")
+    startup_s = _RowView("state", "startup_s", float, "When playback started (NaN before it has).")
+    stall_count = _RowView("state", "stall_count", int, "Stalls so far (the startup wait is not one).")
 
     @property
     def last_throughput_bps(self) -> float:
@@ -144,14 +154,6 @@ class SessionCore:
     def last_download_s(self) -> float:
         """The newest sample's download time (NaN before the first download)."""
         return float(self.rules.download_time.last()[0])
-
-    @property
-    def startup_s(self) -> float:
-        return float(self.state.startup_s[0])
-
-    @property
-    def stall_count(self) -> int:
-        return int(self.state.stall_count[0])
 
     @property
     def live_latency_s(self) -> float | None:
@@ -630,13 +632,7 @@ def drive_with_link(core: SessionCore, link, trace_index: int = 0, *, trace_star
     bound = (MAX_ATTEMPTS + 10) * core.plan.n_segments + 10
     if core.rules.fast is not None:
         bound += 10 * refetch_bound(core.plan.n_segments, core.plan.n_rungs)
-    for _ in range(bound):
-        action = core.next_action(core.now)
-        if isinstance(action, Done):
-            return core
-        if isinstance(action, Wait):
-            core.tick(action.until_s)
-            continue
+    for action in _fetches(core, bound):
         while True:
             if action.init_bytes is not None:  # the init segment first, on the same link
                 it = link.transfer(idx, np.array([core.now - lag]), np.array([action.init_bytes]))
@@ -676,6 +672,21 @@ def drive_with_link(core: SessionCore, link, trace_index: int = 0, *, trace_star
             continue
         lag += total - float(tr.trace_advance_s[0])
         core.download_done(start + total, int(action.expected_bytes), lat, float(tr.transfer_s[0]))
+    return core
+
+
+def _fetches(core: SessionCore, bound: int):
+    """The fetches the core asks for, in order, each wait it asks for passed on its clock;
+    ends when the session is done. `bound` caps the core's actions (a guard against a core
+    that never ends)."""
+    for _ in range(bound):
+        action = core.next_action(core.now)
+        if isinstance(action, Done):
+            return
+        if isinstance(action, Wait):
+            core.tick(action.until_s)
+            continue
+        yield action
     raise RuntimeError("session did not end")  # pragma: no cover - bounded loop guard
 
 
@@ -686,13 +697,7 @@ def _drive_live(core: SessionCore, link, trace_index: int) -> SessionCore:
     idx = np.array([trace_index])
     p = core.preset.link
     end = core.live.end_s
-    for _ in range(20 * core.plan.n_segments + 20):
-        action = core.next_action(core.now)
-        if isinstance(action, Done):
-            return core
-        if isinstance(action, Wait):
-            core.tick(action.until_s)
-            continue
+    for action in _fetches(core, 20 * core.plan.n_segments + 20):
         q = core.now
         lat = float(link.latency(idx, np.array([q]))[0]) + p.overhead_s
         first_byte = q + (lat if p.latency_advances_trace else 0.0)
@@ -708,4 +713,4 @@ def _drive_live(core: SessionCore, link, trace_index: int) -> SessionCore:
         transfer = max(float(ends[0, -1]) - q - lat, 1e-9)
         core.download_done(float(ends[0, -1]), int(action.expected_bytes), lat, transfer,
                            first_byte_s=float(starts[0, -1]))
-    raise RuntimeError("live session did not end")  # pragma: no cover - bounded loop guard
+    return core
