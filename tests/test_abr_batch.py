@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import abr
 from abr.estimators import CHUNK_ESTIMATORS
-from test_abr_support import TEST_PARAMS, Sessions, abr_cache, random_ladder, single  # noqa: F401
+from abr_support import PENSIEVE, TEST_PARAMS, Sessions, abr_cache, random_ladder, single  # noqa: F401
 
 BUILTINS = sorted(abr.registered())
 
@@ -149,3 +149,14 @@ def test_empty_batch_and_pickle(name):
     clone = pickle.loads(pickle.dumps(p))  # e.g. shipped to a worker mid-run
     obs = sessions.observe(rows)
     assert clone.select(obs).tolist() == p.select(obs).tolist()
+
+
+def test_sessions_model_is_consistent():
+    rng = np.random.default_rng(0)
+    s = Sessions(rng, PENSIEVE, 4)
+    for _ in range(10):
+        rows = s.active()
+        obs = s.observe(rows)
+        assert np.all(obs.buffer_s >= 0) and np.all(obs.buffer_s <= obs.buffer_cap_s + 1e-9)
+        s.download(rows, np.zeros(rows.size, dtype=np.int64))
+    assert np.isfinite(s.tput[:, -1]).all()

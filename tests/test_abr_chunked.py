@@ -12,7 +12,7 @@ import abr
 from abr import Ladder, Observation
 from abr.estimators import (AastModel, ChunkedSampler, downloaded_data_time_s, moof_throughput_bps,
                             whole_request_time_s)
-from test_dashjs_policy import obs as vod_obs
+from abr_support import dashjs_obs as vod_obs
 
 NAN = np.nan
 

@@ -15,7 +15,7 @@ from abr.algorithms.dashjs.l2a_rule import simplex_projection
 from abr.algorithms.dashjs.lolp.learning_controller import kmeans_pp_last_center
 from abr.algorithms.dashjs.lolp.qoe_evaluator import single_use_qoe
 from abr.algorithms.dashjs.lolp.weight_selector import WEIGHT_OPTIONS, find_weight_vector
-from test_dashjs_policy import obs as vod_obs
+from abr_support import dashjs_obs as vod_obs
 
 LL = Ladder(np.array([200e3, 600e3, 1000e3]), 1.0)     # 1 s low-latency segments
 VL = 4 ** 0.99                                          # L2ARule.js:48, HORIZON 4

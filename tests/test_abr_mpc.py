@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import abr
 from abr import Ladder, Observation
-from test_abr_support import PENSIEVE, abr_cache, brute_force_mpc, single  # noqa: F401
+from abr_support import PENSIEVE, abr_cache, brute_force_mpc, single  # noqa: F401
 
 
 def obs_for(ladder: Ladder, samples_bps, buffer_s, last, sizes, segments_left, mask=None):

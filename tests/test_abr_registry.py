@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import abr
-from test_abr_support import PENSIEVE, Sessions, abr_cache  # noqa: F401
+from abr_support import PENSIEVE, Sessions, abr_cache  # noqa: F401
 
 REPO_EXAMPLE = str((__import__("pathlib").Path(__file__).resolve().parent.parent
                     / "examples" / "my_policy.py"))

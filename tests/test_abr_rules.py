@@ -10,7 +10,7 @@ import pytest
 
 import abr
 from abr import Ladder, Observation, Progress
-from test_abr_support import PENSIEVE, Sessions, abr_cache  # noqa: F401
+from abr_support import PENSIEVE, Sessions, abr_cache  # noqa: F401
 
 KBPS = [300, 750, 1200, 1850, 2850, 4300]  # Pensieve's ladder, 4 s segments
 

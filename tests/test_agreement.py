@@ -56,6 +56,7 @@ from netem.content import Content, synthetic
 from netem.edge import EdgeServer
 from netem.package import SyntheticPresentation
 from netem.trace import Trace
+from helpers import ATTEMPTS, MIN_SAME_RUNG, cbr
 from player.core.events import SessionStart
 from player.http.clock import run_precise
 from player.http.player import HttpPlayer
@@ -63,16 +64,8 @@ from player.lab import prediction as pr
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "traces"
 N_SEGMENTS, SEGMENT_S = 15, 2.0
-MIN_SAME_RUNG = 0.90
 MAX_QOE_REL = 0.02
-ATTEMPTS = 3          # timing jitter on a shared machine: a case that misses is run again
 PREDICTED_UP_TO_K = 10.0   # the prediction (one mean overhead) is held to the bar up to this time scale
-
-
-def cbr(c: Content, name: str | None = None) -> Content:
-    """`c` with sizes exactly bitrate × duration (what the player estimates from @bandwidth)."""
-    sizes = np.rint(c.bitrates_bps[None, :] * c.segment_durations_s[:, None] / 8.0)
-    return Content(c.rungs, c.segment_durations_s, sizes, name=name or f"cbr-{c.name}")
 
 
 def cbr_content(segments: int = N_SEGMENTS, segment_s: float = SEGMENT_S) -> Content:

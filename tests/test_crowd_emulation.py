@@ -15,7 +15,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import run_bounded
+from helpers import run_bounded
 from netem import synth
 from netem.content import synthetic
 from player.cli.crowd_emulation import emulate

@@ -9,34 +9,15 @@ import numpy as np
 import pytest
 
 import abr
-from abr import Ladder, Observation, Progress
+from abr import Progress
 from abr.algorithms.dashjs import js_round, optimal_rung
-
-BBB_KBPS = [230, 331, 477, 688, 991, 1427, 2056, 2962, 5027, 6000]  # 3 s segments
-BBB = Ladder(np.array(BBB_KBPS, dtype=float) * 1000.0, 3.0)
+from abr_support import BBB, BBB_KBPS, dashjs_obs as obs
 
 
 def make(**params):
     p = abr.get("dashjs", **params)
     p.reset(1, BBB)
     return p
-
-
-def obs(buffer_s, last, samples=(), times=(), t=0.0, playing=True, cap=18.0, ladder=BBB):
-    H = 8
-    tp = np.full((1, H), np.nan)
-    dl = np.full((1, H), np.nan)
-    if samples:
-        tp[0, -len(samples):] = samples
-        dl[0, -len(samples):] = times
-    R = ladder.n
-    return Observation(
-        sessions=np.array([0]), buffer_s=np.array([float(buffer_s)]), last_rung=np.array([last]),
-        throughput_bps=tp, download_time_s=dl,
-        next_sizes_bytes=np.tile(ladder.bitrates_bps * ladder.segment_duration_s / 8, (1, 5, 1)),
-        segments_left=np.array([10]), segment_index=np.array([0]),
-        segment_duration_s=ladder.segment_duration_s, playing=np.array([playing]),
-        mask=np.ones((1, R), bool), time_s=np.array([float(t)]), buffer_cap_s=np.array([cap]))
 
 
 def ewma_kbps(samples_kbps, times_s, fast=3.0, slow=8.0, per_ms=0.0015):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import event_dicts, run_bounded, stop_process
+from helpers import event_dicts, run_bounded, stop_process
 
 from netem.content import synthetic
 from netem.edge import EdgeServer

@@ -14,7 +14,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from conftest import first_line, run_bounded
+from helpers import first_line, run_bounded
 
 from netem.accesslog import parse_cmcd, read as read_log
 from netem.edge import EdgeServer, parse_range, Unsatisfiable

@@ -14,7 +14,7 @@ from netem import content as content_mod  # noqa: E402
 from netem import encode  # noqa: E402
 from netem import isobmff as bm  # noqa: E402
 from player.cli.main import main  # noqa: E402
-from test_package import mpd_segment_urls  # noqa: E402
+from mpd_urls import mpd_segment_urls  # noqa: E402
 
 # 2 rungs × 4 s (2 s segments) at 256x144 and 426x240: a couple of seconds in all
 LADDER = (200e3, 400e3)

@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from conftest import run_bounded
+from helpers import run_bounded
 
 from netem.edge import EdgeServer
 from netem.errors import InputError

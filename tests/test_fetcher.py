@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from conftest import event_dicts, run_bounded
+from helpers import event_dicts, run_bounded
 
 from netem.content import synthetic
 from netem.package import SyntheticPresentation

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import event_dicts, run_bounded, stop_process
+from helpers import event_dicts, run_bounded, stop_process
 
 from netem.content import Content, synthetic
 from netem.edge import EdgeServer

@@ -124,3 +124,22 @@ def test_layer_of_names_the_layers():
     assert layer_of("player.cli") == "player.cli"
     assert layer_of("netem.link") == "netem"
     assert layer_of("numpy") is None
+
+
+def helper_violations(source: str) -> list[str]:
+    """What in `source` (a test module) imports from conftest or from another test module."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                 else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+        found += [n for n in names if n == "conftest" or n.split(".")[0].startswith("test_")]
+    return found
+
+
+def test_tests_share_helpers_not_each_other():
+    """Test modules import shared code from the helper modules (`tests/helpers.py`,
+    `abr_support.py`, `mpd_urls.py`, `labdata.py`), never from conftest (fixtures only) or
+    from another test module, whose import would also collect its tests twice."""
+    bad = {p.name: helper_violations(p.read_text()) for p in sorted((REPO / "tests").rglob("*.py"))}
+    assert {k: v for k, v in bad.items() if v} == {}
+    assert helper_violations("from conftest import run_bounded\nimport test_edge\n") == ["conftest", "test_edge"]

@@ -20,7 +20,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from conftest import first_line, run_bounded, stop_process
+from helpers import first_line, run_bounded, stop_process
 
 from netem import isobmff
 from netem.content import Content, rungs_from_bitrates

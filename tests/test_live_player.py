@@ -18,7 +18,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from conftest import run_bounded
+from helpers import run_bounded
 
 from netem.content import synthetic
 from netem.live.clock import SystemClock

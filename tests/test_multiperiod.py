@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import event_dicts, run_bounded
+from helpers import ATTEMPTS, MIN_SAME_RUNG, cbr, event_dicts, first_line, run_bounded, stop_process
 
 from netem import synth
 from netem.content import Content, synthetic
@@ -22,7 +22,10 @@ from netem.trace import constant
 from player.http.player import HttpPlayer
 from player.dash.loading import parse_manifest
 from player.dash.playback import build, select
+from player.core.events import SessionStart
 from player.core.session import drive_with_link
+from player.http.clock import run_precise
+from player.lab import prediction as pr
 
 K = 10.0
 FAST = constant(20e6, 600.0, latency_s=0.02)
@@ -183,12 +186,6 @@ def test_session_over_periods_agrees_with_the_simulated_one(tmp_path, abr, param
     (`player.lab.prediction`, as `abrlab play` makes it: the simulator from the session's
     trace offset, the per-request overhead it measured, each request's own delay when
     replayed) choose the same rungs on a trace that forces switches in both periods."""
-    from test_agreement import ATTEMPTS, MIN_SAME_RUNG, cbr
-
-    from player.core.events import SessionStart
-    from player.http.clock import run_precise
-    from player.lab import prediction as pr
-
     a, m = cbr(ad()), cbr(main_movie(n=10))
     join_periods(tmp_path, [("ad", SyntheticPresentation(a, "list")), ("main", SyntheticPresentation(m, "list"))])
     trace = synth.steps([4e6, 0.9e6, 3.5e6, 0.6e6], 5.0, latency_s=0.05)
@@ -242,8 +239,6 @@ def test_cli_mpd_info_and_play_over_plain_http_server(tmp_path):
     import json
     import subprocess
     import sys
-
-    from conftest import first_line, stop_process
 
     a, m = ad(), main_movie(n=3)
     join_periods(tmp_path, [("ad", SyntheticPresentation(a, "number")), ("main", SyntheticPresentation(m, "timeline"))])

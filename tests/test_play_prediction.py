@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import first_line, run_bounded, stop_process
+from helpers import first_line, run_bounded, stop_process
 
 from netem import formats
 from netem.content import save as save_content, synthetic

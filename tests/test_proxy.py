@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from conftest import first_line, run_bounded
+from helpers import first_line, run_bounded
 
 from netem.errors import InputError
 from netem.proxy import ShapingProxy, parse_hostport

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import first_line, run_bounded, stop_process
+from helpers import first_line, run_bounded, stop_process
 
 from netem.edge import EdgeServer
 from netem.guard import Limits

@@ -17,7 +17,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from conftest import first_line, run_bounded, stop_process
+from helpers import first_line, run_bounded, stop_process
 
 from netem.content import synthetic
 from netem.edge import TIME_SCALE_HEADER, EdgeServer, parse_time_scale

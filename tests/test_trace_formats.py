@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from netem import formats, synth
 from netem.errors import InputError
 from netem.trace import Trace
-from conftest import shared_path
+from helpers import shared_path
 
 PACKET_BITS = 12000
 

@@ -81,6 +81,20 @@ ABANDON_PARAMS = (
 )
 
 
+class AbandonsByThroughput:
+    """The abandonment answer of a policy with `abandon_rule` (dash.js's throughput rule and
+    its BOLA-E): the policy's own safety factor, multiplier and grace time; no answer when
+    its `abandonment` is off or before it has a ladder. A policy mixes this in beside `Policy`."""
+
+    ABANDON_IS_PURE = True
+
+    def abandon_answer(self, progress: Progress) -> np.ndarray:
+        if not self.abandonment or self.ladder is None:
+            return np.full(np.shape(progress.sessions), -1, dtype=np.int64)
+        return abandon_rule(progress, self.ladder.bitrates_bps, self.safety_factor,
+                            float(self.abandon_multiplier), float(self.abandon_grace_s))
+
+
 def abandon_rule(progress: Progress, bitrates_bps: np.ndarray, safety: float,
                  multiplier: float, grace_s: float) -> np.ndarray:
     """dash.js AbandonRequestsRule / Sabre ThroughputRule.check_abandon, vectorised.

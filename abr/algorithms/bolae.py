@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from abr.algorithms._common import (ABANDON_PARAMS, P_INITIAL, InsufficientBuffer, abandon_rule,
+from abr.algorithms._common import (ABANDON_PARAMS, P_INITIAL, InsufficientBuffer, AbandonsByThroughput,
                                     masked_argmax)
 from abr.algorithms.throughput import ESTIMATOR_PARAMS, make_estimator
 from abr.base import Ladder, Observation, Param, Policy, Progress, highest_below
@@ -171,7 +171,7 @@ DASH_PARAMS = ESTIMATOR_PARAMS + (
 ) + ABANDON_PARAMS
 
 
-class DashRules(Policy):
+class DashRules(AbandonsByThroughput, Policy):
     """The dash.js rule set: dual-EWMA throughput rule, BOLA-E, insufficient buffer."""
 
     PARAMS = DASH_PARAMS
@@ -222,14 +222,6 @@ class DashRules(Policy):
             info["ibr_bound_bps"] = bound
         self.last_info = info
         return q
-
-    ABANDON_IS_PURE = True
-
-    def abandon_answer(self, progress: Progress) -> np.ndarray:
-        if not self.abandonment or self.ladder is None:
-            return np.full(np.shape(progress.sessions), -1, dtype=np.int64)
-        return abandon_rule(progress, self.ladder.bitrates_bps, self.safety_factor,
-                            float(self.abandon_multiplier), float(self.abandon_grace_s))
 
     def abandon_taken(self, progress: Progress, rows: np.ndarray, rungs: np.ndarray) -> None:
         """BOLA-E's placeholder deflates for the rung abandoned to."""

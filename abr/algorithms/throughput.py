@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from abr.algorithms._common import ABANDON_PARAMS, P_CHUNK_ESTIMATOR, P_INITIAL, InsufficientBuffer, abandon_rule
+from abr.algorithms._common import (ABANDON_PARAMS, P_CHUNK_ESTIMATOR, P_INITIAL, AbandonsByThroughput,
+                                    InsufficientBuffer)
 from abr.base import Ladder, Observation, Param, Policy, Progress, highest_below
 from abr.estimators import ChunkedSampler, DualEwma, newest_sample
 from abr.registry import register
@@ -73,7 +74,7 @@ def make_estimator(policy: Policy, n: int) -> tuple[DualEwma, float]:
 
 
 @register("throughput")
-class Throughput(Policy):
+class Throughput(AbandonsByThroughput, Policy):
     """Highest rung at or below safety × min(fast EWMA, slow EWMA) of throughput."""
 
     PARAMS = ESTIMATOR_PARAMS + (
@@ -112,10 +113,3 @@ class Throughput(Policy):
         self.last_info = info
         return q
 
-    ABANDON_IS_PURE = True
-
-    def abandon_answer(self, progress: Progress) -> np.ndarray:
-        if not self.abandonment or self.ladder is None:
-            return np.full(np.shape(progress.sessions), -1, dtype=np.int64)
-        return abandon_rule(progress, self.ladder.bitrates_bps, self.safety_factor,
-                            float(self.abandon_multiplier), float(self.abandon_grace_s))

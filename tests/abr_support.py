@@ -194,12 +194,25 @@ def brute_force_mpc(bitrates_bps, sizes_bytes, buffer_s, bw_bps, last, horizon, 
     return best
 
 
-def test_sessions_model_is_consistent():
-    rng = np.random.default_rng(0)
-    s = Sessions(rng, PENSIEVE, 4)
-    for _ in range(10):
-        rows = s.active()
-        obs = s.observe(rows)
-        assert np.all(obs.buffer_s >= 0) and np.all(obs.buffer_s <= obs.buffer_cap_s + 1e-9)
-        s.download(rows, np.zeros(rows.size, dtype=np.int64))
-    assert np.isfinite(s.tput[:, -1]).all()
+#: dash.js's reference stream (bbb, 3 s segments), the ladder of the dash.js policy tests
+BBB_KBPS = [230, 331, 477, 688, 991, 1427, 2056, 2962, 5027, 6000]  # 3 s segments
+BBB = Ladder(np.array(BBB_KBPS, dtype=float) * 1000.0, 3.0)
+
+
+def dashjs_obs(buffer_s, last, samples=(), times=(), t=0.0, playing=True, cap=18.0, ladder=BBB):
+    """One session's Observation as dash.js sees it: `samples` throughputs (bits/s) that took
+    `times` seconds, newest last."""
+    H = 8
+    tp = np.full((1, H), np.nan)
+    dl = np.full((1, H), np.nan)
+    if samples:
+        tp[0, -len(samples):] = samples
+        dl[0, -len(samples):] = times
+    R = ladder.n
+    return Observation(
+        sessions=np.array([0]), buffer_s=np.array([float(buffer_s)]), last_rung=np.array([last]),
+        throughput_bps=tp, download_time_s=dl,
+        next_sizes_bytes=np.tile(ladder.bitrates_bps * ladder.segment_duration_s / 8, (1, 5, 1)),
+        segments_left=np.array([10]), segment_index=np.array([0]),
+        segment_duration_s=ladder.segment_duration_s, playing=np.array([playing]),
+        mask=np.ones((1, R), bool), time_s=np.array([float(t)]), buffer_cap_s=np.array([cap]))
