@@ -82,6 +82,51 @@ class SequenceTree:
             self._local.work = w
         return w
 
+    def start(self, buffer_s: np.ndarray, dt_s: np.ndarray, last: np.ndarray, mu: float, seg_s: float,
+              upto: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.float32]:
+        """Level 0 for every row: (cost C (c, R), buffer Q (c, R) after it, the download
+        times `dtd` (c, upto, R) in digit order scaled by `mu`, mu × segment duration)."""
+        R = self.R
+        c = buffer_s.shape[0]
+        dtd = np.empty((c, upto, R), dtype=F32)
+        np.multiply(dt_s[:, :upto, ::-1], mu, out=dtd, casting="unsafe")
+        muL = F32(mu * seg_s)
+        Q = (buffer_s * mu).astype(F32)[:, None]
+        x = Q - dtd[:, 0, :]
+        C = self.inc0[np.where(last >= 0, last, R)] - np.minimum(x, F32(0))
+        Q = np.maximum(x, F32(0))
+        Q += muL
+        return C, Q, dtd, muL
+
+    def grow(self, h: int, C: np.ndarray, Q: np.ndarray, dtd_h: np.ndarray, muL: np.float32, more: bool,
+             out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Level h from level h - 1: every prefix (C its cost, Q the buffer after it, (c, N))
+        extended by every digit, with `dtd_h` (c, R) the download times at position h. Returns
+        the costs (c, N·R) and, when `more` levels follow, the buffers after them. `out`: two
+        workspaces of at least c·N·R floats (default: new arrays)."""
+        R = self.R
+        c, N = C.shape
+        inner = N // R
+        NR = N * R
+        A = (C - Q).reshape(c, 1, R, inner)
+        D = dtd_h[:, :, None] + self.incT[None, :, :]                   # (c, d, p)
+        if out is None:
+            X = np.empty((c, R, R, inner), dtype=F32)
+            Y = np.empty((c, R, R, inner), dtype=F32)
+        else:
+            X = out[0][: c * NR].reshape(c, R, R, inner)
+            Y = out[1][: c * NR].reshape(c, R, R, inner)
+        np.add(A, D[:, :, :, None], out=X)
+        np.add(C.reshape(c, 1, R, inner), self.incT[None, :, :, None], out=Y)
+        np.maximum(X, Y, out=X)
+        Qn = None
+        if more:
+            Qn = Q[:, None, :] - dtd_h[:, :, None]                        # (c, d, N)
+            np.maximum(Qn, F32(0), out=Qn)
+            Qn += muL
+            Qn = Qn.reshape(c, NR)
+        return X.reshape(c, NR), Qn
+
     def levels(self, buffer_s: np.ndarray, dt_s: np.ndarray, last: np.ndarray, mu: float,
                seg_s: float, upto: int):
         """Yield (h, cost) for h = 0 .. upto-1; cost is (c, R^(h+1)) float32, the negated
@@ -90,39 +135,13 @@ class SequenceTree:
         `buffer_s` (c,), `dt_s` (c, H, R) download times per position and rung in rung
         order (inf where forbidden), `last` (c,) previous rung or -1.
         """
-        R = self.R
         c = buffer_s.shape[0]
         work = self.workspace(c)
-        dtd = np.empty((c, upto, R), dtype=F32)
-        np.multiply(dt_s[:, :upto, ::-1], mu, out=dtd, casting="unsafe")
-        muL = F32(mu * seg_s)
-        Q = (buffer_s * mu).astype(F32)[:, None]
-        x = Q - dtd[:, 0, :]
-        C = self.inc0[np.where(last >= 0, last, R)] - np.minimum(x, F32(0))
+        C, Q, dtd, muL = self.start(buffer_s, dt_s, last, mu, seg_s, upto)
         yield 0, C
-        if upto == 1:
-            return
-        Q = np.maximum(x, F32(0))
-        Q += muL
-        N = R  # prefixes at the parent level
         for h in range(1, upto):
-            inner = N // R
-            NR = N * R
-            A = (C - Q).reshape(c, 1, R, inner)
-            D = dtd[:, h, :, None] + self.incT[None, :, :]           # (c, d, p)
-            X = work[h % 2][: c * NR].reshape(c, R, R, inner)
-            np.add(A, D[:, :, :, None], out=X)
-            Y = work[2][: c * NR].reshape(c, R, R, inner)
-            np.add(C.reshape(c, 1, R, inner), self.incT[None, :, :, None], out=Y)
-            np.maximum(X, Y, out=X)
-            C = X.reshape(c, NR)
+            C, Q = self.grow(h, C, Q, dtd[:, h, :], muL, h + 1 < upto, (work[h % 2], work[2]))
             yield h, C
-            if h + 1 < upto:
-                Qn = Q[:, None, :] - dtd[:, h, :, None]               # (c, d, N)
-                np.maximum(Qn, F32(0), out=Qn)
-                Qn += muL
-                Q = Qn.reshape(c, NR)
-            N = NR
 
 
 def first_digit_min(C: np.ndarray, R: int) -> np.ndarray:
@@ -139,32 +158,64 @@ def chunk_rows(R: int, H: int) -> int:
     return int(max(1, min(256, (1 << 17) // max(1, R ** H))))
 
 
+#: levels narrower than this (prefixes per row) are computed for every row of a decision at
+#: once: their arrays are small, and per chunk they cost more in calls than in arithmetic
+WHOLE_BATCH_WIDTH = 256
+#: ... as long as one of their arrays stays under this many bytes
+WHOLE_BATCH_BYTES = 32 << 20
+
+
 def solve(tree: SequenceTree, buffer_s: np.ndarray, dt_s: np.ndarray, last: np.ndarray,
           heff: np.ndarray, mu: float, seg_s: float) -> tuple[np.ndarray, np.ndarray]:
     """Best first rung and its QoE over the horizon for each row (see `SequenceTree.levels`).
 
     Among first rungs whose best sequences tie (within `TIE_TOLERANCE`), the highest wins
     (Pensieve keeps the last maximum in itertools.product order).
+
+    The narrow levels run for all rows at once and only the wide ones in cache-sized chunks;
+    each row's least cost per first digit is gathered, and the tie rule runs once for all
+    rows. Every prefix's cost is the same float32 arithmetic as level by level per chunk
+    (elementwise, whatever the array's shape), so the choices are the same.
     """
     n = buffer_s.shape[0]
     R, H = tree.R, tree.H
-    best = np.zeros(n, dtype=np.int64)
-    value = np.zeros(n)
-    c = chunk_rows(R, H)
-    for lo in range(0, n, c):
-        hi = min(n, lo + c)
-        he = heff[lo:hi]
-        upto = int(he.max())
-        for h, C in tree.levels(buffer_s[lo:hi], dt_s[lo:hi], last[lo:hi], mu, seg_s, upto):
-            rows = np.flatnonzero(he == h + 1)
-            if rows.size == 0:
-                continue
-            sub = C if rows.size == C.shape[0] else C[rows]
-            M = first_digit_min(sub, R)
-            k = pick_first(M)
-            best[lo + rows] = R - 1 - k
-            value[lo + rows] = -M[np.arange(rows.size), k]
-    return best, value
+    M = np.zeros((n, R), dtype=F32)       # per row, the least cost per first digit (at its horizon)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    upto = int(heff.max())
+    uniform = int(heff.min()) == upto
+
+    def take(h: int, C: np.ndarray, lo: int, he: np.ndarray) -> None:
+        """Rows of the block starting at `lo` whose horizon ends at level h."""
+        if uniform:
+            if h + 1 == upto:
+                M[lo:lo + C.shape[0]] = first_digit_min(C, R)
+            return
+        rows = np.flatnonzero(he == h + 1)
+        if rows.size:
+            M[lo + rows] = first_digit_min(C if rows.size == C.shape[0] else C[rows], R)
+
+    C, Q, dtd, muL = tree.start(buffer_s, dt_s, last, mu, seg_s, upto)
+    take(0, C, 0, heff)
+    h = 1
+    while h < upto and C.shape[1] * R <= WHOLE_BATCH_WIDTH and n * C.shape[1] * R * 4 <= WHOLE_BATCH_BYTES:
+        C, Q = tree.grow(h, C, Q, dtd[:, h, :], muL, h + 1 < upto)
+        take(h, C, 0, heff)
+        h += 1
+    if h < upto:
+        c = chunk_rows(R, H)
+        work = tree.workspace(c)
+        h0 = h
+        for lo in range(0, n, c):
+            hi = min(n, lo + c)
+            Cc, Qc = C[lo:hi], Q[lo:hi]
+            he = heff[lo:hi]
+            top = upto if uniform else int(he.max())
+            for h in range(h0, top):
+                Cc, Qc = tree.grow(h, Cc, Qc, dtd[lo:hi, h, :], muL, h + 1 < top, (work[h % 2], work[2]))
+                take(h, Cc, lo, he)
+    k = pick_first(M)
+    return R - 1 - k, -M[np.arange(n), k].astype(np.float64)
 
 
 #: Costs this close to the best count as ties (QoE units, relative above 1): exact ties are
