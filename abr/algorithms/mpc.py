@@ -127,6 +127,28 @@ class SequenceTree:
             Qn = Qn.reshape(c, NR)
         return X.reshape(c, NR), Qn
 
+    def grow_min(self, C: np.ndarray, Q: np.ndarray, dtd_h: np.ndarray, work: tuple[np.ndarray, np.ndarray]
+                 ) -> np.ndarray:
+        """The last level, reduced as it is built: per prefix of the level before (c, N), the
+        least cost over the digit appended — what `grow` then a minimum over its top digit
+        give, the same sums and maxima one digit at a time, without the (c, N·R) arrays."""
+        R = self.R
+        c, N = C.shape
+        inner = N // R
+        A = (C - Q).reshape(c, R, inner)
+        Cr = C.reshape(c, R, inner)
+        D = dtd_h[:, :, None] + self.incT[None, :, :]                   # (c, d, p)
+        X = work[0][: c * N].reshape(c, R, inner)
+        Y = work[1][: c * N].reshape(c, R, inner)
+        best = np.empty((c, R, inner), dtype=F32)
+        for d in range(R):
+            np.add(A, D[:, d, :, None], out=X)
+            np.add(Cr, self.incT[d][None, :, None], out=Y)
+            np.maximum(X, Y, out=best if d == 0 else X)
+            if d:
+                np.minimum(best, X, out=best)
+        return best.reshape(c, N)
+
     def levels(self, buffer_s: np.ndarray, dt_s: np.ndarray, last: np.ndarray, mu: float,
                seg_s: float, upto: int):
         """Yield (h, cost) for h = 0 .. upto-1; cost is (c, R^(h+1)) float32, the negated
@@ -203,7 +225,9 @@ def solve(tree: SequenceTree, buffer_s: np.ndarray, dt_s: np.ndarray, last: np.n
         take(h, C, 0, heff)
         h += 1
     if h < upto:
-        c = chunk_rows(R, H)
+        # when every row ends at the last level, it is reduced as it is built (`grow_min`), so
+        # the chunk's largest arrays are the level before's and a chunk holds R times the rows
+        c = chunk_rows(R, H - 1) if uniform else chunk_rows(R, H)
         work = tree.workspace(c)
         h0 = h
         for lo in range(0, n, c):
@@ -212,6 +236,9 @@ def solve(tree: SequenceTree, buffer_s: np.ndarray, dt_s: np.ndarray, last: np.n
             he = heff[lo:hi]
             top = upto if uniform else int(he.max())
             for h in range(h0, top):
+                if uniform and h + 1 == upto:
+                    M[lo:hi] = first_digit_min(tree.grow_min(Cc, Qc, dtd[lo:hi, h, :], (work[h % 2], work[2])), R)
+                    break
                 Cc, Qc = tree.grow(h, Cc, Qc, dtd[lo:hi, h, :], muL, h + 1 < top, (work[h % 2], work[2]))
                 take(h, Cc, lo, he)
     k = pick_first(M)
