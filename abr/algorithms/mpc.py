@@ -180,11 +180,64 @@ def chunk_rows(R: int, H: int) -> int:
     return int(max(1, min(256, (1 << 17) // max(1, R ** H))))
 
 
-#: levels narrower than this (prefixes per row) are computed for every row of a decision at
-#: once: their arrays are small, and per chunk they cost more in calls than in arithmetic
-WHOLE_BATCH_WIDTH = 256
-#: ... as long as one of their arrays stays under this many bytes
-WHOLE_BATCH_BYTES = 32 << 20
+#: sessions per block of `solve` (the block's widest arrays, R^(H-1) prefixes of each, stay
+#: within a core's L2 cache; measured best at 64-128 for 6 rungs, horizon 5)
+BLOCK_BYTES = 1 << 19
+
+
+def block_rows(R: int, H: int) -> int:
+    """Sessions per block of `solve`: its widest arrays (R^(H-1) float32 per session) near
+    `BLOCK_BYTES`, at least 32 sessions (the inner loops run over sessions)."""
+    return int(max(32, min(4096, BLOCK_BYTES // (4 * max(1, R ** max(H - 1, 0))))))
+
+
+def _grow_t(tree: SequenceTree, C: np.ndarray, Q: np.ndarray, dtd_h: np.ndarray, muL: np.float32,
+            more: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """`SequenceTree.grow` with sessions innermost: C and Q are (N, c), `dtd_h` (R, c); the
+    same sums and maxima per prefix, with every inner loop over the c sessions."""
+    R = tree.R
+    N, c = C.shape
+    inner = N // R
+    A = (C - Q).reshape(1, R, inner, c)
+    D = dtd_h[:, None, :] + tree.incT[:, :, None]                       # (d, p, c)
+    X = np.add(A, D[:, :, None, :])
+    Y = np.add(C.reshape(1, R, inner, c), tree.incT[:, :, None, None])
+    np.maximum(X, Y, out=X)
+    Qn = None
+    if more:
+        Qn = Q[None, :, :] - dtd_h[:, None, :]                            # (d, N, c)
+        np.maximum(Qn, F32(0), out=Qn)
+        Qn += muL
+        Qn = Qn.reshape(N * R, c)
+    return X.reshape(N * R, c), Qn
+
+
+def _grow_min_t(tree: SequenceTree, C: np.ndarray, Q: np.ndarray, dtd_h: np.ndarray) -> np.ndarray:
+    """`SequenceTree.grow_min` with sessions innermost: (N, c) in, (N, c) out."""
+    R = tree.R
+    N, c = C.shape
+    inner = N // R
+    A = (C - Q).reshape(R, inner, c)
+    Cr = C.reshape(R, inner, c)
+    D = dtd_h[:, None, :] + tree.incT[:, :, None]                       # (d, p, c)
+    X = np.empty((R, inner, c), dtype=F32)
+    Y = np.empty((R, inner, c), dtype=F32)
+    best = np.empty((R, inner, c), dtype=F32)
+    for d in range(R):
+        np.add(A, D[d][:, None, :], out=X)
+        np.add(Cr, tree.incT[d][:, None, None], out=Y)
+        np.maximum(X, Y, out=best if d == 0 else X)
+        if d:
+            np.minimum(best, X, out=best)
+    return best.reshape(N, c)
+
+
+def _first_digit_min_t(C: np.ndarray, R: int) -> np.ndarray:
+    """`first_digit_min` with sessions innermost: (N, c) -> (c, R)."""
+    c = C.shape[1]
+    while C.shape[0] > R:
+        C = C.reshape(R, C.shape[0] // R, c).min(axis=0)
+    return C.T
 
 
 def solve(tree: SequenceTree, buffer_s: np.ndarray, dt_s: np.ndarray, last: np.ndarray,
@@ -194,53 +247,46 @@ def solve(tree: SequenceTree, buffer_s: np.ndarray, dt_s: np.ndarray, last: np.n
     Among first rungs whose best sequences tie (within `TIE_TOLERANCE`), the highest wins
     (Pensieve keeps the last maximum in itertools.product order).
 
-    The narrow levels run for all rows at once and only the wide ones in cache-sized chunks;
-    each row's least cost per first digit is gathered, and the tie rule runs once for all
-    rows. Every prefix's cost is the same float32 arithmetic as level by level per chunk
-    (elementwise, whatever the array's shape), so the choices are the same.
+    Laid out with the sessions innermost ((prefix, session) arrays), so every numpy loop runs
+    over a block's sessions rather than over a few rungs; when every row looks equally far
+    ahead, the last level is reduced as it is built (`SequenceTree.grow_min`). Each prefix's
+    cost is the same float32 arithmetic as `SequenceTree.levels` (elementwise, whatever the
+    layout, and minima are exact), so the choices are the same.
     """
     n = buffer_s.shape[0]
     R, H = tree.R, tree.H
-    M = np.zeros((n, R), dtype=F32)       # per row, the least cost per first digit (at its horizon)
     if n == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
+    M = np.zeros((n, R), dtype=F32)       # per row, the least cost per first digit (at its horizon)
     upto = int(heff.max())
     uniform = int(heff.min()) == upto
-
-    def take(h: int, C: np.ndarray, lo: int, he: np.ndarray) -> None:
-        """Rows of the block starting at `lo` whose horizon ends at level h."""
-        if uniform:
-            if h + 1 == upto:
-                M[lo:lo + C.shape[0]] = first_digit_min(C, R)
-            return
-        rows = np.flatnonzero(he == h + 1)
-        if rows.size:
-            M[lo + rows] = first_digit_min(C if rows.size == C.shape[0] else C[rows], R)
-
-    C, Q, dtd, muL = tree.start(buffer_s, dt_s, last, mu, seg_s, upto)
-    take(0, C, 0, heff)
-    h = 1
-    while h < upto and C.shape[1] * R <= WHOLE_BATCH_WIDTH and n * C.shape[1] * R * 4 <= WHOLE_BATCH_BYTES:
-        C, Q = tree.grow(h, C, Q, dtd[:, h, :], muL, h + 1 < upto)
-        take(h, C, 0, heff)
-        h += 1
-    if h < upto:
-        # when every row ends at the last level, it is reduced as it is built (`grow_min`), so
-        # the chunk's largest arrays are the level before's and a chunk holds R times the rows
-        c = chunk_rows(R, H - 1) if uniform else chunk_rows(R, H)
-        work = tree.workspace(c)
-        h0 = h
-        for lo in range(0, n, c):
-            hi = min(n, lo + c)
-            Cc, Qc = C[lo:hi], Q[lo:hi]
-            he = heff[lo:hi]
-            top = upto if uniform else int(he.max())
-            for h in range(h0, top):
-                if uniform and h + 1 == upto:
-                    M[lo:hi] = first_digit_min(tree.grow_min(Cc, Qc, dtd[lo:hi, h, :], (work[h % 2], work[2])), R)
+    dtd = np.empty((upto, R, n), dtype=F32)
+    np.multiply(dt_s[:, :upto, ::-1].transpose(1, 2, 0), mu, out=dtd, casting="unsafe")
+    muL = F32(mu * seg_s)
+    c = block_rows(R, upto)
+    for lo in range(0, n, c):
+        hi = min(n, lo + c)
+        he = heff[lo:hi]
+        Q = (buffer_s[lo:hi] * mu).astype(F32)[None, :]
+        x = Q - dtd[0, :, lo:hi]
+        lst = last[lo:hi]
+        C = tree.inc0[np.where(lst >= 0, lst, R)].T - np.minimum(x, F32(0))
+        Q = np.maximum(x, F32(0))
+        Q += muL
+        top = upto if uniform else int(he.max())
+        for h in range(top):
+            if h:
+                if uniform and h + 1 == top:
+                    M[lo:hi] = _first_digit_min_t(_grow_min_t(tree, C, Q, dtd[h, :, lo:hi]), R)
                     break
-                Cc, Qc = tree.grow(h, Cc, Qc, dtd[lo:hi, h, :], muL, h + 1 < top, (work[h % 2], work[2]))
-                take(h, Cc, lo, he)
+                C, Q = _grow_t(tree, C, Q, dtd[h, :, lo:hi], muL, h + 1 < top)
+            if uniform:
+                if h + 1 == top:
+                    M[lo:hi] = _first_digit_min_t(C, R)
+                continue
+            rows = np.flatnonzero(he == h + 1)
+            if rows.size:
+                M[lo + rows] = _first_digit_min_t(C if rows.size == C.shape[1] else C[:, rows], R)
     k = pick_first(M)
     return R - 1 - k, -M[np.arange(n), k].astype(np.float64)
 
