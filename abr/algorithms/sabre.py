@@ -56,7 +56,8 @@ def _newest_latency(obs: Observation) -> np.ndarray:
     lat = obs.request_latency_s
     if lat is None or lat.shape[1] == 0:
         return np.zeros(obs.n)
-    return np.nan_to_num(np.asarray(lat[:, -1], dtype=np.float64))
+    x = np.asarray(lat[:, -1], dtype=np.float64)
+    return np.nan_to_num(x) if not np.isfinite(x).all() else x.copy()
 
 
 class SabrePolicy(Policy):
