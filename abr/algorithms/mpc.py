@@ -82,6 +82,14 @@ class SequenceTree:
             self._local.work = w
         return w
 
+    def workspace_t(self, size: int) -> list[np.ndarray]:
+        """Six float32 workspaces of at least `size` each for `solve`, one set per thread."""
+        w = getattr(self._local, "work_t", None)
+        if w is None or w[0].size < size:
+            w = [np.empty(size, dtype=F32) for _ in range(6)]
+            self._local.work_t = w
+        return w
+
     def start(self, buffer_s: np.ndarray, dt_s: np.ndarray, last: np.ndarray, mu: float, seg_s: float,
               upto: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.float32]:
         """Level 0 for every row: (cost C (c, R), buffer Q (c, R) after it, the download
@@ -191,38 +199,46 @@ def block_rows(R: int, H: int) -> int:
     return int(max(32, min(4096, BLOCK_BYTES // (4 * max(1, R ** max(H - 1, 0))))))
 
 
-def _grow_t(tree: SequenceTree, C: np.ndarray, Q: np.ndarray, dtd_h: np.ndarray, muL: np.float32,
-            more: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def _view(buf: np.ndarray, *shape: int) -> np.ndarray:
+    """The first prod(shape) floats of a workspace, shaped."""
+    return buf[: int(np.prod(shape))].reshape(shape)
+
+
+def _grow_t(tree: SequenceTree, h: int, C: np.ndarray, Q: np.ndarray, dtd_h: np.ndarray, muL: np.float32,
+            more: bool, work: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
     """`SequenceTree.grow` with sessions innermost: C and Q are (N, c), `dtd_h` (R, c); the
-    same sums and maxima per prefix, with every inner loop over the c sessions."""
+    same sums and maxima per prefix, with every inner loop over the c sessions. Level h
+    writes its costs to work[h % 2], its buffers to work[2 + h % 2], scratch to work[4:6]
+    (the level before's are in the other two)."""
     R = tree.R
     N, c = C.shape
     inner = N // R
-    A = (C - Q).reshape(1, R, inner, c)
+    A = np.subtract(C, Q, out=_view(work[5], N, c)).reshape(1, R, inner, c)
     D = dtd_h[:, None, :] + tree.incT[:, :, None]                       # (d, p, c)
-    X = np.add(A, D[:, :, None, :])
-    Y = np.add(C.reshape(1, R, inner, c), tree.incT[:, :, None, None])
+    X = np.add(A, D[:, :, None, :], out=_view(work[h % 2], R, R, inner, c))
+    Y = np.add(C.reshape(1, R, inner, c), tree.incT[:, :, None, None], out=_view(work[4], R, R, inner, c))
     np.maximum(X, Y, out=X)
     Qn = None
     if more:
-        Qn = Q[None, :, :] - dtd_h[:, None, :]                            # (d, N, c)
+        Qn = np.subtract(Q[None, :, :], dtd_h[:, None, :], out=_view(work[2 + h % 2], R, N, c))   # (d, N, c)
         np.maximum(Qn, F32(0), out=Qn)
         Qn += muL
         Qn = Qn.reshape(N * R, c)
     return X.reshape(N * R, c), Qn
 
 
-def _grow_min_t(tree: SequenceTree, C: np.ndarray, Q: np.ndarray, dtd_h: np.ndarray) -> np.ndarray:
-    """`SequenceTree.grow_min` with sessions innermost: (N, c) in, (N, c) out."""
+def _grow_min_t(tree: SequenceTree, h: int, C: np.ndarray, Q: np.ndarray, dtd_h: np.ndarray,
+                work: list[np.ndarray]) -> np.ndarray:
+    """`SequenceTree.grow_min` with sessions innermost: (N, c) in, (N, c) out (in work[5])."""
     R = tree.R
     N, c = C.shape
     inner = N // R
-    A = (C - Q).reshape(R, inner, c)
+    A = np.subtract(C, Q, out=_view(work[2 + h % 2], N, c)).reshape(R, inner, c)
     Cr = C.reshape(R, inner, c)
     D = dtd_h[:, None, :] + tree.incT[:, :, None]                       # (d, p, c)
-    X = np.empty((R, inner, c), dtype=F32)
-    Y = np.empty((R, inner, c), dtype=F32)
-    best = np.empty((R, inner, c), dtype=F32)
+    X = _view(work[h % 2], R, inner, c)
+    Y = _view(work[4], R, inner, c)
+    best = _view(work[5], R, inner, c)
     for d in range(R):
         np.add(A, D[d][:, None, :], out=X)
         np.add(Cr, tree.incT[d][:, None, None], out=Y)
@@ -264,6 +280,10 @@ def solve(tree: SequenceTree, buffer_s: np.ndarray, dt_s: np.ndarray, last: np.n
     np.multiply(dt_s[:, :upto, ::-1].transpose(1, 2, 0), mu, out=dtd, casting="unsafe")
     muL = F32(mu * seg_s)
     c = block_rows(R, upto)
+    # six workspaces of the widest level a block builds, kept per tree and thread: a decision
+    # allocating and freeing megabytes per block spent as long in page faults as in arithmetic
+    width = R ** (upto - 1 if uniform else upto) * min(c, n)
+    work = tree.workspace_t(width)
     for lo in range(0, n, c):
         hi = min(n, lo + c)
         he = heff[lo:hi]
@@ -277,9 +297,9 @@ def solve(tree: SequenceTree, buffer_s: np.ndarray, dt_s: np.ndarray, last: np.n
         for h in range(top):
             if h:
                 if uniform and h + 1 == top:
-                    M[lo:hi] = _first_digit_min_t(_grow_min_t(tree, C, Q, dtd[h, :, lo:hi]), R)
+                    M[lo:hi] = _first_digit_min_t(_grow_min_t(tree, h, C, Q, dtd[h, :, lo:hi], work), R)
                     break
-                C, Q = _grow_t(tree, C, Q, dtd[h, :, lo:hi], muL, h + 1 < top)
+                C, Q = _grow_t(tree, h, C, Q, dtd[h, :, lo:hi], muL, h + 1 < top, work)
             if uniform:
                 if h + 1 == top:
                     M[lo:hi] = _first_digit_min_t(C, R)
