@@ -129,3 +129,25 @@ def test_the_link_gathers_again_for_an_index_array_changed_in_place():
     again = link.transfer(idx, start, size)
     fresh = Link(traces, PRESETS["sabre"]).transfer(np.array([1, 0, 1, 0]), start, size)
     assert np.array_equal(again.total_s, fresh.total_s) and not np.array_equal(first.total_s, again.total_s)
+
+
+@pytest.mark.parametrize("skip_first", [False, True])
+def test_session_metrics_in_blocks_are_the_metrics_in_one_pass(monkeypatch, skip_first):
+    from player.core import summary
+
+    rng = np.random.default_rng(4)
+    n, K = 700, 31
+    chosen = rng.integers(0, 6, (n, K))
+    rebuffer = np.where(rng.random((n, K)) < 0.1, rng.random((n, K)), 0.0)
+    kw = dict(startup_s=rng.random(n), session_s=rng.random(n) * 100 + 120, stall_count=rng.integers(0, 5, n),
+              bytes_=rng.integers(0, 10 ** 9, n), wasted_bytes=rng.integers(0, 10 ** 6, n),
+              abandons=rng.integers(0, 3, n), heights=np.array([240, 360, 480, 720, 1080, 2160.0]),
+              qoe_skip_first=skip_first)
+    args = (chosen, rebuffer, np.full(K, 4.0), np.linspace(3e5, 6e6, 6))
+    monkeypatch.setattr(summary, "METRIC_BLOCK_ROWS", 10 ** 6)
+    whole = summary.session_metrics(*args, **kw)
+    monkeypatch.setattr(summary, "METRIC_BLOCK_ROWS", 64)
+    blocks = summary.session_metrics(*args, **kw)
+    assert whole.keys() == blocks.keys()
+    for k in whole:
+        assert whole[k].dtype == blocks[k].dtype and np.array_equal(whole[k], blocks[k], equal_nan=True), k
