@@ -151,3 +151,20 @@ def test_session_metrics_in_blocks_are_the_metrics_in_one_pass(monkeypatch, skip
     assert whole.keys() == blocks.keys()
     for k in whole:
         assert whole[k].dtype == blocks[k].dtype and np.array_equal(whole[k], blocks[k], equal_nan=True), k
+
+
+def test_a_batch_keeping_no_records_has_the_same_metrics():
+    from player.core.simulator import SessionSpec, simulate_batch
+    from player.lab.data import bundled_paths
+    from player.lab.sweep import _movie, _trace
+
+    traces, movie = bundled_paths()
+    for preset, abr in (("sabre-abandon", "bola"), ("dashjs", "dashjs"), ("default", "bolae"), ("live", "dashjs")):
+        specs = [SessionSpec(_trace(traces[i % len(traces)]), _movie(movie), abr, {}, None, preset) for i in range(9)]
+        full, lean = simulate_batch(specs), simulate_batch(specs, keep=())
+        assert np.array_equal(full.chosen, lean.chosen)
+        for k in full.metrics:
+            assert np.array_equal(full.metrics[k], lean.metrics[k], equal_nan=True), (preset, k)
+        assert set(lean.records) < set(full.records)
+        with pytest.raises(ValueError, match="kept no"):
+            lean.session(0)
