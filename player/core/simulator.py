@@ -446,11 +446,11 @@ class _Batch:
         wait = rules.room_wait_s(k, rows)
         if np.any(wait > 0):
             stall[rows] += self.elapse(rows, wait)
-            rec["wait"][rows, k] += wait
+            rec["wait"][k, rows] += wait
         rung, delay = rules.choose(self.policy, k, rows, hook=hook)
         if delay is not None:
             stall[rows] += self.elapse(rows, delay)
-            rec["wait"][rows, k] += delay
+            rec["wait"][k, rows] += delay
         return rung
 
 
