@@ -135,28 +135,6 @@ class SequenceTree:
             Qn = Qn.reshape(c, NR)
         return X.reshape(c, NR), Qn
 
-    def grow_min(self, C: np.ndarray, Q: np.ndarray, dtd_h: np.ndarray, work: tuple[np.ndarray, np.ndarray]
-                 ) -> np.ndarray:
-        """The last level, reduced as it is built: per prefix of the level before (c, N), the
-        least cost over the digit appended — what `grow` then a minimum over its top digit
-        give, the same sums and maxima one digit at a time, without the (c, N·R) arrays."""
-        R = self.R
-        c, N = C.shape
-        inner = N // R
-        A = (C - Q).reshape(c, R, inner)
-        Cr = C.reshape(c, R, inner)
-        D = dtd_h[:, :, None] + self.incT[None, :, :]                   # (c, d, p)
-        X = work[0][: c * N].reshape(c, R, inner)
-        Y = work[1][: c * N].reshape(c, R, inner)
-        best = np.empty((c, R, inner), dtype=F32)
-        for d in range(R):
-            np.add(A, D[:, d, :, None], out=X)
-            np.add(Cr, self.incT[d][None, :, None], out=Y)
-            np.maximum(X, Y, out=best if d == 0 else X)
-            if d:
-                np.minimum(best, X, out=best)
-        return best.reshape(c, N)
-
     def levels(self, buffer_s: np.ndarray, dt_s: np.ndarray, last: np.ndarray, mu: float,
                seg_s: float, upto: int):
         """Yield (h, cost) for h = 0 .. upto-1; cost is (c, R^(h+1)) float32, the negated
@@ -229,7 +207,10 @@ def _grow_t(tree: SequenceTree, h: int, C: np.ndarray, Q: np.ndarray, dtd_h: np.
 
 def _grow_min_t(tree: SequenceTree, h: int, C: np.ndarray, Q: np.ndarray, dtd_h: np.ndarray,
                 work: list[np.ndarray]) -> np.ndarray:
-    """`SequenceTree.grow_min` with sessions innermost: (N, c) in, (N, c) out (in work[5])."""
+    """The last level, reduced as it is built, sessions innermost: per prefix of the level
+    before ((N, c) in), the least cost over the digit appended ((N, c) out, in work[5]) —
+    what `_grow_t` then a minimum over its top digit give, the same sums and maxima one
+    digit at a time, without the (N·R, c) arrays."""
     R = tree.R
     N, c = C.shape
     inner = N // R
@@ -265,7 +246,7 @@ def solve(tree: SequenceTree, buffer_s: np.ndarray, dt_s: np.ndarray, last: np.n
 
     Laid out with the sessions innermost ((prefix, session) arrays), so every numpy loop runs
     over a block's sessions rather than over a few rungs; when every row looks equally far
-    ahead, the last level is reduced as it is built (`SequenceTree.grow_min`). Each prefix's
+    ahead, the last level is reduced as it is built (`_grow_min_t`). Each prefix's
     cost is the same float32 arithmetic as `SequenceTree.levels` (elementwise, whatever the
     layout, and minima are exact), so the choices are the same.
     """
