@@ -306,6 +306,19 @@ def coerce_param(p: Param, text: str) -> Any:
             f"parameter {p.name}: expected {type(default).__name__}, got {text!r}") from None
 
 
+def state_rows(sessions: np.ndarray, n: int) -> np.ndarray | slice:
+    """How a policy indexes its per-session state for `sessions`: `slice(None)` when they
+    are all `n` sessions in order (the simulator's lockstep asks every row at once), so
+    state arrays are read and written in place rather than gathered and scattered (a
+    dozen copies per decision in Sabre's rules); otherwise `sessions` itself. Strictly
+    increasing, n of them, from 0 to n - 1: that is exactly 0..n-1."""
+    s = sessions
+    if (isinstance(s, np.ndarray) and s.ndim == 1 and s.size == n and n > 0 and s[0] == 0 and s[-1] == n - 1
+            and bool((s[1:] > s[:-1]).all())):
+        return slice(None)
+    return s
+
+
 def apply_mask(choice: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Move each choice to the highest allowed rung at or below it, else the lowest allowed.
 

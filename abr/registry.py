@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,6 +25,8 @@ def register(name: str) -> Callable[[type[Policy]], type[Policy]]:
 
 
 def _entry_points() -> dict[str, Any]:
+    from importlib import metadata   # 30 ms of imports, needed only for a name that is not built in
+
     try:
         return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
     except Exception:  # pragma: no cover - broken metadata should not break the CLI

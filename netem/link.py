@@ -69,6 +69,26 @@ def preset(name: str, **overrides) -> LinkParams:
     return replace(PRESETS[name], **overrides)
 
 
+class _PerCurve:
+    """Per-curve arrays gathered for one array of curve indices and kept while the same
+    index array comes back unchanged: the simulator asks every step for every session's
+    curve, and these gathers were a dozen passes over the sessions per transfer. A different
+    array (or the same one changed in place) is gathered afresh."""
+
+    def __init__(self, **arrays: np.ndarray) -> None:
+        self._arrays = arrays
+        self._key: np.ndarray | None = None
+        self._seen: np.ndarray | None = None
+        self._values: dict[str, np.ndarray] = {}
+
+    def __call__(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        idx = np.asarray(idx)
+        if self._key is not idx or not np.array_equal(self._seen, idx):
+            self._key, self._seen = idx, idx.copy()
+            self._values = {name: a[idx] for name, a in self._arrays.items()}
+        return self._values
+
+
 class _Locator:
     """`np.searchsorted(a, local + offset[curve], side) - 1`, exactly, in O(1) per query.
 
@@ -95,12 +115,14 @@ class _Locator:
         # the answer for a query a hair below each bucket's lower edge: never past a query's answer
         slack = 1e-9 * np.maximum(np.abs(edges), 1.0)
         self.table = np.searchsorted(a, edges - slack, side=side) - 1
+        self._per_curve = _PerCurve(inv_width=self.inv_width, top=nb - 1, start=self.start)
 
     def locate(self, idx: np.ndarray, local: np.ndarray, query: np.ndarray) -> np.ndarray:
         """The answer for `query` (= local + offset of curve `idx`, as the caller computed it)."""
-        b = (local * self.inv_width[idx]).astype(np.int64)
-        np.clip(b, 0, self.buckets[idx] - 1, out=b)
-        k = self.table[self.start[idx] + b]
+        g = self._per_curve(idx)
+        b = (local * g["inv_width"]).astype(np.int64)
+        np.clip(b, 0, g["top"], out=b)
+        k = self.table[g["start"] + b]
         a = self.padded
         right = self.side == "right"
         for _ in range(self.ROUNDS):
@@ -152,22 +174,27 @@ class _Curves:
         counts = self.last - self.first + 1
         self._by_time = _Locator(self.t, self.toff, periods, counts, "right")
         self._by_value = _Locator(self.v, self.voff, totals, counts, "left")
+        self._per_curve = _PerCurve(toff=self.toff, voff=self.voff, last_seg=self.last - 1, first=self.first,
+                                    period=self.period, total=self.total)
 
     def value_at(self, idx: np.ndarray, tau: np.ndarray) -> np.ndarray:
         """Local curve value at local time tau in [0, period)."""
-        k = self._by_time.locate(idx, tau, tau + self.toff[idx])
-        np.minimum(k, self.last[idx] - 1, out=k)
+        g = self._per_curve(idx)
+        k = self._by_time.locate(idx, tau, tau + g["toff"])
+        np.minimum(k, g["last_seg"], out=k)
         return self.vl[k] + (tau - self.tl[k]) * self.slope[k]
 
     def time_of(self, idx: np.ndarray, value: np.ndarray) -> np.ndarray:
         """First local time at which the curve reaches `value` in (0, total]."""
-        j = self._by_value.locate(idx, value, value + self.voff[idx])
-        np.maximum(j, self.first[idx], out=j)
+        g = self._per_curve(idx)
+        j = self._by_value.locate(idx, value, value + g["voff"])
+        np.maximum(j, g["first"], out=j)
         return self.tl[j] + (value - self.vl[j]) * self.inv_slope[j]
 
     def advance(self, idx: np.ndarray, start: np.ndarray, amount: np.ndarray) -> np.ndarray:
         """Absolute time (periods unrolled) at which `amount` more accrues after `start`."""
-        period, total = self.period[idx], self.total[idx]
+        g = self._per_curve(idx)
+        period, total = g["period"], g["total"]
         cycles = np.floor(start / period)
         tau = start - cycles * period
         target = self.value_at(idx, tau) + amount
@@ -187,10 +214,12 @@ class _StepValues:
         self.v = np.concatenate([np.zeros_like(t) if v is None else v for t, _, v in steps])
         counts = np.array([t.size for t, _, _ in steps], dtype=np.int64)
         self._by_time = _Locator(self.t, self.toff, periods, counts, "right")
+        self._per_curve = _PerCurve(period=self.period, toff=self.toff)
 
     def at(self, idx: np.ndarray, t: np.ndarray) -> np.ndarray:
-        tau = np.mod(t, self.period[idx])
-        k = self._by_time.locate(idx, tau, tau + self.toff[idx])
+        g = self._per_curve(idx)
+        tau = np.mod(t, g["period"])
+        k = self._by_time.locate(idx, tau, tau + g["toff"])
         return self.v[k]
 
 

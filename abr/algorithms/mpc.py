@@ -82,6 +82,59 @@ class SequenceTree:
             self._local.work = w
         return w
 
+    def workspace_t(self, size: int) -> list[np.ndarray]:
+        """Six float32 workspaces of at least `size` each for `solve`, one set per thread."""
+        w = getattr(self._local, "work_t", None)
+        if w is None or w[0].size < size:
+            w = [np.empty(size, dtype=F32) for _ in range(6)]
+            self._local.work_t = w
+        return w
+
+    def start(self, buffer_s: np.ndarray, dt_s: np.ndarray, last: np.ndarray, mu: float, seg_s: float,
+              upto: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.float32]:
+        """Level 0 for every row: (cost C (c, R), buffer Q (c, R) after it, the download
+        times `dtd` (c, upto, R) in digit order scaled by `mu`, mu × segment duration)."""
+        R = self.R
+        c = buffer_s.shape[0]
+        dtd = np.empty((c, upto, R), dtype=F32)
+        np.multiply(dt_s[:, :upto, ::-1], mu, out=dtd, casting="unsafe")
+        muL = F32(mu * seg_s)
+        Q = (buffer_s * mu).astype(F32)[:, None]
+        x = Q - dtd[:, 0, :]
+        C = self.inc0[np.where(last >= 0, last, R)] - np.minimum(x, F32(0))
+        Q = np.maximum(x, F32(0))
+        Q += muL
+        return C, Q, dtd, muL
+
+    def grow(self, h: int, C: np.ndarray, Q: np.ndarray, dtd_h: np.ndarray, muL: np.float32, more: bool,
+             out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Level h from level h - 1: every prefix (C its cost, Q the buffer after it, (c, N))
+        extended by every digit, with `dtd_h` (c, R) the download times at position h. Returns
+        the costs (c, N·R) and, when `more` levels follow, the buffers after them. `out`: two
+        workspaces of at least c·N·R floats (default: new arrays)."""
+        R = self.R
+        c, N = C.shape
+        inner = N // R
+        NR = N * R
+        A = (C - Q).reshape(c, 1, R, inner)
+        D = dtd_h[:, :, None] + self.incT[None, :, :]                   # (c, d, p)
+        if out is None:
+            X = np.empty((c, R, R, inner), dtype=F32)
+            Y = np.empty((c, R, R, inner), dtype=F32)
+        else:
+            X = out[0][: c * NR].reshape(c, R, R, inner)
+            Y = out[1][: c * NR].reshape(c, R, R, inner)
+        np.add(A, D[:, :, :, None], out=X)
+        np.add(C.reshape(c, 1, R, inner), self.incT[None, :, :, None], out=Y)
+        np.maximum(X, Y, out=X)
+        Qn = None
+        if more:
+            Qn = Q[:, None, :] - dtd_h[:, :, None]                        # (c, d, N)
+            np.maximum(Qn, F32(0), out=Qn)
+            Qn += muL
+            Qn = Qn.reshape(c, NR)
+        return X.reshape(c, NR), Qn
+
     def levels(self, buffer_s: np.ndarray, dt_s: np.ndarray, last: np.ndarray, mu: float,
                seg_s: float, upto: int):
         """Yield (h, cost) for h = 0 .. upto-1; cost is (c, R^(h+1)) float32, the negated
@@ -90,39 +143,13 @@ class SequenceTree:
         `buffer_s` (c,), `dt_s` (c, H, R) download times per position and rung in rung
         order (inf where forbidden), `last` (c,) previous rung or -1.
         """
-        R = self.R
         c = buffer_s.shape[0]
         work = self.workspace(c)
-        dtd = np.empty((c, upto, R), dtype=F32)
-        np.multiply(dt_s[:, :upto, ::-1], mu, out=dtd, casting="unsafe")
-        muL = F32(mu * seg_s)
-        Q = (buffer_s * mu).astype(F32)[:, None]
-        x = Q - dtd[:, 0, :]
-        C = self.inc0[np.where(last >= 0, last, R)] - np.minimum(x, F32(0))
+        C, Q, dtd, muL = self.start(buffer_s, dt_s, last, mu, seg_s, upto)
         yield 0, C
-        if upto == 1:
-            return
-        Q = np.maximum(x, F32(0))
-        Q += muL
-        N = R  # prefixes at the parent level
         for h in range(1, upto):
-            inner = N // R
-            NR = N * R
-            A = (C - Q).reshape(c, 1, R, inner)
-            D = dtd[:, h, :, None] + self.incT[None, :, :]           # (c, d, p)
-            X = work[h % 2][: c * NR].reshape(c, R, R, inner)
-            np.add(A, D[:, :, :, None], out=X)
-            Y = work[2][: c * NR].reshape(c, R, R, inner)
-            np.add(C.reshape(c, 1, R, inner), self.incT[None, :, :, None], out=Y)
-            np.maximum(X, Y, out=X)
-            C = X.reshape(c, NR)
+            C, Q = self.grow(h, C, Q, dtd[:, h, :], muL, h + 1 < upto, (work[h % 2], work[2]))
             yield h, C
-            if h + 1 < upto:
-                Qn = Q[:, None, :] - dtd[:, h, :, None]               # (c, d, N)
-                np.maximum(Qn, F32(0), out=Qn)
-                Qn += muL
-                Q = Qn.reshape(c, NR)
-            N = NR
 
 
 def first_digit_min(C: np.ndarray, R: int) -> np.ndarray:
@@ -139,32 +166,130 @@ def chunk_rows(R: int, H: int) -> int:
     return int(max(1, min(256, (1 << 17) // max(1, R ** H))))
 
 
+#: sessions per block of `solve` (the block's widest arrays, R^(H-1) prefixes of each, stay
+#: within a core's L2 cache; measured best at 64-128 for 6 rungs, horizon 5)
+BLOCK_BYTES = 1 << 19
+
+
+def block_rows(R: int, H: int) -> int:
+    """Sessions per block of `solve`: its widest arrays (R^(H-1) float32 per session) near
+    `BLOCK_BYTES`, at least 32 sessions (the inner loops run over sessions)."""
+    return int(max(32, min(4096, BLOCK_BYTES // (4 * max(1, R ** max(H - 1, 0))))))
+
+
+def _view(buf: np.ndarray, *shape: int) -> np.ndarray:
+    """The first prod(shape) floats of a workspace, shaped."""
+    return buf[: int(np.prod(shape))].reshape(shape)
+
+
+def _grow_t(tree: SequenceTree, h: int, C: np.ndarray, Q: np.ndarray, dtd_h: np.ndarray, muL: np.float32,
+            more: bool, work: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+    """`SequenceTree.grow` with sessions innermost: C and Q are (N, c), `dtd_h` (R, c); the
+    same sums and maxima per prefix, with every inner loop over the c sessions. Level h
+    writes its costs to work[h % 2], its buffers to work[2 + h % 2], scratch to work[4:6]
+    (the level before's are in the other two)."""
+    R = tree.R
+    N, c = C.shape
+    inner = N // R
+    A = np.subtract(C, Q, out=_view(work[5], N, c)).reshape(1, R, inner, c)
+    D = dtd_h[:, None, :] + tree.incT[:, :, None]                       # (d, p, c)
+    X = np.add(A, D[:, :, None, :], out=_view(work[h % 2], R, R, inner, c))
+    Y = np.add(C.reshape(1, R, inner, c), tree.incT[:, :, None, None], out=_view(work[4], R, R, inner, c))
+    np.maximum(X, Y, out=X)
+    Qn = None
+    if more:
+        Qn = np.subtract(Q[None, :, :], dtd_h[:, None, :], out=_view(work[2 + h % 2], R, N, c))   # (d, N, c)
+        np.maximum(Qn, F32(0), out=Qn)
+        Qn += muL
+        Qn = Qn.reshape(N * R, c)
+    return X.reshape(N * R, c), Qn
+
+
+def _grow_min_t(tree: SequenceTree, h: int, C: np.ndarray, Q: np.ndarray, dtd_h: np.ndarray,
+                work: list[np.ndarray]) -> np.ndarray:
+    """The last level, reduced as it is built, sessions innermost: per prefix of the level
+    before ((N, c) in), the least cost over the digit appended ((N, c) out, in work[5]) —
+    what `_grow_t` then a minimum over its top digit give, the same sums and maxima one
+    digit at a time, without the (N·R, c) arrays."""
+    R = tree.R
+    N, c = C.shape
+    inner = N // R
+    A = np.subtract(C, Q, out=_view(work[2 + h % 2], N, c)).reshape(R, inner, c)
+    Cr = C.reshape(R, inner, c)
+    D = dtd_h[:, None, :] + tree.incT[:, :, None]                       # (d, p, c)
+    X = _view(work[h % 2], R, inner, c)
+    Y = _view(work[4], R, inner, c)
+    best = _view(work[5], R, inner, c)
+    for d in range(R):
+        np.add(A, D[d][:, None, :], out=X)
+        np.add(Cr, tree.incT[d][:, None, None], out=Y)
+        np.maximum(X, Y, out=best if d == 0 else X)
+        if d:
+            np.minimum(best, X, out=best)
+    return best.reshape(N, c)
+
+
+def _first_digit_min_t(C: np.ndarray, R: int) -> np.ndarray:
+    """`first_digit_min` with sessions innermost: (N, c) -> (c, R)."""
+    c = C.shape[1]
+    while C.shape[0] > R:
+        C = C.reshape(R, C.shape[0] // R, c).min(axis=0)
+    return C.T
+
+
 def solve(tree: SequenceTree, buffer_s: np.ndarray, dt_s: np.ndarray, last: np.ndarray,
           heff: np.ndarray, mu: float, seg_s: float) -> tuple[np.ndarray, np.ndarray]:
     """Best first rung and its QoE over the horizon for each row (see `SequenceTree.levels`).
 
     Among first rungs whose best sequences tie (within `TIE_TOLERANCE`), the highest wins
     (Pensieve keeps the last maximum in itertools.product order).
+
+    Laid out with the sessions innermost ((prefix, session) arrays), so every numpy loop runs
+    over a block's sessions rather than over a few rungs; when every row looks equally far
+    ahead, the last level is reduced as it is built (`_grow_min_t`). Each prefix's
+    cost is the same float32 arithmetic as `SequenceTree.levels` (elementwise, whatever the
+    layout, and minima are exact), so the choices are the same.
     """
     n = buffer_s.shape[0]
     R, H = tree.R, tree.H
-    best = np.zeros(n, dtype=np.int64)
-    value = np.zeros(n)
-    c = chunk_rows(R, H)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    M = np.zeros((n, R), dtype=F32)       # per row, the least cost per first digit (at its horizon)
+    upto = int(heff.max())
+    uniform = int(heff.min()) == upto
+    dtd = np.empty((upto, R, n), dtype=F32)
+    np.multiply(dt_s[:, :upto, ::-1].transpose(1, 2, 0), mu, out=dtd, casting="unsafe")
+    muL = F32(mu * seg_s)
+    c = block_rows(R, upto)
+    # six workspaces of the widest level a block builds, kept per tree and thread: a decision
+    # allocating and freeing megabytes per block spent as long in page faults as in arithmetic
+    width = R ** (upto - 1 if uniform else upto) * min(c, n)
+    work = tree.workspace_t(width)
     for lo in range(0, n, c):
         hi = min(n, lo + c)
         he = heff[lo:hi]
-        upto = int(he.max())
-        for h, C in tree.levels(buffer_s[lo:hi], dt_s[lo:hi], last[lo:hi], mu, seg_s, upto):
-            rows = np.flatnonzero(he == h + 1)
-            if rows.size == 0:
+        Q = (buffer_s[lo:hi] * mu).astype(F32)[None, :]
+        x = Q - dtd[0, :, lo:hi]
+        lst = last[lo:hi]
+        C = tree.inc0[np.where(lst >= 0, lst, R)].T - np.minimum(x, F32(0))
+        Q = np.maximum(x, F32(0))
+        Q += muL
+        top = upto if uniform else int(he.max())
+        for h in range(top):
+            if h:
+                if uniform and h + 1 == top:
+                    M[lo:hi] = _first_digit_min_t(_grow_min_t(tree, h, C, Q, dtd[h, :, lo:hi], work), R)
+                    break
+                C, Q = _grow_t(tree, h, C, Q, dtd[h, :, lo:hi], muL, h + 1 < top, work)
+            if uniform:
+                if h + 1 == top:
+                    M[lo:hi] = _first_digit_min_t(C, R)
                 continue
-            sub = C if rows.size == C.shape[0] else C[rows]
-            M = first_digit_min(sub, R)
-            k = pick_first(M)
-            best[lo + rows] = R - 1 - k
-            value[lo + rows] = -M[np.arange(rows.size), k]
-    return best, value
+            rows = np.flatnonzero(he == h + 1)
+            if rows.size:
+                M[lo + rows] = _first_digit_min_t(C if rows.size == C.shape[1] else C[:, rows], R)
+    k = pick_first(M)
+    return R - 1 - k, -M[np.arange(n), k].astype(np.float64)
 
 
 #: Costs this close to the best count as ties (QoE units, relative above 1): exact ties are

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from abr.algorithms.sabre_rules import BolaERule, BolaRule, SabreEstimate, ThroughputRule, to_kbps, to_ms
-from abr.base import Ladder, Observation, Param, Policy, Progress
+from abr.base import Ladder, Observation, Param, Policy, Progress, state_rows
 from abr.estimators import newest_sample
 from abr.registry import register
 
@@ -56,7 +56,8 @@ def _newest_latency(obs: Observation) -> np.ndarray:
     lat = obs.request_latency_s
     if lat is None or lat.shape[1] == 0:
         return np.zeros(obs.n)
-    return np.nan_to_num(np.asarray(lat[:, -1], dtype=np.float64))
+    x = np.asarray(lat[:, -1], dtype=np.float64)
+    return np.nan_to_num(x) if not np.isfinite(x).all() else x.copy()
 
 
 class SabrePolicy(Policy):
@@ -83,35 +84,43 @@ class SabrePolicy(Policy):
 
     def _select(self, obs: Observation) -> np.ndarray:
         s = obs.sessions
+        S = state_rows(s, self.n_sessions)             # the state's rows: a slice when every session decides
         tput, xfer, valid = newest_sample(obs.throughput_bps, obs.download_time_s)
         lat = _newest_latency(obs)
         k = np.asarray(obs.segment_index, dtype=np.int64)
-        fresh = valid & (k != self.seg_prev[s])        # a download completed since the last decision
-        spent = self.delay_prev[s] + self.aborted_s[s] + np.where(fresh, lat + xfer, 0.0)
-        wait = np.maximum(obs.time_s - self.t_prev[s] - spent, 0.0)
+        fresh = valid & (k != self.seg_prev[S])        # a download completed since the last decision
+        spent = self.delay_prev[S] + self.aborted_s[S] + np.where(fresh, lat + xfer, 0.0)
+        wait = np.maximum(obs.time_s - self.t_prev[S] - spent, 0.0)
         wait = np.where(wait > 1e-9, wait, 0.0)
         buf = np.asarray(obs.buffer_s, dtype=np.float64)
         self._before_decision(obs)
-        arrived = fresh & (self.seg_prev[s] >= 0)      # Sabre reports every download but the first
+        arrived = fresh & (self.seg_prev[S] >= 0)      # Sabre reports every download but the first
         if arrived.any():
             self._report_download(s[arrived], np.asarray(obs.last_rung)[arrived], to_ms((lat + xfer)[arrived]),
                                   to_ms((buf + wait)[arrived]))
-        if fresh.any():
+        if fresh.all():
+            self.est.push(S, to_ms(xfer), to_kbps(tput), to_ms(lat))
+        elif fresh.any():
             self.est.push(s[fresh], to_ms(xfer[fresh]), to_kbps(tput[fresh]), to_ms(lat[fresh]))
         self._report_delay(s, to_ms(wait))
-        t_est, l_est = self.est.estimate(s)
-        self.lat_est[s] = l_est
-        q = np.zeros(obs.n, dtype=np.int64)
-        delay_ms = np.zeros(obs.n)
+        t_est, l_est = self.est.estimate(S)
+        self.lat_est[S] = l_est
         have = ~np.isnan(t_est)
-        if have.any():
-            rows = np.flatnonzero(have)
-            q[rows], delay_ms[rows] = self._decide(obs, rows, to_ms(buf[rows]), t_est[rows], l_est[rows])
+        if have.all():      # every row decides: no gathers, no scatters
+            q, delay_ms = self._decide(obs, slice(None), to_ms(buf), t_est, l_est)
+            q = np.asarray(q, dtype=np.int64)
+            delay_ms = np.asarray(delay_ms, dtype=np.float64)
+        else:
+            q = np.zeros(obs.n, dtype=np.int64)
+            delay_ms = np.zeros(obs.n)
+            if have.any():
+                rows = np.flatnonzero(have)
+                q[rows], delay_ms[rows] = self._decide(obs, rows, to_ms(buf[rows]), t_est[rows], l_est[rows])
         delay = delay_ms / 1000.0
-        self.t_prev[s] = obs.time_s
-        self.delay_prev[s] = delay
-        self.aborted_s[s] = 0.0
-        self.seg_prev[s] = k
+        self.t_prev[S] = obs.time_s
+        self.delay_prev[S] = delay
+        self.aborted_s[S] = 0.0
+        self.seg_prev[S] = k
         self.last_delay_s = delay
         self.last_info = {"throughput_bps": t_est * 1000.0, "latency_s": l_est / 1000.0, "wait_s": wait,
                           "delay_s": delay, **self._info(s)}
@@ -134,6 +143,10 @@ class SabrePolicy(Policy):
             self.aborted_s[s[hit]] += elapsed[hit]
             self._report_abandon(s[hit], rung[hit], out[hit], level[hit])
         return out
+
+    def _rule_rows(self, obs: Observation, rows: np.ndarray | slice) -> np.ndarray | slice:
+        """The sessions of `rows` as a rule indexes its state: a slice for every session."""
+        return state_rows(obs.sessions, self.n_sessions) if isinstance(rows, slice) else obs.sessions[rows]
 
     # -- what each policy supplies (Sabre's units: ms, kbit/s, bits) --------------------------
     def _reset_rules(self, n: int, ladder: Ladder) -> None:  # pragma: no cover - abstract
@@ -178,7 +191,7 @@ class SabreThroughput(SabrePolicy):
         self.tput = ThroughputRule(n, self.b, self.p, self.insufficient_buffer_rule)
 
     def _decide(self, obs, rows, level, tput, lat):
-        return self.tput.decide(obs.sessions[rows], level, tput, lat), np.zeros(rows.size)
+        return self.tput.decide(self._rule_rows(obs, rows), level, tput, lat), np.zeros(level.size)
 
     def _check_abandon(self, s, rung, done, size, elapsed, ttfb, level, lat_est):
         return self.tput.check_abandon(rung, done, size, elapsed, ttfb, lat_est)
@@ -195,7 +208,8 @@ class SabreBola(SabrePolicy):
 
     def _decide(self, obs, rows, level, tput, lat):
         target = _bola_target(self.bola, self, obs, rows)
-        return self.bola.decide(obs.sessions[rows], level, target, tput, lat, np.asarray(obs.mask, bool)[rows])
+        return self.bola.decide(self._rule_rows(obs, rows), level, target, tput, lat,
+                                np.asarray(obs.mask, bool)[rows])
 
     def _check_abandon(self, s, rung, done, size, elapsed, ttfb, level, lat_est):
         return self.bola.check_abandon(s, rung, done, size, level)
@@ -259,7 +273,7 @@ class SabreDynamic(SabrePolicy):
         self.is_bola = np.zeros(n, dtype=bool)
 
     def _decide(self, obs, rows, level, tput, lat):
-        s = obs.sessions[rows]
+        s = self._rule_rows(obs, rows)
         target = _bola_target(self.bola, self, obs, rows)
         qb, db = self.bola.decide(s, level, target, tput, lat, np.asarray(obs.mask, bool)[rows])
         qt = self.tput.decide(s, level, tput, lat)
@@ -296,8 +310,8 @@ class SabreDynamicDash(WithBolaE):
         cur = self.is_bola[s]
         now = np.where(cur, level >= float(to_ms(self.low_s)), level > float(to_ms(self.high_s)))
         self.is_bola[s] = now
-        q = np.zeros(rows.size, dtype=np.int64)
-        delay = np.zeros(rows.size)
+        q = np.zeros(level.size, dtype=np.int64)
+        delay = np.zeros(level.size)
         if now.any():
             q[now], delay[now] = self.bolae.decide(s[now], level[now], tput[now], lat[now],
                                                    np.asarray(obs.mask, bool)[rows][now])

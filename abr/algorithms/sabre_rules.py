@@ -71,35 +71,57 @@ def utilities(bitrates_kbps: np.ndarray, plus: float) -> np.ndarray:
     return np.array([math.log(float(b)) + offset for b in bitrates_kbps])
 
 
-def leading_true(ok: np.ndarray) -> np.ndarray:
-    """How many leading entries of each row are True: Sabre's `while ... q += 1` scans."""
-    if ok.shape[1] == 0:
-        return np.zeros(ok.shape[0], dtype=np.int64)
-    return np.cumprod(ok, axis=1).sum(axis=1).astype(np.int64)
+def leading_true(ok: np.ndarray, axis: int = 1) -> np.ndarray:
+    """How many leading entries of each row (`axis` 1) or column (`axis` 0) are True:
+    Sabre's `while ... q += 1` scans. The rules lay rungs along axis 0 (rungs × sessions),
+    so that numpy's loops run over the sessions rather than over a few rungs."""
+    if ok.shape[axis] == 0:
+        return np.zeros(ok.shape[1 - axis], dtype=np.int64)
+    return np.cumprod(ok, axis=axis).sum(axis=axis).astype(np.int64)
 
 
 def quality_from_throughput(tput_kbps: np.ndarray, latency_ms: np.ndarray, segment_ms: float,
                             bitrates_kbps: np.ndarray) -> np.ndarray:
     """sabre.py `Abr.quality_from_throughput`: step up from rung 0 while the next rung's
     segment, after the latency, downloads within one segment duration."""
-    t = np.asarray(tput_kbps, dtype=np.float64)[:, None]
-    lat = np.asarray(latency_ms, dtype=np.float64)[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ok = lat + segment_ms * bitrates_kbps[None, 1:] / t <= segment_ms
-    return leading_true(ok)
+    t = np.asarray(tput_kbps, dtype=np.float64)[None, :]
+    lat = np.asarray(latency_ms, dtype=np.float64)[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):    # rungs × sessions
+        ok = lat + segment_ms * bitrates_kbps[1:, None] / t <= segment_ms
+    return leading_true(ok, axis=0)
 
 
 def fitting_rung(safe_bits: np.ndarray, segment_ms: float, bitrates_kbps: np.ndarray) -> np.ndarray:
     """The insufficient-buffer cap: step up while the next rung's whole segment fits in
     `safe_bits` (rung 0 when even rung 1 does not)."""
-    ok = ~(bitrates_kbps[None, 1:] * segment_ms > np.asarray(safe_bits, dtype=np.float64)[:, None])
-    return leading_true(ok)
+    ok = ~(bitrates_kbps[1:, None] * segment_ms > np.asarray(safe_bits, dtype=np.float64)[None, :])
+    return leading_true(ok, axis=0)
 
 
 def bola_scores(Vp: np.ndarray, gp: np.ndarray, utilities: np.ndarray, level_ms: np.ndarray,
                 bitrates_kbps: np.ndarray) -> np.ndarray:
     """BOLA's objective per rung, (Vp · (υ_m + γp) − level) / bitrate_m, rows × rungs."""
     return (Vp[:, None] * (utilities[None, :] + gp[:, None]) - level_ms[:, None]) / bitrates_kbps[None, :]
+
+
+def bola_choice(Vp: np.ndarray, gp: float, utilities: np.ndarray, level_ms: np.ndarray, bitrates_kbps: np.ndarray,
+                mask: np.ndarray) -> np.ndarray:
+    """`masked_argmax(bola_scores(...), mask)` for one γp, computed rungs × sessions: each
+    rung's scores in one pass over the sessions, the first best kept (ties to the lowest
+    rung, as argmax); NaN scores go to `masked_argmax` itself."""
+    R = bitrates_kbps.size
+    score = (Vp[None, :] * (utilities[:, None] + gp) - level_ms[None, :]) / bitrates_kbps[:, None]
+    if not mask.all():
+        score = np.where(mask.T, score, -np.inf)
+    if np.isnan(score).any():
+        return masked_argmax(score.T, np.ones((score.shape[1], R), dtype=bool))
+    best = score[0].copy()
+    q = np.zeros(score.shape[1], dtype=np.int64)
+    for j in range(1, R):
+        better = score[j] > best
+        q[better] = j
+        np.maximum(best, score[j], out=best)
+    return q
 
 
 def abandon_choice(score: np.ndarray, other_score: np.ndarray, candidate: np.ndarray) -> np.ndarray:
@@ -109,6 +131,14 @@ def abandon_choice(score: np.ndarray, other_score: np.ndarray, candidate: np.nda
     j = np.argmax(cs, axis=1)
     best = cs[np.arange(cs.shape[0]), j]
     return np.where(best > score, j, -1).astype(np.int64)
+
+
+def _column_extreme(ufunc: np.ufunc, x: np.ndarray) -> np.ndarray:
+    """`ufunc.reduce(x, axis=0)` over the half-lives: for the usual two one elementwise call
+    (the same pairs, the same answer)."""
+    if x.shape[0] == 2:
+        return ufunc(x[0], x[1])
+    return ufunc.reduce(x, axis=0)
 
 
 class SabreEstimate:
@@ -123,26 +153,28 @@ class SabreEstimate:
             raise ValueError("Sabre EWMA half-lives must be positive")
         self.hl = hl
         self.lat_hl = hl / float(segment_ms)
-        self.tput = np.zeros((n, hl.size))
-        self.lat = np.zeros((n, hl.size))
+        # half-life × session: numpy's loops run over the sessions
+        self.tput = np.zeros((hl.size, n))
+        self.lat = np.zeros((hl.size, n))
+        self.lat_keep = np.power(0.5, 1.0 / self.lat_hl)[:, None]
         self.weight_ms = np.zeros(n)
         self.samples = np.zeros(n)
 
     def push(self, s: np.ndarray, transfer_ms: np.ndarray, tput_kbps: np.ndarray, latency_ms: np.ndarray) -> None:
-        a = np.power(0.5, transfer_ms[:, None] / self.hl[None, :])
-        self.tput[s] = a * self.tput[s] + (1.0 - a) * tput_kbps[:, None]
-        al = np.power(0.5, 1.0 / self.lat_hl)[None, :]
-        self.lat[s] = al * self.lat[s] + (1.0 - al) * latency_ms[:, None]
+        a = np.power(0.5, transfer_ms[None, :] / self.hl[:, None])
+        self.tput[:, s] = a * self.tput[:, s] + (1.0 - a) * tput_kbps[None, :]
+        al = self.lat_keep
+        self.lat[:, s] = al * self.lat[:, s] + (1.0 - al) * latency_ms[None, :]
         self.weight_ms[s] += transfer_ms
         self.samples[s] += 1
 
     def estimate(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(throughput kbit/s, latency ms) per row; NaN for a session without a sample."""
         with np.errstate(divide="ignore", invalid="ignore"):
-            zt = 1.0 - np.power(0.5, self.weight_ms[s][:, None] / self.hl[None, :])
-            zl = 1.0 - np.power(0.5, self.samples[s][:, None] / self.lat_hl[None, :])
-            t = (self.tput[s] / zt).min(axis=1)
-            lat = (self.lat[s] / zl).max(axis=1)
+            zt = 1.0 - np.power(0.5, self.weight_ms[s][None, :] / self.hl[:, None])
+            zl = 1.0 - np.power(0.5, self.samples[s][None, :] / self.lat_hl[:, None])
+            t = _column_extreme(np.minimum, self.tput[:, s] / zt)
+            lat = _column_extreme(np.maximum, self.lat[:, s] / zl)
         none = self.samples[s] == 0
         return np.where(none, np.nan, t), np.where(none, np.nan, lat)
 
@@ -216,10 +248,9 @@ class BolaRule:
         Vp = (target - self.p) / (self.u[-1] + self.gp)
         self.Vp[s] = Vp
         self.target[s] = target
-        gp = np.full(s.size, self.gp)
-        q = masked_argmax(bola_scores(Vp, gp, self.u, level, self.b), mask)
+        q = bola_choice(Vp, self.gp, self.u, level, self.b, mask)
         last = self.last[s]
-        delay = np.zeros(s.size)
+        delay = np.zeros(level.size)
         qt = quality_from_throughput(tput, lat, self.p, self.b)
         up = (q > last) & (q > qt)
         hold = up & (last > qt)

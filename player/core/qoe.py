@@ -99,10 +99,11 @@ def score(model: str, rungs: np.ndarray, rebuffer_s: np.ndarray, bitrates_bps: n
     rungs = np.atleast_2d(rungs)
     rebuffer_s = np.atleast_2d(rebuffer_s)
     util = u[rungs]
-    smooth = np.zeros_like(util)
-    smooth[:, 1:] = np.abs(np.diff(util, axis=1))
-    lat = np.zeros_like(util)
-    speed = np.zeros_like(util)
+    smooth = np.empty_like(util)        # |u_k - u_{k-1}|, 0 for the first segment; written in place
+    smooth[:, :1] = 0.0
+    np.subtract(util[:, 1:], util[:, :-1], out=smooth[:, 1:])
+    np.abs(smooth[:, 1:], out=smooth[:, 1:])
+    lat = speed = None          # no latency or speed terms (VoD, or a model without them): 0 exactly
     if model in LIVE_MODELS:
         if durations_s is not None:
             util = util * np.asarray(durations_s, dtype=np.float64)[None, :util.shape[1]]
@@ -119,14 +120,15 @@ def score(model: str, rungs: np.ndarray, rebuffer_s: np.ndarray, bitrates_bps: n
         util = util * valid
         smooth[:, 1:] *= valid[:, 1:]
         rebuffer_s = rebuffer_s * valid
-        lat = lat * valid
-        speed = speed * valid
+        lat = None if lat is None else lat * valid
+        speed = None if speed is None else speed * valid
     first = 1 if skip_first else 0
     U = util[:, first:].sum(axis=1)
     RB = w * rebuffer_s[:, first:].sum(axis=1)
     SM = smooth[:, first:].sum(axis=1)
-    LA = lat[:, first:].sum(axis=1)
-    SP = speed[:, first:].sum(axis=1)
+    # an absent term is a column of zeros, not a zero array summed (x - 0.0 is x, bit for bit)
+    LA = np.zeros(U.shape) if lat is None else lat[:, first:].sum(axis=1)
+    SP = np.zeros(U.shape) if speed is None else speed[:, first:].sum(axis=1)
     return np.column_stack([U - RB - SM - LA - SP, U, RB, SM, LA, SP])
 
 

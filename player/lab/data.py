@@ -2,6 +2,7 @@
 research data beside a checkout (`../shared`, absent on a user's fresh clone)."""
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -10,7 +11,8 @@ from netem.content import save, synthetic
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLED = REPO / "traces"
-SHARED = REPO.parent / "shared"
+#: ../shared beside the checkout, or where ABRLAB_SHARED says (a git worktree elsewhere)
+SHARED = Path(os.environ.get("ABRLAB_SHARED") or REPO.parent / "shared")
 
 
 def bundled_paths() -> tuple[list[str], str]:

@@ -255,7 +255,7 @@ def run_chunk(chunk: Chunk) -> ChunkResult:
     specs = [SessionSpec(_trace(t, chunk.trace_format), movie, chunk.abr, params, device, preset)
              for t in chunk.traces]
     try:
-        batch = simulate_batch(specs)           # one batch: the chunk shares policy, preset and content
+        batch = simulate_batch(specs, keep=())  # one batch: the chunk shares policy, preset and content; metrics only
     except PolicyOutputError as exc:
         where = chunk.traces[exc.session] if exc.session is not None and 0 <= exc.session < len(specs) else None
         raise PlaybackError(f"{exc} [preset {chunk.preset}, device {chunk.device}]", where=where) from None
