@@ -217,7 +217,7 @@ def test_a_one_policy_sweep_imports_nothing_it_does_not_need(workload, tmp_path)
             f"rc = main(['compare', '--traces', *{traces!r}, '--movie', {movie!r}, '--abr', 'bola', '--out', "
             f"{str(tmp_path / 'out')!r}, '--no-plots', '--jobs', '1', '--json']); "
             "print(sorted(m for m in ('scipy.stats', 'scipy.special', 'asyncio', 'aiohttp', "
-            "'matplotlib', 'distributed', 'concurrent.futures', 'player.core.crowd', 'player.lab.crowd_sweep') "
+            "'matplotlib', 'distributed', 'concurrent.futures') "
             "if m in sys.modules), rc)")
     r = run_cli([sys.executable, "-c", code])
     assert r.stdout.strip().splitlines()[-1] == "[] 0", r.stdout + r.stderr

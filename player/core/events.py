@@ -13,29 +13,14 @@ second, bytes.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import numpy as np
+
+from player.core.json_values import json_safe
 
 #: every event class by its kind
 KINDS: dict[str, type["Event"]] = {}
-
-
-def json_safe(v: Any) -> Any:
-    """A value as plain JSON: numpy scalars and arrays to Python, NaN and ±inf to None."""
-    if isinstance(v, dict):
-        return {str(k): json_safe(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [json_safe(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return json_safe(v.tolist())
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import numpy as np
 from netem import content as content_mod, formats
 from player.core import device as device_mod
 from player.core.crowd import Bottleneck, CrowdClient, scale_capacity, simulate_crowd
-from player.core.events import json_safe
+from player.core.json_values import json_safe
 from player.lab.executors import run_all
 from player.lab.stats import bootstrap_ci
 from player.lab.sweep import Chunk, Sweep

@@ -16,6 +16,7 @@ from netem.errors import InputError, UsageError
 from netem.formats import expand_paths
 from player.cli.commands._common import add_live_options, add_trace_format, live_overrides, parse_params, split_list
 from player.cli.commands._tables import Column, print_table
+from player.cli.crowd_report import compare_crowds
 from player.core import presets, qoe
 from player.lab import plots
 from player.lab.executors import Stopped, check_executor
@@ -97,8 +98,6 @@ def run(args: argparse.Namespace) -> int:
     sweep = build_sweep(args)
     groups = prepare(sweep)           # every input loaded and checked: nothing exists yet
     if args.clients is not None:
-        from player.cli.crowd_report import compare_crowds   # the crowd engine: 0.1 s of imports a sweep of single sessions never needs
-
         return compare_crowds(args, sweep)
     out = Path(args.out)
     err = Console(stderr=True)

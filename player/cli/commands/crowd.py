@@ -41,7 +41,7 @@ from player.core import device as devices, presets, qoe
 from player.core.crowd import Bottleneck, CrowdClient, scale_capacity, simulate_crowd
 from player.core.crowd.schedule import parse_arrivals, parse_bulk, parse_tcp, parse_watch
 from player.core.crowd_metrics import group_metrics, rung_agreement
-from player.core.events import json_safe
+from player.core.json_values import json_safe
 from player.lab.data import BUNDLED
 
 MODES = ("emulate", "simulate", "both")
