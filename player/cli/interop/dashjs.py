@@ -502,8 +502,9 @@ async def _drive(ctx, edge, setup: Setup, col: _Collected, page_name: str, mpd_n
             s = col.samples[-1] if col.samples else {}
             if end_after_s is not None:
                 lat = s.get("live_latency_s")
+                lat_text = "-" if lat is None else format(lat, ".2f")
                 progress(f"dash.js live: {0 if edge.t0_wall is None else now - edge.t0_wall:.0f}/{end_after_s:.0f} s, "
-                         f"latency {'-' if lat is None else format(lat, '.2f')} s, rate {s.get('playback_rate') or 0:.3f}, "
+                         f"latency {lat_text} s, rate {s.get('playback_rate') or 0:.3f}, "
                          f"buffer {s.get('buffer_s') or 0:.1f} s, rung {(s.get('representation') or {}).get('index')}")
             else:
                 progress(f"dash.js: media {s.get('time_s') or 0:.1f}/{duration_s:.0f} s, buffer "
