@@ -88,7 +88,11 @@ def test_chunks_leave_when_produced_and_cross_the_link():
     sizes = np.full((1, 4), 62_500.0)                       # 0.5 s each at 1 Mbit/s
     releases = np.array([[0.5, 1.0, 1.5, 2.0]])
     start, end = chunk_arrivals(link, idx, np.zeros(1), sizes, releases)
-    assert start[0] == pytest.approx([0.5, 1.0, 1.5, 2.0]) and end[0] == pytest.approx([1.0, 1.5, 2.0, 2.5])
+    # the reader sees each chunk with its first 1500-byte packet: 12 ms after it leaves at 1 Mbit/s
+    assert start[0] == pytest.approx([0.512, 1.012, 1.512, 2.012]) and end[0] == pytest.approx([1.0, 1.5, 2.0, 2.5])
+    small = np.array([[1000.0, 3000.0]])                    # 8 ms and 24 ms at 1 Mbit/s
+    start, end = chunk_arrivals(link, idx, np.zeros(1), small, np.array([[0.5, 1.0]]))
+    assert start[0] == pytest.approx([0.508, 1.012]) and end[0] == pytest.approx([0.508, 1.024])
     fast = Link([constant(4e6, 100.0)])                     # 0.125 s each: at the producer's pace
     start, end = chunk_arrivals(fast, idx, np.zeros(1), sizes, releases)
     assert end[0] == pytest.approx([0.625, 1.125, 1.625, 2.125])

@@ -70,6 +70,8 @@ MAX_CHUNKS = 256
 DEFAULT_OPEN_DURATION_S = 24 * 3600.0
 _EPS = 1e-9
 CHUNK_COUNT_SLACK = 1e-3
+#: bytes of a chunk a reader gets in its first read: one packet (Mahimahi's, and a TCP segment's)
+FIRST_READ_BYTES = 1500
 
 
 @dataclass(frozen=True)
@@ -194,17 +196,24 @@ def uniform_duration(durations_s: np.ndarray) -> tuple[float, int]:
 
 def chunk_arrivals(link, idx: np.ndarray, first_byte_s: np.ndarray, sizes_bytes: np.ndarray,
                    release_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """When each chunk of a chunked download starts and finishes crossing the link (trace
-    time, (n, C) each): chunk c leaves at max(first byte, its release, the previous chunk's
-    end) and takes the link's exact capacity from there (`netem.link.Link.deliver`)."""
+    """When the reader first sees each chunk of a chunked download and when its last byte
+    arrives (trace time, (n, C) each): chunk c leaves at max(first byte, its release, the
+    previous chunk's end) and takes the link's exact capacity from there
+    (`netem.link.Link.deliver`); its first bytes (the moof) reach the reader with its first
+    packet, `FIRST_READ_BYTES` later (the whole chunk if smaller). A reader that times a
+    chunk from its moof (dash.js's moof parsing, our player's chunk timer) thus misses the
+    first packet's transfer: on small chunks over a slow link its rate reads high, as
+    dash.js's does."""
     n, C = sizes_bytes.shape
     start = np.empty((n, C))
     end = np.empty((n, C))
     prev = np.asarray(first_byte_s, dtype=np.float64)
     for c in range(C):
         s = np.maximum(prev, release_s[:, c])
-        e = link.deliver(idx, s, sizes_bytes[:, c])
-        start[:, c], end[:, c] = s, e
+        b = np.asarray(sizes_bytes[:, c], dtype=np.float64)
+        e = link.deliver(idx, s, b)
+        start[:, c] = link.deliver(idx, s, np.minimum(b, FIRST_READ_BYTES))
+        end[:, c] = e
         prev = e
     return start, end
 
