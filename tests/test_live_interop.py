@@ -190,3 +190,9 @@ def test_dashjs_plays_the_low_latency_origin(tmp_path):
     again = live.reassemble_live(out.raw, s)
     assert again.summary["chosen"] == s["chosen"]
     assert again.summary["latency_mean_s"] == pytest.approx(s["latency_mean_s"])
+
+
+def test_the_prediction_joins_where_dashjs_joined():
+    run = live.LiveRun(60.0, True, 3.0, 0.1)
+    assert interop_live.live_preset(run).live.join_segment == 0
+    assert interop_live.live_preset(run, first_number=3592908394).live.join_segment == 3592908393

@@ -141,7 +141,9 @@ class LiveSettings:
     chunks, the ServiceDescription's target latency (our origin writes one with low latency,
     min ¾ and max 2× the target, playback rate 0.96–1.04), the time-shift buffer, and where
     in a segment the live edge is when a simulated session starts (`join_phase`, a fraction
-    of a segment)."""
+    of a segment) and which of the content's segments it plays first (`join_segment`: 0,
+    the first; a prediction of a real session joins where the real player joined, since
+    the content's segments differ in size)."""
 
     duration_s: float = 300.0
     catchup: str = "none"
@@ -152,12 +154,15 @@ class LiveSettings:
     target_latency_s: float | None = None
     time_shift_depth_s: float = DEFAULT_TSBD_S
     join_phase: float = 0.5
+    join_segment: int = 0
 
     def __post_init__(self) -> None:
         if not (self.duration_s > 0):
             raise InputError(f"a live session needs a positive duration, got {self.duration_s!r}")
         if not (0 <= self.join_phase < 1):
             raise InputError(f"join_phase must be in [0, 1), got {self.join_phase!r}")
+        if not (isinstance(self.join_segment, (int, np.integer)) and self.join_segment >= 0):
+            raise InputError(f"join_segment must be a segment index (an integer ≥ 0), got {self.join_segment!r}")
         catchup.get(self.catchup, **dict(self.catchup_params))   # an unknown law or parameter fails here
 
     def law(self) -> CatchupLaw:
@@ -483,13 +488,14 @@ class LiveRows:
 def simulated_start(settings: LiveSettings, facts: LiveFacts, loop_segments: int) -> float:
     """The live edge (presentation time) at a simulated session's start: `join_phase` of a
     segment past a segment start, far enough from AST that the time-shift buffer is full,
-    and so that the first segment played is the content's first."""
+    and so that the first segment played is the content's `join_segment` (modulo the loop;
+    0: its first)."""
     D = facts.segment_duration_s
     delay, _ = live_delay(facts, delay_s=settings.delay_s, delay_segments=settings.delay_segments)
     loop = loop_segments * D
     cycles = math.ceil((delay + (facts.time_shift_depth_s or 0.0) + 2 * D) / loop) + 1
-    # the playhead starts in segment (cycles × loop / D): the content's first
-    p0 = cycles * loop + ((settings.join_phase * D - delay) % D)
+    # the playhead starts in segment (cycles × loop / D + join_segment): the content's join_segment
+    p0 = cycles * loop + (settings.join_segment % loop_segments) * D + ((settings.join_phase * D - delay) % D)
     return p0 + delay
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -81,10 +82,16 @@ def print_live(summary: dict) -> None:
           f"getLowLatencyModeEnabled() {s['low_latency_mode']}")
 
 
-def live_preset(run: LiveRun, name: str | None = None) -> SessionPreset:
+def live_preset(run: LiveRun, name: str | None = None, first_number: int | None = None) -> SessionPreset:
     """The preset predicting a live dash.js session: `dashjs-live` (or `name`) with the same
-    origin (chunk, target latency) and session length."""
-    return variant(name or "dashjs-live", **run.preset_overrides())
+    origin (chunk, target latency) and session length, joining at the segment dash.js
+    joined at (`first_number`, the $Number$ of its first media request: live segment
+    first_number − 1, the content's segment (first_number − 1) mod its length), since the
+    content's segments differ in size (an encoder's first segment is the largest)."""
+    p = variant(name or "dashjs-live", **run.preset_overrides())
+    if first_number is not None:
+        p = dataclasses.replace(p, live=dataclasses.replace(p.live, join_segment=max(int(first_number) - 1, 0)))
+    return p
 
 
 def compare_live(real: dict, sim: dict) -> dict:
@@ -149,7 +156,8 @@ def run_agreement_live(args: argparse.Namespace, run: LiveRun, setup_fn, note, s
 
 def _row(args, run: LiveRun, trace: str, real: dict, events: list[dict], raw: dict | None, out: Path,
          preset: SessionPreset, simulate_prediction) -> dict:
-    sim, seglog = simulate_prediction(trace, real["movie"], preset=preset)
+    first = (real.get("live") or {}).get("first_number")
+    sim, seglog = simulate_prediction(trace, real["movie"], preset=live_preset(run, preset.name, first))
     stem = Path(trace).stem
     with (out / f"{stem}.dashjs.jsonl").open("w") as fh:
         for e in events:
