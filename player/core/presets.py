@@ -233,9 +233,12 @@ PRESETS: dict[str, SessionPreset] = {
     "dashjs-live": SessionPreset(
         "dashjs-live", link_preset("trace-latency", overhead_s=0.018), buffer_cap_s=18.0, whole_segment_fits=False,
         abandonment=False, live=LiveSettings(catchup="dashjs", chunk_s=0.5),
-        doc="dash.js 5 in a browser playing our low-latency origin (for `abrlab interop`, to be calibrated "
-            "against it): as live-ll, with dash.js's bufferTimeDefault 18 s (so a buffer target min(18 s, "
-            "delay)) and the 18 ms per request of the `dashjs` preset."),
+        doc="dash.js 5 in a browser playing our low-latency origin (`abrlab interop agreement --live "
+            "--low-latency` compares the two; README \"dash.js plays the live origin\"): as live-ll, with "
+            "dash.js's bufferTimeDefault 18 s (so a buffer target min(18 s, delay)) and the 18 ms per request of "
+            "the `dashjs` preset. With the dashjs policy, dash.js's live rules: no InsufficientBufferRule in "
+            "low-latency mode, the ThroughputRule at any buffer level on a dynamic stream. Not modelled: the MPD "
+            "refreshes (one per minimumUpdatePeriod, sharing the link), Chrome's resumption after a stall."),
 }
 PRESETS["dashjs-no-fast-switch"] = replace(
     PRESETS["dashjs"], name="dashjs-no-fast-switch", fast_switch=False, stall_gap_s=0.0,
