@@ -196,3 +196,9 @@ def test_the_prediction_joins_where_dashjs_joined():
     run = live.LiveRun(60.0, True, 3.0, 0.1)
     assert interop_live.live_preset(run).live.join_segment == 0
     assert interop_live.live_preset(run, first_number=3592908394).live.join_segment == 3592908393
+
+
+def test_whole_segment_live_is_predicted_without_chunks_or_catch_up():
+    p = interop_live.live_preset(live.LiveRun(60.0))
+    assert p.live.chunk_s is None and p.live.target_latency_s is None and p.live.catchup == "none"
+    assert p.live.duration_s == 60.0

@@ -138,10 +138,11 @@ def run_dashjs(args: argparse.Namespace) -> int:
             print(json.dumps(out.summary))
         else:
             interop_live.print_live(out.summary)
-            print(f"prediction: abrlab simulate --trace {args.trace} --movie {out.summary['movie']} --abr dashjs "
-                  f"--preset dashjs-live --live-duration {live.duration_s:g}"
+            print(f"prediction: abrlab interop agreement --live{' --low-latency' if live.low_latency else ''} "
+                  f"--duration {live.duration_s:g}"
                   + (f" --chunk-duration {out.summary['live']['chunk_s']:g} --target-latency "
-                     f"{out.summary['live']['target_latency_s']:g}" if live.low_latency else "") + " --json")
+                     f"{out.summary['live']['target_latency_s']:g}" if live.low_latency else "")
+                  + f" --movie {args.movie} --out DIR {args.trace} (plays it again and simulates it)")
         if not out.summary["ok"]:
             _note("watchdog failed the run: " + "; ".join(out.summary["problems"]))
             return 1

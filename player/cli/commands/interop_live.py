@@ -84,11 +84,15 @@ def print_live(summary: dict) -> None:
 
 def live_preset(run: LiveRun, name: str | None = None, first_number: int | None = None) -> SessionPreset:
     """The preset predicting a live dash.js session: `dashjs-live` (or `name`) with the same
-    origin (chunk, target latency) and session length, joining at the segment dash.js
+    origin (chunk, target latency; whole segments without low latency, and then no catch-up,
+    as dash.js has none there) and session length, joining at the segment dash.js
     joined at (`first_number`, the $Number$ of its first media request: live segment
     first_number − 1, the content's segment (first_number − 1) mod its length), since the
     content's segments differ in size (an encoder's first segment is the largest)."""
     p = variant(name or "dashjs-live", **run.preset_overrides())
+    if not run.low_latency:   # whole segments: no chunks, no ServiceDescription, no catch-up (dash.js's default)
+        p = dataclasses.replace(p, live=dataclasses.replace(p.live, chunk_s=None, target_latency_s=None,
+                                                            catchup="none", catchup_params=()))
     if first_number is not None:
         p = dataclasses.replace(p, live=dataclasses.replace(p.live, join_segment=max(int(first_number) - 1, 0)))
     return p
