@@ -380,9 +380,9 @@ class LiveRows:
         moving = buf.playing[rows] & ~buf.paused[rows]
         lat0 = self.latency(buf, rows)
         rate = self.rate[rows]
-        b0 = buf.buffer_s[rows]
+        b0, _ = buf.playable(rows)
         stall = buf.elapse(dt, rows, rate)
-        # ∫ latency: it changes at 1 − rate while media plays, at 1 once the buffer is empty
+        # ∫ latency: it changes at 1 − rate while media plays, at 1 once playback stops
         tau = np.where(moving, np.minimum(dt, b0 / rate), 0.0)
         integral = lat0 * dt + (1 - rate) * tau * tau / 2 + (1 - rate) * tau * (dt - tau) + (dt - tau) ** 2 / 2
         self.latency_integral[rows] += np.where(moving, integral, 0.0)
