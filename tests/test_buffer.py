@@ -58,3 +58,26 @@ def test_play_out_plays_everything_left():
     st.add(np.array([7.5]), np.zeros(1))
     assert st.play_out()[0] == pytest.approx(7.5)
     assert st.buffer_s[0] == 0.0 and st.played_s[0] == pytest.approx(7.5) and st.clock_s[0] == pytest.approx(7.5)
+
+
+def test_a_browser_stops_above_a_floor_and_resumes_at_a_level():
+    """Chrome's <video> as `dashjs-live` states it: playback stops with `floor_s` still buffered
+    and a stall ends only once `resume_s` is buffered again (hand-computed)."""
+    b = BufferState.new(1, floor_s=0.05, resume_s=0.25)
+    b.add(np.array([0.3]), np.array([0.0]))          # 0.3 s buffered: playback starts
+    assert b.playing[0]
+    stall = b.elapse(np.array([0.5]))                # 0.25 s play (down to the floor), then 0.25 s stalled
+    assert stall[0] == pytest.approx(0.25) and b.buffer_s[0] == pytest.approx(0.05)
+    assert b.stalled[0] and b.stall_count[0] == 1
+    b.add(np.array([0.1]), np.array([0.0]))          # 0.15 s: still short of 0.25, the stall holds
+    assert b.stalled[0]
+    assert b.elapse(np.array([0.1]))[0] == pytest.approx(0.1) and b.buffer_s[0] == pytest.approx(0.15)
+    b.add(np.array([0.1]), np.array([0.0]))          # 0.25 s: it resumes
+    assert not b.stalled[0]
+    assert b.elapse(np.array([0.1]), rate=np.array([1.0]))[0] == 0.0 and b.buffer_s[0] == pytest.approx(0.15)
+    assert b.stall_s[0] == pytest.approx(0.35) and b.stall_count[0] == 1
+    plain = BufferState.new(1)                       # the defaults: play it all out, resume on any media
+    plain.add(np.array([0.3]), np.array([0.0]))
+    assert plain.elapse(np.array([0.5]))[0] == pytest.approx(0.2) and plain.buffer_s[0] == 0.0
+    plain.add(np.array([0.01]), np.array([0.0]))
+    assert not plain.stalled[0]

@@ -373,3 +373,40 @@ def test_simulated_session_is_sane():
     top = simulate([SessionSpec(constant(30e6, 120.0, latency_s=0.05), content, "dashjs", preset="dashjs")])[0]
     assert top.chosen[-1] == 4
     assert 18.0 + 3.0 < float(top.buffer_s.max()) <= 30.0 + 1e-9
+
+
+def _live(o, chunked: bool):
+    """`o` on a live stream (a 3 s latency target); `chunked`: its download came as three CMAF
+    chunks of 250,000 bytes, one a second (2 Mbit/s each, as the plain sample says)."""
+    import dataclasses
+
+    extra = {"target_latency_s": np.array([3.0]), "latency_s": np.array([3.0])}
+    if chunked:
+        extra.update(chunk_bytes=np.full((1, 3), 250_000.0), chunk_start_s=np.array([[0.0, 1.0, 2.0]]),
+                     chunk_end_s=np.array([[1.0, 2.0, 3.0]]), chunk_buffer_s=np.full((1, 3), 1.0))
+    return dataclasses.replace(o, **extra)
+
+
+def test_no_insufficient_buffer_rule_in_low_latency_mode():
+    """dash.js 5 InsufficientBufferRule._shouldExecuteRule: not in low-latency mode. The VoD
+    sequence above capped the third segment at rung 3; chunked, the throughput rule's rung 5 stands."""
+    p = make()
+    p.select(_live(obs(0.0, -1, playing=False), chunked=False))
+    assert int(p.select(_live(obs(0.5, 4, [2_000_000.0], [2.0], t=2.1), chunked=True))[0]) == 5
+    q = int(p.select(_live(obs(2.0, 5, [2_000_000.0, 2_000_000.0], [2.0, 2.0], t=4.2), chunked=True))[0])
+    assert q == 5
+    assert p.last_info["req_ibr"][0] == -1 and math.isnan(p.last_info["ibr_bound_bps"][0])
+
+
+def test_throughput_rule_acts_on_an_empty_buffer_when_live():
+    """dash.js ThroughputRule: BUFFER_LOADED or a dynamic stream. With 0.2 s buffered (≤ the 0.3 s
+    stall threshold) a VoD session keeps its rung; a live one takes the estimate's (2000 × 0.9 → rung 5)."""
+    vod = make(insufficient_buffer_rule=False)
+    vod.select(obs(0.0, -1, playing=False))
+    assert vod.last_info is not None
+    vod.select(obs(0.2, 4, [2_000_000.0], [2.0], t=2.1))
+    assert vod.last_info["req_throughput"][0] == -1
+    live = make(insufficient_buffer_rule=False)
+    live.select(_live(obs(0.0, -1, playing=False), chunked=False))
+    q = int(live.select(_live(obs(0.2, 4, [2_000_000.0], [2.0], t=2.1), chunked=False))[0])
+    assert live.last_info["req_throughput"][0] == 5 and q == 5

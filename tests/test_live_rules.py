@@ -88,7 +88,11 @@ def test_chunks_leave_when_produced_and_cross_the_link():
     sizes = np.full((1, 4), 62_500.0)                       # 0.5 s each at 1 Mbit/s
     releases = np.array([[0.5, 1.0, 1.5, 2.0]])
     start, end = chunk_arrivals(link, idx, np.zeros(1), sizes, releases)
-    assert start[0] == pytest.approx([0.5, 1.0, 1.5, 2.0]) and end[0] == pytest.approx([1.0, 1.5, 2.0, 2.5])
+    # the reader sees each chunk with its first 1500-byte packet: 12 ms after it leaves at 1 Mbit/s
+    assert start[0] == pytest.approx([0.512, 1.012, 1.512, 2.012]) and end[0] == pytest.approx([1.0, 1.5, 2.0, 2.5])
+    small = np.array([[1000.0, 3000.0]])                    # 8 ms and 24 ms at 1 Mbit/s
+    start, end = chunk_arrivals(link, idx, np.zeros(1), small, np.array([[0.5, 1.0]]))
+    assert start[0] == pytest.approx([0.508, 1.012]) and end[0] == pytest.approx([0.508, 1.024])
     fast = Link([constant(4e6, 100.0)])                     # 0.125 s each: at the producer's pace
     start, end = chunk_arrivals(fast, idx, np.zeros(1), sizes, releases)
     assert end[0] == pytest.approx([0.625, 1.125, 1.625, 2.125])
@@ -234,3 +238,19 @@ def test_a_buffer_within_rounding_of_the_media_played_is_exactly_empty():
     assert st.buffer_s[0] == 0.0 and stall[0] == 0.0
     stall = st.elapse(np.array([0.5]), rate=np.array([1.0]))     # then a real stall
     assert stall[0] == 0.5 and st.stalled[0]
+
+
+def test_a_simulated_session_joins_at_the_segment_asked_for():
+    from player.core.live import simulated_start
+
+    s0 = LiveSettings(chunk_s=0.1, target_latency_s=3.0)
+    facts = s0.facts(0.5)
+    base = simulated_start(s0, facts, 120)
+    later = simulated_start(LiveSettings(chunk_s=0.1, target_latency_s=3.0, join_segment=7), facts, 120)
+    assert later - base == pytest.approx(3.5)                  # 7 segments of 0.5 s further
+    assert int((base - 3.0) // 0.5) % 120 == 0                 # the playhead starts in content segment 0 ...
+    assert int((later - 3.0) // 0.5) % 120 == 7                # ... and 7
+    wrapped = simulated_start(LiveSettings(chunk_s=0.1, target_latency_s=3.0, join_segment=127), facts, 120)
+    assert wrapped == pytest.approx(later)                     # modulo the 120-segment loop
+    with pytest.raises(InputError, match="join_segment"):
+        LiveSettings(join_segment=-1)

@@ -81,7 +81,8 @@ class SessionMachine(RuleBasedStateMachine):
         self.media_in += float(self.content.segment_durations_s[f.segment])
         self.bytes_completed += size
         self.pending = None
-        assert not self.core.state.stalled[0], "a completed download must end a stall"
+        st_ = self.core.state   # a stall ends with a download, once the buffer holds the resume level
+        assert not st_.stalled[0] or st_.buffer_s[0] < st_.resume_s - 1e-12, "a completed download must end a stall"
 
     @precondition(lambda self: self.pending is not None)
     @rule(after=st.floats(0, 6), wasted=st.integers(0, 100_000))
@@ -106,10 +107,11 @@ class SessionMachine(RuleBasedStateMachine):
         before_buffer = float(self.core.state.buffer_s[0])
         self.core.tick(self.core.now + dt)
         if self.core.state.stalled[0] and not before_stalled:
-            # a stall starts only when the buffer ran out, after playback started
+            # a stall starts only when the buffer ran out (down to the preset's floor), after playback started
+            floor = self.core.state.floor_s
             assert self.core.state.playing[0]
-            assert before_buffer < dt + EPS
-            assert self.core.state.buffer_s[0] <= EPS
+            assert before_buffer - floor < dt + EPS
+            assert self.core.state.buffer_s[0] <= floor + EPS
 
     # -- invariants ----------------------------------------------------------------------------
     @invariant()

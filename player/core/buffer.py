@@ -6,8 +6,10 @@ The rules, stated once:
 - playback starts when the buffer first reaches the startup threshold (or immediately,
   when the preset counts the startup wait as a stall, as Pensieve does);
 - while playing, elapsed time drains the buffer (at the playback rate, which live catch-up
-  may move off 1); time beyond an empty buffer is a stall, and a stall ends only when media
-  arrives (a download completes, or a low-latency chunk of one);
+  may move off 1) down to `floor_s` (a browser stops with some media still buffered: 0 by
+  default); time beyond it is a stall, and a stall ends only when media arrives (a download
+  completes, or a low-latency chunk of one) and the buffer holds `resume_s` again (a browser
+  resumes only with some media ahead: 0 by default, any media);
 - before a request, the session waits until the next segment fits under the cap.
 """
 from __future__ import annotations
@@ -30,15 +32,27 @@ class BufferState:
     played_s: np.ndarray       # media time played
     startup_s: np.ndarray      # session time at which playback started (NaN before)
     clock_s: np.ndarray        # session clock
+    floor_s: float = 0.0       # playback stops with this much still buffered
+    resume_s: float = 0.0      # a stall ends once this much is buffered (and media arrived)
 
     @classmethod
-    def new(cls, n: int, playing_from_start: bool | np.ndarray = False) -> "BufferState":
+    def new(cls, n: int, playing_from_start: bool | np.ndarray = False, floor_s: float = 0.0,
+            resume_s: float = 0.0) -> "BufferState":
         playing = np.broadcast_to(np.asarray(playing_from_start, dtype=bool), (n,)).copy()
         return cls(
             buffer_s=np.zeros(n), playing=playing, paused=np.zeros(n, dtype=bool),
             stalled=np.zeros(n, dtype=bool), stall_s=np.zeros(n), stall_count=np.zeros(n, dtype=np.int64),
             played_s=np.zeros(n), startup_s=np.where(playing, 0.0, np.nan), clock_s=np.zeros(n),
+            floor_s=float(floor_s), resume_s=float(resume_s),
         )
+
+    def playable(self, rows: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+        """Per row: the media that can play before playback stops (the buffer above the floor;
+        none while a stall holds), and whether a stall holds (stalled, the buffer short of
+        `resume_s`)."""
+        buf = self.buffer_s[rows]
+        held = self.stalled[rows] & (buf < self.resume_s - 1e-12)
+        return np.where(held, 0.0, np.maximum(buf - self.floor_s, 0.0)), held
 
     def elapse(self, dt: np.ndarray, rows: np.ndarray | slice = slice(None),
                rate: np.ndarray | None = None) -> np.ndarray:
@@ -49,17 +63,18 @@ class BufferState:
         dt = np.asarray(dt, dtype=np.float64)
         buf = self.buffer_s[rows]
         moving = self.playing[rows] & ~self.paused[rows]
+        usable, held = self.playable(rows)
         if rate is None:
-            drained = np.where(moving, np.minimum(buf, dt), 0.0)
+            drained = np.where(moving, np.minimum(usable, dt), 0.0)
             stall = np.where(moving, dt - drained, 0.0)
         else:   # the buffer runs out only when it is short of the media played (no rounding stalls)
             need = dt * rate
-            empty = moving & (buf < need - 1e-12)
+            empty = moving & (held | (usable < need - 1e-12))
             # within rounding of the media played, the buffer is exactly empty (no stall): the
             # same session stepped in other increments (the core's waits, the simulator's
             # lockstep) must not keep a 1e-16 s residue that a policy reads as "not empty"
-            drained = np.where(moving, np.where(buf < need + 1e-12, buf, need), 0.0)
-            stall = np.where(empty, np.maximum(dt - buf / rate, 0.0), 0.0)
+            drained = np.where(moving, np.where(usable < need + 1e-12, usable, need), 0.0)
+            stall = np.where(empty, np.maximum(dt - usable / rate, 0.0), 0.0)
         new_stall = (stall > 0) & ~self.stalled[rows]
         self.buffer_s[rows] = buf - drained
         self.played_s[rows] += drained
@@ -70,9 +85,10 @@ class BufferState:
         return stall
 
     def add(self, media_s: np.ndarray, startup_threshold_s: np.ndarray, rows: np.ndarray | slice = slice(None)) -> None:
-        """A download completed: its media joins the buffer; a stall ends; playback may start."""
+        """A download completed: its media joins the buffer; a stall ends (once `resume_s` is
+        buffered); playback may start."""
         self.buffer_s[rows] += media_s
-        self.stalled[rows] = False
+        self.stalled[rows] = self.stalled[rows] & (self.buffer_s[rows] < self.resume_s - 1e-12)
         start = ~self.playing[rows] & (self.buffer_s[rows] >= startup_threshold_s - 1e-12)
         if np.any(start):
             playing = self.playing[rows]

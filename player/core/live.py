@@ -70,6 +70,8 @@ MAX_CHUNKS = 256
 DEFAULT_OPEN_DURATION_S = 24 * 3600.0
 _EPS = 1e-9
 CHUNK_COUNT_SLACK = 1e-3
+#: bytes of a chunk a reader gets in its first read: one packet (Mahimahi's, and a TCP segment's)
+FIRST_READ_BYTES = 1500
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,9 @@ class LiveSettings:
     chunks, the ServiceDescription's target latency (our origin writes one with low latency,
     min ¾ and max 2× the target, playback rate 0.96–1.04), the time-shift buffer, and where
     in a segment the live edge is when a simulated session starts (`join_phase`, a fraction
-    of a segment)."""
+    of a segment) and which of the content's segments it plays first (`join_segment`: 0,
+    the first; a prediction of a real session joins where the real player joined, since
+    the content's segments differ in size)."""
 
     duration_s: float = 300.0
     catchup: str = "none"
@@ -150,12 +154,15 @@ class LiveSettings:
     target_latency_s: float | None = None
     time_shift_depth_s: float = DEFAULT_TSBD_S
     join_phase: float = 0.5
+    join_segment: int = 0
 
     def __post_init__(self) -> None:
         if not (self.duration_s > 0):
             raise InputError(f"a live session needs a positive duration, got {self.duration_s!r}")
         if not (0 <= self.join_phase < 1):
             raise InputError(f"join_phase must be in [0, 1), got {self.join_phase!r}")
+        if not (isinstance(self.join_segment, (int, np.integer)) and self.join_segment >= 0):
+            raise InputError(f"join_segment must be a segment index (an integer ≥ 0), got {self.join_segment!r}")
         catchup.get(self.catchup, **dict(self.catchup_params))   # an unknown law or parameter fails here
 
     def law(self) -> CatchupLaw:
@@ -194,17 +201,24 @@ def uniform_duration(durations_s: np.ndarray) -> tuple[float, int]:
 
 def chunk_arrivals(link, idx: np.ndarray, first_byte_s: np.ndarray, sizes_bytes: np.ndarray,
                    release_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """When each chunk of a chunked download starts and finishes crossing the link (trace
-    time, (n, C) each): chunk c leaves at max(first byte, its release, the previous chunk's
-    end) and takes the link's exact capacity from there (`netem.link.Link.deliver`)."""
+    """When the reader first sees each chunk of a chunked download and when its last byte
+    arrives (trace time, (n, C) each): chunk c leaves at max(first byte, its release, the
+    previous chunk's end) and takes the link's exact capacity from there
+    (`netem.link.Link.deliver`); its first bytes (the moof) reach the reader with its first
+    packet, `FIRST_READ_BYTES` later (the whole chunk if smaller). A reader that times a
+    chunk from its moof (dash.js's moof parsing, our player's chunk timer) thus misses the
+    first packet's transfer: on small chunks over a slow link its rate reads high, as
+    dash.js's does."""
     n, C = sizes_bytes.shape
     start = np.empty((n, C))
     end = np.empty((n, C))
     prev = np.asarray(first_byte_s, dtype=np.float64)
     for c in range(C):
         s = np.maximum(prev, release_s[:, c])
-        e = link.deliver(idx, s, sizes_bytes[:, c])
-        start[:, c], end[:, c] = s, e
+        b = np.asarray(sizes_bytes[:, c], dtype=np.float64)
+        e = link.deliver(idx, s, b)
+        start[:, c] = link.deliver(idx, s, np.minimum(b, FIRST_READ_BYTES))
+        end[:, c] = e
         prev = e
     return start, end
 
@@ -366,9 +380,9 @@ class LiveRows:
         moving = buf.playing[rows] & ~buf.paused[rows]
         lat0 = self.latency(buf, rows)
         rate = self.rate[rows]
-        b0 = buf.buffer_s[rows]
+        b0, _ = buf.playable(rows)
         stall = buf.elapse(dt, rows, rate)
-        # ∫ latency: it changes at 1 − rate while media plays, at 1 once the buffer is empty
+        # ∫ latency: it changes at 1 − rate while media plays, at 1 once playback stops
         tau = np.where(moving, np.minimum(dt, b0 / rate), 0.0)
         integral = lat0 * dt + (1 - rate) * tau * tau / 2 + (1 - rate) * tau * (dt - tau) + (dt - tau) ** 2 / 2
         self.latency_integral[rows] += np.where(moving, integral, 0.0)
@@ -474,13 +488,14 @@ class LiveRows:
 def simulated_start(settings: LiveSettings, facts: LiveFacts, loop_segments: int) -> float:
     """The live edge (presentation time) at a simulated session's start: `join_phase` of a
     segment past a segment start, far enough from AST that the time-shift buffer is full,
-    and so that the first segment played is the content's first."""
+    and so that the first segment played is the content's `join_segment` (modulo the loop;
+    0: its first)."""
     D = facts.segment_duration_s
     delay, _ = live_delay(facts, delay_s=settings.delay_s, delay_segments=settings.delay_segments)
     loop = loop_segments * D
     cycles = math.ceil((delay + (facts.time_shift_depth_s or 0.0) + 2 * D) / loop) + 1
-    # the playhead starts in segment (cycles × loop / D): the content's first
-    p0 = cycles * loop + ((settings.join_phase * D - delay) % D)
+    # the playhead starts in segment (cycles × loop / D + join_segment): the content's join_segment
+    p0 = cycles * loop + (settings.join_segment % loop_segments) * D + ((settings.join_phase * D - delay) % D)
     return p0 + delay
 
 

@@ -325,7 +325,8 @@ class SessionRows:
                                               preset.startup_threshold_s)
         self.top_cap_s = preset.top_cap_s(plan.duration_s)      # the buffer target at the top rung (None: the cap)
         self.top_rung = highest_allowed(self.mask)
-        self.buffer = BufferState.new(n, playing_from_start=preset.startup_is_stall)
+        self.buffer = BufferState.new(n, playing_from_start=preset.startup_is_stall, floor_s=preset.stall_floor_s,
+                                      resume_s=preset.resume_buffer_s)
         self.last_rung = np.full(n, -1, dtype=np.int64)
         K = plan.n_segments
         self.throughput = History(n, K)

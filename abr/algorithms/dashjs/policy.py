@@ -26,7 +26,8 @@ __all__ = ["DashJs", "RULES"]
 @register("dashjs")
 class DashJs(Policy):
     """dash.js 5 default ABR: DYNAMIC (throughput rule ↔ BOLA), insufficient-buffer,
-    switch-history and abandonment rules, with dash.js's shipped settings."""
+    switch-history and abandonment rules, with dash.js's shipped settings. In low-latency
+    mode (chunked segments) the insufficient-buffer rule is off, as dash.js 5 skips it there."""
 
     PARAMS = (
         Param("strategy", "dynamic", "-", "dynamic (dash.js default: BOLA and throughput rule both "
@@ -72,6 +73,10 @@ class DashJs(Policy):
         self.bola_mode = np.full(n, strategy == "bola")
         self.bola = BolaRule(n, ladder.bitrates_bps, float(self.buffer_time_default_s))
         self.ibr = InsufficientBufferRule(n, float(self.ibr_safety), int(self.ibr_ignore_segments))
+        # dash.js's low-latency mode (PlaybackController.getLowLatencyModeEnabled): on for a stream
+        # whose segments come chunked (availabilityTimeComplete="false", which our origin writes with
+        # chunked delivery); a row is in it once a download reported chunk timing
+        self.low_latency = np.zeros(n, dtype=bool)
         self.history = SwitchHistoryRule(n, R, int(self.switch_history_samples),
                                          float(self.switch_history_threshold))
         self.abandon_rule = AbandonRequestsRule(
@@ -173,11 +178,19 @@ class DashJs(Policy):
             use_tput[:] = False
         loaded = buf > float(self.stall_threshold_s)
         locked = later & (now < self.lock_until[s])       # ABANDON_LOAD after an abandonment
-        req_tput = throughput_rule(safe, loaded, locked, b)
+        # ThroughputRule: BUFFER_LOADED, or any buffer on a dynamic (live) stream
+        live = np.isfinite(np.asarray(obs.target_latency_s, dtype=np.float64))
+        req_tput = throughput_rule(safe, loaded | live, locked, b)
         req_tput.rung = np.where(use_tput, req_tput.rung, NO_CHANGE)
         req_bola = self.bola.request(s, use_bola, buf, now, last, idle, safe, L)
+        self.low_latency[s] |= np.isfinite(obs.chunk_bytes).any(axis=1)
         if self.insufficient_buffer_rule:
             req_ibr = self.ibr.request(s, later, playing, loaded, est, buf, L, b)
+            # InsufficientBufferRule._shouldExecuteRule: the rule does not run in low-latency mode
+            ll = self.low_latency[s]
+            if ll.any():
+                req_ibr.rung = np.where(ll, NO_CHANGE, req_ibr.rung)
+                req_ibr.reason["bitrate_bps"] = np.where(ll, np.nan, req_ibr.reason["bitrate_bps"])
         else:
             req_ibr = SwitchRequest(no_change(n), {"bitrate_bps": np.full(n, np.nan)})
         if self.switch_history_rule:

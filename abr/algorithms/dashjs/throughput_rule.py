@@ -1,6 +1,7 @@
 """dash.js `ThroughputRule` (src/streaming/rules/abr/ThroughputRule.js): the highest rung at
 or below the safe throughput estimate, while the buffer is loaded (above the stall
-threshold, BUFFER_LOADED) and no abandonment holds the rung (ABANDON_LOAD)."""
+threshold, BUFFER_LOADED) or the stream is dynamic (live: any buffer level), and no
+abandonment holds the rung (ABANDON_LOAD)."""
 from __future__ import annotations
 
 import numpy as np

@@ -3,6 +3,7 @@
     abrlab interop check
     abrlab interop dashjs --trace F --movie M [--encode-cache DIR] [--max-duration S] [--json]
     abrlab interop agreement --movie M --max-duration S --out DIR TRACE...
+    abrlab interop dashjs|agreement --live [--low-latency] --duration S ...   (interop_live.py)
 
 `dashjs` prints JSON lines (events, then the summary with `abrlab simulate --json`'s
 fields) with --json; `agreement` plays every trace in dash.js and in the simulator
@@ -21,6 +22,7 @@ from pathlib import Path
 from abr.algorithms.dashjs import RULES
 from netem import content, formats
 from netem.errors import UsageError
+from player.cli.commands import interop_live
 from player.cli.commands.simulate import print_summary
 from player.cli.interop.dashjs import InteropUnavailable, chromium_version, find_setup, reassemble, run_session
 from player.core.presets import SessionPreset, get as get_preset, names as presets_names
@@ -65,6 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--init", choices=("shaped", "free"), default="shaped",
                        help="init segments through the shaped link with the trace's latency (shaped, default) "
                             "or served at once (free: the prediction leaves the dashjs preset's init requests out)")
+        interop_live.add_live_args(q)
 
     d = isub.add_parser("dashjs", help="one dash.js session over a trace",
                         description="Encode (or reuse) content for MOVIE, serve it through the edge shaped by "
@@ -126,7 +129,24 @@ def _session(args: argparse.Namespace, trace: str, setup):
 
 
 def run_dashjs(args: argparse.Namespace) -> int:
+    live = interop_live.live_run(args)
     setup = _setup()
+    if live is not None:
+        out = interop_live.live_session(args, args.trace, live, setup, _note)
+        _write_events(args, out)
+        if args.json:
+            print(json.dumps(out.summary))
+        else:
+            interop_live.print_live(out.summary)
+            print(f"prediction: abrlab interop agreement --live{' --low-latency' if live.low_latency else ''} "
+                  f"--duration {live.duration_s:g}"
+                  + (f" --chunk-duration {out.summary['live']['chunk_s']:g} --target-latency "
+                     f"{out.summary['live']['target_latency_s']:g}" if live.low_latency else "")
+                  + f" --movie {args.movie} --out DIR {args.trace} (plays it again and simulates it)")
+        if not out.summary["ok"]:
+            _note("watchdog failed the run: " + "; ".join(out.summary["problems"]))
+            return 1
+        return 0
     out = _session(args, args.trace, setup)
     if args.events:
         with open(args.events, "w") as fh:
@@ -287,7 +307,23 @@ def _config(args: argparse.Namespace) -> dict:
             "init": args.init}
 
 
+def _write_events(args: argparse.Namespace, out) -> None:
+    """The session's events to --events FILE, and as JSON lines on stdout with --json."""
+    if args.events:
+        with open(args.events, "w") as fh:
+            for e in out.events:
+                fh.write(json.dumps(e) + "\n")
+    if args.json:
+        for e in out.events:
+            print(json.dumps(e))
+
+
 def run_agreement(args: argparse.Namespace) -> int:
+    live = interop_live.live_run(args)
+    if live is not None:
+        return interop_live.run_agreement_live(args, live, _setup, _note, simulate_prediction)
+    if args.preset == "dashjs-live":
+        raise UsageError("--preset dashjs-live predicts live sessions: give --live")
     if args.resimulate:
         return _resimulate(args)
     setup = _setup()

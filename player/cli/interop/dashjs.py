@@ -302,8 +302,10 @@ def write_page(root: Path, time_scale: float = 1.0) -> tuple[str, str]:
 
 
 # -- the edge -----------------------------------------------------------------------------------
-def _edge_class():
-    class InteropEdge(EdgeServer):
+def _edge_class(base: type = EdgeServer) -> type:
+    """The interop edge on `base` (our VoD `EdgeServer`, or the live origin's `LiveEdge`)."""
+
+    class InteropEdge(base):
         """Our edge, with the trace clock restarted when the first media segment is asked for."""
 
         def __init__(self, *args, free_init: bool = False, **kw) -> None:
@@ -395,6 +397,19 @@ async def run_session(trace_path: str, movie: str, *, cache_dir: str | None = No
     chrome_version = chromium_version(setup)
     Edge = _edge_class()
     edge = Edge(str(prepared.dir), trace=trace, latency_s=latency_s, time_scale=k, mpd=mpd_name, free_init=free_init)
+    t0_wall = await play_through(edge, setup, col, page_name, mpd_name, k=k, duration_s=duration_s,
+                                 timeout_s=timeout_s, startup_timeout_s=startup_timeout_s,
+                                 stuck_timeout_s=stuck_timeout_s, sample_ms=sample_ms, progress=progress,
+                                 debug_log=debug_log, fast_switch=fast_switch, abandonment=abandonment)
+    return _assemble(col, prepared, trace_path, t0_wall, k, setup, chrome_version)
+
+
+async def play_through(edge, setup: Setup, col: _Collected, page_name: str, mpd_name: str, **drive: Any
+                       ) -> float | None:
+    """Start `edge` (an `_edge_class()` instance), launch Chromium with an empty profile, play
+    one session in dash.js (`_drive` with the `drive` keywords), stop the edge. Fills `col`
+    (with the edge's access log) and returns the session clock's start in wall seconds (None:
+    no media segment was ever requested). One place for the browser's life, VoD and live."""
     async_playwright = _playwright(setup)
     await edge.start()
     try:
@@ -404,22 +419,23 @@ async def run_session(trace_path: str, movie: str, *, cache_dir: str | None = No
                     profile, executable_path=str(setup.chromium), headless=True, args=list(CHROMIUM_FLAGS),
                     viewport={"width": 800, "height": 450})
                 try:
-                    await _drive(ctx, edge, setup, col, page_name, mpd_name, k, duration_s, timeout_s,
-                                 startup_timeout_s, stuck_timeout_s, sample_ms, progress, debug_log, fast_switch,
-                                 abandonment)
+                    await _drive(ctx, edge, setup, col, page_name, mpd_name, **drive)
                 finally:
                     await ctx.close()
     finally:
         col.records = list(edge.records)
         t0_wall = edge.t0_wall
         await edge.stop()
-    return _assemble(col, prepared, trace_path, t0_wall, k, setup, chrome_version)
+    return t0_wall
 
 
 async def _drive(ctx, edge, setup: Setup, col: _Collected, page_name: str, mpd_name: str, k: float,
                  duration_s: float, timeout_s: float, startup_timeout_s: float, stuck_timeout_s: float,
                  sample_ms: int, progress, debug_log: str | None = None, fast_switch: bool | None = None,
-                 abandonment: bool | None = None) -> None:
+                 abandonment: bool | None = None, end_after_s: float | None = None) -> None:
+    """Load the page, start dash.js and collect until the session ends: the content played out
+    (VoD), or `end_after_s` seconds of the session clock (from the first media request) passed
+    (live, which never ends by itself); the watchdog's timeouts end it otherwise."""
     page = ctx.pages[0] if ctx.pages else await ctx.new_page()
     log_fh = open(debug_log, "w") if debug_log else None
     t_log = time.time()
@@ -477,11 +493,22 @@ async def _drive(ctx, edge, setup: Setup, col: _Collected, page_name: str, mpd_n
             col.ended_wall = min(e["wall_ms"] for e in got["events"]
                                  if e["kind"] in ("PLAYBACK_ENDED", "video:ended")) / 1000.0
             break
+        if end_after_s is not None and edge.t0_wall is not None and now - edge.t0_wall >= end_after_s / k:
+            col.stop_reason = "duration"
+            col.ended_wall = edge.t0_wall + end_after_s / k
+            break
         if progress and now - last_note >= 10.0:
             last_note = now
             s = col.samples[-1] if col.samples else {}
-            progress(f"dash.js: media {s.get('time_s') or 0:.1f}/{duration_s:.0f} s, buffer "
-                     f"{s.get('buffer_s') or 0:.1f} s, rung {(s.get('representation') or {}).get('index')}")
+            if end_after_s is not None:
+                lat = s.get("live_latency_s")
+                lat_text = "-" if lat is None else format(lat, ".2f")
+                progress(f"dash.js live: {0 if edge.t0_wall is None else now - edge.t0_wall:.0f}/{end_after_s:.0f} s, "
+                         f"latency {lat_text} s, rate {s.get('playback_rate') or 0:.3f}, "
+                         f"buffer {s.get('buffer_s') or 0:.1f} s, rung {(s.get('representation') or {}).get('index')}")
+            else:
+                progress(f"dash.js: media {s.get('time_s') or 0:.1f}/{duration_s:.0f} s, buffer "
+                         f"{s.get('buffer_s') or 0:.1f} s, rung {(s.get('representation') or {}).get('index')}")
         elapsed = now - col.started_wall
         if elapsed > timeout_s:
             col.stop_reason = f"timeout: the session outlasted {timeout_s:.0f} s"
@@ -540,24 +567,29 @@ def version_plays(playhead_s: float | None, media_times: list[tuple[float, float
     return playhead_s <= start_s
 
 
-def _assemble(col: _Collected, prepared: PreparedContent, trace_path: str, t0_wall: float | None, k: float,
-              setup: Setup, chrome_version: str) -> SessionOutput:
+class RuleAttribution:
+    """Which rule made each load's decision: the newest video QUALITY_CHANGE_REQUESTED up to
+    the load's start ("initial" for the first load without one, "no change" after). Call it
+    on the loads in order of their start."""
 
-    content = prepared.content
-    K = content.n_segments
-    bitrates = content.bitrates_bps
-    t0 = t0_wall if t0_wall is not None else col.started_wall
+    def __init__(self, qcr: list[dict]) -> None:
+        self.qcr, self.i, self.prev_rung = qcr, 0, None
 
-    def ts(wall_s: float) -> float:
-        return round((wall_s - t0) * k, 6)
+    def __call__(self, ld: dict) -> tuple[str, Any]:
+        rule, reason = None, None
+        while self.i < len(self.qcr) and self.qcr[self.i]["t"] <= ld["t0"] + 1e-6:
+            rule, reason = self.qcr[self.i]["rule"], self.qcr[self.i].get("reason")
+            self.i += 1
+        if rule is None:
+            rule = "initial" if self.prev_rung is None else "no change"
+        self.prev_rung = ld["rung"]
+        return rule, reason
 
-    events: list[dict] = []
 
-    def ev(t: float, kind: str, **data) -> None:
-        events.append({"t_s": t, "event": kind, **data})
-
-    # requests, as the edge saw them
-    rung_of = {f"v{r}": r for r in range(content.n_rungs)}
+def request_events(col: _Collected, ts: Callable[[float], float], rung_of: dict[str, int], ev, k: float,
+                   segment_of: Callable[[int], int]) -> None:
+    """A `request` event per request the edge logged (`segment_of`: the MPD's $Number$ → the
+    session's segment index)."""
     for rec in sorted(col.records, key=lambda r: r["time"]):
         path = rec["path"]
         m = MEDIA_PATH.match(path)
@@ -567,11 +599,19 @@ def _assemble(col: _Collected, prepared: PreparedContent, trace_path: str, t0_wa
         info: dict[str, Any] = {"what": what, "url": path, "status": rec.get("status"), "bytes": rec.get("bytes"),
                                 "aborted": bool(rec.get("aborted")), "wall_s": round(rec.get("duration_s", 0.0) * k, 6)}
         if m:
-            info.update(segment=int(m.group(2)) - 1, rung=rung_of.get(m.group(1), -1),
+            info.update(segment=segment_of(int(m.group(2))), rung=rung_of.get(m.group(1), -1),
                         cached=rec.get("status") == 304)
         ev(ts(start), "request", **info)
 
-    # dash.js's events and samples
+
+#: what a live page samples beyond the VoD fields (None on a static MPD: left out)
+LIVE_SAMPLE_FIELDS = ("live_latency_s", "target_latency_s", "low_latency_mode", "playback_rate")
+
+
+def dashjs_events(col: _Collected, ts: Callable[[float], float], ev, k: float
+                  ) -> tuple[list[dict], list[tuple[float, dict]]]:
+    """A `dashjs` event per page event and a `sample` event per sample; returns the video
+    QUALITY_CHANGE_REQUESTED events (with their rule) and the samples as (t_s, row)."""
     qcr: list[dict] = []
     for e in col.events:
         t = ts(e["wall_ms"] / 1000.0)
@@ -591,21 +631,30 @@ def _assemble(col: _Collected, prepared: PreparedContent, trace_path: str, t0_wa
                "throughput_bps": None if tp is None else float(tp) * 1000.0 / k,
                "frames_decoded": s.get("frames_decoded"), "frames_dropped": s.get("frames_dropped"),
                "video_width": s.get("video_width"), "ready_state": s.get("ready_state")}
+        if s.get("live_latency_s") is not None:
+            row.update({f: s.get(f) for f in LIVE_SAMPLE_FIELDS})
         samples.append((t, row))
         ev(t, "sample", **row)
+    return qcr, samples
 
-    def buffer_at(t: float) -> float | None:
-        best = None
-        for ts_, row in samples:
-            if ts_ <= t:
-                best = row.get("buffer_s")
-            else:
-                break
-        return best
 
-    # media segment loads as dash.js saw them: started (a decision), then completed or abandoned.
-    # A load's retries (a timed-out XHR that the browser resumes with a Range request) stay one
-    # load; Resource Timing gives each load's latency and transfer time.
+def sample_at(samples: list[tuple[float, dict]], t: float, name: str):
+    """The newest sample's `name` at session time `t` (None before the first)."""
+    best = None
+    for ts_, row in samples:
+        if ts_ <= t:
+            best = row.get(name)
+        else:
+            break
+    return best
+
+
+def segment_loads(col: _Collected, ts: Callable[[float], float], rung_of: dict[str, int], k: float) -> list[dict]:
+    """Media segment loads as dash.js saw them: started (a decision), then completed or
+    abandoned. A load's retries (a timed-out XHR that the browser resumes with a Range
+    request) stay one load; Resource Timing gives each load's latency and transfer time.
+    Each load: url, segment (dash.js's index), number (the URL's), rung, t0/end (session
+    seconds), ok, abandoned, bytes, what the rules saw (`seen`), latency_s, transfer_s, cached."""
     loads: list[dict] = []
     open_loads: dict[str, list[dict]] = {}
     for e in sorted(col.events, key=lambda e: e["wall_ms"]):
@@ -615,7 +664,9 @@ def _assemble(col: _Collected, prepared: PreparedContent, trace_path: str, t0_wa
         rep = e.get("representation") or {}
         if kind == "FRAGMENT_LOADING_STARTED":
             tp = e.get("throughput_kbps")
-            ld = {"url": url, "segment": int(e.get("index", -1)), "rung": rung_of.get(rep.get("id"), -1),
+            m = MEDIA_PATH.match(url)
+            ld = {"url": url, "segment": int(e.get("index", -1)), "number": int(m.group(2)) if m else None,
+                  "rung": rung_of.get(rep.get("id"), -1),
                   "t0": t, "t0_wall": e["wall_ms"] / 1000.0, "end": None, "ok": False, "abandoned": False,
                   "bytes": 0, "seen": {"buffer_s": e.get("buffer_s"), "media_time_s": e.get("time_s"),
                                        "throughput_bps": None if tp is None else float(tp) * 1000.0 / k}}
@@ -630,6 +681,7 @@ def _assemble(col: _Collected, prepared: PreparedContent, trace_path: str, t0_wa
             ld["end_media_s"] = e.get("time_s")   # the playhead then (recorded since fast switching is modelled)
             got, total = e.get("bytes_loaded"), e.get("bytes_total")
             ld["bytes"] = int(got) if isinstance(got, (int, float)) and got == got else 0
+            ld["error"] = e.get("error")
             if kind == "FRAGMENT_LOADING_ABANDONED":
                 ld["abandoned"] = True
             else:
@@ -651,8 +703,89 @@ def _assemble(col: _Collected, prepared: PreparedContent, trace_path: str, t0_wa
             ld["transfer_s"] = round((last["response_end_ms"] - last["response_start_ms"]) / 1000.0 * k, 6)
             moved = sum(int(r.get("transfer_size") or 0) for r in cands)
             ld["cached"] = ld["bytes"] > 0 and moved < 0.5 * ld["bytes"]  # from the browser's cache (304)
+    return loads
+
+
+def playback(col: _Collected, ts: Callable[[float], float], ev, events: list[dict]
+             ) -> tuple[float, list[tuple[float, float]], float | None]:
+    """Startup, stalls and the end from the video element's own events: startup at the first
+    `playing`; a stall from a `waiting` after it to the next `playing` (one still open when the
+    run stopped ends there). Emits the `startup` event; returns (startup_s, [(from, to)],
+    ended_t or None)."""
+    vids = sorted(((ts(e["wall_ms"] / 1000.0), e["kind"]) for e in col.events if e["kind"].startswith("video:")))
+    startup = math.nan
+    stalls: list[tuple[float, float]] = []
+    stall_from = None
+    ended_t = None
+    for t, kind in vids:
+        if kind == "video:playing":
+            if math.isnan(startup):
+                startup = t
+                ev(t, "startup", startup_s=t)
+            elif stall_from is not None:
+                stalls.append((stall_from, t))
+                stall_from = None
+        elif kind == "video:waiting" and not math.isnan(startup) and stall_from is None and ended_t is None:
+            stall_from = t
+        elif kind == "video:ended" and ended_t is None:
+            ended_t = t
+    if ended_t is None and col.ended_wall is not None:
+        ended_t = ts(col.ended_wall)
+    if stall_from is not None:  # a stall that never ended (the run stopped)
+        stalls.append((stall_from, ended_t if ended_t is not None else (events[-1]["t_s"] if events else stall_from)))
+    return startup, stalls, ended_t
+
+
+def watch(col: _Collected, expected_stop: str) -> tuple[dict, list[str]]:
+    """The watchdog: dash.js rendered a video quality, the video had a width, decoded frames
+    rose, and the run stopped for `expected_stop` ("ended" for VoD, "duration" for live).
+    Returns what it saw and the problems (empty: the run counts)."""
+    rendered = any(e["kind"] == "QUALITY_CHANGE_RENDERED" and e.get("media") == "video" for e in col.events)
+    widths = [s.get("video_width") or 0 for s in col.samples]
+    frames = [s.get("frames_decoded") for s in col.samples if s.get("frames_decoded") is not None]
+    frames_rose = bool(frames) and max(frames) > min(frames)
+    errors = [e for e in col.events if e["kind"] in ("ERROR", "PLAYBACK_ERROR", "video:error")]
+    watchdog = {"quality_change_rendered": rendered, "video_width": max(widths) if widths else 0,
+                "frames_decoded": max(frames) if frames else 0, "frames_rose": frames_rose,
+                "frames_dropped": max((s.get("frames_dropped") or 0 for s in col.samples), default=0),
+                "errors": [e.get("message") for e in errors][:5], "stop_reason": col.stop_reason}
+    problems = []
+    if not rendered:
+        problems.append("no video QUALITY_CHANGE_RENDERED")
+    if not widths or max(widths) <= 0:
+        problems.append("videoWidth stayed 0")
+    if not frames_rose:
+        problems.append("decoded frames did not rise")
+    if col.stop_reason != expected_stop:
+        problems.append(col.stop_reason or "the session did not end")
+    return watchdog, problems
+
+
+def _assemble(col: _Collected, prepared: PreparedContent, trace_path: str, t0_wall: float | None, k: float,
+              setup: Setup, chrome_version: str) -> SessionOutput:
+
+    content = prepared.content
+    K = content.n_segments
+    bitrates = content.bitrates_bps
+    t0 = t0_wall if t0_wall is not None else col.started_wall
+
+    def ts(wall_s: float) -> float:
+        return round((wall_s - t0) * k, 6)
+
+    events: list[dict] = []
+
+    def ev(t: float, kind: str, **data) -> None:
+        events.append({"t_s": t, "event": kind, **data})
+
+    rung_of = {f"v{r}": r for r in range(content.n_rungs)}
+    request_events(col, ts, rung_of, ev, k, segment_of=lambda number: number - 1)
+    qcr, samples = dashjs_events(col, ts, ev, k)
+
+    def buffer_at(t: float) -> float | None:
+        return sample_at(samples, t, "buffer_s")
+
+    loads = segment_loads(col, ts, rung_of, k)
     # decisions and downloads
-    qi = 0
     chosen = np.full(K, -1, dtype=np.int64)      # the rung each segment played at
     finish = np.full(K, np.nan)
     starts_s = np.concatenate([[0.0], np.cumsum(content.segment_durations_s)])
@@ -661,18 +794,12 @@ def _assemble(col: _Collected, prepared: PreparedContent, trace_path: str, t0_wa
     abandoned_bytes = 0
     abandons = 0
     refetches = 0
-    prev_rung = None
     media_t = [(t_, row["media_time_s"]) for t_, row in samples if row.get("media_time_s") is not None]
+    decide = RuleAttribution(qcr)
     for ld in loads:
-        rule, reason = None, None
-        while qi < len(qcr) and qcr[qi]["t"] <= ld["t0"] + 1e-6:
-            rule, reason = qcr[qi]["rule"], qcr[qi].get("reason")
-            qi += 1
-        if rule is None:
-            rule = "initial" if prev_rung is None else "no change"
+        rule, reason = decide(ld)
         ev(ld["t0"], "decision", segment=ld["segment"], rung=ld["rung"], rule=rule, reason=reason,
            observation=ld["seen"])
-        prev_rung = ld["rung"]
         seg = ld["segment"]
         if ld["ok"] and 0 <= seg < K:
             refetch = bool(chosen[seg] >= 0)   # the segment was in already: dash.js replaced it (fast switching)
@@ -696,28 +823,7 @@ def _assemble(col: _Collected, prepared: PreparedContent, trace_path: str, t0_wa
             ev(ld["end"], "abandon", segment=seg, from_rung=ld["rung"], to_rung=None if nxt is None else nxt["rung"],
                wasted_bytes=ld["bytes"])
 
-    # playback: startup, stalls, end (the video element's own events)
-    vids = sorted(((ts(e["wall_ms"] / 1000.0), e["kind"]) for e in col.events if e["kind"].startswith("video:")))
-    startup = math.nan
-    stalls: list[tuple[float, float]] = []
-    stall_from = None
-    ended_t = None
-    for t, kind in vids:
-        if kind == "video:playing":
-            if math.isnan(startup):
-                startup = t
-                ev(t, "startup", startup_s=t)
-            elif stall_from is not None:
-                stalls.append((stall_from, t))
-                stall_from = None
-        elif kind == "video:waiting" and not math.isnan(startup) and stall_from is None and ended_t is None:
-            stall_from = t
-        elif kind == "video:ended" and ended_t is None:
-            ended_t = t
-    if ended_t is None and col.ended_wall is not None:
-        ended_t = ts(col.ended_wall)
-    if stall_from is not None:  # a stall that never ended (the run stopped)
-        stalls.append((stall_from, ended_t if ended_t is not None else (events[-1]["t_s"] if events else stall_from)))
+    startup, stalls, ended_t = playback(col, ts, ev, events)
     rebuf = np.zeros(K)
     done_segments = int(np.count_nonzero(chosen >= 0))
     for a, b_ in stalls:
@@ -730,25 +836,7 @@ def _assemble(col: _Collected, prepared: PreparedContent, trace_path: str, t0_wa
         if e_["event"] == "download":
             e_["stall_s"] = round(float(rebuf[e_["segment"]]), 6)
 
-    # the watchdog
-    rendered = any(e["kind"] == "QUALITY_CHANGE_RENDERED" and e.get("media") == "video" for e in col.events)
-    widths = [s.get("video_width") or 0 for s in col.samples]
-    frames = [s.get("frames_decoded") for s in col.samples if s.get("frames_decoded") is not None]
-    frames_rose = bool(frames) and max(frames) > min(frames)
-    errors = [e for e in col.events if e["kind"] in ("ERROR", "PLAYBACK_ERROR", "video:error")]
-    watchdog = {"quality_change_rendered": rendered, "video_width": max(widths) if widths else 0,
-                "frames_decoded": max(frames) if frames else 0, "frames_rose": frames_rose,
-                "frames_dropped": max((s.get("frames_dropped") or 0 for s in col.samples), default=0),
-                "errors": [e.get("message") for e in errors][:5], "stop_reason": col.stop_reason}
-    problems = []
-    if not rendered:
-        problems.append("no video QUALITY_CHANGE_RENDERED")
-    if not widths or max(widths) <= 0:
-        problems.append("videoWidth stayed 0")
-    if not frames_rose:
-        problems.append("decoded frames did not rise")
-    if col.stop_reason != "ended":
-        problems.append(col.stop_reason or "the session did not end")
+    watchdog, problems = watch(col, "ended")
     if done_segments < K:
         problems.append(f"{K - done_segments} of {K} segments never arrived whole")
     if ended_t is not None:
