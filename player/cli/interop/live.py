@@ -38,6 +38,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from netem import content as content_mod
 from netem import formats
 from netem.edge import Resource
 from netem.errors import InputError, UsageError
@@ -299,8 +300,6 @@ def assemble_live(col, prepared, trace_path: str, t0_wall: float | None, run: Li
 def reassemble_live(raw: dict, summary: dict) -> dj.SessionOutput:
     """A recorded live session's events and summary made again by today's rules (as
     `dashjs.reassemble` for VoD)."""
-    from netem import content as content_mod
-
     movie = Path(summary["movie"])
     prepared = dj.PreparedContent(Path(summary.get("content_dir") or movie.parent), content_mod.load(movie), movie,
                                   "", False)
