@@ -97,3 +97,18 @@ def test_abr_list_shows_a_user_policy_summary_whole_and_indents_wrapped_lines(tm
     start = next(i for i, line in enumerate(lines) if line.strip().startswith("k = 1.0")) + 1
     doc = lines[start:lines.index("", start)]
     assert len(doc) >= 2 and all(line.startswith("      ") for line in doc)   # wrapped, and every line indented
+
+
+def test_fidelity_has_every_peer_and_dashjs_without_its_setup_is_one_line(tmp_path, monkeypatch, capsys):
+    """`abrlab fidelity dashjs` is the interop agreement under the fidelity command (issue 14
+    item 5): the same options (live included), and a missing peer is one line, exit 2."""
+    peers = next(a for a in build_parser("fidelity")._subparsers._group_actions[0].choices["fidelity"]._actions
+                 if isinstance(a, argparse._SubParsersAction)).choices
+    assert set(peers) == {"sabre", "pensieve", "player", "dashjs"}
+    options = {o for a in peers["dashjs"]._actions for o in a.option_strings}
+    assert {"--movie", "--out", "--live", "--low-latency", "--resimulate", "--fast-switch"} <= options
+    monkeypatch.setenv("ABRLAB_INTEROP_DIR", str(tmp_path / "nothing"))
+    rc = main(["fidelity", "dashjs", "--movie", "traces/content/demo-6rung-120s.json", "--out", str(tmp_path / "o"),
+               "traces/synthetic/markov-1.json"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "make interop" in err[0], err

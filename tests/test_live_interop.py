@@ -14,7 +14,7 @@ import math
 import pytest
 
 from netem.errors import InputError, UsageError
-from player.cli.commands import interop_live
+from player.cli.interop import live_commands as interop_live
 from player.cli.interop import dashjs as dj
 from player.cli.interop import live
 

@@ -2,7 +2,8 @@
 
 One subcommand per peer, each a `register_PEER(peers)` below backed by a module of
 `player.lab.fidelity` (`sabre`, `pensieve` and `player`, our own HTTP player played in real
-time; `dashjs` is for its owner to add in the same shape). Sabre's judgement and report are
+time), and `dashjs`, the same check as `abrlab interop agreement` (its options and runner,
+`player.cli.commands.interop`), listed here so that every peer is one `abrlab fidelity` away. Sabre's judgement and report are
 the shared ones (`player.lab.fidelity.agreement`: 5% average bitrate and 0.5 s rebuffering);
 Pensieve's compares QoE (its module); the player's the same rung and QoE (`player.lab.prediction`).
 """
@@ -16,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from netem.errors import PlaybackError
+from player.cli.commands import interop
 from player.cli.commands._common import check_policy, parse_params, split_list
 from player.core import presets
 from player.lab.data import BUNDLED
@@ -145,7 +147,20 @@ def register_player(peers: argparse._SubParsersAction) -> None:
 
 
 #: One entry per peer; a new peer adds its `register_PEER` here.
-PEERS = [register_sabre, register_pensieve, register_player]
+def register_dashjs(peers: argparse._SubParsersAction) -> None:
+    p = peers.add_parser(
+        "dashjs", help="dash.js 5 in headless Chromium (after `make interop`)",
+        description="dash.js 5 in headless Chromium plays each TRACE through our shaped edge, beside the "
+                    "simulator under --preset dashjs (dashjs-no-fast-switch with --fast-switch off, "
+                    "dashjs-live with --live): per trace the share of segments at the same rung, the "
+                    "bitrate and stall differences (and latency for live), and how many meet the goals. "
+                    "The same check as `abrlab interop agreement`; a missing Chromium, dash.js or driver "
+                    "is one line and exit 2.")
+    interop.add_agreement_args(p)
+    p.set_defaults(func=interop.run_agreement)
+
+
+PEERS = [register_sabre, register_pensieve, register_player, register_dashjs]
 
 
 def run_sabre(args: argparse.Namespace) -> int:

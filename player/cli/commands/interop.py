@@ -3,7 +3,7 @@
     abrlab interop check
     abrlab interop dashjs --trace F --movie M [--encode-cache DIR] [--max-duration S] [--json]
     abrlab interop agreement --movie M --max-duration S --out DIR TRACE...
-    abrlab interop dashjs|agreement --live [--low-latency] --duration S ...   (interop_live.py)
+    abrlab interop dashjs|agreement --live [--low-latency] --duration S ...   (player/cli/interop/live_commands.py)
 
 `dashjs` prints JSON lines (events, then the summary with `abrlab simulate --json`'s
 fields) with --json; `agreement` plays every trace in dash.js and in the simulator
@@ -22,7 +22,7 @@ from pathlib import Path
 from abr.algorithms.dashjs import RULES
 from netem import content, formats
 from netem.errors import UsageError
-from player.cli.commands import interop_live
+from player.cli.interop import live_commands as interop_live
 from player.cli.commands.simulate import print_summary
 from player.cli.interop.dashjs import InteropUnavailable, chromium_version, find_setup, reassemble, run_session
 from player.core.presets import SessionPreset, get as get_preset, names as presets_names
@@ -43,38 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "and print where each is, as JSON; exit 2 with what is missing and how to get it.")
     c.set_defaults(func=run_check)
 
-    def common(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--movie", required=True,
-                       help="content description whose ladder and segment durations are encoded "
-                            "(Sabre movie JSON, our JSON/TOML, or a Pensieve video_size_N folder)")
-        q.add_argument("--encode-cache", metavar="DIR", default=None,
-                       help="where encoded content is kept, keyed by movie, ladder and duration "
-                            "(default: ~/.cache/abrlab/interop)")
-        q.add_argument("--max-duration", metavar="S", type=float, default=None,
-                       help="encode only the first S seconds of the movie (default: all of it)")
-        q.add_argument("--max-height", metavar="PX", type=int, default=360,
-                       help="encode rungs taller than this scaled down, keeping bitrates (default 360)")
-        q.add_argument("--time-scale", metavar="K", type=float, default=1.0,
-                       help="replay the trace K times faster (experimental; default 1, the only "
-                            "setting agreement figures use)")
-        q.add_argument("--timeout", metavar="S", type=float, default=None,
-                       help="give up on a session after S wall seconds (default 3 × duration + 120)")
-        q.add_argument("--fast-switch", choices=("default", "on", "off"), default="default",
-                       help="dash.js streaming.buffer.fastSwitchEnabled: default (dash.js's own: on for VoD; "
-                            "an up-switch re-fetches buffered segments from the playhead on), on, or off")
-        q.add_argument("--abandonment", choices=("default", "on", "off"), default="default",
-                       help="dash.js's AbandonRequestsRule: default (active), on, or off")
-        q.add_argument("--init", choices=("shaped", "free"), default="shaped",
-                       help="init segments through the shaped link with the trace's latency (shaped, default) "
-                            "or served at once (free: the prediction leaves the dashjs preset's init requests out)")
-        interop_live.add_live_args(q)
-
     d = isub.add_parser("dashjs", help="one dash.js session over a trace",
                         description="Encode (or reuse) content for MOVIE, serve it through the edge shaped by "
                                     "TRACE, play it in dash.js in headless Chromium, and print events and a "
                                     "summary. Exit status 1 when the watchdog fails the run.")
     d.add_argument("--trace", required=True, help="trace file (Mahimahi, Pensieve cooked, Sabre JSON or CSV)")
-    common(d)
+    add_session_args(d)
     d.add_argument("--json", action="store_true", help="print JSON lines: events, then the summary object")
     d.add_argument("--events", metavar="FILE.jsonl", default=None, help="also write the events to this file (default: none)")
     d.set_defaults(func=run_dashjs)
@@ -85,9 +59,45 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "segments at the same rung, the mean-bitrate difference and the stall-time "
                                     "difference. Results go to OUT/agreement.jsonl as they come (a rerun skips "
                                     "traces already there) with each session's events in OUT/.")
+    add_agreement_args(a)
+    a.set_defaults(func=run_agreement)
+
+
+def add_session_args(q: argparse.ArgumentParser) -> None:
+    """The options of a dash.js session (content, encoding, dash.js settings, live), shared by
+    `interop dashjs`, `interop agreement` and `fidelity dashjs`."""
+    q.add_argument("--movie", required=True,
+                   help="content description whose ladder and segment durations are encoded "
+                        "(Sabre movie JSON, our JSON/TOML, or a Pensieve video_size_N folder)")
+    q.add_argument("--encode-cache", metavar="DIR", default=None,
+                   help="where encoded content is kept, keyed by movie, ladder and duration "
+                        "(default: ~/.cache/abrlab/interop)")
+    q.add_argument("--max-duration", metavar="S", type=float, default=None,
+                   help="encode only the first S seconds of the movie (default: all of it)")
+    q.add_argument("--max-height", metavar="PX", type=int, default=360,
+                   help="encode rungs taller than this scaled down, keeping bitrates (default 360)")
+    q.add_argument("--time-scale", metavar="K", type=float, default=1.0,
+                   help="replay the trace K times faster (experimental; default 1, the only "
+                        "setting agreement figures use)")
+    q.add_argument("--timeout", metavar="S", type=float, default=None,
+                   help="give up on a session after S wall seconds (default 3 × duration + 120)")
+    q.add_argument("--fast-switch", choices=("default", "on", "off"), default="default",
+                   help="dash.js streaming.buffer.fastSwitchEnabled: default (dash.js's own: on for VoD; "
+                        "an up-switch re-fetches buffered segments from the playhead on), on, or off")
+    q.add_argument("--abandonment", choices=("default", "on", "off"), default="default",
+                   help="dash.js's AbandonRequestsRule: default (active), on, or off")
+    q.add_argument("--init", choices=("shaped", "free"), default="shaped",
+                   help="init segments through the shaped link with the trace's latency (shaped, default) "
+                        "or served at once (free: the prediction leaves the dashjs preset's init requests out)")
+    interop_live.add_live_args(q)
+
+
+def add_agreement_args(a: argparse.ArgumentParser) -> None:
+    """The options of `interop agreement` (and of `fidelity dashjs`, the same check): traces,
+    a session's options, where results go and the prediction's preset."""
     a.add_argument("traces", nargs="+", metavar="TRACE",
                    help="bandwidth traces to play dash.js and the simulator on (any format abrlab reads)")
-    common(a)
+    add_session_args(a)
     a.add_argument("--out", required=True, metavar="DIR", help="directory for results and event logs")
     a.add_argument("--json", action="store_true", help="print one JSON object with all rows and totals")
     a.add_argument("--preset", default=None, choices=[n for n in presets_names() if n.startswith("dashjs")],
@@ -97,7 +107,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="play nothing: redo the simulator's side of the sessions already in OUT (after a change "
                         "to the policy or the preset), and dash.js's side from what was recorded (OUT/*.raw.json), "
                         "and rewrite the comparison")
-    a.set_defaults(func=run_agreement)
 
 
 def _setup():

@@ -38,7 +38,7 @@ def add_live_args(q: argparse.ArgumentParser) -> None:
                    help="with --live: low-latency DASH (CMAF chunks sent as produced, a ServiceDescription); "
                         "dash.js runs in low-latency mode")
     g.add_argument("--duration", metavar="S", type=float, default=None,
-                   help="with --live (needed): the session's length in seconds, from the first media request")
+                   help="with --live (needed): the session's length in seconds, from the first media request (no default: a live session needs it)")
     g.add_argument("--target-latency", metavar="S", type=float, default=None,
                    help="with --low-latency: the ServiceDescription's target latency (default 3.5)")
     g.add_argument("--chunk-duration", metavar="S", type=float, default=None,
