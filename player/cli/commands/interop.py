@@ -24,7 +24,8 @@ from netem import content, formats
 from netem.errors import UsageError
 from player.cli.interop import live_commands as interop_live
 from player.cli.commands.simulate import print_summary
-from player.cli.interop.dashjs import InteropUnavailable, chromium_version, find_setup, reassemble, run_session
+from player.cli.interop.dashjs import (InteropUnavailable, agreement_rows, chromium_version, find_setup, reassemble,
+                                       run_session)
 from player.core.presets import SessionPreset, get as get_preset, names as presets_names
 from player.core.simulator import SessionSpec, simulate
 
@@ -157,13 +158,8 @@ def run_dashjs(args: argparse.Namespace) -> int:
             return 1
         return 0
     out = _session(args, args.trace, setup)
-    if args.events:
-        with open(args.events, "w") as fh:
-            for e in out.events:
-                fh.write(json.dumps(e) + "\n")
+    _write_events(args, out)
     if args.json:
-        for e in out.events:
-            print(json.dumps(e))
         print(json.dumps(out.summary))
     else:
         print_summary(out.summary)
@@ -339,14 +335,7 @@ def run_agreement(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     res_path = out / "agreement.jsonl"
-    done: dict[str, dict] = {}
-    if res_path.is_file():
-        for line in res_path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-                done[row["trace"]] = row
-            except (ValueError, KeyError):
-                continue
+    done = agreement_rows(res_path)
     rows = []
     for i, trace in enumerate(args.traces):
         if trace in done and done[trace].get("config") == _config(args):

@@ -906,3 +906,17 @@ def reassemble(raw: dict, summary: dict) -> SessionOutput:
 def run(trace_path: str, movie: str, **kw) -> SessionOutput:
     """`run_session` on a fresh event loop (for scripts and tests)."""
     return asyncio.run(run_session(trace_path, movie, **kw))
+
+
+def agreement_rows(path: Path) -> dict[str, dict]:
+    """The rows an earlier `interop agreement` run wrote to `path` (agreement.jsonl), by trace;
+    a line that does not parse (a run killed mid-write) is skipped and its trace played again."""
+    done: dict[str, dict] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+                done[row["trace"]] = row
+            except (ValueError, KeyError, TypeError):
+                continue
+    return done

@@ -20,6 +20,7 @@ import math
 from pathlib import Path
 
 from netem.errors import UsageError
+from player.cli.interop.dashjs import agreement_rows
 from player.cli.interop.live import LiveRun, reassemble_live, run_live_session
 from player.core.presets import SessionPreset, variant
 
@@ -131,14 +132,7 @@ def run_agreement_live(args: argparse.Namespace, run: LiveRun, setup_fn, note, s
     setup = setup_fn()
     out.mkdir(parents=True, exist_ok=True)
     res_path = out / "agreement.jsonl"
-    done: dict[str, dict] = {}
-    if res_path.is_file():
-        for line in res_path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-                done[row["trace"]] = row
-            except (ValueError, KeyError):
-                continue
+    done = agreement_rows(res_path)
     rows = []
     preset = live_preset(run, args.preset)
     for i, trace in enumerate(args.traces):
