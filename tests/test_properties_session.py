@@ -78,11 +78,13 @@ class SessionMachine(RuleBasedStateMachine):
         f = self.pending
         size = int(f.expected_bytes)
         self.core.download_done(self.core.now + latency + transfer, size, latency, transfer)
-        self.media_in += float(self.content.segment_durations_s[f.segment])
+        if not f.refetch:   # a re-fetch (dash.js's fast switching) replaces media buffered or played: none added
+            self.media_in += float(self.content.segment_durations_s[f.segment])
         self.bytes_completed += size
         self.pending = None
-        st_ = self.core.state   # a stall ends with a download, once the buffer holds the resume level
-        assert not st_.stalled[0] or st_.buffer_s[0] < st_.resume_s - 1e-12, "a completed download must end a stall"
+        st_ = self.core.state   # a stall ends with a new segment, once the buffer holds the resume level
+        assert f.refetch or not st_.stalled[0] or st_.buffer_s[0] < st_.resume_s - 1e-12, \
+            "a completed download of a new segment must end a stall"
 
     @precondition(lambda self: self.pending is not None)
     @rule(after=st.floats(0, 6), wasted=st.integers(0, 100_000))
