@@ -157,7 +157,9 @@ def test_periods_of_a_refreshed_mpd_join_the_session():
     s, player, _ = run_bounded(play_live(LiveConfig(period_s=10.0), preset="live", duration=26.0), 60)
     notes = [e.message for e in player.events_log if e.kind == "note"]
     assert any("joins the session" in n for n in notes), notes
-    assert s["complete"] and s["rebuffer_s"] < 0.25 and s["missing"] == 0
+    # a boundary crossed late would stall a whole segment (2 s); the rest is the machine's timing
+    # in real time (0.30 s seen once under a concurrent sweep on the 2-core machine)
+    assert s["complete"] and s["rebuffer_s"] < 0.6 and s["missing"] == 0
     assert not any(e.kind == "failure" for e in player.events_log)
     assert s["segments"] >= 11
 
