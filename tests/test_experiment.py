@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ import pytest
 
 from netem import formats, synth
 from netem.content import save as save_content, synthetic
+from netem.errors import InputError
+from player.core import presets
 from player.lab import sweep as experiment
 from player.cli.main import main
 from player.lab.results import ResultsFile
@@ -268,3 +271,18 @@ def test_a_dask_sweep_stopped_midway_resumes(workload, tmp_path):
     assert len(rows) == 24
     ref, got = rows_by_key(tmp_path / "ref"), rows_by_key(tmp_path / "dask")
     assert ref.keys() == got.keys() and all(ref[k]["chosen"] == got[k]["chosen"] for k in ref)
+
+
+def test_rows_are_not_reused_across_a_change_to_a_preset(workload, tmp_path, monkeypatch):
+    """A row's identity names its preset; a preset redefined (as the default preset gained its
+    6 ms per request) must not let old rows pass for new ones: the run refuses, naming it."""
+    traces, movie = workload
+    sweep = Sweep(traces[:2], movie, ["bba"], presets=["default", "sabre"])
+    out = tmp_path / "out"
+    run_sweep(sweep, out, "inprocess")
+    assert len(run_sweep(sweep, out, "inprocess")) == 4          # unchanged: reused
+    changed = replace(presets.PRESETS["default"], buffer_cap_s=presets.PRESETS["default"].buffer_cap_s + 1)
+    monkeypatch.setitem(presets.PRESETS, "default", changed)
+    with pytest.raises(InputError, match="preset default were computed under an earlier definition"):
+        run_sweep(sweep, out, "inprocess")
+    assert len(run_sweep(sweep, tmp_path / "new", "inprocess")) == 4   # a new folder is fine

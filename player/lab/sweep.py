@@ -215,6 +215,40 @@ def preset_label(preset: str, live: tuple[tuple[str, object], ...]) -> str:
     return preset if not live else f"{preset}[{','.join(f'{k}={v}' for k, v in live)}]"
 
 
+#: beside sessions.csv: each preset's fingerprint, as its rows were computed
+PRESETS_FILE = "presets.json"
+
+
+def preset_fingerprint(group: Group) -> str:
+    """A digest of every setting of the preset a group runs (its live settings applied): a
+    row's identity names the preset, so a change to the preset itself (abrlab's own, from one
+    version to the next) must not let a results folder reuse rows computed under the old one."""
+    name = group.preset.split("[", 1)[0]
+    preset = variant(name, **dict(group.live)) if group.live else get_preset(name)
+    return hashlib.sha256(repr(preset).encode()).hexdigest()[:16]
+
+
+def check_presets(out_dir: Path, groups: Sequence[Group]) -> None:
+    """Refuse to add to `out_dir` when a preset of this sweep has rows there computed under an
+    earlier definition (recorded in PRESETS_FILE); record this sweep's presets otherwise.
+    A folder from before the record existed is taken as current."""
+    path = out_dir / PRESETS_FILE
+    try:
+        known = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read the presets' record ({exc}); remove it to start the record anew") from None
+    if not isinstance(known, dict):
+        raise InputError(f"{path}: not a JSON object; remove it to start the record anew")
+    now = {g.preset: preset_fingerprint(g) for g in groups}
+    changed = sorted(p for p, h in now.items() if known.get(p, h) != h)
+    if changed:
+        raise InputError(f"{out_dir}: its rows for preset {', '.join(changed)} were computed under an earlier "
+                         "definition of that preset (abrlab has changed it since); give another --out, or remove "
+                         "the folder to compute them again")
+    if any(known.get(p) != h for p, h in now.items()):
+        write_text_safely(path, json.dumps({**known, **now}, indent=1, sort_keys=True) + "\n")
+
+
 def preset_of(chunk: Chunk):
     """The preset a chunk runs (its live settings applied)."""
     name = chunk.preset.split("[", 1)[0]
@@ -410,6 +444,7 @@ def run_sweep(sweep: Sweep, out_dir: Path, executor: str = "process", jobs: int 
         out_dir.mkdir(parents=True, exist_ok=True)
         with locked(out_dir):
             return run_sweep(sweep, out_dir, executor, jobs, on_progress, chunk_size, warn, False, groups)
+    check_presets(out_dir, groups)
     results = ResultsFile(out_dir / "sessions.csv")
     table = SessionTable(sweep.qoe)
     results.load(table.add_fields, warn)
