@@ -17,7 +17,9 @@ from abr.algorithms.sabre_rules import bola_choice, bola_scores, fitting_rung, l
 from abr.base import state_rows
 from netem.link import Link, PRESETS
 from netem.trace import Trace
-from player.core.simulator import StepRecords
+from player.core.simulator import RECORDS, SessionSpec, simulate_batch
+from player.lab.data import bundled_paths
+from player.lab.sweep import _movie, _trace
 
 
 def solve_reference(tree: mpc.SequenceTree, buffer_s, dt_s, last, heff, mu, seg_s):
@@ -104,17 +106,22 @@ def test_state_rows_is_a_slice_only_for_every_session_in_order():
     assert isinstance(state_rows(np.arange(0), 0), np.ndarray)
 
 
-def test_step_records_transpose_on_first_use():
-    rng = np.random.default_rng(3)
-    by_step = {k: rng.random((7, 4)) for k in ("a", "b", "c")}
-    rec = StepRecords(by_step)
-    assert len(rec) == 3 and set(rec) == {"a", "b", "c"} and "a" in rec and "z" not in rec
-    for k, v in by_step.items():
-        assert rec[k].shape == (4, 7) and rec[k].flags.c_contiguous and np.array_equal(rec[k], v.T)
-    rec["a"] = np.zeros((4, 7), dtype=np.int64)
-    assert rec["a"].dtype == np.int64 and len(rec) == 3
-    del rec["b"]
-    assert set(rec) == {"a", "c"}
+def test_batch_records_are_per_session_rows():
+    """The lockstep writes (K, n), one row per step; a batch returns (n, K), C-contiguous,
+    each session's row the same as its own result's, the sizes whole bytes."""
+    traces, movie = bundled_paths()
+    specs = [SessionSpec(_trace(traces[i % len(traces)]), _movie(movie), "bola", {}, None, "sabre") for i in range(4)]
+    res = simulate_batch(specs)
+    K = res.chosen.shape[1]
+    assert set(RECORDS) <= set(res.records)
+    for k in RECORDS:
+        rec = res.records[k]
+        assert rec.shape == (4, K) and rec.flags.c_contiguous, k
+    assert res.records["size"].dtype == np.int64
+    for i in range(4):
+        one = simulate_batch(specs[i:i + 1])
+        for k in RECORDS:
+            assert np.array_equal(res.records[k][i], one.records[k][0]), k
 
 
 def test_the_link_gathers_again_for_an_index_array_changed_in_place():
@@ -154,10 +161,6 @@ def test_session_metrics_in_blocks_are_the_metrics_in_one_pass(monkeypatch, skip
 
 
 def test_a_batch_keeping_no_records_has_the_same_metrics():
-    from player.core.simulator import SessionSpec, simulate_batch
-    from player.lab.data import bundled_paths
-    from player.lab.sweep import _movie, _trace
-
     traces, movie = bundled_paths()
     for preset, abr in (("sabre-abandon", "bola"), ("dashjs", "dashjs"), ("default", "bolae"), ("live", "dashjs")):
         specs = [SessionSpec(_trace(traces[i % len(traces)]), _movie(movie), abr, {}, None, preset) for i in range(9)]

@@ -18,9 +18,8 @@ over the same batch instead: requests cut at the session's duration, live record
 """
 from __future__ import annotations
 
-from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Collection, Iterator, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 import numpy as np
 
@@ -454,42 +453,6 @@ class _Batch:
         return rung
 
 
-class StepRecords(MutableMapping):
-    """The batch's (n, K) records, each transposed from the lockstep's (K, n) layout on first
-    use and kept. The sweep reads only the rebuffers (and the rungs, transposed apart), so the
-    other records — 8 MB each for 5,000 sessions of a 199-segment movie — are never copied:
-    the eight transposes were a tenth of a 5,000-session batch's time."""
-
-    def __init__(self, by_step: dict[str, np.ndarray]) -> None:
-        self._by_step = dict(by_step)          # name -> (K, n), not yet transposed
-        self._done: dict[str, np.ndarray] = {}  # name -> (n, K)
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        if name not in self._done:
-            self._done[name] = np.ascontiguousarray(self._by_step.pop(name).T)
-        return self._done[name]
-
-    def __setitem__(self, name: str, value: np.ndarray) -> None:
-        self._by_step.pop(name, None)
-        self._done[name] = value
-
-    def __delitem__(self, name: str) -> None:
-        if name in self._done:
-            del self._done[name]
-        else:
-            del self._by_step[name]
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._done or name in self._by_step
-
-    def __iter__(self) -> Iterator[str]:
-        yield from list(self._done)
-        yield from [k for k in list(self._by_step) if k not in self._done]
-
-    def __len__(self) -> int:
-        return len(self._done) + len(self._by_step)
-
-
 @dataclass
 class BatchResult:
     """What a batch of sessions did, as arrays over (session, segment): the simulator's own
@@ -498,7 +461,7 @@ class BatchResult:
 
     specs: Sequence[SessionSpec]
     chosen: np.ndarray           # (n, K) rung per segment
-    records: MutableMapping[str, np.ndarray]   # (n, K) each: download, latency, rebuffer, buffer, wait, request, size, init
+    records: dict[str, np.ndarray]   # (n, K) each: download, latency, rebuffer, buffer, wait, request, size, init
     startup_s: np.ndarray        # (n,)
     session_s: np.ndarray        # (n,)
     stall_count: np.ndarray      # (n,)
@@ -576,7 +539,8 @@ def simulate_batch(specs: Sequence[SessionSpec], on_decision: DecisionHook | Non
     if preset.play_out_at_end and live is None:
         st.play_out()
     plan = batch.plan
-    records = StepRecords({k: a for k, a in batch.rec.items() if k in batch.kept or k not in RECORDS})
+    # (n, K) each; a record not kept is not transposed (the sweep keeps only what the metrics read)
+    records = {k: np.ascontiguousarray(a.T) for k, a in batch.rec.items() if k in batch.kept or k not in RECORDS}
     fs = batch.rules.fast
     if fs is not None:  # fast switching: the versions that played; the others are wasted
         batch.chosen = fs.played_rung.T
