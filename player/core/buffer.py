@@ -50,7 +50,11 @@ class BufferState:
         """Per row: the media that can play before playback stops (the buffer above the floor;
         none while a stall holds), and whether a stall holds (stalled, the buffer short of
         `resume_s`)."""
-        buf = self.buffer_s[rows]
+        return self._playable(self.buffer_s[rows], rows)
+
+    def _playable(self, buf: np.ndarray, rows: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
+        if self.floor_s == 0.0 and self.resume_s == 0.0:   # every preset but a browser's: all of it, never held
+            return buf, np.zeros(np.shape(buf), dtype=bool)
         held = self.stalled[rows] & (buf < self.resume_s - 1e-12)
         return np.where(held, 0.0, np.maximum(buf - self.floor_s, 0.0)), held
 
@@ -63,7 +67,7 @@ class BufferState:
         dt = np.asarray(dt, dtype=np.float64)
         buf = self.buffer_s[rows]
         moving = self.playing[rows] & ~self.paused[rows]
-        usable, held = self.playable(rows)
+        usable, held = self._playable(buf, rows)
         if rate is None:
             drained = np.where(moving, np.minimum(usable, dt), 0.0)
             stall = np.where(moving, dt - drained, 0.0)
@@ -88,7 +92,10 @@ class BufferState:
         """A download completed: its media joins the buffer; a stall ends (once `resume_s` is
         buffered); playback may start."""
         self.buffer_s[rows] += media_s
-        self.stalled[rows] = self.stalled[rows] & (self.buffer_s[rows] < self.resume_s - 1e-12)
+        if self.resume_s > 0.0:
+            self.stalled[rows] = self.stalled[rows] & (self.buffer_s[rows] < self.resume_s - 1e-12)
+        else:
+            self.stalled[rows] = False
         start = ~self.playing[rows] & (self.buffer_s[rows] >= startup_threshold_s - 1e-12)
         if np.any(start):
             playing = self.playing[rows]
