@@ -62,6 +62,46 @@ def test_mpc_solve_is_the_level_by_level_search(R, H, uniform):
     assert np.array_equal(got[1], want[1])
 
 
+def test_mpc_last_level_keeps_only_digits_that_can_be_least():
+    # 3 rungs 1, 2, 4 Mbit/s, smoothness 1: digit d is rung 2 - d. After the lowest rung
+    # (p = 2) every rung costs -1 (bitrate gained = smoothness paid): the lowest, fastest
+    # one wins them all. After the top rung (p = 0) each lower rung costs less QoE-wise but
+    # is faster: nothing is dominated.
+    tree = mpc.SequenceTree(np.array([1e6, 2e6, 4e6]), 2, 1.0)
+    dt = np.array([[4.0, 4.5], [2.0, 2.2], [1.0, 1.1]], dtype=np.float32)   # (digit, session)
+    keep = mpc.undominated_digits(tree.incT, dt)
+    assert [k.tolist() for k in keep] == [[0, 1, 2], [1, 2], [2]]
+    # one session where the middle rung downloads slower than the top: it is kept after p = 1
+    dt[1, 1] = np.float32(5.0)
+    keep = mpc.undominated_digits(tree.incT, dt)
+    assert [k.tolist() for k in keep] == [[0, 1, 2], [0, 1, 2], [2]]
+    # equal download times and costs: one of the two is kept, never both left out
+    tree = mpc.SequenceTree(np.array([1e6, 1e6]), 2, 1.0)
+    keep = mpc.undominated_digits(tree.incT, np.ones((2, 3), dtype=np.float32))
+    assert all(k.size == 1 for k in keep)
+
+
+@pytest.mark.parametrize("R,H,smooth", [(6, 5, 1.0), (4, 3, 1.0), (5, 4, 0.5), (10, 3, 1.0)])
+def test_mpc_solve_with_pruned_last_level_is_the_full_search(R, H, smooth):
+    """Download times that grow with the rung, as real segment sizes do, so the last level
+    skips most (prefix, digit) pairs; some sessions' sizes out of order, some forbidden rungs."""
+    rng = np.random.default_rng(R * 10 + H)
+    n = 611
+    bitrates = np.sort(rng.uniform(0.2e6, 5e6, R))
+    tree = mpc.SequenceTree(bitrates, H, smooth)
+    sizes = bitrates[None, None, :] * rng.uniform(0.7, 1.3, (n, H, 1))       # (n, H, R) in rung order
+    sizes[:40] *= rng.uniform(0.8, 1.2, (40, H, R))                          # out of order
+    dt = (sizes / rng.uniform(0.3e6, 6e6, (n, 1, 1))).astype(np.float32)
+    dt[rng.random((n, H, R)) < 0.02] = np.inf
+    buffer_s = rng.uniform(0, 20, n)
+    last = rng.integers(-1, R, n)
+    heff = np.full(n, H, dtype=np.int64)
+    got = mpc.solve(tree, buffer_s, dt, last, heff, 4.3, 4.0)
+    want = solve_reference(tree, buffer_s, dt, last, heff, 4.3, 4.0)
+    assert np.array_equal(got[0], want[0])
+    assert np.array_equal(got[1], want[1])
+
+
 def test_bola_choice_is_the_masked_argmax_of_the_scores():
     rng = np.random.default_rng(1)
     n, R = 500, 7

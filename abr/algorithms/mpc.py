@@ -25,7 +25,11 @@ Vectorised: the sequences form a tree whose level h holds every prefix of length
 maximum). Each level costs a few array passes over (sessions × rungs^(h+1)), sessions in
 chunks that fit the CPU cache, float32, with workspaces kept between calls. The bitrate
 and smoothness terms do not depend on the session and are folded into per-level
-increment tables; only the buffer simulation is per session.
+increment tables; only the buffer simulation is per session. The last level is only ever
+minimised over, so a last segment that another is at least as good as in both terms (no
+more costly, no slower, for every session of the block) is never evaluated
+(`undominated_digits`); the minima, and so the choices, are bit for bit those of the full
+search.
 """
 from __future__ import annotations
 
@@ -166,15 +170,19 @@ def chunk_rows(R: int, H: int) -> int:
     return int(max(1, min(256, (1 << 17) // max(1, R ** H))))
 
 
-#: sessions per block of `solve` (the block's widest arrays, R^(H-1) prefixes of each, stay
-#: within a core's L2 cache; measured best at 64-128 for 6 rungs, horizon 5)
-BLOCK_BYTES = 1 << 19
+#: bytes of a level per block of `solve`: the widest array a block builds (R^(H-1) prefixes of
+#: each of its sessions when the last level is reduced as it is built) near this size.
+#: Measured on envivio (6 rungs, horizon 5): 512 kB (101 sessions) 10.0 µs per decision,
+#: 1 MB 7.9 µs, 2 MB (404 sessions) 6.5 µs, 4 MB 7.1 µs — the last level's loops, one
+#: (prefix digit, appended digit) pair at a time (`undominated_digits`), run over
+#: R^(H-2) prefixes × the block's sessions, and want that long.
+BLOCK_BYTES = 1 << 21
 
 
-def block_rows(R: int, H: int) -> int:
-    """Sessions per block of `solve`: its widest arrays (R^(H-1) float32 per session) near
+def block_rows(R: int, widest: int) -> int:
+    """Sessions per block of `solve`: its widest arrays (R^widest float32 per session) near
     `BLOCK_BYTES`, at least 32 sessions (the inner loops run over sessions)."""
-    return int(max(32, min(4096, BLOCK_BYTES // (4 * max(1, R ** max(H - 1, 0))))))
+    return int(max(32, min(4096, BLOCK_BYTES // (4 * max(1, R ** max(widest, 0))))))
 
 
 def _view(buf: np.ndarray, *shape: int) -> np.ndarray:
@@ -205,27 +213,56 @@ def _grow_t(tree: SequenceTree, h: int, C: np.ndarray, Q: np.ndarray, dtd_h: np.
     return X.reshape(N * R, c), Qn
 
 
+def undominated_digits(incT: np.ndarray, dtd_h: np.ndarray) -> list[np.ndarray]:
+    """Per last digit p of a prefix, the digits worth appending at the last level: those no
+    other digit dominates for every session of the block.
+
+    At the last level only the least cost over the appended digit d counts, and that cost,
+    max(fl(fl(C − Q) + fl(dt_d + inc[d, p])), fl(C + inc[d, p])), never falls as dt_d or
+    inc[d, p] grows (float addition and max are monotone). So a digit d2 with another d1 at
+    most as costly in both, inc[d1, p] <= inc[d2, p] and dt_d1 <= dt_d2 for every session,
+    can never be the only least one: leaving it out changes no minimum, bit for bit. Ties go
+    to the lower rung (the larger digit), which keeps the relation a strict order. Whenever
+    the previous rung is below the top, every rung above it costs the same (the bitrate gained
+    is the smoothness paid) and only the lowest of them, the fastest, is kept: 21 of 36 pairs
+    for 6 rungs. `incT` (d, p), `dtd_h` (d, c) the block's download times."""
+    R = incT.shape[0]
+    with np.errstate(invalid="ignore"):
+        dt_le = np.all(dtd_h[:, None, :] <= dtd_h[None, :, :], axis=2)           # [d1, d2]
+    inc = incT.T                                                                  # [p, d]
+    le = inc[:, :, None] <= inc[:, None, :]                                       # [p, d1, d2]
+    lt = inc[:, :, None] < inc[:, None, :]
+    later = np.arange(R)[:, None] > np.arange(R)[None, :]                         # d1 > d2
+    dominated = np.any(le & dt_le[None] & (lt | later[None]), axis=1)            # [p, d2]
+    return [np.flatnonzero(~row) for row in dominated]
+
+
 def _grow_min_t(tree: SequenceTree, h: int, C: np.ndarray, Q: np.ndarray, dtd_h: np.ndarray,
                 work: list[np.ndarray]) -> np.ndarray:
     """The last level, reduced as it is built, sessions innermost: per prefix of the level
     before ((N, c) in), the least cost over the digit appended ((N, c) out, in work[5]) —
     what `_grow_t` then a minimum over its top digit give, the same sums and maxima one
-    digit at a time, without the (N·R, c) arrays."""
+    digit at a time, without the (N·R, c) arrays, and only for the digits that can be least
+    (`undominated_digits`)."""
     R = tree.R
     N, c = C.shape
     inner = N // R
     A = np.subtract(C, Q, out=_view(work[2 + h % 2], N, c)).reshape(R, inner, c)
     Cr = C.reshape(R, inner, c)
     D = dtd_h[:, None, :] + tree.incT[:, :, None]                       # (d, p, c)
-    X = _view(work[h % 2], R, inner, c)
-    Y = _view(work[4], R, inner, c)
+    X = _view(work[h % 2], inner, c)
+    Y = _view(work[4], inner, c)
     best = _view(work[5], R, inner, c)
-    for d in range(R):
-        np.add(A, D[d][:, None, :], out=X)
-        np.add(Cr, tree.incT[d][:, None, None], out=Y)
-        np.maximum(X, Y, out=best if d == 0 else X)
-        if d:
-            np.minimum(best, X, out=best)
+    for p, digits in enumerate(undominated_digits(tree.incT, dtd_h)):
+        b = best[p]
+        for i, d in enumerate(digits):
+            np.add(A[p], D[d, p], out=X)
+            np.add(Cr[p], tree.incT[d, p], out=Y)
+            if i == 0:
+                np.maximum(X, Y, out=b)
+            else:
+                np.maximum(X, Y, out=X)
+                np.minimum(b, X, out=b)
     return best.reshape(N, c)
 
 
@@ -260,10 +297,11 @@ def solve(tree: SequenceTree, buffer_s: np.ndarray, dt_s: np.ndarray, last: np.n
     dtd = np.empty((upto, R, n), dtype=F32)
     np.multiply(dt_s[:, :upto, ::-1].transpose(1, 2, 0), mu, out=dtd, casting="unsafe")
     muL = F32(mu * seg_s)
-    c = block_rows(R, upto)
+    widest = upto - 1 if uniform else upto
+    c = block_rows(R, widest)
     # six workspaces of the widest level a block builds, kept per tree and thread: a decision
     # allocating and freeing megabytes per block spent as long in page faults as in arithmetic
-    width = R ** (upto - 1 if uniform else upto) * min(c, n)
+    width = R ** widest * min(c, n)
     work = tree.workspace_t(width)
     for lo in range(0, n, c):
         hi = min(n, lo + c)
