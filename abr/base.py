@@ -168,7 +168,7 @@ class Policy:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         reserved = {"name", "params", "ladder", "n_sessions", "last_info", "last_delay_s", "PARAMS",
-                    "ABANDON_IS_PURE"}
+                    "ABANDON_IS_PURE", "ABANDON_SCANS"}
         for p in cls.PARAMS:  # a parameter stored as an attribute must not hide a method
             attr = getattr(cls, p.name, None)
             if p.name in reserved or callable(attr) or isinstance(attr, property):
@@ -231,6 +231,13 @@ class Policy:
     #: points of a download's progress in one call and apply only the first answer per row
     #: with `abandon_taken` — the same result as offering them one by one, in fewer calls.
     ABANDON_IS_PURE: ClassVar[bool] = False
+
+    #: True when `abandon` takes several progress points per row in one call — the offers
+    #: grouped by row, in time order — and answers each as if they came one by one: a row's
+    #: state runs through its offers, and its first abandonment ends its group (the offers
+    #: after it answer -1 and change nothing). A simulator may then offer a stateful rule
+    #: many points at once, as it does a pure one.
+    ABANDON_SCANS: ClassVar[bool] = False
 
     def abandon_answer(self, progress: Progress) -> np.ndarray:
         """The rung each offer would be abandoned for (-1: carry on), without side effects."""

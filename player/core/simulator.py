@@ -37,7 +37,8 @@ from player.core.rules import (MAX_ATTEMPTS, DecisionHook, SegmentPlan, SessionR
                                delivered_bytes, next_offer_s, payload_link)
 from player.core.summary import row_summary, session_metrics
 
-#: progress points per row offered in one call to a pure abandonment rule (see `abr.Policy.ABANDON_IS_PURE`)
+#: progress points per row offered in one call to a pure or scanning abandonment rule (see
+#: `abr.Policy.ABANDON_IS_PURE` and `ABANDON_SCANS`)
 OFFERS_IN_BULK = 32
 
 
@@ -374,7 +375,8 @@ class _Batch:
             pending = np.arange(live.size)
             # a pure abandonment rule on a fixed schedule is offered several progress points
             # per row in one call (identical answers, fewer calls); otherwise one at a time
-            bulk = OFFERS_IN_BULK if (self.policy.ABANDON_IS_PURE and p.abandon_min_bytes <= 0) else 1
+            pure = self.policy.ABANDON_IS_PURE
+            bulk = OFFERS_IN_BULK if ((pure or self.policy.ABANDON_SCANS) and p.abandon_min_bytes <= 0) else 1
             j = 1
             while pending.size:
                 if bulk > 1:
@@ -397,7 +399,7 @@ class _Batch:
                                     elapsed_s=e, buffer_s=level, segment_duration_s=seg_s,
                                     sizes_bytes=np.broadcast_to(seg_sizes, (rows.size, seg_sizes.size)),
                                     mask=rules.mask[rows], request_latency_s=np.minimum(lat[offer], e))
-                if bulk > 1:
+                if bulk > 1 and pure:
                     answer = np.asarray(self.policy.abandon_answer(prog), dtype=np.int64)
                     accepted = accept_abandon(answer, rung[rows])
                     # the first accepted offer of each row (offers are grouped by row, in time order)
@@ -408,7 +410,7 @@ class _Batch:
                         hit[firsts] = True
                         self.policy.abandon_taken(prog, hit, answer)
                     new = answer
-                else:
+                else:   # one offer per row, or a scanning rule's: at most one abandonment per row
                     new = np.asarray(self.policy.abandon(prog), dtype=np.int64)
                     hit = accept_abandon(new, rung[rows])
                 decided[offer[hit]] = new[hit]

@@ -56,48 +56,79 @@ class AbandonRequestsRule:
     def should_abandon(self, progress: Progress, bitrates_bps: np.ndarray) -> SwitchRequest:
         """The rung to refetch at per in-flight download, NO_CHANGE to carry on. Reason:
         `throughput_bps`, the rate measured since the first progress event (whole kbit/s),
-        and `measured_s`, the time it was measured over."""
+        and `measured_s`, the time it was measured over.
+
+        The offers may hold several progress points of a session, grouped by session in time
+        order (`abr.Policy.ABANDON_SCANS`): each is answered as if offered one by one — the
+        rule's state (the first event, the events counted, the packets seen) is a running
+        count within each group — and a group ends at its first abandonment: the offers after
+        it answer NO_CHANGE and leave no trace in the state."""
         s = np.asarray(progress.sessions, dtype=np.int64)
         n = s.size
         out = no_change(n)
+        if n == 0:
+            return SwitchRequest(out, {"throughput_bps": np.zeros(0), "measured_s": np.zeros(0)})
         done = np.asarray(progress.bytes_done, dtype=np.float64)
         total = np.asarray(progress.bytes_total, dtype=np.float64)
         elapsed = np.asarray(progress.elapsed_s, dtype=np.float64)
         rung = np.asarray(progress.rung, dtype=np.int64)
         buf = np.asarray(progress.buffer_s, dtype=np.float64)
+        at = np.arange(n)
+        starts = np.flatnonzero(np.concatenate([[True], s[1:] != s[:-1]]))   # each group's first offer
+        ends = np.append(starts[1:], n) - 1
+        g = np.repeat(np.arange(starts.size), np.diff(np.append(starts, n)))  # the group of each offer
+        gs = s[starts]
         # a download this rule has not seen yet (its clock went back): forget the last one's start
-        fresh = ~(elapsed >= self.last_e[s])
-        self.first_t[s] = np.where(fresh, np.nan, self.first_t[s])
-        self.traces[s] = np.where(fresh, 0, self.traces[s])
-        self.units[s] = np.where(fresh, 0.0, self.units[s])
-        self.last_e[s] = elapsed
+        fresh = ~(elapsed[starts] >= self.last_e[gs])
+        first_t0 = np.where(fresh, np.nan, self.first_t[gs])
+        traces0 = np.where(fresh, 0, self.traces[gs])
+        units0 = np.where(fresh, 0.0, self.units[gs])
         # a progress event (a trace of the request) when at least one more packet has arrived
-        # since the last; the first one sets firstByteDate and its bytes are left out of the rate
+        # than at any earlier offer; the first one sets firstByteDate and its bytes are left
+        # out of the rate
         units = np.floor(done / self.progress_unit_bytes)
-        event = units > self.units[s]
-        self.units[s] = np.where(event, units, self.units[s])
-        self.traces[s] += event
-        first = np.isnan(self.first_t[s]) & event
-        self.first_t[s] = np.where(first, elapsed, self.first_t[s])
-        self.first_b[s] = np.where(first, done, self.first_b[s])
-        since = elapsed - self.first_t[s]  # NaN until bytes flow
+        offset = g * 2.0 ** 32                 # running maxima that restart with each group
+        upto = np.maximum.accumulate(units + offset) - offset
+        before = np.concatenate([[-np.inf], upto[:-1]])
+        before[starts] = -np.inf
+        seen_units = np.maximum(units0[g], before)
+        event = units > seen_units
+        counted = np.cumsum(event)
+        traces = traces0[g] + counted - (counted - event)[starts][g]
+        first_event = np.minimum.reduceat(np.where(event, at, n), starts)[g]
+        had = ~np.isnan(first_t0[g])
+        begun = first_event <= at
+        fe = np.minimum(first_event, n - 1)
+        first_t = np.where(had, first_t0[g], np.where(begun, elapsed[fe], np.nan))
+        first_b = np.where(had, self.first_b[gs][g], np.where(begun, done[fe], self.first_b[gs][g]))
+        since = elapsed - first_t  # NaN until bytes flow
         # the rule runs on progress events only (AbrController._onFragmentLoadProgress)
         live = (event & (buf <= self.buffer_time_default_s) & (since > self.min_time_s)
-                & (self.traces[s] >= self.min_samples)
+                & (traces >= self.min_samples)
                 & (done > 0) & (done < total) & (rung > 0) & ~self.abandoned[s])
-        if not live.any():
-            return SwitchRequest(out, {"throughput_bps": np.full(n, np.nan), "measured_s": np.full(n, np.nan)})
-        with np.errstate(divide="ignore", invalid="ignore"):
-            kbps = js_round((done - self.first_b[s]) * 8.0 / np.maximum(since * 1000.0, 1.0))
-            projected = total * 8.0 / kbps / 1000.0
-        slow = live & (projected >= self.multiplier * progress.segment_duration_s)
-        target = optimal_rung(kbps * 1000.0, bitrates_bps)
-        mask = np.asarray(progress.mask, dtype=bool)
-        idx = np.where(mask, np.arange(mask.shape[1]), -1)
-        target = np.maximum.accumulate(idx, axis=1)[np.arange(n), target]
-        new_total = total * bitrates_bps[np.maximum(target, 0)] / bitrates_bps[rung]
-        ok = slow & (target >= 0) & (target < rung) & (total - done > new_total)
-        out[ok] = target[ok]
+        ok = np.zeros(n, dtype=bool)
+        kbps = np.full(n, np.nan)
+        if live.any():
+            with np.errstate(divide="ignore", invalid="ignore"):
+                kbps = js_round((done - first_b) * 8.0 / np.maximum(since * 1000.0, 1.0))
+                projected = total * 8.0 / kbps / 1000.0
+            slow = live & (projected >= self.multiplier * progress.segment_duration_s)
+            target = optimal_rung(kbps * 1000.0, bitrates_bps)
+            mask = np.asarray(progress.mask, dtype=bool)
+            idx = np.where(mask, np.arange(mask.shape[1]), -1)
+            target = np.maximum.accumulate(idx, axis=1)[at, target]
+            new_total = total * bitrates_bps[np.maximum(target, 0)] / bitrates_bps[rung]
+            ok = slow & (target >= 0) & (target < rung) & (total - done > new_total)
+            first_ok = np.minimum.reduceat(np.where(ok, at, n), starts)
+            ok &= at == first_ok[g]
+            out[ok] = target[ok]
+            ends = np.where(first_ok < n, first_ok, ends)
+        # the state as the last offer answered leaves it
+        self.last_e[gs] = elapsed[ends]
+        self.units[gs] = np.maximum(seen_units[ends], units[ends])
+        self.traces[gs] = traces[ends]
+        self.first_t[gs] = first_t[ends]
+        self.first_b[gs] = first_b[ends]
         self.abandoned[s[ok]] = True
         return SwitchRequest(out, {"throughput_bps": np.where(live, kbps * 1000.0, np.nan),
                                    "measured_s": np.where(live, since, np.nan)})

@@ -29,6 +29,8 @@ class DashJs(Policy):
     switch-history and abandonment rules, with dash.js's shipped settings. In low-latency
     mode (chunked segments) the insufficient-buffer rule is off, as dash.js 5 skips it there."""
 
+    ABANDON_SCANS = True    # the abandonment rule runs through many progress points per call
+
     PARAMS = (
         Param("strategy", "dynamic", "-", "dynamic (dash.js default: BOLA and throughput rule both "
               "active), bola (only BolaRule) or throughput (only ThroughputRule)"),
