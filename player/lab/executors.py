@@ -246,24 +246,31 @@ def _run_pool(work: Callable[[T], R], items: Sequence[T], on_result: Callable[[T
         return WorkerLost(f"a worker process died ({how}); the sessions it was simulating were not saved "
                            "(re-run to resume)")
 
+    draining = [False]                 # stopping: finished results are saved, nothing new goes out
+
+    # A stop signal waits (`deferred`) while a message is half sent or half read, and while a
+    # result is saved: a pipe left mid-message would block the drain below forever.
     def hand_out(w: int) -> None:
-        if todo:
-            i = todo.popleft()
-            try:
-                pool.conns[w].send((i, items[i]))
-            except OSError:
-                raise died(w) from None
-            busy[w] = i
+        if todo and not draining[0]:
+            with deferred():
+                i = todo.popleft()
+                try:
+                    pool.conns[w].send((i, items[i]))
+                except OSError:
+                    raise died(w) from None
+                busy[w] = i
 
     def receive(w: int) -> None:
-        try:
-            kind, i, payload = pool.conns[w].recv()
-        except (EOFError, OSError):
-            raise died(w) from None
-        del busy[w]
-        if kind == "error":
-            raise payload
-        on_result(items[i], payload)
+        with deferred():
+            try:
+                kind, i, payload = pool.conns[w].recv()
+            except (EOFError, OSError):
+                raise died(w) from None
+            del busy[w]
+            if kind == "error":
+                raise payload
+            hand_out(w)             # the worker goes on while its result is saved here
+            on_result(items[i], payload)
 
     try:
         for w in range(len(pool.procs)):
@@ -274,7 +281,6 @@ def _run_pool(work: Callable[[T], R], items: Sequence[T], on_result: Callable[[T
             for c in ready:
                 if c in conn_of:
                     receive(conn_of[c])
-                    hand_out(conn_of[c])
             for w in list(busy):
                 if pool.procs[w].exitcode is not None and not pool.conns[w].poll(0):
                     raise died(w)
@@ -282,6 +288,7 @@ def _run_pool(work: Callable[[T], R], items: Sequence[T], on_result: Callable[[T
     except BaseException:
         # save what finished meanwhile (a result in flight gets DRAIN_S to land), then stop the
         # rest without waiting for them
+        draining[0] = True
         while busy:
             ready = wait_ready([pool.conns[w] for w in busy], timeout=DRAIN_S)
             if not ready:
