@@ -123,14 +123,17 @@ def test_a_pure_abandonment_rule_offered_in_bulk_equals_one_offer_at_a_time(monk
     """Offering several progress points per call to a pure rule (ABANDON_IS_PURE) must give
     what offering them one by one gives: same rungs, stalls, wasted bytes, abandonments."""
     c = synthetic(duration_s=60, segment_duration_s=2, seed=3)
-    traces = [markov(seed=s, duration_s=200.0, min_rate_bps=0.2e6, max_rate_bps=5e6) for s in range(12)]
-    for name in ("throughput", "bolae", "dynamic"):
-        specs = [SessionSpec(t, c, name, preset="default") for t in traces]
+    traces = [markov(seed=s, duration_s=200.0, min_rate_bps=0.05e6, max_rate_bps=10e6, step_s=0.5)
+              for s in range(12)]
+    for name, preset in (("throughput", "default"), ("bolae", "default"), ("dynamic", "default"),
+                         ("sabre-throughput", "default"), ("sabre-bola", "default"), ("sabre-bolae", "default"),
+                         ("sabre-dynamic", "default"), ("sabre-dynamicdash", "default"), ("bola", "sabre-abandon")):
+        specs = [SessionSpec(t, c, name, preset=preset) for t in traces]
         bulk = simulate(specs)
         monkeypatch.setattr(simulator, "OFFERS_IN_BULK", 1)
         one = simulate(specs)
         monkeypatch.undo()
-        assert sum(r.abandons for r in one) > 0, "the case must exercise abandonment"
+        assert sum(r.abandons for r in one) > 0, f"{name}: the case must exercise abandonment"
         for a, b in zip(bulk, one):
             assert a.chosen.tolist() == b.chosen.tolist()
             assert a.rebuffer_s.tolist() == b.rebuffer_s.tolist()

@@ -178,6 +178,17 @@ def test_throughput_abandonment():
     assert p.abandon(progress(3, 1_900_000, 2_000_000, 3.5, 0.1, 10.0))[0] == -1
 
 
+def test_time_on_an_abandoned_attempt_is_no_full_buffer_wait():
+    """Decide at t = 10 s; the download is abandoned after 1 s (as above), the refetch takes
+    0.2 s + 1 s, the next decision comes at t = 12.9 s: of the 2.9 s, 0.7 s were a wait for
+    room (Sabre's loop counts the abandoned second as download time, not as a wait)."""
+    p = policy("sabre-throughput")
+    p.select(obs(20.0, [(10e6, 1.0, 0.1)], k=1, t=10.0))
+    assert p.abandon(progress(3, 200_000, 2_000_000, 1.0, 0.1, 10.0))[0] == 0
+    p.select(obs(20.0, [(10e6, 1.0, 0.1), (5e6, 1.0, 0.2)], k=2, t=12.9))
+    assert p.last_info["wait_s"][0] == pytest.approx(0.7)
+
+
 # -- BOLA-E -------------------------------------------------------------------------------------------
 def test_bolae_starts_by_throughput_with_a_placeholder():
     """5 Mbit/s → rung 2; BOLA-E's minimum level for rung 2 is V·(γp + 1) = 10 + V (its

@@ -126,23 +126,30 @@ class SabrePolicy(Policy):
                           "delay_s": delay, **self._info(s)}
         return q
 
-    def abandon(self, progress: Progress) -> np.ndarray:
-        if self.ladder is None:
-            return super().abandon(progress)
+    #: Every Sabre abandonment rule answers from the offer and from state that changes only
+    #: at a decision or when an abandonment is taken (`abandon_taken`): a simulator may offer
+    #: it many progress points at once.
+    ABANDON_IS_PURE = True
+
+    def abandon_answer(self, progress: Progress) -> np.ndarray:
         s = np.asarray(progress.sessions)
+        if self.ladder is None:
+            return np.full(s.shape, -1, dtype=np.int64)
         rung = np.asarray(progress.rung, dtype=np.int64)
         done = np.asarray(progress.bytes_done, dtype=np.float64) * 8.0
         size = np.asarray(progress.bytes_total, dtype=np.float64) * 8.0
         elapsed = np.asarray(progress.elapsed_s, dtype=np.float64)
         l_est = self.lat_est[s]
         ttfb = np.nan_to_num(l_est) if progress.request_latency_s is None else to_ms(progress.request_latency_s)
-        level = to_ms(progress.buffer_s)
-        out = self._check_abandon(s, rung, done, size, to_ms(elapsed), ttfb, level, l_est)
-        hit = out >= 0
-        if hit.any():
-            self.aborted_s[s[hit]] += elapsed[hit]
-            self._report_abandon(s[hit], rung[hit], out[hit], level[hit])
-        return out
+        return self._check_abandon(s, rung, done, size, to_ms(elapsed), ttfb, to_ms(progress.buffer_s), l_est)
+
+    def abandon_taken(self, progress: Progress, rows: np.ndarray, rungs: np.ndarray) -> None:
+        """Sabre's loop after an abandonment: the attempt's time is not a full-buffer wait,
+        and the rule hears of it (BOLA's last rung, BOLA-E's placeholder)."""
+        s = np.asarray(progress.sessions)[rows]
+        self.aborted_s[s] += np.asarray(progress.elapsed_s, dtype=np.float64)[rows]
+        self._report_abandon(s, np.asarray(progress.rung, dtype=np.int64)[rows],
+                             np.asarray(rungs, dtype=np.int64)[rows], to_ms(np.asarray(progress.buffer_s)[rows]))
 
     def _rule_rows(self, obs: Observation, rows: np.ndarray | slice) -> np.ndarray | slice:
         """The sessions of `rows` as a rule indexes its state: a slice for every session."""
@@ -213,6 +220,9 @@ class SabreBola(SabrePolicy):
 
     def _check_abandon(self, s, rung, done, size, elapsed, ttfb, level, lat_est):
         return self.bola.check_abandon(s, rung, done, size, level)
+
+    def _report_abandon(self, s, rung, to, level):
+        self.bola.report_abandon(s, to)
 
     def _info(self, s):
         return {"target_s": self.bola.target[s] / 1000.0}

@@ -277,10 +277,11 @@ class BolaRule:
             other_score = (Vp[:, None] * (self.gp + self.u[None, :]) - level[:, None]) / other
         live = (done > 0) & (remain > 0) & (score >= 0) & np.isfinite(Vp)
         lower = np.arange(self.b.size)[None, :] < rung[:, None]
-        out = abandon_choice(score, other_score, lower & (other < remain[:, None]) & live[:, None])
-        hit = out >= 0
-        self.last[s[hit]] = out[hit]
-        return out
+        return abandon_choice(score, other_score, lower & (other < remain[:, None]) & live[:, None])
+
+    def report_abandon(self, s: np.ndarray, to: np.ndarray) -> None:
+        """Sabre's Bola remembers the rung it abandoned to as its last quality."""
+        self.last[s] = to
 
 
 class BolaERule:
