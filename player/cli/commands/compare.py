@@ -159,7 +159,7 @@ class ProgressReport:
         s = self.status
         if s is not None and exc[0] is None and s.to_compute:
             dt = self.clock() - self.started
-            self.console.print(f"simulated {s.computed:,} sessions in {dt:.1f} s ({s.computed / max(dt, 1e-9):,.0f}/s)"
+            self.console.print(f"simulated {s.computed:,} sessions in {dt:.2f} s ({s.computed / max(dt, 1e-9):,.0f}/s)"
                                + (f"; reused {s.reused:,} from sessions.csv" if s.reused else ""),
                                markup=False, highlight=False, soft_wrap=True)
 

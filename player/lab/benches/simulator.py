@@ -13,16 +13,25 @@ Markov traces with 5 s periods (netem.synth). Falls back to bundled synthetic da
   workers), the best of `REPEATS` runs (the machine may be shared), peak RSS.
 - `scaling`: a 10,000-session sweep with --jobs 1 and --jobs 2: the speed-up of the whole
   command and of the simulation phase alone (what compare reports as "simulated N sessions
-  in X s").
+  in X s"), for three single-policy sweeps and for all policies at once (each × 667 on
+  hsdpa-3g, default preset: the sweep `compare` is for). Beside each, Amdahl's bound: the
+  whole command's speed-up if the simulation phase halved exactly and the rest (interpreter,
+  imports, loading, saving, statistics) stayed as it is on one core.
 - `one_core`: sessions per second of every policy in-process (run_sweep, traces loaded).
 - `against_goals`: the issue's figures beside their goals (marginal cost and 1,000 sessions
   end to end for bola, on the ../shared traces and on the synthetic 5 s-period traces;
   RobustMPC's sessions per second on one core, at the margin of `compare` and in-process;
   both cores against one on 10,000 sessions, the whole command and the simulation alone),
   each with `met`.
+
+Before timing, the package's bytecode is compiled (`compileall`), as pip does when it installs
+a package: an editable install run with PYTHONDONTWRITEBYTECODE set would otherwise compile
+about 80 modules from source in every command (about 90 ms), which no installed tool pays.
 """
 from __future__ import annotations
 
+import compileall
+import math
 import os
 import re
 import resource
@@ -64,12 +73,23 @@ def synthetic_traces(folder: Path, n: int = 86, period_s: float = 5.0) -> list[s
     return out
 
 
-def run_compare(traces: list[str], movie: str, abr_name: str, preset: str, n: int, jobs: int) -> dict:
-    """One `abrlab compare` in a subprocess: wall and CPU seconds, peak RSS, simulation phase."""
+PACKAGES = ("abr", "netem", "player")
+
+
+def compile_bytecode() -> None:
+    """Write the .pyc of every module of the project (see the module's docstring)."""
+    root = Path(__file__).resolve().parents[3]
+    for name in PACKAGES:
+        compileall.compile_dir(str(root / name), quiet=1)
+
+
+def run_compare(traces: list[str], movie: str, abr_name: str, preset: str | None, n: int, jobs: int) -> dict:
+    """One `abrlab compare` in a subprocess: wall and CPU seconds, peak RSS, simulation phase.
+    `abr_name` may list several policies; `preset` None is each policy's default preset."""
     with tempfile.TemporaryDirectory(prefix="abrlab-bench-") as tmp:
         cmd = [sys.executable, "-m", "player.cli", "compare", "--traces", *traces, "--movie", movie,
-               "--abr", abr_name, "--preset", preset, "--repeat-to", str(n), "--jobs", str(jobs), "--no-plots",
-               "--out", str(Path(tmp) / "out")]
+               "--abr", abr_name, *(["--preset", preset] if preset else []), "--repeat-to", str(n),
+               "--jobs", str(jobs), "--no-plots", "--out", str(Path(tmp) / "out")]
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                 cwd=Path(__file__).resolve().parents[3])
@@ -111,8 +131,16 @@ def scaling(traces, movie, abr_name, preset, n: int, repeats: int) -> dict:
            "speedup_end_to_end": round(one["wall_s"] / two["wall_s"], 2)}
     if one["simulate_s"] and two["simulate_s"]:
         out.update({"one_core_simulate_s": one["simulate_s"], "two_cores_simulate_s": two["simulate_s"],
-                    "speedup_simulation": round(one["simulate_s"] / two["simulate_s"], 2)})
+                    "speedup_simulation": round(one["simulate_s"] / two["simulate_s"], 2),
+                    "amdahl_bound_end_to_end": round(amdahl_bound(one["wall_s"], one["simulate_s"]), 2)})
     return out
+
+
+def amdahl_bound(wall_s: float, simulate_s: float, workers: int = 2) -> float:
+    """The whole command's speed-up on `workers` cores if only its simulation phase
+    (`simulate_s` of `wall_s` on one core) were shared, perfectly."""
+    serial = max(0.0, wall_s - simulate_s)
+    return wall_s / (serial + simulate_s / workers)
 
 
 def _sweep_rate(traces, movie, abr_name, preset, n) -> float:
@@ -150,7 +178,8 @@ def against_goals(out: dict, small: int, big: int, n: int) -> list[dict]:
             row(f"{name}: sessions/s in-process, {out.get('one_core_sessions', 0):,} sessions (run_sweep)", r,
                 f">= {g['robustmpc_sessions_per_s']}", r >= g["robustmpc_sessions_per_s"])
     for name, sc in out["scaling"].items():
-        row(f"{name}: --jobs 2 / --jobs 1 on {n:,} sessions, whole command", sc["speedup_end_to_end"],
+        bound = f" (Amdahl's bound {sc['amdahl_bound_end_to_end']})" if "amdahl_bound_end_to_end" in sc else ""
+        row(f"{name}: --jobs 2 / --jobs 1 on {n:,} sessions, whole command{bound}", sc["speedup_end_to_end"],
             f">= {g['two_cores_speedup_10000']}", sc["speedup_end_to_end"] >= g["two_cores_speedup_10000"])
         if "speedup_simulation" in sc:
             row(f"{name}: --jobs 2 / --jobs 1 on {n:,} sessions, simulation phase", sc["speedup_simulation"],
@@ -160,6 +189,7 @@ def against_goals(out: dict, small: int, big: int, n: int) -> list[dict]:
 
 def run(quick: bool = False) -> dict:
     traces, bbb, envivio, src = _workload()
+    compile_bytecode()
     small, big = (200, 1000) if quick else (1000, 5000)
     repeats = 1 if quick else REPEATS
     out = {"what": "abrlab compare end to end (subprocess) and sessions per second per policy",
@@ -180,6 +210,10 @@ def run(quick: bool = False) -> dict:
     out["scaling"] = {f"{name} ({preset})": scaling(traces, movie, name, preset, n, 1 if quick else 2)
                       for name, movie, preset in (("bola", bbb, "sabre"), ("dynamic", bbb, "sabre"),
                                                   ("robustmpc", envivio, "pensieve"))}
+    every = abr.names()
+    per = math.ceil(n / len(every))
+    out["scaling"][f"all {len(every)} policies x {per:,} (default preset, bbb)"] = scaling(
+        traces, bbb, ",".join(every), None, per, 1)
     per_policy = 200 if quick else 1000
     out["one_core"] = {}
     for name in abr.names():
