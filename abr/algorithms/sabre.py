@@ -331,7 +331,11 @@ class SabreDynamicDash(WithBolaE):
 
     def _check_abandon(self, s, rung, done, size, elapsed, ttfb, level, lat_est):
         bola = self.is_bola[s]
-        out = self.tput.check_abandon(rung, done, size, elapsed, ttfb, lat_est)
+        out = np.full(s.size, -1, dtype=np.int64)
+        tput = ~bola
+        if tput.any():
+            out[tput] = self.tput.check_abandon(rung[tput], done[tput], size[tput], elapsed[tput], ttfb[tput],
+                                                lat_est[tput])
         if bola.any():
             out[bola] = self.bolae.check_abandon(s[bola], rung[bola], done[bola], size[bola], elapsed[bola],
                                                  ttfb[bola], level[bola])

@@ -211,12 +211,13 @@ class ThroughputRule:
         with np.errstate(divide="ignore", invalid="ignore"):
             rate = done / dl
             projected = elapsed + left / rate
-        slow = live & (projected > ABANDON_MULTIPLIER * self.p)
-        if not slow.any():
+        r = np.flatnonzero(live & (projected > ABANDON_MULTIPLIER * self.p))   # the slow downloads
+        if r.size == 0:
             return out
-        q = quality_from_throughput(np.where(slow, rate * THROUGHPUT_SAFETY, np.nan), lat_est, self.p, self.b)
-        est_size = size * self.b[q] / self.b[rung]
-        return np.where(slow & (q < rung) & (est_size < left), q, -1).astype(np.int64)
+        q = quality_from_throughput(rate[r] * THROUGHPUT_SAFETY, lat_est[r], self.p, self.b)
+        est_size = size[r] * self.b[q] / self.b[rung[r]]
+        out[r] = np.where((q < rung[r]) & (est_size < left[r]), q, -1)
+        return out
 
 
 class BolaRule:
@@ -267,17 +268,24 @@ class BolaRule:
 
     def check_abandon(self, s: np.ndarray, rung: np.ndarray, done: np.ndarray, size: np.ndarray,
                       level: np.ndarray) -> np.ndarray:
+        out = np.full(s.size, -1, dtype=np.int64)
         if self.basic:
-            return np.full(s.size, -1, dtype=np.int64)
+            return out
         remain = size - done
         Vp = self.Vp[s]
+        # only a download above rung 0 with something left can be abandoned: the rest answer -1
+        # without their (offers × rungs) arithmetic (each offer's values are the same either way)
+        r = np.flatnonzero((done > 0) & (remain > 0) & np.isfinite(Vp) & (rung > 0))
+        if r.size == 0:
+            return out
+        Vp, rung, remain, level = Vp[r], rung[r], remain[r], level[r]
         with np.errstate(divide="ignore", invalid="ignore"):
             score = (Vp * (self.gp + self.u[rung]) - level) / remain
-            other = size[:, None] * self.b[None, :] / self.b[rung][:, None]
+            other = size[r, None] * self.b[None, :] / self.b[rung][:, None]
             other_score = (Vp[:, None] * (self.gp + self.u[None, :]) - level[:, None]) / other
-        live = (done > 0) & (remain > 0) & (score >= 0) & np.isfinite(Vp)
         lower = np.arange(self.b.size)[None, :] < rung[:, None]
-        return abandon_choice(score, other_score, lower & (other < remain[:, None]) & live[:, None])
+        out[r] = abandon_choice(score, other_score, lower & (other < remain[:, None]) & (score >= 0)[:, None])
+        return out
 
     def report_abandon(self, s: np.ndarray, to: np.ndarray) -> None:
         """Sabre's Bola remembers the rung it abandoned to as its last quality."""
@@ -398,15 +406,22 @@ class BolaERule:
                       elapsed: np.ndarray, ttfb: np.ndarray, level: np.ndarray) -> np.ndarray:
         """BolaEnh.check_abandon: compare the rest of this download, less what a new request's
         latency would bring, with each lower rung's whole segment, after that latency."""
+        out = np.full(s.size, -1, dtype=np.int64)
         remain = size - done
-        bl = np.maximum(0.0, level + self.placeholder[s] - ttfb)
-        Vp, gp = self.Vp[s], self.gpv[s]
+        Vp = self.Vp[s]
         with np.errstate(divide="ignore", invalid="ignore"):
-            tp = done / (elapsed - ttfb)
-            sz = remain - ttfb * tp
+            sz = remain - ttfb * (done / (elapsed - ttfb))
+        # as in BolaRule.check_abandon: the (offers × rungs) arithmetic only where it can abandon
+        r = np.flatnonzero((done > 0) & (remain > 0) & (sz > 0) & np.isfinite(Vp) & (rung > 0))
+        if r.size == 0:
+            return out
+        s, rung, Vp, sz = s[r], rung[r], Vp[r], sz[r]
+        bl = np.maximum(0.0, level[r] + self.placeholder[s] - ttfb[r])
+        gp = self.gpv[s]
+        with np.errstate(divide="ignore", invalid="ignore"):
             score = (Vp * (gp + self.u[rung]) - bl) / sz
-            other = size[:, None] * self.b[None, :] / self.b[rung][:, None]
+            other = size[r, None] * self.b[None, :] / self.b[rung][:, None]
             other_score = (Vp[:, None] * (gp[:, None] + self.u[None, :]) - bl[:, None]) / other
-        live = (done > 0) & (remain > 0) & (sz > 0) & np.isfinite(Vp)
         lower = np.arange(self.b.size)[None, :] < rung[:, None]
-        return abandon_choice(score, other_score, lower & (other < sz[:, None]) & live[:, None])
+        out[r] = abandon_choice(score, other_score, lower & (other < sz[:, None]))
+        return out
