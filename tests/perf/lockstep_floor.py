@@ -11,12 +11,12 @@ measures, for one policy and preset (default: BOLA under `sabre`, the issue's wo
   b what each session adds to it (the arithmetic and memory traffic over the rows);
 - **numpy calls per step**, counted by cProfile at n = 256: numpy functions and ndarray
   methods (exact), and Python-level calls of our own code. Operators on arrays (`a + b`,
-  `a[i]`, comparisons) are C calls the profiler cannot see; they are estimated as what is
-  left of a after the counted calls, divided by the measured cost of one small operator;
-- **bytes touched per session-step**: the per-session arrays alive in the middle of a
-  batch (found through the garbage collector: every array with a dimension of exactly n),
-  split into the lockstep's state (touched every step) and the per-segment records (one
-  element per step);
+  `a[i]`, comparisons) are C calls the profiler cannot see; they are counted by tracing our
+  code opcode by opcode (scalar operators count too: an upper bound);
+- **bytes touched per session-step**: the arrays with a dimension of exactly n reachable
+  from the lockstep object in the middle of a batch, split into the state (a few values per
+  session, touched every step), the per-segment records (one element written per step)
+  and the per-session trace arrays (one cache line read per step);
 - **the memory floor**: state bytes read and written once per step over the bandwidth
   numpy reaches copying a 256 MiB array on this machine.
 
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import dis
-import gc
 import json
 import pstats
 import sys
@@ -48,6 +47,7 @@ N_PROFILED = 256
 N_STATE = 4099          # a batch size no other array of the run has as a dimension
 SMALL_DIM = 16          # an array (n, d) or (d, n) with d up to this is per-session state (rungs, half-lives)
 CACHE_LINE = 64
+PACKAGES = ("abr", "netem", "player")   # our code: traced, and walked for arrays
 OPERATORS = frozenset({"BINARY_OP", "COMPARE_OP", "BINARY_SUBSCR", "STORE_SUBSCR", "UNARY_NEGATIVE",
                        "UNARY_INVERT", "CONTAINS_OP"})
 
@@ -79,7 +79,7 @@ def count_operators(specs, steps: int) -> float:
     """Operators executed in our code per step (bytecode BINARY_OP, COMPARE_OP, subscripts,
     unary ops), traced opcode by opcode. The operands' types are not seen, so scalar
     arithmetic counts too: an upper bound on the array operators."""
-    roots = tuple(str(REPO / d) for d in ("abr", "netem", "player"))
+    roots = tuple(str(REPO / d) for d in PACKAGES)
     count = 0
 
     def trace(frame, event, arg):
@@ -141,8 +141,8 @@ def reachable_arrays(root, n: int) -> list[np.ndarray]:
             stack.extend(obj.values())
         elif isinstance(obj, (list, tuple, set, frozenset)):
             stack.extend(obj)
-        elif hasattr(obj, "__dict__") and not isinstance(obj, type) and type(obj).__module__.split(".")[0] in (
-                "player", "abr", "netem"):
+        elif (hasattr(obj, "__dict__") and not isinstance(obj, type)
+              and type(obj).__module__.split(".")[0] in PACKAGES):
             stack.extend(vars(obj).values())
     return list(found.values())
 
@@ -150,7 +150,7 @@ def reachable_arrays(root, n: int) -> list[np.ndarray]:
 def state_bytes(specs, n: int) -> dict:
     """Bytes per session of the arrays the lockstep holds at its 100th step (found from the
     `self` of the simulator's step frame): state (one or a few values per session, touched
-    every step) and records (one element per segment, one written per step)."""
+    every step), records (one element per segment, one written per step) and trace arrays."""
     seen: dict[str, float] = {}
     steps = []
 
@@ -163,7 +163,8 @@ def state_bytes(specs, n: int) -> dict:
             frame = frame.f_back
         if frame is None:
             raise RuntimeError("the simulator's step frame was not found")
-        kinds = {"state": 0, "records": 0, "trace": 0, "trace_arrays": 0}
+        kinds = {"state": 0, "records": 0, "trace": 0}
+        trace_arrays = 0
         for arr in reachable_arrays(frame.f_locals["self"], n):
             if 0 in arr.strides:                     # a scratch row standing for K rows
                 continue
@@ -174,8 +175,8 @@ def state_bytes(specs, n: int) -> dict:
                 kinds["records"] += arr.nbytes // steps_total     # one element per step
             else:
                 kinds["trace"] += arr.nbytes
-                kinds["trace_arrays"] += n
-        seen.update({k: v / n for k, v in kinds.items()})
+                trace_arrays += 1
+        seen.update({k: v / n for k, v in kinds.items()}, trace_arrays=trace_arrays)
 
     steps_total = specs[0].content.n_segments
     simulate_batch(specs, on_decision=hook, keep=())

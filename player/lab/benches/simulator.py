@@ -13,8 +13,8 @@ Markov traces with 5 s periods (netem.synth). Falls back to bundled synthetic da
   workers), the best of `REPEATS` runs (the machine may be shared), peak RSS.
 - `scaling`: a 10,000-session sweep with --jobs 1 and --jobs 2: the speed-up of the whole
   command and of the simulation phase alone (what compare reports as "simulated N sessions
-  in X s"), for three single-policy sweeps and for all policies at once (each × 667 on
-  hsdpa-3g, default preset: the sweep `compare` is for). Beside each, Amdahl's bound: the
+  in X s"), for three single-policy sweeps and for every registered policy at once (10,000
+  sessions shared among them, hsdpa-3g, bbb, the default preset: the sweep `compare` is for). Beside each, Amdahl's bound: the
   whole command's speed-up if the simulation phase halved exactly and the rest (interpreter,
   imports, loading, saving, statistics) stayed as it is on one core.
 - `one_core`: sessions per second of every policy in-process (run_sweep, traces loaded).
@@ -26,7 +26,7 @@ Markov traces with 5 s periods (netem.synth). Falls back to bundled synthetic da
 
 Before timing, the package's bytecode is compiled (`compileall`), as pip does when it installs
 a package: an editable install run with PYTHONDONTWRITEBYTECODE set would otherwise compile
-about 80 modules from source in every command (about 90 ms), which no installed tool pays.
+about 80 modules from source in every command (about 0.1 s), which no installed tool pays.
 """
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def compile_bytecode() -> None:
 
 def run_compare(traces: list[str], movie: str, abr_name: str, preset: str | None, n: int, jobs: int) -> dict:
     """One `abrlab compare` in a subprocess: wall and CPU seconds, peak RSS, simulation phase.
-    `abr_name` may list several policies; `preset` None is each policy's default preset."""
+    `abr_name` may list several policies; `preset` None is compare's own default."""
     with tempfile.TemporaryDirectory(prefix="abrlab-bench-") as tmp:
         cmd = [sys.executable, "-m", "player.cli", "compare", "--traces", *traces, "--movie", movie,
                "--abr", abr_name, *(["--preset", preset] if preset else []), "--repeat-to", str(n),
