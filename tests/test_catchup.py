@@ -43,11 +43,21 @@ def test_dashjs_within_the_service_description_rates():
     assert out.rate[0] == 1.0
 
 
-def test_dashjs_rate_one_from_a_stall_until_half_the_target_is_buffered():
+def test_dashjs_rate_one_while_the_buffer_is_at_most_its_stall_threshold():
+    # dash.js: BufferController says BUFFER_EMPTY at a level <= 0.3 s (lowLatencyStallThreshold),
+    # BUFFER_LOADED above it; CatchupController.playbackStalled follows that state, and
+    # _calculateNewPlaybackRateDefault returns 1.0 while it is set
     x = law("dashjs")
     assert x.update(one(6.0, buffer=0.0, stalled=True, stalls=1)).rate[0] == 1.0
-    assert x.update(one(6.0, buffer=1.7, stalls=1)).rate[0] == 1.0          # 1.7 <= 3.5 / 2
-    assert x.update(one(6.0, buffer=1.8, stalls=1)).rate[0] > 1.4           # above: catching up again
+    assert x.update(one(6.0, buffer=0.3, stalls=1)).rate[0] == 1.0          # 0.3 <= 0.3: BUFFER_EMPTY
+    # 0.31 > 0.3: BUFFER_LOADED clears it, though far below half the 3.5 s target (the rule
+    # until 2026-12-05 kept rate 1 up to 1.75 s): Δ = 2.5 s, 0.5 + 1 / (1 + e^-12.5)
+    assert x.update(one(6.0, buffer=0.31, stalls=1)).rate[0] == pytest.approx(0.5 + 1.0 / (1.0 + math.exp(-12.5)))
+    assert x.update(one(6.0, buffer=0.2, stalls=1)).rate[0] == 1.0          # back below: rate 1 again
+    # the threshold is dash.js's setting, a parameter here
+    y = law("dashjs", stall_threshold_s=0.5)
+    assert y.update(one(6.0, buffer=0.4)).rate[0] == 1.0
+    assert y.update(one(6.0, buffer=0.6)).rate[0] > 1.4
 
 
 def test_dashjs_seeks_beyond_max_drift_from_the_service_description():

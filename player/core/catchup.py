@@ -8,8 +8,9 @@ parameters, their units and defaults (`abr.Param`), vectorised over session rows
 * `dashjs` — dash.js 5 `CatchupController`, default mode: a sigmoid-like rate
   ``(1 − c) + 2c / (1 + e^(−5 Δ))`` with Δ = latency − target and c the allowed deviation on
   that side (dash.js's default ±0.5, i.e. 0.5×–1.5×; the MPD's ServiceDescription
-  PlaybackRate narrows it); rate 1 from a stall until the buffer is back above half the
-  target; a new rate is applied only when it differs from the current one by at least
+  PlaybackRate narrows it); rate 1 while the buffer is at or below dash.js's stall threshold
+  (0.3 s: its BufferController's BUFFER_EMPTY state, which the CatchupController follows; a
+  level above half the target clears it too); a new rate is applied only when it differs from the current one by at least
   0.02 / (0.5 / c_max) (or is exactly 1); beyond `maxDrift` (12 s, or the
   ServiceDescription's Latency@max − @target + 0.5 s) it seeks to the live edge − target.
 * `dashjs-lolp` — the same controller in LoL+ mode (`liveCatchup.mode`
@@ -147,6 +148,8 @@ class DashJsCatchup(CatchupLaw):
         Param("max_drift_s", None, "s", "seek to the live edge − target beyond this latency drift "
               "(liveCatchup.maxDrift; None: ServiceDescription Latency@max − @target + 0.5 s, else 12 s; "
               "0: never seek)"),
+        Param("stall_threshold_s", 0.3, "s", "at or below this buffer level dash.js is in BUFFER_EMPTY and "
+              "plays at rate 1 (streaming.buffer.lowLatencyStallThreshold and stallThreshold)"),
     )
 
     def reset(self, n: int, bounds: ServiceBounds) -> None:
@@ -167,8 +170,6 @@ class DashJsCatchup(CatchupLaw):
         self.drift_s = float(drift)
         # minPlaybackRateChange (not Safari): 0.02 / (0.5 / max)
         self.min_change = 0.02 * self.high_dev / 0.5
-        self.recovering = np.zeros(n, dtype=bool)     # dash.js CatchupController.playbackStalled
-        self.seen_stalls = np.zeros(n, dtype=np.int64)
 
     def _seek(self, x: CatchupInput) -> np.ndarray:
         drift = x.latency_s - x.target_s
@@ -180,13 +181,11 @@ class DashJsCatchup(CatchupLaw):
         return CatchupOutput(rate, seek, x.target_s)
 
     def update(self, x: CatchupInput) -> CatchupOutput:
-        r = x.rows
-        new_stall = x.stall_count > self.seen_stalls[r]
-        self.seen_stalls[r] = x.stall_count
-        # BUFFER_EMPTY sets it; a buffer level above half the live delay clears it
-        rec = (self.recovering[r] | new_stall | x.stalled) & ~(x.buffer_s > x.target_s / 2)
-        self.recovering[r] = rec
-        new = np.where(rec, 1.0, _sigmoid_rate(x.latency_s - x.target_s, self.low_dev, self.high_dev))
+        # CatchupController.playbackStalled: the BufferController's state (BUFFER_EMPTY at a
+        # level of at most the stall threshold once playing, BUFFER_LOADED above it; both
+        # re-checked on every buffer level update), also cleared above half the live delay
+        stalled = (x.buffer_s <= self.stall_threshold_s) & ~(x.buffer_s > x.target_s / 2)
+        new = np.where(stalled, 1.0, _sigmoid_rate(x.latency_s - x.target_s, self.low_dev, self.high_dev))
         return self._apply(x, new, self._seek(x))
 
 

@@ -25,7 +25,7 @@ from netem.errors import UsageError
 from player.cli.interop import live_commands as interop_live
 from player.cli.commands.simulate import print_summary
 from player.cli.interop.dashjs import (InteropUnavailable, agreement_rows, chromium_version, find_setup, reassemble,
-                                       run_session)
+                                       rewrite_rows, rows_to_resimulate, run_session)
 from player.core.presets import SessionPreset, get as get_preset, names as presets_names
 from player.core.simulator import SessionSpec, simulate
 
@@ -374,11 +374,8 @@ def run_agreement(args: argparse.Namespace) -> int:
 def _resimulate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     res_path = out / "agreement.jsonl"
-    if not res_path.is_file():
-        raise UsageError(f"{res_path} does not exist: nothing to resimulate")
-    rows = [json.loads(line) for line in res_path.read_text().splitlines() if line.strip()]
-    wanted = set(args.traces)
-    keep = [r for r in rows if r["trace"] in wanted]
+    rows, picked = rows_to_resimulate(res_path, args.traces)
+    keep = [rows[i] for i in picked]
     for r in keep:
         if "error" in r:
             continue
@@ -403,9 +400,7 @@ def _resimulate(args: argparse.Namespace) -> int:
         if ev_path.is_file():
             events = [json.loads(line) for line in ev_path.read_text().splitlines() if line.strip()]
             (out / f"{stem}.side.txt").write_text(side_by_side(events, seglog))
-    tmp = res_path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
-    tmp.replace(res_path)
+    rewrite_rows(res_path, rows)     # the rows not named stay as they were
     return _report(args, keep)
 
 

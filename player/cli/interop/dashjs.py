@@ -60,7 +60,7 @@ from netem import content as content_mod
 from netem import formats
 from netem.edge import EdgeServer
 from netem.encode import encode_presentation
-from netem.errors import InputError, UnavailableError
+from netem.errors import InputError, UnavailableError, UsageError
 from netem.shaper import Shaper
 from player.core.summary import session_summary
 from player.dash.loading import parse_manifest
@@ -920,3 +920,27 @@ def agreement_rows(path: Path) -> dict[str, dict]:
             except (ValueError, KeyError, TypeError):
                 continue
     return done
+
+
+def rows_to_resimulate(path: Path, traces: list[str]) -> tuple[list[dict], list[int]]:
+    """Every row of an earlier `interop agreement` run (`path`, agreement.jsonl) and the indices
+    of those for `traces`, as recorded. UsageError when the file is missing or no row names
+    any of `traces` (the recorded ones are listed), so a mistyped path rewrites nothing."""
+    if not path.is_file():
+        raise UsageError(f"{path} does not exist: nothing to resimulate")
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    wanted = set(traces)
+    picked = [i for i, r in enumerate(rows) if r.get("trace") in wanted]
+    if not picked:
+        recorded = ", ".join(sorted({str(r.get("trace")) for r in rows})) or "none"
+        raise UsageError(f"no session in {path} was played on {', '.join(traces)}; recorded: {recorded} "
+                         "(give the trace paths as they were given when the sessions were played)")
+    return rows, picked
+
+
+def rewrite_rows(path: Path, rows: list[dict]) -> None:
+    """agreement.jsonl rewritten whole (a temporary file, then a rename): every row, the
+    resimulated ones in place, the others as they were."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tmp.replace(path)

@@ -20,7 +20,7 @@ import math
 from pathlib import Path
 
 from netem.errors import UsageError
-from player.cli.interop.dashjs import agreement_rows
+from player.cli.interop.dashjs import agreement_rows, rewrite_rows, rows_to_resimulate
 from player.cli.interop.live import LiveRun, reassemble_live, run_live_session
 from player.core.presets import SessionPreset, variant
 
@@ -186,10 +186,8 @@ def side_by_side_live(real: dict, sim: dict) -> str:
 
 def _resimulate(args, run: LiveRun, out: Path, simulate_prediction) -> int:
     res_path = out / "agreement.jsonl"
-    if not res_path.is_file():
-        raise UsageError(f"{res_path} does not exist: nothing to resimulate")
-    rows = [json.loads(line) for line in res_path.read_text().splitlines() if line.strip()]
-    keep = [r for r in rows if r["trace"] in set(args.traces)]
+    rows, picked = rows_to_resimulate(res_path, args.traces)
+    keep = [rows[i] for i in picked]
     preset = live_preset(run, args.preset)
     for i, r in enumerate(keep):
         if "error" in r:
@@ -205,9 +203,8 @@ def _resimulate(args, run: LiveRun, out: Path, simulate_prediction) -> int:
             events = [json.loads(x) for x in (out / f"{stem}.dashjs.jsonl").read_text().splitlines() if x.strip()]
         keep[i] = _row(args, run, r["trace"], real, events, None, out, preset, simulate_prediction)
         keep[i]["config"] = r.get("config")
-    tmp = res_path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
-    tmp.replace(res_path)
+        rows[picked[i]] = keep[i]
+    rewrite_rows(res_path, rows)     # the rows not named stay as they were
     return _report(args, keep, preset)
 
 
