@@ -98,7 +98,7 @@ def brute_force(trace: Trace, clients: list[tuple[float, np.ndarray]], dt: float
 
 
 # a big buffer, no abandonment and no per-request overhead (the client's and server's own
-# work, 6 ms in the default preset): the hand-worked figures below count link time only
+# work, 3.5 ms in the default preset): the hand-worked figures below count link time only
 BIG = replace(PRESETS["default"], buffer_cap_s=1e6, abandonment=False,
               link=replace(PRESETS["default"].link, overhead_s=0.0))
 

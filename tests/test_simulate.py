@@ -28,13 +28,13 @@ class Recorder(abr.Policy):
         return np.zeros(obs.n, dtype=int)
 
 
-# the default preset's per-request overhead (6 ms of the client's and server's own work) comes
+# the default preset's per-request overhead (3.5 ms of the client's and server's own work) comes
 # before every first byte, like a latency
-O = 0.006
+O = 0.0035
 
 
 def test_constant_link_by_hand():
-    # 500 kbit/s × 4 s = 250,000 bytes = 2 Mbit; at 1 Mbit/s each takes 2 s, plus 6 ms of overhead.
+    # 500 kbit/s × 4 s = 250,000 bytes = 2 Mbit; at 1 Mbit/s each takes 2 s, plus 3.5 ms of overhead.
     r = simulate([SessionSpec(constant(1e6, 100.0), flat_content(), "lowest", preset="default")])[0]
     assert r.download_s == pytest.approx([2.0 + O] * 3)
     assert r.latency_s == pytest.approx([O] * 3)
@@ -48,12 +48,12 @@ def test_constant_link_by_hand():
 
 
 def test_stall_is_counted_and_timed():
-    # rung 2 (2 Mbit/s × 4 s = 8 Mbit) at 1 Mbit/s takes 8 s + 6 ms; buffer 4 s -> 4.006 s stall each time
+    # rung 2 (2 Mbit/s × 4 s = 8 Mbit) at 1 Mbit/s takes 8 s + 3.5 ms; buffer 4 s -> 4.0035 s stall each time
     r = simulate([SessionSpec(constant(1e6, 100.0), flat_content(), "highest")])[0]
     assert r.rebuffer_s == pytest.approx([0.0, 4.0 + O, 4.0 + O])
     assert r.rebuffer_count == 2
     s = r.summary()
-    # linear QoE: 3 × 2 Mbit/s − 4.3 × 8.012 s − 0 switches
+    # linear QoE: 3 × 2 Mbit/s − 4.3 × 8.007 s − 0 switches
     assert s["qoe"]["total"] == pytest.approx(6.0 - 4.3 * (8.0 + 2 * O))
     assert s["qoe"]["components"]["rebuffer_penalty"] == pytest.approx(4.3 * (8.0 + 2 * O))
 

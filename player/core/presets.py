@@ -151,16 +151,17 @@ SABRE = SessionPreset(
         "its request; abandonment off.")
 
 #: per-request overhead of `abrlab play` against its in-process edge on loopback: the client's and
-#: the server's own work in one Python event loop (wall seconds; the mean of the per-session means,
-#: 4.5-10.8 ms, of 8 sessions at time scale 1 and 8 at time scale 5 on a 2-core machine at load
-#: average 3-5; README, "Agreement with the simulator")
-DEFAULT_OVERHEAD_S = 0.006
+#: the server's own work in one Python event loop (wall seconds). Measured on a quiet 2-core machine
+#: (load average <= 0.2, 2026-12-05) by `abrlab fidelity player` on its TUNING traces only: the median
+#: of the per-session means was 3.58 ms at time scale 1 (8 sessions) and 3.32 ms at time scale 5
+#: (16 sessions). Under load it grows (4.5-10.8 ms at load 3-5): README, "Agreement with the simulator".
+DEFAULT_OVERHEAD_S = 0.0035
 
 PRESETS: dict[str, SessionPreset] = {
     "default": SessionPreset(
         "default", link_preset("trace-latency", overhead_s=DEFAULT_OVERHEAD_S), buffer_cap_s=30.0,
         doc="abrlab's semantics, as `abrlab play` against our edge does them: the trace's own latency "
-            "per request (trace clock advancing) plus 6 ms for the client's and the server's own work "
+            "per request (trace clock advancing) plus 3.5 ms for the client's and the server's own work "
             "(the mean measured on loopback; K times as much session time at --time-scale K), "
             "throughput excludes both, buffer cap 30 s (or the device's), playback starts when the "
             "first segment arrives, every policy asked for every segment; every 0.25 s an in-flight "
