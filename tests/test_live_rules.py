@@ -22,7 +22,8 @@ from netem.link import Link
 from netem.trace import Trace, constant
 from player.core.buffer import BufferState
 from player.core.catchup import ServiceBounds
-from player.core.live import LiveFacts, LiveRows, LiveSettings, chunk_arrivals, live_delay, simulated_rows
+from player.core.live import (LiveFacts, LiveRows, LiveSettings, chunk_arrivals, chunk_shares, live_delay,
+                              simulated_rows)
 from player.core.presets import PRESETS
 from player.core.rules import SegmentPlan
 from player.core.session import SessionCore, drive_with_link
@@ -98,6 +99,39 @@ def test_chunks_leave_when_produced_and_cross_the_link():
     assert end[0] == pytest.approx([0.625, 1.125, 1.625, 2.125])
     start, end = chunk_arrivals(fast, idx, np.zeros(1), sizes, releases - 10.0)   # produced long ago
     assert end[0] == pytest.approx([0.125, 0.25, 0.375, 0.5])
+
+
+def test_a_busy_reader_sees_back_to_back_chunks_late_but_not_chunks_that_wait_for_the_producer():
+    link = Link([constant(1e6, 100.0)])
+    idx = np.zeros(1, dtype=np.int64)
+    sizes = np.full((1, 3), 12_500.0)                       # 0.1 s each at 1 Mbit/s
+    # produced long ago: back to back from t = 0, ends at 0.1, 0.2, 0.3 s; the reader is busy
+    # 20 ms after each chunk's end, so it sees chunks 1 and 2 at 0.12 and 0.22 s (chunk 0 with
+    # its first 1000-byte read, 8 ms in)
+    start, end = chunk_arrivals(link, idx, np.zeros(1), sizes, np.full((1, 3), -10.0), 1000.0, 0.02)
+    assert start[0] == pytest.approx([0.008, 0.12, 0.22]) and end[0] == pytest.approx([0.1, 0.2, 0.3])
+    # released every 0.5 s: each chunk's first read (8 ms) comes after the reader is free again
+    start, end = chunk_arrivals(link, idx, np.zeros(1), sizes, np.array([[0.5, 1.0, 1.5]]), 1000.0, 0.02)
+    assert start[0] == pytest.approx([0.508, 1.008, 1.508]) and end[0] == pytest.approx([0.6, 1.1, 1.6])
+    # never later than the chunk's own end (a chunk shorter than the busy time)
+    small = np.array([[12_500.0, 1_250.0]])                 # the second takes 10 ms
+    start, end = chunk_arrivals(link, idx, np.zeros(1), small, np.full((1, 2), -10.0), 1000.0, 0.02)
+    assert start[0] == pytest.approx([0.008, 0.11]) and end[0] == pytest.approx([0.1, 0.11])
+
+
+def test_the_first_chunk_carries_its_share_and_the_rest_split_by_media():
+    assert chunk_shares(np.array([0.1] * 5)) == pytest.approx([0.2] * 5)
+    # 40 % in the keyframe chunk, the other 60 % over four equal chunks
+    assert chunk_shares(np.array([0.1] * 5), 0.4) == pytest.approx([0.4, 0.15, 0.15, 0.15, 0.15])
+    # a shorter last chunk (0.05 s of 0.45 s) gets half an equal chunk's share of the rest
+    assert chunk_shares(np.array([0.1, 0.1, 0.1, 0.1, 0.05]), 0.4) == pytest.approx(
+        [0.4, 0.6 * 0.1 / 0.35, 0.6 * 0.1 / 0.35, 0.6 * 0.1 / 0.35, 0.6 * 0.05 / 0.35])
+    assert chunk_shares(np.array([0.5]), 0.4) == pytest.approx([1.0])      # one chunk: all of it
+    ll = rows(LiveSettings(chunk_s=0.5, first_chunk_share=0.4), 101.0)
+    assert ll.chunk_bytes(np.array([1000.0]))[0] == pytest.approx([400.0, 200.0, 200.0, 200.0])
+    for bad in (0.0, 1.0, -0.1):
+        with pytest.raises(InputError, match="first_chunk_share"):
+            LiveSettings(first_chunk_share=bad)
 
 
 def test_latency_grows_in_a_stall_and_falls_when_playing_faster():

@@ -99,7 +99,8 @@ class LiveLockstep:
         lat = link.latency(tidx, b.trace_t[rows]) + link.params.overhead_s
         first_byte = b.trace_t[rows] + (lat if link.params.latency_advances_trace else 0.0)
         parts = live.chunk_bytes(size)
-        starts, ends = chunk_arrivals(link, tidx, first_byte, parts, live.releases(k, rows) - lag[:, None])
+        starts, ends = chunk_arrivals(link, tidx, first_byte, parts, live.releases(k, rows) - lag[:, None],
+                                      live.settings.first_read_bytes, live.settings.read_busy_s)
         starts += lag[:, None]
         ends += lag[:, None]
         C = parts.shape[1]

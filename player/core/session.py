@@ -702,7 +702,8 @@ def _drive_live(core: SessionCore, link, trace_index: int) -> SessionCore:
         lat = float(link.latency(idx, np.array([q]))[0]) + p.overhead_s
         first_byte = q + (lat if p.latency_advances_trace else 0.0)
         parts, releases = core.live_chunks(action)
-        starts, ends = chunk_arrivals(link, idx, np.array([first_byte]), parts[None, :], releases[None, :])
+        starts, ends = chunk_arrivals(link, idx, np.array([first_byte]), parts[None, :], releases[None, :],
+                                      core.live.settings.first_read_bytes, core.live.settings.read_busy_s)
         C = parts.size
         for c in range(C):
             if max(ends[0, c] - core.now, 0.0) >= (end - core.now) - _EPS:
