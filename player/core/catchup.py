@@ -10,9 +10,10 @@ parameters, their units and defaults (`abr.Param`), vectorised over session rows
   that side (dash.js's default ±0.5, i.e. 0.5×–1.5×; the MPD's ServiceDescription
   PlaybackRate narrows it); rate 1 while the buffer is at or below dash.js's stall threshold
   (0.3 s: its BufferController's BUFFER_EMPTY state, which the CatchupController follows; a
-  level above half the target clears it too); a new rate is applied only when it differs from the current one by at least
-  0.02 / (0.5 / c_max) (or is exactly 1); beyond `maxDrift` (12 s, or the
-  ServiceDescription's Latency@max − @target + 0.5 s) it seeks to the live edge − target.
+  level above half the target clears it too); a new rate is applied only when it differs
+  from the current one by at least 0.02 / (0.5 / c_max) (or is exactly 1); beyond
+  `maxDrift` (12 s, or the ServiceDescription's Latency@max − @target + 0.5 s) it seeks to
+  the live edge − target.
 * `dashjs-lolp` — the same controller in LoL+ mode (`liveCatchup.mode`
   liveCatchupModeLoLP): below `playbackBufferMin` (0.5 s) the rate follows the buffer
   (``Δ = buffer − min``), otherwise the latency, with no change inside ±2 % of the target.

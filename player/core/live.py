@@ -224,7 +224,7 @@ def chunk_shares(chunk_media_s: np.ndarray, first_share: float | None = None) ->
     the bytes in the first of five 0.1 s chunks of the interop's x264 encodings, where the
     media's share is 20%); when the link is the bottleneck, the first chunk's media reaches
     the buffer late and the later, small chunks arrive quickly, and a rate measured per chunk
-    (dash.js's moof parsing) reads the small chunks' first-packet error large."""
+    (dash.js's moof parsing) reads the small chunks' first-read error large."""
     media = np.asarray(chunk_media_s, dtype=np.float64)
     share = media / media.sum()
     if first_share is None or media.size < 2:
@@ -240,9 +240,12 @@ def chunk_arrivals(link, idx: np.ndarray, first_byte_s: np.ndarray, sizes_bytes:
     arrives (trace time, (n, C) each): chunk c leaves at max(first byte, its release, the
     previous chunk's end) and takes the link's exact capacity from there
     (`netem.link.Link.deliver`); its first bytes (the moof) reach the reader with its first
-    read, `first_read_bytes` later (the whole chunk if smaller). A reader that times a
-    chunk from its moof (dash.js's moof parsing, our player's chunk timer) thus misses the
-    first read's transfer: on small chunks its rate reads high, as dash.js's does."""
+    read, `first_read_bytes` later (the whole chunk if smaller), and not before the reader
+    is done with the previous chunk, `read_busy_s` after that one's end (dash.js appends it
+    and fires its events first). A reader that times a chunk from its moof (dash.js's moof
+    parsing, our player's chunk timer) thus misses the first read's transfer and, when
+    chunks come back to back, its busy time: on small chunks its rate reads high, as
+    dash.js's does."""
     n, C = sizes_bytes.shape
     start = np.empty((n, C))
     end = np.empty((n, C))
