@@ -117,6 +117,10 @@ def test_a_busy_reader_sees_back_to_back_chunks_late_but_not_chunks_that_wait_fo
     small = np.array([[12_500.0, 1_250.0]])                 # the second takes 10 ms
     start, end = chunk_arrivals(link, idx, np.zeros(1), small, np.full((1, 2), -10.0), 1000.0, 0.02)
     assert start[0] == pytest.approx([0.008, 0.11]) and end[0] == pytest.approx([0.1, 0.11])
+    # a session's rows time chunks with its own reader (the call both drivers make)
+    lv = rows(LiveSettings(chunk_s=0.5, first_read_bytes=1000.0, read_busy_s=0.02), 101.0)
+    start, end = lv.arrivals(link, idx, np.zeros(1), sizes, np.full((1, 3), -10.0))
+    assert start[0] == pytest.approx([0.008, 0.12, 0.22]) and end[0] == pytest.approx([0.1, 0.2, 0.3])
 
 
 def test_the_first_chunk_carries_its_share_and_the_rest_split_by_media():

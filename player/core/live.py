@@ -376,6 +376,13 @@ class LiveRows:
         """(len(size), C) a segment's bytes split over its chunks (`chunk_shares`)."""
         return np.asarray(size_bytes, dtype=np.float64)[:, None] * self.chunk_share[None, :]
 
+    def arrivals(self, link, idx: np.ndarray, first_byte_s: np.ndarray, sizes_bytes: np.ndarray,
+                 release_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`chunk_arrivals` with this session's reader (`first_read_bytes`, `read_busy_s`): the
+        one call the simulator and the sans-IO core's link driver both make."""
+        return chunk_arrivals(link, idx, first_byte_s, sizes_bytes, release_s,
+                              self.settings.first_read_bytes, self.settings.read_busy_s)
+
     def available_for_s(self, k: int, rows, clock_s: np.ndarray) -> np.ndarray:
         """How long request k's segment has been available at session time `clock_s`."""
         return clock_s - self.available_at(k, rows)

@@ -9,7 +9,7 @@ Order within step k, per row still in session: wait until the buffer has room (n
 the first request); the seeks due (a catch-up seek asked for, or the segment left the
 time-shift buffer); wait until the segment is available; the decision; the policy's own
 delay; the request: after the link's latency, each chunk leaves the origin once produced and
-crosses the link at its rate (`player.core.live.chunk_arrivals`), each chunk's media joining
+crosses the link at its rate (`player.core.live.LiveRows.arrivals`), each chunk's media joining
 the buffer as it arrives; the arrival. Every wait and transfer is cut at the session's
 duration: the row's session ends there, a download still in flight is dropped, nothing is
 played out. Stall time after the last segment that arrived counts with that segment.
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from player.core.live import chunk_arrivals
 from player.core.rules import DecisionHook
 
 _EPS = 1e-9
@@ -99,8 +98,7 @@ class LiveLockstep:
         lat = link.latency(tidx, b.trace_t[rows]) + link.params.overhead_s
         first_byte = b.trace_t[rows] + (lat if link.params.latency_advances_trace else 0.0)
         parts = live.chunk_bytes(size)
-        starts, ends = chunk_arrivals(link, tidx, first_byte, parts, live.releases(k, rows) - lag[:, None],
-                                      live.settings.first_read_bytes, live.settings.read_busy_s)
+        starts, ends = live.arrivals(link, tidx, first_byte, parts, live.releases(k, rows) - lag[:, None])
         starts += lag[:, None]
         ends += lag[:, None]
         C = parts.shape[1]

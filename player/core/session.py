@@ -25,7 +25,7 @@ from abr.errors import PolicyOutputError
 from netem.errors import InputError
 from player.core import events as ev
 from player.core.fast_switch import refetch_bound
-from player.core.live import LiveRows, chunk_arrivals
+from player.core.live import LiveRows
 from player.core.presets import SessionPreset
 from player.core.rules import (MAX_ATTEMPTS, DecisionHook, DecisionRecord, SegmentPlan, SessionRows, accept_abandon,
                                can_abandon, delivered_bytes, next_offer_s, payload_link)
@@ -692,7 +692,7 @@ def _fetches(core: SessionCore, bound: int):
 
 def _drive_live(core: SessionCore, link, trace_index: int) -> SessionCore:
     """`drive_with_link` for a live session: each request's chunks cross the link as they are
-    produced (`player.core.live.chunk_arrivals`), reported one by one; the session ends at
+    produced (`player.core.live.LiveRows.arrivals`), reported one by one; the session ends at
     its duration, dropping what is in flight (the simulator's live lockstep, one row)."""
     idx = np.array([trace_index])
     p = core.preset.link
@@ -702,8 +702,7 @@ def _drive_live(core: SessionCore, link, trace_index: int) -> SessionCore:
         lat = float(link.latency(idx, np.array([q]))[0]) + p.overhead_s
         first_byte = q + (lat if p.latency_advances_trace else 0.0)
         parts, releases = core.live_chunks(action)
-        starts, ends = chunk_arrivals(link, idx, np.array([first_byte]), parts[None, :], releases[None, :],
-                                      core.live.settings.first_read_bytes, core.live.settings.read_busy_s)
+        starts, ends = core.live.arrivals(link, idx, np.array([first_byte]), parts[None, :], releases[None, :])
         C = parts.size
         for c in range(C):
             if max(ends[0, c] - core.now, 0.0) >= (end - core.now) - _EPS:
