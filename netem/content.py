@@ -83,6 +83,10 @@ class Content:
     format: str = "memory"
     audio_bitrate_bps: float | None = None
     extra: dict = field(default_factory=dict, repr=False)
+    #: how a low-latency origin sends each segment: the bytes of each CMAF chunk (moof + mdat),
+    #: (segments, rungs, chunks), for chunks of `chunk_duration_s`; None when not known
+    chunk_sizes_bytes: np.ndarray | None = field(default=None, repr=False)
+    chunk_duration_s: float | None = None
 
     def __post_init__(self) -> None:
         """The numbers: shapes, and every value positive, finite and within the bounds above."""
@@ -120,6 +124,33 @@ class Content:
                              f"{_problem(float(self.audio_bitrate_bps), MAX_RATE_BPS, 'bit/s (MAX_RATE_BPS)')}", where=where)
         object.__setattr__(self, "segment_durations_s", d)
         object.__setattr__(self, "segment_sizes_bytes", np.rint(s).astype(np.int64))
+        if self.chunk_sizes_bytes is not None:
+            c = np.asarray(self.chunk_sizes_bytes, dtype=np.float64)
+            if c.ndim != 3 or c.shape[:2] != (d.size, b.size) or c.shape[2] < 1:
+                raise InputError(f"chunk sizes must be {d.size} segments × {b.size} rungs × chunks, got shape "
+                                 f"{c.shape}", where=f"{where}: chunks.sizes_bytes")
+            i = _first_bad(c.ravel(), MAX_SEGMENT_BYTES)
+            if i >= 0:
+                seg, rest = divmod(i, b.size * c.shape[2])
+                rung, chunk = divmod(rest, c.shape[2])
+                raise InputError(f"segment {seg}, rung {rung}, chunk {chunk}: size {float(c.ravel()[i])!r} bytes "
+                                 f"{_problem(float(c.ravel()[i]), MAX_SEGMENT_BYTES, 'bytes')}",
+                                 where=f"{where}: chunks.sizes_bytes")
+            cd = self.chunk_duration_s
+            if cd is None or not (0 < cd <= float(d.min())):
+                raise InputError(f"chunk duration {cd!r} s must be positive and at most a segment "
+                                 f"({float(d.min()):g} s)", where=f"{where}: chunks.duration_s")
+            object.__setattr__(self, "chunk_sizes_bytes", np.rint(c).astype(np.int64))
+            object.__setattr__(self, "chunk_duration_s", float(cd))
+
+    def chunk_layout(self, chunk_s: float | None) -> np.ndarray | None:
+        """(segments, rungs, chunks) bytes of each chunk when the description has them for
+        chunks of `chunk_s` seconds, else None (the caller models the split)."""
+        if self.chunk_sizes_bytes is None or chunk_s is None or self.chunk_duration_s is None:
+            return None
+        if abs(self.chunk_duration_s - float(chunk_s)) > 1e-9:
+            return None
+        return self.chunk_sizes_bytes
 
     @property
     def bitrates_bps(self) -> np.ndarray:
@@ -168,6 +199,8 @@ class Content:
         if self.audio_bitrate_bps:
             out["audio_bitrate_bps"] = self.audio_bitrate_bps
         out["segment_sizes_bytes"] = self.segment_sizes_bytes.tolist()
+        if self.chunk_sizes_bytes is not None:
+            out["chunks"] = {"duration_s": self.chunk_duration_s, "sizes_bytes": self.chunk_sizes_bytes.tolist()}
         return out
 
 
@@ -360,8 +393,26 @@ def from_dict(doc: dict, where: str = "content", fmt: str = "abrlab-json", defau
     audio = doc.get("audio_bitrate_bps")
     if audio is not None:
         audio = _positive_number(audio, "audio_bitrate_bps", where, MAX_RATE_BPS, "bit/s (MAX_RATE_BPS)")
+    chunk_sizes, chunk_s = _chunks(doc.get("chunks"), where)
     return validate(Content(tuple(rungs), durs, sizes, name=str(doc.get("name", default_name)), source=where,
-                            format=fmt, audio_bitrate_bps=audio))
+                            format=fmt, audio_bitrate_bps=audio, chunk_sizes_bytes=chunk_sizes,
+                            chunk_duration_s=chunk_s))
+
+
+def _chunks(raw, where: str) -> tuple[np.ndarray | None, float | None]:
+    """The optional "chunks" object: {"duration_s": chunk seconds, "sizes_bytes": per segment,
+    per rung, each chunk's bytes}; Content checks the shape and the values."""
+    if raw is None:
+        return None, None
+    if not isinstance(raw, dict) or set(raw) != {"duration_s", "sizes_bytes"}:
+        raise InputError("field 'chunks' must be an object with 'duration_s' and 'sizes_bytes'", where=where)
+    d = _positive_number(raw["duration_s"], "chunks.duration_s", where, MAX_DURATION_S, "s (MAX_DURATION_S)")
+    try:
+        sizes = np.asarray(raw["sizes_bytes"], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError("field 'chunks.sizes_bytes' must be a list (segments) of lists (rungs) of lists of "
+                         "numbers (chunks), all of one shape", where=where) from None
+    return sizes, d
 
 
 def _rung(raw, where: str) -> Rung:
@@ -455,7 +506,7 @@ def save(content: Content, path: str | Path) -> None:
 def _to_toml(doc: dict) -> str:
     lines = []
     for k, v in doc.items():
-        if k in ("rungs", "segment_sizes_bytes"):
+        if k in ("rungs", "segment_sizes_bytes", "chunks"):
             continue
         lines.append(f"{k} = {json.dumps(v)}")
     lines.append("segment_sizes_bytes = [")
@@ -464,6 +515,10 @@ def _to_toml(doc: dict) -> str:
     for r in doc["rungs"]:
         lines.append("\n[[rungs]]")
         lines += [f"{k} = {json.dumps(v)}" for k, v in r.items()]
+    if "chunks" in doc:
+        lines += ["\n[chunks]", f"duration_s = {json.dumps(doc['chunks']['duration_s'])}", "sizes_bytes = ["]
+        lines += [f"  {json.dumps(seg)}," for seg in doc["chunks"]["sizes_bytes"]]
+        lines.append("]")
     return "\n".join(lines) + "\n"
 
 

@@ -70,6 +70,7 @@ from netem.shaper import Shaper
 
 CHUNK_BYTES = 64 * 1024  # bytes read from a resource at a time
 WRITE_BYTES = 64 * 1024  # bytes handed to the transport at a time
+MAX_LOGGED_WRITES = 512  # writes of a produced-as-sent body logged in its record (``rec["writes"]``)
 MAX_REQUEST_BODY_BYTES = 128 * 1024
 MAX_RECORDS = 100_000
 CONTENT_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -667,13 +668,14 @@ class EdgeServer:
 
         With `prog` (the whole body of a resource still being produced), each piece first
         waits for its release time on `prog.clock` (logged in ``rec["chunks"]``: byte end,
-        release time, the clock when it left); the link then carries it at the trace's rate
+        release time, the clock when it left; each write in ``rec["writes"]``); the link then carries it at the trace's rate
         like any body. Each write is at most WRITE_BYTES and waits until the guard says the
         client's write buffer has room (a client that stops reading is reset after the write
         timeout), so the bytes held for one client stay bounded."""
         conn = self.guard.of(request.transport)
         flow = self.shaper.open(0 if prog is not None else end - start) if self.shaper is not None else _Gate(self)
         released = end if prog is None else 0  # bytes that may leave now
+        writes = rec.setdefault("writes", []) if prog is not None else None   # [clock s, bytes] per write
         sent = 0
         stall_at = d.stall_after if d.stall_after is not None else -1
         reset_at = d.reset_after if d.reset_after is not None else -1
@@ -702,6 +704,8 @@ class EdgeServer:
                     n = await flow.take(limit)
                     if self.dead:
                         raise ConnectionResetError("edge is dead")
+                    if writes is not None and len(writes) < MAX_LOGGED_WRITES:
+                        writes.append([round(prog.clock.now(), 6), n])
                     await resp.write(view[off:off + n])
                     off += n
                     sent += n

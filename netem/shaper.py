@@ -10,7 +10,10 @@ Two layers, in the style of h11:
   ``C⁻¹(pos + q)``, so bytes released by time t never exceed C(t) (the curve counted from
   the start). Their clock is a number you pass in: tests drive them with a fake clock.
 * `Shaper` is the asyncio driver: one timer on the event loop, flows that ``await
-  flow.take(n)`` before writing n bytes.
+  flow.take(n)`` before writing n bytes. A flow asks the scheduler only for bytes it has
+  not asked for yet (`Scheduler.pending`: its demand and its grant in flight), so a writer
+  that asks piece by piece (a live body, chunk by chunk) is granted exactly its bytes, each
+  piece from its own first grant.
 
 Time inside the scheduler is seconds since the shaper started on the *wall* clock; the
 trace is replayed `time_scale` times faster (``trace.scaled(K)``), and outage windows given
@@ -283,6 +286,12 @@ class Scheduler:
     def next_time(self) -> float | None:
         return None if self._inflight is None else self._inflight[2]
 
+    def pending(self, flow: Flow) -> float:
+        """Bytes the flow asked for and has not been given yet: its demand and its grant in
+        flight. A writer that wants more than this must ask (`add_demand`)."""
+        inflight = self._inflight[1] if self._inflight is not None and self._inflight[0] is flow else 0
+        return flow.demand + inflight
+
     def restart(self) -> bool:
         """Back to link position 0, as at a new start (the caller's clock restarts at 0 too).
         Only an idle link restarts: with a flow open nothing changes and it returns False."""
@@ -338,8 +347,9 @@ class ShapedFlow:
                 return n
             if f.closed:
                 raise ConnectionError("flow closed")
-            if f.demand <= 0:  # never asked for these bytes: ask now
-                sh._sched.add_demand(f, want, sh.now())
+            pending = sh._sched.pending(f)
+            if pending < want:  # bytes never asked for (not even in the grant in flight): ask now
+                sh._sched.add_demand(f, want - pending, sh.now())
             sh._arm()
             fut = asyncio.get_running_loop().create_future()
             f.waiter = fut

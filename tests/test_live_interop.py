@@ -201,3 +201,29 @@ def test_whole_segment_live_is_predicted_without_chunks_or_catch_up():
     p = interop_live.live_preset(live.LiveRun(60.0))
     assert p.live.chunk_s is None and p.live.target_latency_s is None and p.live.catchup == "none"
     assert p.live.duration_s == 60.0
+
+
+def test_the_low_latency_prediction_simulates_the_encoded_contents_own_chunks(tmp_path):
+    import numpy as np
+    from netem import content as content_mod
+    from netem.content import Content, rungs_from_bitrates
+    from netem.live.config import LiveConfig
+    from netem.live.presentation import LivePresentation
+    from netem.package import SyntheticPresentation
+
+    sizes = np.array([[60_000 + 1000 * k, 150_000 + 1000 * k] for k in range(4)])
+    desc = Content(rungs_from_bitrates([300e3, 750e3]), np.full(4, 2.0), sizes, name="small")
+    pres = SyntheticPresentation(desc)
+    pres.write(tmp_path / "enc")
+    movie = tmp_path / "enc" / "content.json"
+    content_mod.save(desc, movie)
+    run = live.LiveRun(60.0, True, 3.0, 0.5)
+    got = live.chunked_movie(str(movie), str(tmp_path / "enc"), run)
+    assert got == str(tmp_path / "enc" / "content-chunks-0.5s.json")
+    layout = content_mod.load(got).chunk_layout(0.5)
+    origin = LivePresentation(pres, LiveConfig(chunk_s=0.5, target_latency_s=3.0))
+    seg = origin.segment(origin.track("v1").index, 6)          # live segment 6: the loop's segment 2
+    assert layout[2, 1].tolist() == np.diff([0] + list(seg.chunk_ends)).tolist()
+    # whole segments, or no encoded media beside the description: the description itself
+    assert live.chunked_movie(str(movie), str(tmp_path / "enc"), live.LiveRun(60.0)) == str(movie)
+    assert live.chunked_movie(str(movie), str(tmp_path / "elsewhere"), run) == str(movie)

@@ -190,8 +190,21 @@ def test_low_latency_chunks_leave_no_earlier_than_their_end():
             assert [c["release_s"] for c in rec["chunks"]] == [AST + 10.5, AST + 11.0, AST + 11.5, AST + 12.0]
             assert all(c["at_s"] >= c["release_s"] for c in rec["chunks"])
             assert rec["bytes"] == seg.size and rec["status"] == 200
+            # every write within one chunk: the writes' running total passes each chunk's end
+            sent = np.cumsum([n for _, n in rec["writes"]])
+            assert sent[-1] == seg.size and set(seg.chunk_ends) <= set(sent.tolist())
 
     run_bounded(main_())
+
+
+def test_chunk_sizes_are_the_bytes_the_origin_sends_per_chunk():
+    live = LivePresentation(SyntheticPresentation(small_content()), config(chunk_s=0.5))
+    sizes = live.chunk_sizes_bytes()
+    assert sizes.shape == (4, 2, 4)                        # 4 looped segments, 2 rungs, 4 chunks of 0.5 s
+    for j in (5, 6, 4 * 1000 + 3):                         # any live segment: the loop's sizes
+        for rung in (0, 1):
+            seg = live.segment(live.track(f"v{rung}").index, j)
+            assert sizes[j % 4, rung].tolist() == np.diff([0] + list(seg.chunk_ends)).tolist()
 
 
 def test_low_latency_segment_already_complete_is_an_ordinary_response():

@@ -22,7 +22,7 @@ from netem.link import Link
 from netem.trace import Trace, constant
 from player.core.buffer import BufferState
 from player.core.catchup import ServiceBounds
-from player.core.live import (LiveFacts, LiveRows, LiveSettings, chunk_arrivals, chunk_shares, live_delay,
+from player.core.live import (LiveFacts, whole_body_arrivals, LiveRows, LiveSettings, chunk_arrivals, chunk_shares, live_delay,
                               simulated_rows)
 from player.core.presets import PRESETS
 from player.core.rules import SegmentPlan
@@ -121,6 +121,73 @@ def test_a_busy_reader_sees_back_to_back_chunks_late_but_not_chunks_that_wait_fo
     lv = rows(LiveSettings(chunk_s=0.5, first_read_bytes=1000.0, read_busy_s=0.02), 101.0)
     start, end = lv.arrivals(link, idx, np.zeros(1), sizes, np.full((1, 3), -10.0))
     assert start[0] == pytest.approx([0.008, 0.12, 0.22]) and end[0] == pytest.approx([0.1, 0.2, 0.3])
+
+
+def test_a_shaped_links_first_read_is_one_grant_1500_bytes_or_5_ms_of_capacity():
+    idx = np.zeros(1, dtype=np.int64)
+    sizes = np.full((1, 2), 12_500.0)
+    gone = np.full((1, 2), -10.0)
+    # 1 Mbit/s: 5 ms carry 625 bytes, so the grant is 1,500 bytes (12 ms); back to back, the
+    # second chunk's first grant starts where the first chunk ended (0.1 s)
+    slow = Link([constant(1e6, 100.0)])
+    start, end = chunk_arrivals(slow, idx, np.zeros(1), sizes, gone, 1500.0, 0.0, 0.005)
+    assert start[0] == pytest.approx([0.012, 0.112]) and end[0] == pytest.approx([0.1, 0.2])
+    # 8 Mbit/s: 5 ms carry 5,000 bytes, more than 1,500: the first read comes 5 ms in
+    fast = Link([constant(8e6, 100.0)])
+    start, end = chunk_arrivals(fast, idx, np.zeros(1), sizes, gone, 1500.0, 0.0, 0.005)
+    assert start[0] == pytest.approx([0.005, 0.0175]) and end[0] == pytest.approx([0.0125, 0.025])
+    # a chunk released after the link went idle: its first grant from its release
+    start, end = chunk_arrivals(slow, idx, np.zeros(1), sizes, np.array([[0.0, 0.5]]), 1500.0, 0.0, 0.005)
+    assert start[0] == pytest.approx([0.012, 0.512]) and end[0] == pytest.approx([0.1, 0.6])
+    # the session's rows carry it
+    lv = rows(LiveSettings(chunk_s=0.5, first_read_bytes=1500.0, first_read_s=0.005), 101.0)
+    start, _ = lv.arrivals(fast, idx, np.zeros(1), sizes, gone)
+    assert start[0] == pytest.approx([0.005, 0.0175])
+    with pytest.raises(InputError, match="first_read_s"):
+        LiveSettings(first_read_s=-0.001)
+
+
+def test_a_segment_complete_when_asked_is_one_body_on_one_grid_of_grants():
+    # 1 Mbit/s (1,500-byte grants, 12 ms each); chunks of 4,000, 2,000 and 3,500 bytes from t = 0
+    link = Link([constant(1e6, 100.0)])
+    idx = np.zeros(1, dtype=np.int64)
+    sizes = np.array([[4_000.0, 2_000.0, 3_500.0]])
+    start, end = whole_body_arrivals(link, idx, np.zeros(1), sizes, 1500.0, 0.005)
+    # reads end at 1,500, 3,000, 4,500, 6,000, 7,500, 9,000 and 9,500 bytes (the last grant short).
+    # chunk 0 (to byte 4,000): first read 12 ms, last the third (36 ms); chunk 1 (to 6,000) is
+    # seen with the fourth read (48 ms) and ends with it; chunk 2 (to 9,500) is seen with the
+    # fifth (60 ms) and ends with the body (76 ms)
+    assert start[0] == pytest.approx([0.012, 0.048, 0.060]) and end[0] == pytest.approx([0.036, 0.048, 0.076])
+    # with shaped reads, the session's rows use it for a segment produced when asked, and the
+    # chunk-by-chunk grants for one still produced
+    settings = LiveSettings(chunk_s=0.5, first_read_bytes=1500.0, first_read_s=0.005, shaped_reads=True)
+    lv = rows(settings, 101.0)
+    two = np.zeros(2, dtype=np.int64)
+    sizes2 = np.repeat(sizes, 2, axis=0)
+    produced = np.array([[-1.0, -0.5, -0.1], [0.0, 0.5, 1.0]])
+    start, end = lv.arrivals(link, two, np.zeros(2), sizes2, produced)
+    assert start[0] == pytest.approx([0.012, 0.048, 0.060])
+    assert start[1] == pytest.approx([0.012, 0.512, 1.012]) and end[1] == pytest.approx([0.032, 0.516, 1.028])
+
+
+def test_the_contents_own_chunks_replace_the_share_model():
+    # 5 looped segments of 2 s, 2 rungs, 1 s chunks: chunk bytes per segment and rung
+    settings = LiveSettings(chunk_s=1.0, target_latency_s=3.0, first_chunk_share=0.4)
+    layout = np.zeros((5, 2, 2))
+    for j in range(5):
+        layout[j, 0] = [1_000.0 * (j + 1), 500.0]
+        layout[j, 1] = [4_000.0 + j, 2_000.0]
+    lv = LiveRows(settings.facts(D), settings, np.full((5, 2), 9_999.0), 1, 101.0, chunk_sizes_bytes=layout)
+    j = int(lv.segment(0, [0])[0]) % 5                     # the content segment request 0 plays
+    # the segments' sizes are the chunks' sums, the description's sizes aside
+    assert lv.sizes_at(0, [0])[0] == pytest.approx([1_000.0 * (j + 1) + 500.0, 4_000.0 + j + 2_000.0])
+    assert lv.chunk_bytes(np.array([0.0]), 0, [0], np.array([1]))[0] == pytest.approx([4_000.0 + j, 2_000.0])
+    nxt = (j + 1) % 5
+    assert lv.chunk_bytes(np.array([0.0]), 1, [0], np.array([0]))[0] == pytest.approx([1_000.0 * (nxt + 1), 500.0])
+    # without the request (a size only), the model's shares: 40 % in the first chunk
+    assert lv.chunk_bytes(np.array([10_000.0]))[0] == pytest.approx([4_000.0, 6_000.0])
+    with pytest.raises(InputError, match="do not fit"):
+        LiveRows(settings.facts(D), settings, np.full((5, 2), 1.0), 1, 101.0, chunk_sizes_bytes=layout[:, :, :1])
 
 
 def test_the_first_chunk_carries_its_share_and_the_rest_split_by_media():

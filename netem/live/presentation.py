@@ -22,6 +22,8 @@ import math
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from netem.errors import InputError, UsageError
 from netem.live.config import MAX_WINDOW_SEGMENTS, LiveConfig
 from netem.live.segments import InitInfo, LiveSegment, VodSegment, build, parse_init, parse_segment
@@ -62,6 +64,10 @@ class Target:
     what: str
     track: LiveTrack | None = None
     j: int = -1
+
+
+#: seconds after AST where `chunk_sizes_bytes` takes its loop (2033: decode times in 64 bits)
+FAR_FROM_AST_S = 2.0e9
 
 
 class LivePresentation:
@@ -183,6 +189,31 @@ class LivePresentation:
         """Origin-clock time at which each chunk of `seg` is complete (its last sample's end)."""
         ast = self.schedule.ast_s
         return [ast + ticks / lt.timescale for ticks in seg.chunk_end_ticks]
+
+    def chunk_sizes_bytes(self, kind: str = "video") -> np.ndarray:
+        """(segments of the loop, tracks of `kind` in order, chunks) the bytes of each chunk of
+        each segment as this origin sends it (its moof and mdat; the styp with the first): what
+        a simulator needs to time chunked downloads of this content exactly. Segments after
+        the loop's first repeat each other's sizes, so one loop, taken far from AST (the
+        decode times there take the 64-bit form, as on today's wall clock), is enough."""
+        tracks = [lt for lt in self.tracks if lt.track.kind == kind]
+        if not tracks:
+            raise InputError(f"the presentation has no {kind} track", where="live")
+        n = self.n_vod
+        base = n * math.ceil(FAR_FROM_AST_S / self.nominal_s / n)   # a loop's first segment
+        rows = []
+        for i in range(n):
+            j = base + i
+            per_track = []
+            for lt in tracks:
+                seg = self._segment(lt.index, j)
+                ends = np.asarray(seg.chunk_ends, dtype=np.int64)
+                per_track.append(np.diff(np.concatenate([[0], ends])))
+            rows.append(per_track)
+        widths = {len(c) for r in rows for c in r}
+        if len(widths) != 1:
+            raise InputError(f"segments have different chunk counts ({sorted(widths)})", where="live")
+        return np.asarray(rows, dtype=np.int64)
 
     @property
     def max_segment_duration_s(self) -> float:

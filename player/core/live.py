@@ -149,7 +149,11 @@ class LiveSettings:
     in proportion to media, as the origin's generated payload is) and how many bytes of a
     chunk the reader gets in its first read (`first_read_bytes`), which together set what
     a per-chunk throughput estimate reads (`chunk_shares`, `chunk_arrivals`), with the
-    reader busy `read_busy_s` after each chunk it completes. Whether the buffer target is
+    reader busy `read_busy_s` after each chunk it completes; a first read of at least
+    `first_read_s` of the link's capacity (a grant of our shaper: 1,500 bytes or 5 ms of
+    capacity, whichever is more); with `shaped_reads`, a segment complete when requested
+    comes as one body on one grid of such grants (`whole_body_arrivals`), as our edge
+    sends it. Whether the buffer target is
     at most the live delay (`buffer_target_at_most_delay`; `LiveRows.buffer_cap`)."""
 
     duration_s: float = 300.0
@@ -165,6 +169,8 @@ class LiveSettings:
     first_chunk_share: float | None = None
     first_read_bytes: float = FIRST_READ_BYTES
     read_busy_s: float = 0.0
+    first_read_s: float = 0.0
+    shaped_reads: bool = False
     buffer_target_at_most_delay: bool = True
 
     def __post_init__(self) -> None:
@@ -176,6 +182,8 @@ class LiveSettings:
             raise InputError(f"first_read_bytes must be at least 0, got {self.first_read_bytes!r}")
         if not (0 <= self.read_busy_s < 1):
             raise InputError(f"read_busy_s must be in [0, 1) s, got {self.read_busy_s!r}")
+        if not (0 <= self.first_read_s < 1):
+            raise InputError(f"first_read_s must be in [0, 1) s, got {self.first_read_s!r}")
         if not (0 <= self.join_phase < 1):
             raise InputError(f"join_phase must be in [0, 1), got {self.join_phase!r}")
         if not (isinstance(self.join_segment, (int, np.integer)) and self.join_segment >= 0):
@@ -235,12 +243,14 @@ def chunk_shares(chunk_media_s: np.ndarray, first_share: float | None = None) ->
 
 def chunk_arrivals(link, idx: np.ndarray, first_byte_s: np.ndarray, sizes_bytes: np.ndarray,
                    release_s: np.ndarray, first_read_bytes: float = FIRST_READ_BYTES,
-                   read_busy_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                   read_busy_s: float = 0.0, first_read_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """When the reader first sees each chunk of a chunked download and when its last byte
     arrives (trace time, (n, C) each): chunk c leaves at max(first byte, its release, the
     previous chunk's end) and takes the link's exact capacity from there
     (`netem.link.Link.deliver`); its first bytes (the moof) reach the reader with its first
-    read, `first_read_bytes` later (the whole chunk if smaller), and not before the reader
+    read, `first_read_bytes` later (or `first_read_s` of the link's capacity when that is
+    more: a shaped link's grant, as `netem.shaper` hands them out; the whole chunk if
+    smaller), and not before the reader
     is done with the previous chunk, `read_busy_s` after that one's end (dash.js appends it
     and fires its events first). A reader that times a chunk from its moof (dash.js's moof
     parsing, our player's chunk timer) thus misses the first read's transfer and, when
@@ -254,12 +264,41 @@ def chunk_arrivals(link, idx: np.ndarray, first_byte_s: np.ndarray, sizes_bytes:
         s = np.maximum(prev, release_s[:, c])
         b = np.asarray(sizes_bytes[:, c], dtype=np.float64)
         e = link.deliver(idx, s, b)
-        start[:, c] = link.deliver(idx, s, np.minimum(b, first_read_bytes))
+        first = np.full(n, float(first_read_bytes))
+        if first_read_s:
+            first = np.maximum(first, link.delivered_bits(idx, s, s + first_read_s) / 8.0)
+        start[:, c] = link.deliver(idx, s, np.minimum(b, first))
         if c and read_busy_s:
             start[:, c] = np.minimum(np.maximum(start[:, c], prev + read_busy_s), e)
         end[:, c] = e
         prev = e
     return start, end
+
+
+def whole_body_arrivals(link, idx: np.ndarray, first_byte_s: np.ndarray, sizes_bytes: np.ndarray,
+                        grant_bytes: float, grant_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """`chunk_arrivals` for a segment complete when requested, which our edge sends as one
+    body: whole grants of max(`grant_bytes`, `grant_s` of capacity) back to back from the
+    first byte (`netem.shaper`), one read each, so chunk boundaries fall inside reads. A
+    chunk ends with the read holding its last byte; the next chunk's moof, in that same read
+    or the next, is seen with the next one (dash.js looks for a moof before it completes the
+    previous chunk), so each chunk after the first is seen one read late; a chunk within one
+    read begins and ends together."""
+    s0 = np.asarray(first_byte_s, dtype=np.float64)
+    sizes = np.asarray(sizes_bytes, dtype=np.float64)
+    n = sizes.shape[0]
+    q = np.full(n, float(grant_bytes))
+    if grant_s:
+        q = np.maximum(q, link.delivered_bits(idx, s0, s0 + grant_s) / 8.0)
+    offsets = np.cumsum(sizes, axis=1)
+    total = offsets[:, -1:]
+    held = np.ceil(offsets / q[:, None] - 1e-9)                # reads up to each chunk's last byte
+    C = sizes.shape[1]
+    at = lambda b: np.stack([link.deliver(idx, s0, b[:, c]) for c in range(b.shape[1])], axis=1)
+    end = at(np.minimum(held * q[:, None], total))
+    first = np.concatenate([np.ones((n, 1)), held[:, :-1] + 1], axis=1)
+    start = np.minimum(at(np.minimum(first * q[:, None], total)), end)
+    return start, end[:, :C]
 
 
 class ChunkLog:
@@ -298,10 +337,14 @@ class LiveRows:
     `sizes_bytes` (K, R) are the looped segments' sizes (the HTTP player's estimate:
     bandwidth × duration, one row); `edge0_s` the live edge at session start per row;
     `duration_s` the session length (None: the settings'; the HTTP player gives
-    `DEFAULT_OPEN_DURATION_S` when the user gives none)."""
+    `DEFAULT_OPEN_DURATION_S` when the user gives none). `chunk_sizes_bytes` (K, R, C): each
+    chunk's bytes as the origin sends them (`netem.content.Content.chunk_layout`), when the
+    content has them for these chunks; the segments' sizes are then their sums, and the
+    chunks' split is theirs instead of `chunk_shares`' model."""
 
     def __init__(self, facts: LiveFacts, settings: LiveSettings, sizes_bytes: np.ndarray, n: int,
-                 edge0_s: np.ndarray | float, duration_s: float | None = None) -> None:
+                 edge0_s: np.ndarray | float, duration_s: float | None = None,
+                 chunk_sizes_bytes: np.ndarray | None = None) -> None:
         self.facts = facts
         self.settings = settings
         self.n = n
@@ -309,6 +352,14 @@ class LiveRows:
         self.D = D
         self.sizes = np.asarray(sizes_bytes, dtype=np.float64)
         self.K = self.sizes.shape[0]
+        self.layout = None
+        if chunk_sizes_bytes is not None:
+            layout = np.asarray(chunk_sizes_bytes, dtype=np.float64)[:self.K]
+            if layout.shape[:2] != self.sizes.shape or layout.shape[2] != facts.chunks:
+                raise InputError(f"chunk sizes of shape {layout.shape} do not fit {self.K} segments × "
+                                 f"{self.sizes.shape[1]} rungs × {facts.chunks} chunks", where="live")
+            self.layout = layout
+            self.sizes = layout.sum(axis=2)
         self.delay_s, self.delay_source = live_delay(facts, delay_s=settings.delay_s,
                                                      delay_segments=settings.delay_segments)
         self.end_s = float(duration_s if duration_s is not None else settings.duration_s)
@@ -372,16 +423,30 @@ class LiveRows:
         j = self.segment(k, rows)
         return (j * self.D - self.edge0[rows])[:, None] + self.chunk_ends[None, :]
 
-    def chunk_bytes(self, size_bytes: np.ndarray) -> np.ndarray:
-        """(len(size), C) a segment's bytes split over its chunks (`chunk_shares`)."""
+    def chunk_bytes(self, size_bytes: np.ndarray, k: int | None = None, rows=None,
+                    rung: np.ndarray | None = None) -> np.ndarray:
+        """(len(size), C) a segment's bytes split over its chunks: the content's own chunks
+        of request k's segment at `rung` when it has them (`layout`), else in the model's
+        shares (`chunk_shares`)."""
+        if self.layout is not None and k is not None:
+            return self.layout[self.segment(k, rows) % self.K, np.asarray(rung, dtype=np.int64)]
         return np.asarray(size_bytes, dtype=np.float64)[:, None] * self.chunk_share[None, :]
 
     def arrivals(self, link, idx: np.ndarray, first_byte_s: np.ndarray, sizes_bytes: np.ndarray,
                  release_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """`chunk_arrivals` with this session's reader (`first_read_bytes`, `read_busy_s`): the
-        one call the simulator and the sans-IO core's link driver both make."""
-        return chunk_arrivals(link, idx, first_byte_s, sizes_bytes, release_s,
-                              self.settings.first_read_bytes, self.settings.read_busy_s)
+        """`chunk_arrivals` with this session's reader (`first_read_bytes`, `first_read_s`,
+        `read_busy_s`; `whole_body_arrivals` for segments complete when asked, with
+        `shaped_reads`): the one call the simulator and the sans-IO core's link driver both make."""
+        st = self.settings
+        start, end = chunk_arrivals(link, idx, first_byte_s, sizes_bytes, release_s,
+                                    st.first_read_bytes, st.read_busy_s, st.first_read_s)
+        if st.shaped_reads:
+            whole = release_s[:, -1] <= first_byte_s           # produced when asked: one body
+            if whole.any():
+                start[whole], end[whole] = whole_body_arrivals(link, idx[whole], first_byte_s[whole],
+                                                               sizes_bytes[whole], st.first_read_bytes,
+                                                               st.first_read_s)
+        return start, end
 
     def available_for_s(self, k: int, rows, clock_s: np.ndarray) -> np.ndarray:
         """How long request k's segment has been available at session time `clock_s`."""
@@ -556,9 +621,13 @@ def _index(rows, n: int) -> np.ndarray:
     return np.asarray(rows, dtype=np.int64)
 
 
-def simulated_rows(durations_s: np.ndarray, sizes_bytes: np.ndarray, settings: LiveSettings, n: int) -> LiveRows:
+def simulated_rows(durations_s: np.ndarray, sizes_bytes: np.ndarray, settings: LiveSettings, n: int,
+                   chunk_sizes_bytes: np.ndarray | None = None) -> LiveRows:
     """The live rows of a simulated batch: the content looped as the origin loops it, the
-    origin the settings describe, every row joining at `simulated_start`."""
+    origin the settings describe, every row joining at `simulated_start`; with the
+    content's own chunks when it has them for the settings' chunk duration."""
     D, K = uniform_duration(durations_s)
     facts = settings.facts(D)
-    return LiveRows(facts, settings, np.asarray(sizes_bytes)[:K], n, simulated_start(settings, facts, K))
+    layout = chunk_sizes_bytes if facts.low_latency else None
+    return LiveRows(facts, settings, np.asarray(sizes_bytes)[:K], n, simulated_start(settings, facts, K),
+                    chunk_sizes_bytes=layout)

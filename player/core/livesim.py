@@ -97,7 +97,7 @@ class LiveLockstep:
         tidx = b.tidx[rows]
         lat = link.latency(tidx, b.trace_t[rows]) + link.params.overhead_s
         first_byte = b.trace_t[rows] + (lat if link.params.latency_advances_trace else 0.0)
-        parts = live.chunk_bytes(size)
+        parts = live.chunk_bytes(size, k, rows, rung)
         starts, ends = live.arrivals(link, tidx, first_byte, parts, live.releases(k, rows) - lag[:, None])
         starts += lag[:, None]
         ends += lag[:, None]

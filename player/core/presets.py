@@ -241,7 +241,7 @@ PRESETS: dict[str, SessionPreset] = {
     "dashjs-live": SessionPreset(
         "dashjs-live", link_preset("trace-latency", overhead_s=0.018), buffer_cap_s=18.0, whole_segment_fits=False,
         abandonment=False, live=LiveSettings(catchup="dashjs", chunk_s=0.5, first_chunk_share=0.42,
-                                              first_read_bytes=800.0, read_busy_s=0.010,
+                                              first_read_bytes=1500.0, first_read_s=0.005, shaped_reads=True,
                                               buffer_target_at_most_delay=False), stall_floor_s=0.057,
         resume_buffer_s=0.3, startup_threshold_s=0.15,
         doc="dash.js 5 in a browser playing our low-latency origin (`abrlab interop agreement --live "
@@ -250,10 +250,13 @@ PRESETS: dict[str, SessionPreset] = {
             "ScheduleController uses the unadjusted value, so the buffer fills as far as segments are "
             "available), and the 18 ms per request of the `dashjs` preset. The interop's encoded segments: "
             "42% of a segment's bytes in its first chunk (the keyframe; 34-46% by rung, measured on the "
-            "twitch-3rung encoding, 0.1 s chunks). dash.js's moof parsing: the reader gets 800 bytes of a "
-            "chunk in its first read and is busy 10 ms after each chunk it completes (fitted to dash.js's "
-            "1,821 throughput samples of one six-profile recording, median error -1.6%; on another "
-            "recording's 1,825, +0.1%). With the dashjs policy, dash.js's live rules: no InsufficientBufferRule in "
+            "twitch-3rung encoding, 0.1 s chunks; a content description with its own chunks, as "
+            "`interop agreement --live --low-latency` writes for the encoded content, replaces the share). "
+            "dash.js's moof parsing: it sees a chunk begin with its first read, which behind our shaper is "
+            "the chunk's first grant (1,500 bytes, or 5 ms of capacity when more: the page's read log and "
+            "the edge's write log show one read per grant), a chunk-aligned grant for a segment still produced, "
+            "one grid of grants over the whole body for a segment complete when asked, where dash.js sees "
+            "each chunk after the first one grant late. With the dashjs policy, dash.js's live rules: no InsufficientBufferRule in "
             "low-latency mode, the ThroughputRule at any buffer level on a dynamic stream. Chrome's <video> as "
             "measured under dash.js 5.2.1 low latency with 0.1 s chunks (6 sessions, 41 stalls): it starts "
             "playing with 0.16-0.21 s buffered (0.15 s here: the chunk that passes it), stops with 0.048-0.085 "

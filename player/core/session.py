@@ -290,10 +290,14 @@ class SessionCore:
         self.in_flight = fetch
         return fetch
 
+    def _chunk_bytes(self, fetch: Fetch, size_bytes: float) -> np.ndarray:
+        """(C,) the bytes of each chunk of a live request (`LiveRows.chunk_bytes`)."""
+        return self.live.chunk_bytes(np.array([size_bytes]), fetch.segment, _ROW, np.array([fetch.rung]))[0]
+
     def live_chunks(self, fetch: Fetch) -> tuple[np.ndarray, np.ndarray]:
-        """A live request's chunks as the model has them: bytes of each (the segment's in
-        proportion to the chunks' media) and the session time each is produced."""
-        return (self.live.chunk_bytes(np.array([fetch.expected_bytes]))[0],
+        """A live request's chunks as the model has them: bytes of each (the content's own
+        chunks, else the segment's in the model's shares) and the session time each is produced."""
+        return (self._chunk_bytes(fetch, fetch.expected_bytes),
                 self.live.releases(fetch.segment, _ROW)[0])
 
     def chunk_arrived(self, now: float, size_bytes: int, media_s: float | None = None,
@@ -402,7 +406,7 @@ class SessionCore:
                                     self.rules.fast.playhead_s(self.state), None, latency_s, transfer_s)
         live_fields = {}
         if self.live is not None:
-            self._last_chunk(float(size_bytes), now, first_byte_s)
+            self._last_chunk(fetch, float(size_bytes), now, first_byte_s)
             self._commit_chunks()
             lat = self.live_latency_s
             self.live_latency.append(lat)
@@ -441,7 +445,7 @@ class SessionCore:
         self.in_flight = None
         self._emit(ev.Download, segment=k, rung=fetch.rung, bytes=int(size_bytes), latency_s=latency_s,
                    transfer_s=transfer_s, throughput_bps=sample, buffer_s=self.buffer_s, stall_s=0.0, refetch=True)
-    def _last_chunk(self, size_bytes: float, now: float, first_byte_s: float | None) -> None:
+    def _last_chunk(self, fetch: Fetch, size_bytes: float, now: float, first_byte_s: float | None) -> None:
         """A completed live download whose last chunk the driver did not report (it gives the
         chunk's `first_byte_s` instead, as `drive_with_link` does): that chunk, with the
         model's share of the bytes when every other chunk was reported."""
@@ -449,7 +453,7 @@ class SessionCore:
         if first_byte_s is None or not self.live.chunks.width or len(self._chunks) >= C:
             return
         if len(self._chunks) == C - 1:
-            rest = float(self.live.chunk_bytes(np.array([size_bytes]))[0, -1])
+            rest = float(self._chunk_bytes(fetch, size_bytes)[-1])
         else:
             rest = size_bytes - sum(c[0] for c in self._chunks)
         if rest > 0:

@@ -208,7 +208,8 @@ class _Batch:
         self.link = Link(uniq, preset.link)
         self.tidx = np.array([trace_ids[id(s.trace)] for s in specs], dtype=np.int64)
         plan = SegmentPlan.from_content(content)
-        live = None if preset.live is None else simulated_rows(plan.durations_s, plan.sizes_bytes, preset.live, n)
+        live = None if preset.live is None else simulated_rows(
+            plan.durations_s, plan.sizes_bytes, preset.live, n, content.chunk_layout(preset.live.chunk_s))
         self.rules = SessionRows.for_devices(plan, preset, content, [s.device for s in specs], live=live)
         self.plan = self.rules.plan      # the segments as the preset plays them
         K = self.plan.n_segments

@@ -357,6 +357,7 @@ class _Collected:
     console: list[str] = field(default_factory=list)
     rt: list[dict] = field(default_factory=list)
     records: list[dict] = field(default_factory=list)
+    reads: list[list] = field(default_factory=list)  # [wall ms, bytes (-1: done), path] per body read
     stop_reason: str = ""
     settings: dict = field(default_factory=dict)
     version: str = ""
@@ -480,6 +481,7 @@ async def _drive(ctx, edge, setup: Setup, col: _Collected, page_name: str, mpd_n
         got = await page.evaluate("window.abrlab.drain()")
         col.events += got["events"]
         col.samples += got["samples"]
+        col.reads += got.get("reads", [])
         now = time.time()
         for s in got["samples"]:
             t = s.get("time_s")
@@ -524,6 +526,7 @@ async def _drive(ctx, edge, setup: Setup, col: _Collected, page_name: str, mpd_n
         got = await page.evaluate("window.abrlab.drain()")
         col.events += got["events"]
         col.samples += got["samples"]
+        col.reads += got.get("reads", [])
     except Exception:  # noqa: BLE001 - the page may be gone; what we have is reported
         pass
     if log_fh is not None:
@@ -874,6 +877,7 @@ def _assemble(col: _Collected, prepared: PreparedContent, trace_path: str, t0_wa
         "console": col.console[:20],
     })
     raw = {"events": col.events, "samples": col.samples, "resource_timing": col.rt, "edge_records": col.records,
+           "body_reads": col.reads,
            "t0_wall": t0_wall, "started_wall": col.started_wall, "ended_wall": col.ended_wall,
            "stop_reason": col.stop_reason, "settings": col.settings, "version": col.version, "console": col.console,
            "browser": chrome_version, "time_scale": k}

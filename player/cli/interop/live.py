@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import dataclasses
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -43,7 +45,8 @@ from netem import formats
 from netem.edge import Resource
 from netem.errors import InputError, UsageError
 from netem.live.config import DEFAULT_TARGET_LATENCY_S, LiveConfig
-from netem.live.origin import LiveEdge
+from netem.live.origin import LiveEdge, load_vod
+from netem.live.presentation import LivePresentation
 from player.cli.interop import dashjs as dj
 from player.core.summary import session_summary
 
@@ -291,6 +294,7 @@ def assemble_live(col, prepared, trace_path: str, t0_wall: float | None, run: Li
         "ok": not problems, "problems": problems, "console": col.console[:20],
     })
     raw = {"events": col.events, "samples": col.samples, "resource_timing": col.rt, "edge_records": col.records,
+           "body_reads": col.reads,
            "t0_wall": t0_wall, "started_wall": col.started_wall, "ended_wall": col.ended_wall,
            "stop_reason": col.stop_reason, "settings": col.settings, "version": col.version, "console": col.console,
            "browser": chrome_version, "time_scale": 1.0}
@@ -313,3 +317,28 @@ def reassemble_live(raw: dict, summary: dict) -> dj.SessionOutput:
     setup = dj.Setup(dj.interop_dir(), Path("chromium"), Path(""), col.version, None)
     return assemble_live(col, prepared, summary["trace"], raw["t0_wall"], run_, float(live["segment_duration_s"]),
                          setup, raw.get("browser", summary.get("browser", "")))
+
+
+def chunked_movie(movie: str, content_dir: str | None, run: LiveRun) -> str:
+    """The content description a low-latency session's prediction simulates: `movie` (the
+    encoded content's sizes) with each segment's chunks as our origin sends them for this
+    run (`LivePresentation.chunk_sizes_bytes`), so the simulator times chunks on the real
+    bytes (a keyframe chunk holds a third to a half of a segment, a scene cut another
+    third) instead of a model's shares. Written once beside the encoded content as
+    ``content-chunks-<chunk>s.json``; `movie` itself without low latency or without the
+    encoded media (a recording read on another machine)."""
+    if not run.low_latency or not content_dir or not (Path(content_dir) / "manifest.mpd").is_file():
+        return movie
+    config = run.config()
+    out = Path(content_dir) / f"content-chunks-{config.chunk_s:g}s.json"
+    if out.is_file() and out.stat().st_mtime >= Path(movie).stat().st_mtime:
+        return str(out)
+    content = content_mod.load(movie)
+    layout = LivePresentation(load_vod(content_dir, None), config).chunk_sizes_bytes()
+    if layout.shape[:2] != content.segment_sizes_bytes.shape:
+        raise InputError(f"the encoded media has {layout.shape[0]} segments × {layout.shape[1]} rungs, the "
+                         f"description {content.segment_sizes_bytes.shape}", where=str(movie))
+    tmp = out.with_suffix(f".tmp{os.getpid()}")
+    content_mod.save(dataclasses.replace(content, chunk_sizes_bytes=layout, chunk_duration_s=config.chunk_s), tmp)
+    os.replace(tmp, out)
+    return str(out)

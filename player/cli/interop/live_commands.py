@@ -21,7 +21,7 @@ from pathlib import Path
 
 from netem.errors import UsageError
 from player.cli.interop.dashjs import agreement_rows, rewrite_rows, rows_to_resimulate
-from player.cli.interop.live import LiveRun, reassemble_live, run_live_session
+from player.cli.interop.live import LiveRun, chunked_movie, reassemble_live, run_live_session
 from player.core.presets import SessionPreset, variant
 
 #: the goals of issue 16 §4 for one live session's prediction
@@ -155,7 +155,8 @@ def run_agreement_live(args: argparse.Namespace, run: LiveRun, setup_fn, note, s
 def _row(args, run: LiveRun, trace: str, real: dict, events: list[dict], raw: dict | None, out: Path,
          preset: SessionPreset, simulate_prediction) -> dict:
     first = (real.get("live") or {}).get("first_number")
-    sim, seglog = simulate_prediction(trace, real["movie"], preset=live_preset(run, preset.name, first))
+    movie = chunked_movie(real["movie"], real.get("content_dir"), run)
+    sim, seglog = simulate_prediction(trace, movie, preset=live_preset(run, preset.name, first))
     stem = Path(trace).stem
     with (out / f"{stem}.dashjs.jsonl").open("w") as fh:
         for e in events:
