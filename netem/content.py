@@ -146,9 +146,7 @@ class Content:
     def chunk_layout(self, chunk_s: float | None) -> np.ndarray | None:
         """(segments, rungs, chunks) bytes of each chunk when the description has them for
         chunks of `chunk_s` seconds, else None (the caller models the split)."""
-        if self.chunk_sizes_bytes is None or chunk_s is None or self.chunk_duration_s is None:
-            return None
-        if abs(self.chunk_duration_s - float(chunk_s)) > 1e-9:
+        if self.chunk_sizes_bytes is None or chunk_s is None or abs(self.chunk_duration_s - chunk_s) > 1e-9:
             return None
         return self.chunk_sizes_bytes
 

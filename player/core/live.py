@@ -241,6 +241,15 @@ def chunk_shares(chunk_media_s: np.ndarray, first_share: float | None = None) ->
     return np.concatenate([[float(first_share)], (1.0 - float(first_share)) * rest])
 
 
+def first_read(link, idx: np.ndarray, start_s: np.ndarray, read_bytes: float, read_s: float = 0.0) -> np.ndarray:
+    """Bytes of a reader's first read of a transfer starting at `start_s`: `read_bytes`, or
+    `read_s` of the link's capacity from there when that is more (a grant of our shaper)."""
+    first = np.full(np.shape(start_s), float(read_bytes))
+    if read_s:
+        first = np.maximum(first, link.delivered_bits(idx, start_s, start_s + read_s) / 8.0)
+    return first
+
+
 def chunk_arrivals(link, idx: np.ndarray, first_byte_s: np.ndarray, sizes_bytes: np.ndarray,
                    release_s: np.ndarray, first_read_bytes: float = FIRST_READ_BYTES,
                    read_busy_s: float = 0.0, first_read_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -264,10 +273,7 @@ def chunk_arrivals(link, idx: np.ndarray, first_byte_s: np.ndarray, sizes_bytes:
         s = np.maximum(prev, release_s[:, c])
         b = np.asarray(sizes_bytes[:, c], dtype=np.float64)
         e = link.deliver(idx, s, b)
-        first = np.full(n, float(first_read_bytes))
-        if first_read_s:
-            first = np.maximum(first, link.delivered_bits(idx, s, s + first_read_s) / 8.0)
-        start[:, c] = link.deliver(idx, s, np.minimum(b, first))
+        start[:, c] = link.deliver(idx, s, np.minimum(b, first_read(link, idx, s, first_read_bytes, first_read_s)))
         if c and read_busy_s:
             start[:, c] = np.minimum(np.maximum(start[:, c], prev + read_busy_s), e)
         end[:, c] = e
@@ -287,18 +293,14 @@ def whole_body_arrivals(link, idx: np.ndarray, first_byte_s: np.ndarray, sizes_b
     s0 = np.asarray(first_byte_s, dtype=np.float64)
     sizes = np.asarray(sizes_bytes, dtype=np.float64)
     n = sizes.shape[0]
-    q = np.full(n, float(grant_bytes))
-    if grant_s:
-        q = np.maximum(q, link.delivered_bits(idx, s0, s0 + grant_s) / 8.0)
+    q = first_read(link, idx, s0, grant_bytes, grant_s)[:, None]
     offsets = np.cumsum(sizes, axis=1)
     total = offsets[:, -1:]
-    held = np.ceil(offsets / q[:, None] - 1e-9)                # reads up to each chunk's last byte
-    C = sizes.shape[1]
+    held = np.ceil(offsets / q - _EPS)                          # reads up to each chunk's last byte
     at = lambda b: np.stack([link.deliver(idx, s0, b[:, c]) for c in range(b.shape[1])], axis=1)
-    end = at(np.minimum(held * q[:, None], total))
+    end = at(np.minimum(held * q, total))
     first = np.concatenate([np.ones((n, 1)), held[:, :-1] + 1], axis=1)
-    start = np.minimum(at(np.minimum(first * q[:, None], total)), end)
-    return start, end[:, :C]
+    return np.minimum(at(np.minimum(first * q, total)), end), end
 
 
 class ChunkLog:
@@ -438,14 +440,20 @@ class LiveRows:
         `read_busy_s`; `whole_body_arrivals` for segments complete when asked, with
         `shaped_reads`): the one call the simulator and the sans-IO core's link driver both make."""
         st = self.settings
-        start, end = chunk_arrivals(link, idx, first_byte_s, sizes_bytes, release_s,
-                                    st.first_read_bytes, st.read_busy_s, st.first_read_s)
-        if st.shaped_reads:
-            whole = release_s[:, -1] <= first_byte_s           # produced when asked: one body
-            if whole.any():
-                start[whole], end[whole] = whole_body_arrivals(link, idx[whole], first_byte_s[whole],
-                                                               sizes_bytes[whole], st.first_read_bytes,
-                                                               st.first_read_s)
+        if not st.shaped_reads:
+            return chunk_arrivals(link, idx, first_byte_s, sizes_bytes, release_s,
+                                  st.first_read_bytes, st.read_busy_s, st.first_read_s)
+        whole = release_s[:, -1] <= first_byte_s               # produced when asked: one body
+        part = ~whole
+        start = np.empty(sizes_bytes.shape)
+        end = np.empty(sizes_bytes.shape)
+        if part.any():
+            start[part], end[part] = chunk_arrivals(link, idx[part], first_byte_s[part], sizes_bytes[part],
+                                                    release_s[part], st.first_read_bytes, st.read_busy_s,
+                                                    st.first_read_s)
+        if whole.any():
+            start[whole], end[whole] = whole_body_arrivals(link, idx[whole], first_byte_s[whole], sizes_bytes[whole],
+                                                           st.first_read_bytes, st.first_read_s)
         return start, end
 
     def available_for_s(self, k: int, rows, clock_s: np.ndarray) -> np.ndarray:
@@ -628,6 +636,5 @@ def simulated_rows(durations_s: np.ndarray, sizes_bytes: np.ndarray, settings: L
     content's own chunks when it has them for the settings' chunk duration."""
     D, K = uniform_duration(durations_s)
     facts = settings.facts(D)
-    layout = chunk_sizes_bytes if facts.low_latency else None
     return LiveRows(facts, settings, np.asarray(sizes_bytes)[:K], n, simulated_start(settings, facts, K),
-                    chunk_sizes_bytes=layout)
+                    chunk_sizes_bytes=chunk_sizes_bytes)

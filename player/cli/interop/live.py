@@ -31,8 +31,8 @@ over the samples taken while playing: after startup, outside stalls.
 from __future__ import annotations
 
 import asyncio
-import math
 import dataclasses
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
