@@ -428,8 +428,8 @@ class EdgeServer:
     async def stop(self) -> None:
         if self._die_handle is not None:
             self._die_handle.cancel()
-        self._close_listener()
-        self._abort_all()
+        self.die()
+        await asyncio.sleep(0)  # the listener closes after the accepts already under way (`close_listener`)
         if self.shaper is not None:
             self.shaper.close()
         if self._runner is not None:
@@ -449,21 +449,13 @@ class EdgeServer:
         if self.dead:
             return
         self.dead = True
-        self._close_listener()
-        self._abort_all()
-
-    def _close_listener(self) -> None:
-        if self._server is not None:
-            self._server.close()
-
-    def _abort_all(self) -> None:
         conns = []
         if self._runner is not None and self._runner.server is not None:
             conns = [getattr(c, "transport", None) for c in self._runner.server.connections]
         for tr in list(self._transports) + conns:
             if tr is not None and not tr.is_closing():
                 tr.abort()
-        self.guard.close_all()
+        self.guard.shut_down(self._server)
 
     # clocks and addresses -----------------------------------------------------------------------
     @property

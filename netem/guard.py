@@ -343,6 +343,22 @@ class Conn:
         return self.head is not None and bool(_METHOD.match(bytes(self.head.lstrip(b"\r\n")[:33])))
 
 
+def close_listener(server: asyncio.AbstractServer) -> None:
+    """Stop a server accepting, without leaking a connection it has just accepted.
+
+    asyncio accepts a connection in one callback and attaches it to its server in a task's
+    first step, one loop turn later. `Server.close()` in between makes that step fail
+    (``Server._attach`` asserts the server is open; CPython 3.11) and the failure is swallowed:
+    the accepted socket is never closed and its client waits for an answer forever — a request
+    hung after a ``die`` fault. So the listening sockets stop being read now (no new accepts)
+    and are closed one turn later, after the attach steps already queued (``call_soon`` runs in
+    order); the guard, shut by then, resets what they attach. Call from the loop's thread."""
+    loop = asyncio.get_running_loop()
+    for sock in server.sockets:
+        loop.remove_reader(sock.fileno())
+    loop.call_soon(server.close)
+
+
 class Guard:
     """Admission, deadlines and bookkeeping of one server's connections (see the module).
 
@@ -366,6 +382,7 @@ class Guard:
         self.by_transport: dict[object, Conn] = {}
         self.stats = {"accepted": 0, "refused": 0, "evicted": 0, "idle_timeouts": 0, "header_timeouts": 0,
                       "write_timeouts": 0, "too_large": 0}
+        self.shut = False  # after `shut_down`: every connection still arriving is reset
 
     # clocks -------------------------------------------------------------------------------------
     def now(self) -> float:
@@ -398,6 +415,9 @@ class Guard:
 
     def admit(self, transport) -> Conn | None:
         """A new connection: its `Conn`, or None when refused (and already closed)."""
+        if self.shut:
+            reset(transport)
+            return None
         peer = transport.get_extra_info("peername")
         client = str(peer[0]) if isinstance(peer, (tuple, list)) and peer else str(peer)
         mine = self.by_client.get(client)
@@ -503,6 +523,15 @@ class Guard:
         for conn in list(self.by_transport.values()):
             self.release(conn)
             conn.transport.abort()
+
+    def shut_down(self, server: asyncio.AbstractServer | None) -> None:
+        """The server is gone (a ``die`` fault, or stopped): stop listening (`close_listener`),
+        close every connection, and reset any that the listener had accepted but not yet
+        handed over."""
+        self.shut = True
+        if server is not None:
+            close_listener(server)
+        self.close_all()
 
     # the protocol wrapper --------------------------------------------------------------------------
     def factory(self, inner_factory: Callable[[], asyncio.BaseProtocol]) -> Callable[[], asyncio.Protocol]:

@@ -333,6 +333,7 @@ class ShapingProxy:
         if self._die_handle is not None:
             self._die_handle.cancel()
         self.die()
+        await asyncio.sleep(0)  # the listener closes after the accepts already under way (`close_listener`)
         if self.shaper is not None:
             self.shaper.close()
         for c in list(self._conns):
@@ -348,13 +349,13 @@ class ShapingProxy:
         await self.stop()
 
     def die(self) -> None:
+        if self.dead:
+            return
         self.dead = True
-        if self._server is not None:
-            self._server.close()
         for c in list(self._conns):
             if c.origin is not None and c.origin.transport is not None:
                 c.origin.transport.abort()
-        self.guard.close_all()
+        self.guard.shut_down(self._server)
 
     # clocks ----------------------------------------------------------------------------------------
     def trace_time(self) -> float:

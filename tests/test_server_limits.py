@@ -432,3 +432,34 @@ def test_idle_connections_cannot_exhaust_the_descriptors(kind, movie_dir):
     assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"hello")
     err = "".join(errs)
     assert "Traceback" not in err and len(err) < 20_000, err[-2000:]
+
+
+# -- a server that dies ---------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", SERVERS)
+def test_a_connection_accepted_as_the_server_dies_is_closed_not_leaked(kind):
+    """asyncio attaches an accepted connection to its server one loop turn after accepting it;
+    a plain `Server.close()` in that window leaks the socket, and its client waits forever (a
+    request hung after a ``die`` fault). The dying server must close that connection too."""
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        async with EdgeServer(Endless()) as origin:
+            server = EdgeServer(Endless()) if kind == "edge" else ShapingProxy(("127.0.0.1", origin.port))
+            async with server:
+                port = server.port if kind == "edge" else server.address[1]
+                client = socket.create_connection(("127.0.0.1", port))  # in the accept queue now
+                client.setblocking(False)
+                client.sendall(b"GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+                # due now: on the next turn the listener's accept runs first (I/O before timers), then the death
+                loop.call_at(loop.time(), server.die)
+                try:
+                    got = await asyncio.wait_for(loop.sock_recv(client, 1), 5.0)  # a bound, not a sleep
+                except ConnectionResetError:
+                    got = b""
+                finally:
+                    client.close()
+                return got, server.guard.stats["accepted"]
+
+    got, accepted = run(main())
+    assert got == b""  # closed, where the leaked connection would time out (TimeoutError)
+    assert accepted == 0
