@@ -154,18 +154,20 @@ def test_fidelity_player_writes_its_report(files, tmp_path, capsys):
     Path(trace).rename(sets / "constant.json")
     out = tmp_path / "out"
     rc = main(["fidelity", "player", "--traces", str(sets), "--movie", movie, "--time-scale", "20", "--out",
-               str(out), "--sessions"])
+               str(out), "--sessions", "--repeat", "2"])
     text = capsys.readouterr().out
-    assert rc == 0 and "set-a" in text and "predicted: ok" in text
+    assert rc == 0 and "set-a" in text and "predicted: ok" in text and "again: ok" in text
     summary = json.loads((out / "summary.json").read_text())
     row = summary["summary"][0]
-    assert row["trace_set"] == "set-a" and row["traces"] == 1 and row["sessions"] == 1 and row["time_scale"] == 20
+    assert row["trace_set"] == "set-a" and row["traces"] == 1 and row["sessions"] == 2 and row["time_scale"] == 20
     assert 0.0 <= row["predicted_same_rung"] <= 1.0 and 0.0 <= row["plain_same_rung"] <= 1.0
     assert 0.0 <= row["replayed_same_rung"] <= 1.0 and row["replayed_ok"] in (0, 1)
+    assert row["again_traces"] == 1 and row["again_ok"] in (0, 1) and 0.0 <= row["again_same_rung"] <= 1.0
     with open(out / "sessions.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 1 and rows[0]["trace"] == "constant.json" and rows[0]["predicted_ok"] in ("True", "False")
-    assert rows[0]["replayed_meets_goal"] in ("True", "False")
+    assert [r["repeat"] for r in rows] == ["0", "1"] and rows[0]["trace"] == "constant.json"
+    assert rows[0]["predicted_ok"] in ("True", "False") and rows[0]["replayed_meets_goal"] in ("True", "False")
+    assert rows[0]["again_ok"] == "" and rows[1]["again_ok"] in ("True", "False")
     side = [json.loads(x) for x in (out / "logs" / "set-a" / "x20" / "constant.json.r0.side.jsonl").read_text()
             .splitlines()]
     assert [r["segment"] for r in side] == [0, 1, 2, 3, 4]
@@ -201,3 +203,35 @@ def test_dashboard_lines_and_panel():
     small.print(render(DashboardModel(prediction=rec), 80, 24))
     narrow = small.export_text()
     assert "93% same" in narrow and "goal met" in narrow
+
+
+def _played(trace: str, repeat: int, chosen: list[int], qoe: float, rebuffer_s: float, *, k: float = 5.0):
+    from player.lab.fidelity.player import PlayedSession
+
+    return PlayedSession("set", trace, f"/traces/{trace}", k, repeat,
+                         {"chosen": chosen, "qoe": {"total": qoe}, "rebuffer_s": rebuffer_s})
+
+
+def test_fidelity_player_judges_each_repeat_against_the_first():
+    from player.lab.fidelity.player import judge_again, summarise
+
+    first = _played("a.json", 0, [0, 1, 2, 2, 2, 2, 2, 2, 2, 2], 10.0, 0.0)
+    same = _played("a.json", 1, [0, 1, 2, 2, 2, 2, 2, 2, 2, 2], 10.1, 0.0)      # 100% same, QoE +1%
+    parted = _played("a.json", 2, [0, 1, 1, 1, 2, 2, 2, 2, 2, 2], 9.0, 0.5)     # 80% same, QoE -10%
+    other_k = _played("a.json", 1, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 1.0, 3.0, k=1.0)
+    alone = _played("b.json", 0, [1] * 10, 5.0, 0.0)
+    sessions: list = []
+    for s in (first, same, parted, other_k, alone):
+        judge_again(s, sessions)
+        sessions.append(s)
+    assert first.again is None and alone.again is None
+    assert other_k.again is None  # its time scale has no first repeat
+    assert same.again.same_rung == 1.0 and same.again.qoe_rel_diff == pytest.approx(0.01)
+    assert parted.again.same_rung == pytest.approx(0.8) and parted.again.first_divergence == 2
+    assert parted.again.qoe_rel_diff == pytest.approx(-0.1) and parted.again.stall_diff_s == pytest.approx(0.5)
+    assert same.row()["again_ok"] is True and parted.row()["again_ok"] is False
+    at5 = [s for s in summarise(sessions) if s.time_scale == 5.0][0]
+    # a.json's median over its two later repeats: same rung (100 + 80) / 2 = 90%, |QoE| (1 + 10) / 2 = 5.5%
+    assert at5.traces == 2 and at5.again_traces == 1 and at5.again_ok == 0
+    assert at5.again_same_rung == pytest.approx(0.9) and at5.again_abs_qoe_rel == pytest.approx(0.055)
+    assert at5.again_abs_stall_s == pytest.approx(0.25)

@@ -119,7 +119,10 @@ Our own HTTP player beside our simulator. Every trace of each set is played for 
              start, the preset's own per-request overhead;
   replayed   hindsight, not a prediction: the simulator given each request's own measured delay
              before its first byte (the prediction's `replayed`), which tells the model's error
-             from the machine's timing.
+             from the machine's timing;
+  again      with --repeat 2 or more, not a prediction either: each later repeat against the
+             trace's first, by the same goal. The player against itself is the ceiling that
+             no prediction can beat.
 
 A session meets the goal when at least 90% of its segments are at the same rung and its linear
 QoE is within 2%. Real time on a shared machine is noisy: --repeat plays each trace several
@@ -259,7 +262,7 @@ def run_player(args: argparse.Namespace) -> int:
     sessions, failed = [], []
     if args.sessions:
         print(f"{'set':<12} {'trace':<36} {'K':>3} {'rep':>3} {'load':>5} {'same':>5} {'QoE diff':>9} "
-              f"{'plain':>5} {'QoE diff':>9} {'replay':>6} {'QoE diff':>9}  ok")
+              f"{'plain':>5} {'QoE diff':>9} {'replay':>6} {'QoE diff':>9} {'again':>6} {'QoE diff':>9}  ok")
     for name, paths in sets:
         for path in paths:
             for k in args.time_scale:
@@ -272,6 +275,7 @@ def run_player(args: argparse.Namespace) -> int:
                         print(f"note: {failed[-1]}", file=sys.stderr)
                         continue
                     player_peer.judge(s, movie, args.abr, params, args.preset)
+                    player_peer.judge_again(s, sessions)
                     sessions.append(s)
                     if args.out:
                         player_peer.write_session(Path(args.out), s, player_peer.side_by_side(
@@ -288,13 +292,18 @@ def run_player(args: argparse.Namespace) -> int:
         return 0
     print(f"agreement of abrlab play with the simulator: same rung >= 90% and |QoE diff| <= 2% per trace "
           f"(medians over {args.repeat} repeat{'s' if args.repeat > 1 else ''})")
+    shown = player_peer.WHICH if args.repeat > 1 else player_peer.WHICH[:3]
     print(f"{'set':<14} {'K':>4} {'traces':>6} {'load':>5}" + "".join(
-        f"   {name + ': ok':>13} {'same':>6} {'|QoE|':>7} {'|stall|':>8}" for name in ("predicted", "plain", "replayed")))
+        f"   {name + ': ok':>13} {'same':>6} {'|QoE|':>7} {'|stall|':>8}" for name in shown))
     for s in summaries:
         print(f"{s.trace_set:<14} {s.time_scale:>4g} {s.traces:>6} {s.load:>5.1f}" + "".join(
-            f"   {getattr(s, w + '_ok'):>6}/{s.traces:<6} {100 * getattr(s, w + '_same_rung'):>5.1f}% "
+            f"   {getattr(s, w + '_ok'):>6}/{s.again_traces if w == 'again' else s.traces:<6} "
+            f"{100 * getattr(s, w + '_same_rung'):>5.1f}% "
             f"{100 * getattr(s, w + '_abs_qoe_rel'):>6.2f}% {getattr(s, w + '_abs_stall_s'):>7.2f}s"
-            for w in ("predicted", "plain", "replayed")))
+            for w in shown))
+    if args.repeat > 1:
+        print("again: each later repeat against the trace's first one, by the same goal (the player against "
+              "itself: the ceiling for any prediction)")
     if failed:
         print(f"{len(failed)} session(s) failed to play (not counted above): see the notes")
     return 0
@@ -310,4 +319,4 @@ def _session_line(s) -> str:
         return f"{100 * f[0]:>4.0f}% {_pct(rel):>9}"
     ok = s.predicted is not None and s.predicted.meets_goal()
     return (f"{s.trace_set:<12} {s.trace[:36]:<36} {s.time_scale:>3g} {s.repeat:>3} {s.load_before:>5.1f} "
-            f"{part(s.predicted)} {part(s.plain)} {part(s.replayed):>16}  {'yes' if ok else 'NO'}")
+            f"{part(s.predicted)} {part(s.plain)} {part(s.replayed):>16} {part(s.again):>16}  {'yes' if ok else 'NO'}")

@@ -12,6 +12,11 @@ A session agrees when at least `GOAL_SAME_RUNG` of its segments are at the same 
 linear QoE is within `GOAL_QOE_REL` of the prediction's. Real time on a shared machine is
 noisy (the load average is recorded with every session): ``repeat`` plays each trace several
 times, and each trace's figures are the medians over its repeats.
+
+With repeats, each later session is also judged against the trace's first one by the same
+goal (`again`): how well the player agrees with itself on the same trace and time scale. No
+prediction, however exact its rules, can agree with a session better than another run of
+that session does, so this is the ceiling the predictions are read against.
 """
 from __future__ import annotations
 
@@ -56,6 +61,7 @@ class PlayedSession:
     predicted: Agreement | None = None        # the session's own prediction (offset, measured overhead)
     plain: Agreement | None = None            # plain `abrlab simulate` (offset 0, the preset's overhead)
     replayed: dict[str, Any] | None = None    # the prediction's `replayed`: each request's own delay (hindsight)
+    again: Agreement | None = None            # against the first repeat of the same trace and time scale
 
     def row(self) -> dict[str, Any]:
         """One CSV row: what played, both predictions, the set-up of the measured one."""
@@ -65,7 +71,7 @@ class PlayedSession:
                                "segments": self.summary.get("segments"), "qoe": self.summary["qoe"]["total"],
                                "rebuffer_s": self.summary.get("rebuffer_s"),
                                "trace_offset_s": pred.get("trace_offset_s"), "overhead_s": pred.get("overhead_s")}
-        for name, a in (("predicted", self.predicted), ("plain", self.plain)):
+        for name, a in (("predicted", self.predicted), ("plain", self.plain), ("again", self.again)):
             if a is None:
                 continue
             out.update({f"{name}_same_rung": a.same_rung, f"{name}_first_divergence": a.first_divergence,
@@ -132,6 +138,15 @@ def judge(s: PlayedSession, movie: str, abr: str, abr_params: dict[str, Any], pr
     return s
 
 
+def judge_again(s: PlayedSession, earlier: Sequence[PlayedSession]) -> PlayedSession:
+    """Set the session's agreement with the first played repeat of its trace and time scale
+    among `earlier` (none for that first repeat itself)."""
+    first = next((e for e in earlier if e is not s and e.repeat == 0 and e.path == s.path
+                  and e.trace_set == s.trace_set and e.time_scale == s.time_scale), None)
+    s.again = None if first is None else agreement(s.summary, first.summary)
+    return s
+
+
 @dataclass(frozen=True)
 class SetSummary:
     """One trace set at one time scale: each trace's medians over its repeats, then the set."""
@@ -143,6 +158,8 @@ class SetSummary:
     predicted_ok: int            # traces whose median agreement meets the goal (the session's own prediction)
     plain_ok: int                # ... with plain `abrlab simulate`
     replayed_ok: int             # ... with each request's own delay replayed (hindsight)
+    again_traces: int            # traces played more than once
+    again_ok: int                # ... whose later repeats agree with the first (median), by the same goal
     predicted_same_rung: float   # median over traces of the per-trace median
     plain_same_rung: float
     replayed_same_rung: float
@@ -152,6 +169,9 @@ class SetSummary:
     predicted_abs_stall_s: float
     plain_abs_stall_s: float
     replayed_abs_stall_s: float
+    again_same_rung: float       # over the traces played more than once (nan when none)
+    again_abs_qoe_rel: float
+    again_abs_stall_s: float
     load: float                  # median load average (1 min) over the sessions
 
     def as_dict(self) -> dict[str, Any]:
@@ -178,6 +198,15 @@ def per_trace(sessions: Sequence[PlayedSession], which: str) -> dict[str, tuple[
     return {t: tuple(float(np.median([f[i] for f in fs])) for i in range(3)) for t, fs in groups.items()}
 
 
+def median_load(sessions: Sequence[PlayedSession]) -> float:
+    """The median load average before the sessions (nan when none was read)."""
+    loads = [s.load_before for s in sessions if math.isfinite(s.load_before)]
+    return float(np.median(loads)) if loads else math.nan
+
+
+WHICH = ("predicted", "plain", "replayed", "again")  # a session's agreements, in the report's order
+
+
 def summarise(sessions: Sequence[PlayedSession]) -> list[SetSummary]:
     """Per (trace set, time scale), in the order first seen."""
     groups: dict[tuple[str, float], list[PlayedSession]] = {}
@@ -185,7 +214,7 @@ def summarise(sessions: Sequence[PlayedSession]) -> list[SetSummary]:
         groups.setdefault((s.trace_set, s.time_scale), []).append(s)
     out = []
     for (name, k), ss in groups.items():
-        d = {w: per_trace(ss, w) for w in ("predicted", "plain", "replayed")}
+        d = {w: per_trace(ss, w) for w in WHICH}
 
         def ok(w: str) -> int:
             return sum(v[0] >= GOAL_SAME_RUNG and v[1] <= GOAL_QOE_REL for v in d[w].values())
@@ -194,9 +223,10 @@ def summarise(sessions: Sequence[PlayedSession]) -> list[SetSummary]:
             return float(np.median([v[i] for v in d[w].values()])) if d[w] else math.nan
 
         out.append(SetSummary(name, k, len({s.trace for s in ss}), len(ss), ok("predicted"), ok("plain"),
-                              ok("replayed"), med("predicted", 0), med("plain", 0), med("replayed", 0),
-                              med("predicted", 1), med("plain", 1), med("replayed", 1), med("predicted", 2),
-                              med("plain", 2), med("replayed", 2), float(np.nanmedian([s.load_before for s in ss]))))
+                              ok("replayed"), len(d["again"]), ok("again"), med("predicted", 0), med("plain", 0),
+                              med("replayed", 0), med("predicted", 1), med("plain", 1), med("replayed", 1),
+                              med("predicted", 2), med("plain", 2), med("replayed", 2), med("again", 0),
+                              med("again", 1), med("again", 2), median_load(ss)))
     return out
 
 
