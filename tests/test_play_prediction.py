@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import math
 import re
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import pytest
 from helpers import first_line, run_bounded, stop_process
 
 from netem import formats
+from netem.errors import InputError
 from netem.content import save as save_content, synthetic
 from netem.edge import EdgeServer
 from netem.package import SyntheticPresentation
@@ -235,3 +237,56 @@ def test_fidelity_player_judges_each_repeat_against_the_first():
     assert at5.traces == 2 and at5.again_traces == 1 and at5.again_ok == 0
     assert at5.again_same_rung == pytest.approx(0.9) and at5.again_abs_qoe_rel == pytest.approx(0.055)
     assert at5.again_abs_stall_s == pytest.approx(0.25)
+
+
+def test_plain_prediction_with_a_cost_per_byte():
+    from player.lab.fidelity.player import PlainCost
+    from player.lab.prediction import predict, predict_size_cost
+    from netem.content import synthetic as make
+
+    movie = make(LADDER, duration_s=20, segment_duration_s=4, seed=5, name="short-20s")
+    trace = constant(3e6, 300.0, latency_s=0.04)
+    first_segment_bytes = 126_909               # the lowest rung's first segment (`fixed` plays rung 0)
+    assert int(movie.segment_sizes_bytes[0][0]) == first_segment_bytes
+    none = predict_size_cost(trace, movie, "fixed", {}, per_byte_s=0.0)
+    micro = predict_size_cost(trace, movie, "fixed", {}, per_byte_s=1e-6)
+    # the startup is the first download: 1 µs per byte makes it exactly 0.126909 s longer
+    assert micro["startup_s"] - none["startup_s"] == pytest.approx(0.126909, abs=1e-9)
+    # without a cost per byte it is the batch simulator's session
+    batch = predict(trace, movie, "bola", {}).summary()
+    core = predict_size_cost(trace, movie, "bola", {}, per_byte_s=0.0)
+    assert core["chosen"] == batch["chosen"] and core["qoe"]["total"] == pytest.approx(batch["qoe"]["total"])
+    with pytest.raises(ValueError):
+        predict_size_cost(trace, movie, "fixed", {}, per_byte_s=-1.0)
+    with pytest.raises(InputError):
+        PlainCost(per_request_s=math.nan)
+
+
+def test_fidelity_player_judges_a_recorded_run_again(files, tmp_path, capsys):
+    movie, trace = files
+    sets = tmp_path / "set-a"
+    sets.mkdir()
+    Path(trace).rename(sets / "constant.json")
+    out, again = tmp_path / "out", tmp_path / "again"
+    assert main(["fidelity", "player", "--traces", str(sets), "--movie", movie, "--time-scale", "20", "--out",
+                 str(out), "--repeat", "2", "--json"]) == 0
+    played = json.loads(capsys.readouterr().out)
+    # nothing played: the same sessions, the same judgement
+    assert main(["fidelity", "player", "--from", str(out), "--out", str(again), "--json"]) == 0
+    judged = json.loads(capsys.readouterr().out)
+    assert judged["summary"] == played["summary"]
+    assert judged["run"]["from"] == str(out) and judged["run"]["movie"] == movie and judged["run"]["repeat"] == 2
+    with open(out / "sessions.csv") as a, open(again / "sessions.csv") as b:
+        assert list(csv.DictReader(a)) == list(csv.DictReader(b))
+    # a plain prediction 200 ms per request dearer (x20: 4 s of session time) parts from the session
+    assert main(["fidelity", "player", "--from", str(out), "--plain-overhead-ms", "200", "--json"]) == 0
+    dear = json.loads(capsys.readouterr().out)
+    assert dear["run"]["plain_cost"] == {"per_request_s": 0.2, "per_byte_s": 0.0}
+    assert dear["summary"][0]["plain_ok"] == 0 and dear["summary"][0]["predicted_ok"] == played["summary"][0]["predicted_ok"]
+    # errors are one line
+    for argv, message in ((["--from", str(out), "--out", str(out)], "would be overwritten"),
+                          (["--from", str(tmp_path / "none")], "no recorded sessions"),
+                          (["--from", str(out), "--plain-overhead-per-mb-ms", "-1"], "--plain-overhead-per-mb-ms")):
+        assert main(["fidelity", "player", *argv]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err

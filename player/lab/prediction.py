@@ -173,6 +173,23 @@ def predict(trace: Trace, content: Content, abr: str = "bola", abr_params: dict[
     return simulate([spec])[0]
 
 
+def predict_size_cost(trace: Trace, content: Content, abr: str, abr_params: dict[str, Any] | None, *,
+                      preset: str | SessionPreset = "default", per_byte_s: float = 0.0,
+                      qoe_model: str = "linear") -> dict[str, Any]:
+    """The simulated session's summary when each request costs the preset's overhead plus
+    `per_byte_s` (session seconds) per byte of its segment: a played request's cost grows with
+    the segment's size (README, "Agreement with the simulator"). The batch simulator knows one
+    constant per request, so this runs the session core on the link model, one request at a
+    time (`drive_with_link`, which the differential tests hold to the batch simulator)."""
+    p = get_preset(preset) if isinstance(preset, str) else preset
+    if not (per_byte_s >= 0 and math.isfinite(per_byte_s)):
+        raise ValueError(f"per_byte_s must be a non-negative number, got {per_byte_s!r}")
+    base = p.link.overhead_s
+    core = SessionCore(SegmentPlan.from_content(content), p.policy(abr, dict(abr_params or {})), p)
+    drive_with_link(core, Link([trace], p.link), overhead_s=lambda fetch: base + per_byte_s * fetch.expected_bytes)
+    return core.summary(qoe_model)
+
+
 def replay(trace: Trace, content: Content, abr: str, abr_params: dict[str, Any] | None,
            timings: Sequence[RequestTiming], *, device: DeviceProfile | None = None,
            preset: str | SessionPreset = "default", trace_offset_s: float = 0.0,

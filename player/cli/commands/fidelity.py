@@ -16,7 +16,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from netem.errors import PlaybackError
+from netem.errors import InputError, PlaybackError
 from player.cli.commands import interop
 from player.cli.commands._common import check_policy, parse_params, split_list
 from player.core import presets
@@ -126,15 +126,29 @@ Our own HTTP player beside our simulator. Every trace of each set is played for 
 
 A session meets the goal when at least 90% of its segments are at the same rung and its linear
 QoE is within 2%. Real time on a shared machine is noisy: --repeat plays each trace several
-times; per trace the medians over its repeats count, and the load average is recorded."""
+times; per trace the medians over its repeats count, and the load average is recorded.
+
+--from RUN judges the sessions an earlier run recorded (its --out) again without playing them:
+how plain would have done with another cost per request (--plain-overhead-ms, and
+--plain-overhead-per-mb-ms for a cost that grows with the segment's size)."""
 
 
 def register_player(peers: argparse._SubParsersAction) -> None:
     p = peers.add_parser(
         "player", help="our HTTP player (abrlab play) against the simulator, played in real time",
         formatter_class=argparse.RawDescriptionHelpFormatter, description=PLAYER_DESCRIPTION)
-    p.add_argument("--traces", required=True, nargs="+", metavar="DIR",
-                   help="trace sets: each folder (or file, or glob) is one set, in any trace format")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--traces", nargs="+", metavar="DIR",
+                     help="trace sets: each folder (or file, or glob) is one set, in any trace format")
+    src.add_argument("--from", dest="from_run", metavar="RUN", default=None,
+                     help="judge the sessions an earlier run recorded in RUN (its --out) again, playing nothing: "
+                          "its movie, policy and preset, with this run's --plain-overhead options")
+    p.add_argument("--plain-overhead-ms", type=float, default=None, metavar="MS",
+                   help="wall-clock ms per request in the plain prediction, in place of the preset's own "
+                        "(the time scale multiplies it)")
+    p.add_argument("--plain-overhead-per-mb-ms", type=float, default=0.0, metavar="MS",
+                   help="wall-clock ms per MB of the segment, added to each request's cost in the plain "
+                        "prediction (default 0)")
     p.add_argument("--movie", metavar="PATH", default=None,
                    help="content description (default: the bundled traces/content/demo-6rung-120s.json)")
     p.add_argument("--time-scale", type=float, nargs="+", default=[1.0], metavar="K",
@@ -253,7 +267,20 @@ def run_pensieve(args: argparse.Namespace) -> int:
     return 0
 
 
+def plain_cost(args: argparse.Namespace) -> player_peer.PlainCost:
+    """The plain prediction's cost per request from the options (InputError naming the option)."""
+    for flag, v in (("--plain-overhead-ms", args.plain_overhead_ms),
+                    ("--plain-overhead-per-mb-ms", args.plain_overhead_per_mb_ms)):
+        if v is not None and not (math.isfinite(v) and v >= 0):
+            raise InputError(f"{flag} must be a non-negative number of milliseconds, got {v!r}")
+    return player_peer.PlainCost(None if args.plain_overhead_ms is None else args.plain_overhead_ms / 1e3,
+                                 args.plain_overhead_per_mb_ms / 1e9)
+
+
 def run_player(args: argparse.Namespace) -> int:
+    cost = plain_cost(args)
+    if args.from_run:
+        return rejudge_player(args, cost)
     movie = args.movie or str(BUNDLED / "content" / "demo-6rung-120s.json")
     duration_s = player_peer.check_inputs(movie, args.time_scale, args.repeat)
     sets = player_peer.sets_of(args.traces)
@@ -261,8 +288,7 @@ def run_player(args: argparse.Namespace) -> int:
     check_policy(args.abr, params)
     sessions, failed = [], []
     if args.sessions:
-        print(f"{'set':<12} {'trace':<36} {'K':>3} {'rep':>3} {'load':>5} {'same':>5} {'QoE diff':>9} "
-              f"{'plain':>5} {'QoE diff':>9} {'replay':>6} {'QoE diff':>9} {'again':>6} {'QoE diff':>9}  ok")
+        print(SESSION_HEADER)
     for name, paths in sets:
         for path in paths:
             for k in args.time_scale:
@@ -274,7 +300,7 @@ def run_player(args: argparse.Namespace) -> int:
                         failed.append(f"{name}/{path.name} x{k:g} r{rep}: {exc}")
                         print(f"note: {failed[-1]}", file=sys.stderr)
                         continue
-                    player_peer.judge(s, movie, args.abr, params, args.preset)
+                    player_peer.judge(s, movie, args.abr, params, args.preset, cost)
                     player_peer.judge_again(s, sessions)
                     sessions.append(s)
                     if args.out:
@@ -282,9 +308,50 @@ def run_player(args: argparse.Namespace) -> int:
                             s, movie, args.abr, params, args.preset))
                     if args.sessions:
                         print(_session_line(s), flush=True)
-    summaries = player_peer.summarise(sessions)
     meta = {"peer": "player", "traces": list(args.traces), "movie": movie, "time_scales": list(args.time_scale),
-            "abr": args.abr, "abr_params": params, "preset": args.preset, "repeat": args.repeat, "failed": failed}
+            "abr": args.abr, "abr_params": params, "preset": args.preset, "repeat": args.repeat, "failed": failed,
+            "plain_cost": cost.as_dict()}
+    return report_player(args, sessions, meta)
+
+
+def rejudge_player(args: argparse.Namespace, cost: player_peer.PlainCost) -> int:
+    """`--from RUN`: the recorded sessions judged again (nothing played), with RUN's set-up."""
+    run_dir = Path(args.from_run)
+    if args.out and Path(args.out).resolve() == run_dir.resolve():
+        raise InputError("--out must not be the run given to --from: its report would be overwritten",
+                         where=args.out)
+    try:
+        run = json.loads((run_dir / "summary.json").read_text())["run"]
+    except (OSError, ValueError, KeyError):
+        run = {}       # a run that stopped before its report: the options say what it played
+    movie = run.get("movie") or args.movie or str(BUNDLED / "content" / "demo-6rung-120s.json")
+    abr, params, preset = run.get("abr", args.abr), run.get("abr_params", parse_params(args.abr_param)), \
+        run.get("preset", args.preset)
+    check_policy(abr, params)
+    sessions = player_peer.recorded_sessions(run_dir)
+    if args.sessions:
+        print(SESSION_HEADER)
+    for s in sessions:
+        player_peer.judge(s, movie, abr, params, preset, cost)
+        player_peer.judge_again(s, sessions[:sessions.index(s)])
+        if args.sessions:
+            print(_session_line(s), flush=True)
+    repeat = 1 + max(s.repeat for s in sessions)
+    meta = {"peer": "player", "from": str(run_dir), "traces": run.get("traces", []), "movie": movie,
+            "time_scales": sorted({s.time_scale for s in sessions}), "abr": abr, "abr_params": params,
+            "preset": preset, "repeat": repeat, "failed": run.get("failed", []), "plain_cost": cost.as_dict()}
+    args.repeat = repeat
+    return report_player(args, sessions, meta)
+
+
+SESSION_HEADER = (f"{'set':<12} {'trace':<36} {'K':>3} {'rep':>3} {'load':>5} {'same':>5} {'QoE diff':>9} "
+                  f"{'plain':>5} {'QoE diff':>9} {'replay':>6} {'QoE diff':>9} {'again':>6} {'QoE diff':>9}  ok")
+
+
+def report_player(args: argparse.Namespace, sessions: list, meta: dict) -> int:
+    """The report of a run (played or judged again): files, JSON or the table."""
+    failed = meta["failed"]
+    summaries = player_peer.summarise(sessions)
     if args.out:
         player_peer.write_report(Path(args.out), sessions, summaries, meta)
     if args.json:

@@ -20,6 +20,7 @@ that session does, so this is the ceiling the predictions are read against.
 """
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -38,7 +39,8 @@ from player.core.events import Download, Event, from_dict
 from player.core.presets import get as get_preset
 from player.lab.fidelity.agreement import write_rows
 from player.lab.fidelity.pensieve import trace_sets
-from player.lab.prediction import (GOAL_QOE_REL, GOAL_SAME_RUNG, Agreement, agreement, predict)
+from player.lab.prediction import (GOAL_QOE_REL, GOAL_SAME_RUNG, Agreement, agreement, predict, predict_size_cost,
+                                   with_overhead)
 
 CODE_ROOT = Path(__file__).resolve().parents[3]   # the folder holding the `player` package
 TIMEOUT_FACTOR = 4.0       # a session may last this many times its content's duration / K (wall)
@@ -124,17 +126,46 @@ def play_one(trace_set: str, path: Path, movie: str, time_scale: float, repeat: 
                          os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan)
 
 
-def judge(s: PlayedSession, movie: str, abr: str, abr_params: dict[str, Any], preset: str) -> PlayedSession:
+@dataclass(frozen=True)
+class PlainCost:
+    """What a request costs in `plain` beyond the link model, in wall-clock seconds (the time
+    scale multiplies it): the preset's own constant unless `per_request_s` is given, plus
+    `per_byte_s` per byte of the segment."""
+
+    per_request_s: float | None = None
+    per_byte_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("per_request_s", "per_byte_s"):
+            v = getattr(self, name)
+            if v is not None and not (math.isfinite(v) and v >= 0):
+                raise InputError(f"a request's cost in plain must be a non-negative number of seconds, "
+                                 f"got {name}={v!r}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"per_request_s": self.per_request_s, "per_byte_s": self.per_byte_s}
+
+
+def plain_summary(trace_path: str, movie: str, abr: str, abr_params: dict[str, Any], preset: str,
+                  time_scale: float, cost: PlainCost = PlainCost()) -> dict[str, Any]:
+    """Plain `abrlab simulate --time-scale K` of a session (the trace from its start), with
+    `cost` per request."""
+    p = with_overhead(preset, cost.per_request_s).at_time_scale(time_scale)
+    trace, content = formats.load(trace_path), content_mod.load(movie)
+    if cost.per_byte_s:
+        return predict_size_cost(trace, content, abr, abr_params, preset=p, per_byte_s=cost.per_byte_s * time_scale)
+    return predict(trace, content, abr, abr_params, preset=p).summary()
+
+
+def judge(s: PlayedSession, movie: str, abr: str, abr_params: dict[str, Any], preset: str,
+          cost: PlainCost = PlainCost()) -> PlayedSession:
     """Set the session's two agreements: with its own prediction, and with plain `abrlab simulate`."""
     pred = s.summary.get("prediction") or {}
     if pred.get("available"):
         s.predicted = agreement(s.summary, {"chosen": pred["predicted"]["chosen"], "qoe": pred["predicted"]["qoe"],
                                             "rebuffer_s": pred["predicted"]["rebuffer_s"]})
     s.replayed = pred.get("replayed")
-    trace = formats.load(s.path)
-    plain = predict(trace, content_mod.load(movie), abr, abr_params,
-                    preset=get_preset(preset).at_time_scale(s.time_scale)).summary()
-    s.plain = agreement(s.summary, plain)
+    s.plain = agreement(s.summary, plain_summary(s.path, movie, abr, abr_params, preset, s.time_scale, cost))
     return s
 
 
@@ -281,6 +312,45 @@ def write_report(out_dir: Path, sessions: Sequence[PlayedSession], summaries: Se
                                 "summary": [s.as_dict() for s in summaries]}, indent=2) + "\n")
     written.append(path)
     return written
+
+
+def recorded_sessions(run_dir: Path) -> list[PlayedSession]:
+    """The sessions an earlier run wrote (`logs/SET/xK/TRACE.rN.play.jsonl`), in the order they
+    were played (that of its `sessions.csv`, whose load averages they take back), to be judged
+    again without playing them. InputError when there are none, or a trace has gone."""
+    files = sorted((run_dir / "logs").glob("*/x*/*.play.jsonl"))
+    if not files:
+        raise InputError("no recorded sessions (logs/SET/xK/TRACE.rN.play.jsonl): was it written by "
+                         "`abrlab fidelity player --out`?", where=str(run_dir))
+    order: dict[tuple[str, str, float, int], tuple[int, float, float]] = {}
+    csv_path = run_dir / "sessions.csv"
+    if csv_path.exists():
+        with open(csv_path, newline="") as fh:
+            for i, r in enumerate(csv.DictReader(fh)):
+                order[(r["set"], r["trace"], float(r["time_scale"]), int(r["repeat"]))] = (
+                    i, _float(r.get("load_before")), _float(r.get("load_after")))
+    out = []
+    for f in files:
+        stem = f.name[:-len(".play.jsonl")]
+        trace, _, rep = stem.rpartition(".r")
+        try:
+            key = (f.parent.parent.name, trace, float(f.parent.name[1:]), int(rep))
+            events, summary = read_play_output(f.read_text())
+        except (ValueError, PlaybackError) as exc:
+            raise InputError(f"not a recorded session: {exc}", where=str(f)) from None
+        path = str(summary.get("trace") or "")
+        if not Path(path).is_file():
+            raise InputError(f"the trace this session played is not there any more: {path!r}", where=str(f))
+        i, before, after = order.get(key, (len(order) + len(out), math.nan, math.nan))
+        out.append((i, PlayedSession(key[0], trace, path, key[2], key[3], summary, events, before, after)))
+    return [s for _, s in sorted(out, key=lambda x: x[0])]
+
+
+def _float(x: str | None) -> float:
+    try:
+        return float(x) if x not in (None, "") else math.nan
+    except ValueError:
+        return math.nan
 
 
 def check_inputs(movie: str, time_scales: Sequence[float], repeat: int) -> float:
