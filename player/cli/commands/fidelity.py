@@ -139,13 +139,16 @@ def register_player(peers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter, description=PLAYER_DESCRIPTION)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--traces", nargs="+", metavar="DIR",
-                     help="trace sets: each folder (or file, or glob) is one set, in any trace format")
+                     help="trace sets: each folder (or file, or glob) is one set, in any trace format "
+                          "(no default: this or --from)")
     src.add_argument("--from", dest="from_run", metavar="RUN", default=None,
                      help="judge the sessions an earlier run recorded in RUN (its --out) again, playing nothing: "
-                          "its movie, policy and preset, with this run's --plain-overhead options")
+                          "its movie, policy and preset, with this run's --plain-overhead options (no default: this or "
+                          "--traces)")
     p.add_argument("--plain-overhead-ms", type=float, default=None, metavar="MS",
                    help="wall-clock ms per request in the plain prediction, in place of the preset's own "
-                        "(the time scale multiplies it)")
+                        f"(the time scale multiplies it; default: the preset's, {1e3 * presets.DEFAULT_OVERHEAD_S:g} ms for "
+                        "default)")
     p.add_argument("--plain-overhead-per-mb-ms", type=float, default=0.0, metavar="MS",
                    help="wall-clock ms per MB of the segment, added to each request's cost in the plain "
                         "prediction (default 0)")
