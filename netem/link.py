@@ -35,6 +35,7 @@ class LinkParams:
     latency_s: float = 0.0         # the fixed latency, when latency == "fixed"
     latency_advances_trace: bool = True
     overhead_s: float = 0.0        # fixed per-request time on top of the latency (client/server work)
+    overhead_s_per_byte: float = 0.0   # and per byte of the request (a played request's cost grows with its size)
     efficiency: float = 1.0        # fraction of capacity that carries payload
     noise: tuple[float, float] | None = None   # uniform multiplier range on transfer time
     seed: int = 0
@@ -48,6 +49,9 @@ class LinkParams:
             raise InputError(f"latency must be a non-negative number of seconds, got {self.latency_s!r}")
         if not (self.overhead_s >= 0 and np.isfinite(self.overhead_s)):
             raise InputError(f"overhead must be a non-negative number of seconds, got {self.overhead_s!r}")
+        if not (self.overhead_s_per_byte >= 0 and np.isfinite(self.overhead_s_per_byte)):
+            raise InputError(f"overhead per byte must be a non-negative number of seconds, got "
+                             f"{self.overhead_s_per_byte!r}")
         if self.noise is not None:
             lo, hi = self.noise
             if not (0 < lo <= hi):
@@ -305,16 +309,18 @@ class Link:
     def transfer(self, idx: np.ndarray, start_s: np.ndarray, size_bytes: np.ndarray,
                  overhead_s: np.ndarray | None = None) -> Transfers:
         """Requests sent at trace time `start_s` on traces `idx`, of `size_bytes` each.
-        `overhead_s`: each request's own overhead, in place of the link's `overhead_s` (a
-        session replayed with the overheads measured in it, `player.lab.prediction`)."""
+        `overhead_s`: each request's own overhead, in place of the link's `overhead_s` and
+        `overhead_s_per_byte` (a session replayed with the overheads measured in it,
+        `player.lab.prediction`)."""
         idx = np.asarray(idx, dtype=np.int64)
         start = np.asarray(start_s, dtype=np.float64)
         bits = np.asarray(size_bytes, dtype=np.float64) * 8.0 / self.params.efficiency
         lat = self.latency(idx, start)
         if overhead_s is not None:
             lat = lat + np.asarray(overhead_s, dtype=np.float64)
-        elif self.params.overhead_s:
-            lat = lat + self.params.overhead_s
+        elif self.params.overhead_s or self.params.overhead_s_per_byte:
+            lat = lat + (self.params.overhead_s
+                         + self.params.overhead_s_per_byte * np.asarray(size_bytes, dtype=np.float64))
         first_byte = start + lat if self.params.latency_advances_trace else start
         done = self._cap.advance(idx, first_byte, bits)
         xfer = np.where(bits > 0, np.maximum(done - first_byte, 0.0), 0.0)  # no negative round-off

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from helpers import first_line, run_bounded, stop_process
@@ -239,27 +240,56 @@ def test_fidelity_player_judges_each_repeat_against_the_first():
     assert at5.again_abs_stall_s == pytest.approx(0.25)
 
 
-def test_plain_prediction_with_a_cost_per_byte():
+def test_a_cost_per_byte_in_the_link_the_simulator_and_the_core():
+    from netem.link import Link, LinkParams
+    from player.core.rules import SegmentPlan
+    from player.core.session import SessionCore, drive_with_link
     from player.lab.fidelity.player import PlainCost
-    from player.lab.prediction import predict, predict_size_cost
+    from player.lab.prediction import predict, with_overhead
     from netem.content import synthetic as make
 
-    movie = make(LADDER, duration_s=20, segment_duration_s=4, seed=5, name="short-20s")
     trace = constant(3e6, 300.0, latency_s=0.04)
+    link = Link([trace], LinkParams(latency="trace", overhead_s=0.002, overhead_s_per_byte=1e-8))
+    t = link.transfer(np.zeros(2, dtype=np.int64), np.zeros(2), np.array([0.0, 1e6]))
+    # 40 ms of trace latency + 2 ms + 10 ns per byte: 42 ms and 52 ms before the first byte
+    assert t.latency_s.tolist() == pytest.approx([0.042, 0.052])
+    with pytest.raises(InputError):
+        LinkParams(overhead_s_per_byte=-1e-9)
+    movie = make(LADDER, duration_s=20, segment_duration_s=4, seed=5, name="short-20s")
     first_segment_bytes = 126_909               # the lowest rung's first segment (`fixed` plays rung 0)
     assert int(movie.segment_sizes_bytes[0][0]) == first_segment_bytes
-    none = predict_size_cost(trace, movie, "fixed", {}, per_byte_s=0.0)
-    micro = predict_size_cost(trace, movie, "fixed", {}, per_byte_s=1e-6)
+    none = predict(trace, movie, "fixed", {}).summary()
+    micro = predict(trace, movie, "fixed", {}, overhead_s_per_byte=1e-6).summary()
     # the startup is the first download: 1 µs per byte makes it exactly 0.126909 s longer
     assert micro["startup_s"] - none["startup_s"] == pytest.approx(0.126909, abs=1e-9)
-    # without a cost per byte it is the batch simulator's session
-    batch = predict(trace, movie, "bola", {}).summary()
-    core = predict_size_cost(trace, movie, "bola", {}, per_byte_s=0.0)
-    assert core["chosen"] == batch["chosen"] and core["qoe"]["total"] == pytest.approx(batch["qoe"]["total"])
-    with pytest.raises(ValueError):
-        predict_size_cost(trace, movie, "fixed", {}, per_byte_s=-1.0)
+    # the time scale multiplies both costs
+    p5 = with_overhead("default", 0.003, 1e-9).at_time_scale(5)
+    assert (p5.link.overhead_s, p5.link.overhead_s_per_byte) == pytest.approx((0.015, 5e-9))
+    # the batch simulator and the session core on the link model agree with a cost per byte
+    p = with_overhead("default", 0.004, 3e-9)
+    batch = predict(trace, movie, "bola", {}, preset=p).summary()
+    core = SessionCore(SegmentPlan.from_content(movie), p.policy("bola", {}), p)
+    drive_with_link(core, Link([trace], p.link))
+    assert core.summary()["chosen"] == batch["chosen"]
+    assert core.summary()["qoe"]["total"] == pytest.approx(batch["qoe"]["total"])
     with pytest.raises(InputError):
         PlainCost(per_request_s=math.nan)
+
+
+def test_the_measured_overhead_is_a_line_through_the_requests():
+    from player.lab.prediction import RequestTiming, measured_overhead
+
+    def timing(size: int, overhead_s: float) -> RequestTiming:   # all of it before the request went out
+        return RequestTiming(0, 0.0, overhead_s, 0.01, 0.1, size, 0.11)
+
+    rising = measured_overhead([timing(1_000_000, 0.003), timing(2_000_000, 0.005), timing(3_000_000, 0.007)])
+    # 1 ms + 2 ms per MB, through the mean (5 ms at 2 MB)
+    assert rising.mean_s == pytest.approx(0.005) and rising.per_byte_s == pytest.approx(2e-9)
+    assert rising.base_s == pytest.approx(0.001)
+    falling = measured_overhead([timing(1_000_000, 0.007), timing(2_000_000, 0.005), timing(3_000_000, 0.003)])
+    assert falling.per_byte_s == 0.0 and falling.base_s == pytest.approx(0.005)    # never a negative slope
+    two = measured_overhead([timing(1_000_000, 0.003), timing(2_000_000, 0.005)])
+    assert two.per_byte_s == 0.0 and two.base_s == pytest.approx(0.004)            # too few for a line
 
 
 def test_fidelity_player_judges_a_recorded_run_again(files, tmp_path, capsys):

@@ -109,14 +109,16 @@ class SessionPreset:
 
     def at_time_scale(self, time_scale: float) -> "SessionPreset":
         """This preset for a session played at ``--time-scale K``: the per-request overhead
-        (`LinkParams.overhead_s`, the client's and the server's own work) takes wall-clock
-        time, so K times as many session seconds; the rest is session time already."""
+        (`LinkParams.overhead_s` and `overhead_s_per_byte`, the client's and the server's own
+        work) takes wall-clock time, so K times as many session seconds; the rest is session
+        time already."""
         k = float(time_scale)
         if not (np.isfinite(k) and k > 0):
             raise InputError(f"time scale must be positive, got {time_scale!r}")
-        if k == 1.0 or not self.link.overhead_s:
+        if k == 1.0 or not (self.link.overhead_s or self.link.overhead_s_per_byte):
             return self
-        return replace(self, link=replace(self.link, overhead_s=self.link.overhead_s * k))
+        return replace(self, link=replace(self.link, overhead_s=self.link.overhead_s * k,
+                                          overhead_s_per_byte=self.link.overhead_s_per_byte * k))
 
     def top_cap_s(self, content_s: float) -> float | None:
         """The buffer target at the top rung for content of this duration (None: no special one)."""

@@ -268,7 +268,7 @@ def delivered_bytes(link, trace_idx: np.ndarray, first_byte_trace_s: np.ndarray,
 def payload_link(link):
     """The same traces without request latency or overhead: how long bytes take to arrive
     once the first one has (for `next_offer_s`, built once per link)."""
-    return type(link)(link.traces, replace(link.params, latency="none", overhead_s=0.0))
+    return type(link)(link.traces, replace(link.params, latency="none", overhead_s=0.0, overhead_s_per_byte=0.0))
 
 
 def next_offer_s(preset: SessionPreset, payload, trace_idx: np.ndarray, first_byte_trace_s: np.ndarray, j: int,

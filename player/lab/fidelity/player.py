@@ -39,8 +39,7 @@ from player.core.events import Download, Event, from_dict
 from player.core.presets import get as get_preset
 from player.lab.fidelity.agreement import write_rows
 from player.lab.fidelity.pensieve import trace_sets
-from player.lab.prediction import (GOAL_QOE_REL, GOAL_SAME_RUNG, Agreement, agreement, predict, predict_size_cost,
-                                   with_overhead)
+from player.lab.prediction import GOAL_QOE_REL, GOAL_SAME_RUNG, Agreement, agreement, predict, with_overhead
 
 CODE_ROOT = Path(__file__).resolve().parents[3]   # the folder holding the `player` package
 TIMEOUT_FACTOR = 4.0       # a session may last this many times its content's duration / K (wall)
@@ -150,11 +149,8 @@ def plain_summary(trace_path: str, movie: str, abr: str, abr_params: dict[str, A
                   time_scale: float, cost: PlainCost = PlainCost()) -> dict[str, Any]:
     """Plain `abrlab simulate --time-scale K` of a session (the trace from its start), with
     `cost` per request."""
-    p = with_overhead(preset, cost.per_request_s).at_time_scale(time_scale)
-    trace, content = formats.load(trace_path), content_mod.load(movie)
-    if cost.per_byte_s:
-        return predict_size_cost(trace, content, abr, abr_params, preset=p, per_byte_s=cost.per_byte_s * time_scale)
-    return predict(trace, content, abr, abr_params, preset=p).summary()
+    p = with_overhead(preset, cost.per_request_s, cost.per_byte_s or None).at_time_scale(time_scale)
+    return predict(formats.load(trace_path), content_mod.load(movie), abr, abr_params, preset=p).summary()
 
 
 def judge(s: PlayedSession, movie: str, abr: str, abr_params: dict[str, Any], preset: str,
@@ -268,8 +264,10 @@ def side_by_side(s: PlayedSession, movie: str, abr: str, abr_params: dict[str, A
     played = {int(e.segment): e for e in s.events if isinstance(e, Download)}
     sim = []
     if pred.get("available"):
+        over = pred.get("overhead") or {}
         sim = predict(formats.load(s.path), content_mod.load(movie), abr, abr_params, preset=preset,
-                      trace_offset_s=pred["trace_offset_s"], overhead_s=pred["overhead_s"]).segment_log()
+                      trace_offset_s=pred["trace_offset_s"], overhead_s=over.get("base_s", pred["overhead_s"]),
+                      overhead_s_per_byte=over.get("per_byte_s")).segment_log()
     rows = []
     for k in range(max(len(sim), max(played, default=-1) + 1)):
         row: dict[str, Any] = {"segment": k}
