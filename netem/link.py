@@ -35,7 +35,8 @@ class LinkParams:
     latency_s: float = 0.0         # the fixed latency, when latency == "fixed"
     latency_advances_trace: bool = True
     overhead_s: float = 0.0        # fixed per-request time on top of the latency (client/server work)
-    overhead_s_per_byte: float = 0.0   # and per byte of the request (a played request's cost grows with its size)
+    overhead_s_per_byte: float = 0.0   # and per byte of a VoD request (a played request's cost grows with its
+                                       # size); live chunk timing (player.core.live) takes overhead_s only
     efficiency: float = 1.0        # fraction of capacity that carries payload
     noise: tuple[float, float] | None = None   # uniform multiplier range on transfer time
     seed: int = 0
