@@ -315,13 +315,15 @@ class Link:
         `player.lab.prediction`)."""
         idx = np.asarray(idx, dtype=np.int64)
         start = np.asarray(start_s, dtype=np.float64)
-        bits = np.asarray(size_bytes, dtype=np.float64) * 8.0 / self.params.efficiency
+        size = np.asarray(size_bytes, dtype=np.float64)
+        bits = size * 8.0 / self.params.efficiency
         lat = self.latency(idx, start)
         if overhead_s is not None:
             lat = lat + np.asarray(overhead_s, dtype=np.float64)
-        elif self.params.overhead_s or self.params.overhead_s_per_byte:
-            lat = lat + (self.params.overhead_s
-                         + self.params.overhead_s_per_byte * np.asarray(size_bytes, dtype=np.float64))
+        elif self.params.overhead_s_per_byte:
+            lat = lat + (self.params.overhead_s + self.params.overhead_s_per_byte * size)
+        elif self.params.overhead_s:     # the usual case: one scalar, no pass over the sizes
+            lat = lat + self.params.overhead_s
         first_byte = start + lat if self.params.latency_advances_trace else start
         done = self._cap.advance(idx, first_byte, bits)
         xfer = np.where(bits > 0, np.maximum(done - first_byte, 0.0), 0.0)  # no negative round-off

@@ -240,11 +240,11 @@ def test_fidelity_player_judges_each_repeat_against_the_first():
     assert at5.again_abs_stall_s == pytest.approx(0.25)
 
 
-def test_a_cost_per_byte_in_the_link_the_simulator_and_the_core():
+def test_a_cost_per_byte_in_the_link_the_simulator_and_the_core(tmp_path):
     from netem.link import Link, LinkParams
     from player.core.rules import SegmentPlan
     from player.core.session import SessionCore, drive_with_link
-    from player.lab.fidelity.player import PlainCost
+    from player.lab.fidelity.player import PlainCost, plain_summary
     from player.lab.prediction import predict, with_overhead
     from netem.content import synthetic as make
 
@@ -272,8 +272,13 @@ def test_a_cost_per_byte_in_the_link_the_simulator_and_the_core():
     drive_with_link(core, Link([trace], p.link))
     assert core.summary()["chosen"] == batch["chosen"]
     assert core.summary()["qoe"]["total"] == pytest.approx(batch["qoe"]["total"])
-    with pytest.raises(InputError):
-        PlainCost(per_request_s=math.nan)
+    formats.save(trace, tmp_path / "t.json", "sabre")
+    save_content(movie, tmp_path / "m.json")
+    plain = plain_summary(str(tmp_path / "t.json"), str(tmp_path / "m.json"), "bola", {}, "default", 1.0, PlainCost())
+    assert plain["qoe"]["total"] == pytest.approx(predict(trace, movie, "bola", {}).summary()["qoe"]["total"])
+    with pytest.raises(InputError):              # a cost is refused where the link is made
+        plain_summary(str(tmp_path / "t.json"), str(tmp_path / "m.json"), "bola", {}, "default", 1.0,
+                      PlainCost(per_request_s=math.nan))
 
 
 def test_the_measured_overhead_is_a_line_through_the_requests():

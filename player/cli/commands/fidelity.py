@@ -336,14 +336,13 @@ def rejudge_player(args: argparse.Namespace, cost: player_peer.PlainCost) -> int
         print(SESSION_HEADER)
     for s in sessions:
         player_peer.judge(s, movie, abr, params, preset, cost)
-        player_peer.judge_again(s, sessions[:sessions.index(s)])
+        player_peer.judge_again(s, sessions)      # its first repeat, never itself
         if args.sessions:
             print(_session_line(s), flush=True)
     repeat = 1 + max(s.repeat for s in sessions)
     meta = {"peer": "player", "from": str(run_dir), "traces": run.get("traces", []), "movie": movie,
             "time_scales": sorted({s.time_scale for s in sessions}), "abr": abr, "abr_params": params,
             "preset": preset, "repeat": repeat, "failed": run.get("failed", []), "plain_cost": cost.as_dict()}
-    args.repeat = repeat
     return report_player(args, sessions, meta)
 
 
@@ -353,7 +352,7 @@ SESSION_HEADER = (f"{'set':<12} {'trace':<36} {'K':>3} {'rep':>3} {'load':>5} {'
 
 def report_player(args: argparse.Namespace, sessions: list, meta: dict) -> int:
     """The report of a run (played or judged again): files, JSON or the table."""
-    failed = meta["failed"]
+    failed, repeat = meta["failed"], meta["repeat"]
     summaries = player_peer.summarise(sessions)
     if args.out:
         player_peer.write_report(Path(args.out), sessions, summaries, meta)
@@ -361,8 +360,8 @@ def report_player(args: argparse.Namespace, sessions: list, meta: dict) -> int:
         print(json.dumps({"run": meta, "summary": [s.as_dict() for s in summaries]}, indent=2))
         return 0
     print(f"agreement of abrlab play with the simulator: same rung >= 90% and |QoE diff| <= 2% per trace "
-          f"(medians over {args.repeat} repeat{'s' if args.repeat > 1 else ''})")
-    shown = player_peer.WHICH if args.repeat > 1 else player_peer.WHICH[:3]
+          f"(medians over {repeat} repeat{'s' if repeat > 1 else ''})")
+    shown = player_peer.WHICH if repeat > 1 else player_peer.WHICH[:3]
     print(f"{'set':<14} {'K':>4} {'traces':>6} {'load':>5}" + "".join(
         f"   {name + ': ok':>13} {'same':>6} {'|QoE|':>7} {'|stall|':>8}" for name in shown))
     for s in summaries:
@@ -371,7 +370,7 @@ def report_player(args: argparse.Namespace, sessions: list, meta: dict) -> int:
             f"{100 * getattr(s, w + '_same_rung'):>5.1f}% "
             f"{100 * getattr(s, w + '_abs_qoe_rel'):>6.2f}% {getattr(s, w + '_abs_stall_s'):>7.2f}s"
             for w in shown))
-    if args.repeat > 1:
+    if repeat > 1:
         print("again: each later repeat against the trace's first one, by the same goal (the player against "
               "itself: the ceiling for any prediction)")
     if failed:
