@@ -7,9 +7,10 @@ settles at its target latency without stalling on a constant link, chunk by chun
 whole-segment session stays at its delay; the clock is synchronised with an origin whose
 clock is off by 30 s through each UTCTiming scheme the origin offers; a clock that drifts
 mid-session is caught by 425 (wait, synchronise again) and 410 (synchronise, seek to the
-live edge). "No stall" allows a quarter of a second in all: the sessions run on the wall
-clock of a shared machine. Unit cases: the chunk parser on a real low-latency segment, the Date-header
-fallback of the clock synchronisation.
+live edge). "No stall" (beyond the join's own, in the whole-segment case) allows a quarter
+of a second in all: the sessions run on the wall clock of a shared machine. Unit cases: the
+chunk parser on a real low-latency segment, the Date-header fallback of the clock
+synchronisation.
 """
 from __future__ import annotations
 
@@ -79,7 +80,17 @@ def test_whole_segment_live_stays_at_its_delay():
     s, player, _ = run_bounded(play_live(LiveConfig(), preset="live", duration=24.0), 60)
     assert s["target_latency_s"] == 8.0                  # 4 segment durations: no description
     assert s["latency_end_s"] == pytest.approx(8.0 + s["startup_s"] + s["rebuffer_s"], abs=0.3)
-    assert s["rebuffer_s"] < 0.25 and s["playback_rate_mean"] == 1.0
+    assert s["playback_rate_mean"] == 1.0
+    # The join point falls anywhere in its segment (edge - 8 s on the wall clock), so the first
+    # segment buffers between 0 and 2 s and playback starts at once: the second download may
+    # outlast it. That one stall is the join's, no longer than the second download's wait
+    # beyond the buffer the join left; after it the session never stalls again.
+    downloads = [e for e in player.events_log if e.kind == "download"]
+    stalls = [e for e in player.events_log if e.kind == "stall_end"]
+    join_left_s = downloads[0].buffer_s
+    second_wait_s = downloads[1].latency_s + downloads[1].transfer_s
+    assert all(e.segment == 1 for e in stalls), stalls
+    assert s["rebuffer_s"] <= max(0.0, second_wait_s - join_left_s) + 0.25, (s["rebuffer_s"], join_left_s, second_wait_s)
 
 
 @pytest.mark.parametrize("method", ["http-iso", "http-xsdate", "http-head", "direct"])
