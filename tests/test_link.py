@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -11,26 +12,34 @@ from netem.link import Link, LinkParams, preset
 from netem.trace import Trace, constant
 
 
-def brute_force_finish(trace: Trace, start: float, bits: float) -> float:
-    """Walk the trace step by step (wrapping), skipping whole periods by division; plain Python."""
+def brute_force_finish(trace: Trace, start: float, bits: float | Fraction) -> float:
+    """Walk the trace step by step (wrapping), skipping whole periods by division; plain Python,
+    in exact rational arithmetic on the given floats."""
+    return float(brute_force_finish_and_rate(trace, start, bits)[0])
+
+
+def brute_force_finish_and_rate(trace: Trace, start: float, bits: float | Fraction) -> tuple[Fraction, Fraction]:
+    """`brute_force_finish`, exact, with the rate of the step the transfer ends in."""
+    F = Fraction
     if bits <= 0:
-        return start
-    bounds = list(trace.times_s) + [trace.duration_s]
-    steps = [(bounds[k], bounds[k + 1], float(trace.rates_bps[k])) for k in range(len(trace.times_s))]
+        return F(float(start)), F(0)
+    duration = F(float(trace.duration_s))
+    bounds = [F(float(t)) for t in trace.times_s] + [duration]
+    steps = [(bounds[k], bounds[k + 1], F(float(trace.rates_bps[k]))) for k in range(len(trace.times_s))]
     period_bits = sum(r * (b - a) for a, b, r in steps)
-    cycle = math.floor(start / trace.duration_s)
-    remaining = bits
-    t = start
+    cycle = math.floor(F(float(start)) / duration)
+    remaining = bits if isinstance(bits, Fraction) else F(float(bits))
+    t = F(float(start))
     skipped = False
     while True:
-        base = cycle * trace.duration_s
+        base = cycle * duration
         for a, b, r in steps:
             lo, hi = base + a, base + b
             if hi <= t:
                 continue
             lo = max(lo, t)
             if r > 0 and r * (hi - lo) >= remaining:
-                return lo + remaining / r
+                return lo + remaining / r, r
             remaining -= r * (hi - lo)
             t = hi
         cycle += 1
@@ -40,8 +49,29 @@ def brute_force_finish(trace: Trace, start: float, bits: float) -> float:
                 whole -= 1
             remaining -= whole * period_bits
             cycle += whole
-            t = cycle * trace.duration_s
+            t = cycle * duration
             skipped = True
+
+
+def assert_finishes_as_brute_force(trace: Trace, start: float, bits: float, finish_s: float) -> None:
+    """`finish_s` is, up to rounding, the exact finish of `bits` less or more one part in 10^9.
+
+    The finish time jumps where a transfer ends exactly with an on-period followed by a gap
+    (1 Mbit/s for 0.4 s, then 0 for 1 s; 10 Mbit ends at 34.0 s, a bit more at 35.0 s). Rounding
+    on either side of such a tie moves the answer by the whole gap: 0.7 s as a float is a
+    little less than 0.7 s, so the exact answer for the floats given can be the later one. Either
+    side of a tie is right; a finish inside the gap is not. Away from ties the two finishes are
+    nanoseconds apart."""
+    eps = Fraction(1, 10**9)
+    lo, rate_lo = brute_force_finish_and_rate(trace, start, Fraction(float(bits)) * (1 - eps))
+    hi, rate_hi = brute_force_finish_and_rate(trace, start, Fraction(float(bits)) * (1 + eps))
+    rounding = Fraction(1, 10**9) * max(1, finish_s)
+
+    def near(x: Fraction, rate: Fraction) -> bool:         # within the 10^-9 of bits, at that rate
+        return abs(Fraction(finish_s) - x) <= 2 * eps * Fraction(float(bits)) / rate + rounding
+
+    assert lo - rounding <= finish_s <= hi + rounding, (finish_s, float(lo), float(hi))
+    assert near(lo, rate_lo) or near(hi, rate_hi), (finish_s, float(lo), float(hi))   # never inside a gap
 
 
 def brute_force_mahimahi(trace: Trace, start: float, size_bytes: float) -> float:
@@ -80,9 +110,8 @@ def test_link_matches_brute_force(cases):
     size = np.array([c[2] for c in cases], dtype=float)
     got = link.transfer(idx, start, size)
     for i, (tr, s, b) in enumerate(cases):
-        want = brute_force_finish(tr, s, b * 8)
         assert got.latency_s[i] == 0
-        assert start[i] + got.transfer_s[i] == pytest.approx(want, rel=1e-9, abs=1e-9)
+        assert_finishes_as_brute_force(tr, s, b * 8, start[i] + got.transfer_s[i])
 
 
 @given(traces(), st.floats(0, 50), st.integers(1, 2_000_000), st.integers(1, 2_000_000), st.floats(0, 10))
@@ -161,8 +190,7 @@ def test_many_sessions_on_distinct_traces_vectorised():
     size = rng.integers(1, 3_000_000, 500)
     got = link.transfer(idx, start, size)
     for i in range(0, 500, 25):
-        want = brute_force_finish(trs[idx[i]], start[i], size[i] * 8)
-        assert start[i] + got.transfer_s[i] == pytest.approx(want, rel=1e-9)
+        assert_finishes_as_brute_force(trs[idx[i]], start[i], size[i] * 8, start[i] + got.transfer_s[i])
 
 
 def test_noise_is_seeded():
