@@ -12,14 +12,10 @@ from netem.link import Link, LinkParams, preset
 from netem.trace import Trace, constant
 
 
-def brute_force_finish(trace: Trace, start: float, bits: float | Fraction) -> float:
-    """Walk the trace step by step (wrapping), skipping whole periods by division; plain Python,
-    in exact rational arithmetic on the given floats."""
-    return float(brute_force_finish_and_rate(trace, start, bits)[0])
-
-
-def brute_force_finish_and_rate(trace: Trace, start: float, bits: float | Fraction) -> tuple[Fraction, Fraction]:
-    """`brute_force_finish`, exact, with the rate of the step the transfer ends in."""
+def brute_force_finish(trace: Trace, start: float, bits: Fraction) -> tuple[Fraction, Fraction]:
+    """When `bits` sent at `start` have arrived, and the rate of the step they finish in: the
+    trace walked step by step (wrapping), whole periods skipped by division; plain Python, in
+    exact rational arithmetic on the given floats."""
     F = Fraction
     if bits <= 0:
         return F(float(start)), F(0)
@@ -27,9 +23,9 @@ def brute_force_finish_and_rate(trace: Trace, start: float, bits: float | Fracti
     bounds = [F(float(t)) for t in trace.times_s] + [duration]
     steps = [(bounds[k], bounds[k + 1], F(float(trace.rates_bps[k]))) for k in range(len(trace.times_s))]
     period_bits = sum(r * (b - a) for a, b, r in steps)
-    cycle = math.floor(F(float(start)) / duration)
-    remaining = bits if isinstance(bits, Fraction) else F(float(bits))
     t = F(float(start))
+    cycle = math.floor(t / duration)
+    remaining = bits
     skipped = False
     while True:
         base = cycle * duration
@@ -62,13 +58,13 @@ def assert_finishes_as_brute_force(trace: Trace, start: float, bits: float, fini
     little less than 0.7 s, so the exact answer for the floats given can be the later one. Either
     side of a tie is right; a finish inside the gap is not. Away from ties the two finishes are
     nanoseconds apart."""
-    eps = Fraction(1, 10**9)
-    lo, rate_lo = brute_force_finish_and_rate(trace, start, Fraction(float(bits)) * (1 - eps))
-    hi, rate_hi = brute_force_finish_and_rate(trace, start, Fraction(float(bits)) * (1 + eps))
-    rounding = Fraction(1, 10**9) * max(1, finish_s)
+    eps, exact = Fraction(1, 10**9), Fraction(float(bits))
+    lo, rate_lo = brute_force_finish(trace, start, exact * (1 - eps))
+    hi, rate_hi = brute_force_finish(trace, start, exact * (1 + eps))
+    rounding = eps * max(1, finish_s)
 
     def near(x: Fraction, rate: Fraction) -> bool:         # within the 10^-9 of bits, at that rate
-        return abs(Fraction(finish_s) - x) <= 2 * eps * Fraction(float(bits)) / rate + rounding
+        return abs(Fraction(finish_s) - x) <= 2 * eps * exact / rate + rounding
 
     assert lo - rounding <= finish_s <= hi + rounding, (finish_s, float(lo), float(hi))
     assert near(lo, rate_lo) or near(hi, rate_hi), (finish_s, float(lo), float(hi))   # never inside a gap

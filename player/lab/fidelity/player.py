@@ -128,8 +128,9 @@ def play_one(trace_set: str, path: Path, movie: str, time_scale: float, repeat: 
 @dataclass(frozen=True)
 class PlainCost:
     """What a request costs in `plain` beyond the link model, in wall-clock seconds (the time
-    scale multiplies it): the preset's own constant unless `per_request_s` is given, plus
-    `per_byte_s` per byte of the segment. `LinkParams` refuses a negative or non-finite cost."""
+    scale multiplies it): the preset's own constant unless `per_request_s` is given, and
+    `per_byte_s` per byte of the segment in place of the preset's (none of which has one).
+    `LinkParams` refuses a negative or non-finite cost."""
 
     per_request_s: float | None = None
     per_byte_s: float = 0.0
@@ -142,7 +143,7 @@ def plain_summary(trace_path: str, movie: str, abr: str, abr_params: dict[str, A
                   time_scale: float, cost: PlainCost = PlainCost()) -> dict[str, Any]:
     """Plain `abrlab simulate --time-scale K` of a session (the trace from its start), with
     `cost` per request."""
-    p = with_overhead(preset, cost.per_request_s, cost.per_byte_s or None).at_time_scale(time_scale)
+    p = with_overhead(preset, cost.per_request_s, cost.per_byte_s).at_time_scale(time_scale)
     return predict(formats.load(trace_path), content_mod.load(movie), abr, abr_params, preset=p).summary()
 
 
